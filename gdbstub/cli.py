@@ -1,0 +1,156 @@
+"""The ``chronicorn`` command: the composition root.
+
+Exit codes: the guest's finisher code when it exits; 2 for bad input (image,
+options); 3 for a guest fault the guest does not handle; 4 when the guest
+waits forever for input that cannot come; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from machine.arch.riscv import ARCHES
+from machine.loader import ImageError, load_image
+from machine.machine import Machine, MachineConfig, RunKind
+
+log = logging.getLogger("chronicorn")
+
+EXIT_BAD_INPUT = 2
+EXIT_FAULT = 3
+EXIT_IDLE_FOREVER = 4
+EXIT_INTERRUPTED = 130
+
+
+def _int(text: str) -> int:
+    """Integers in any base (0x..), with optional K/M/G suffix for sizes."""
+    text = text.strip().lower()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:], 1)
+    if scale != 1:
+        text = text[:-1]
+    try:
+        return int(text, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _machine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
+    parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
+    parser.add_argument("--machine", choices=["virt"], default="virt", help="board (default: virt)")
+    parser.add_argument("--ram", type=_int, default=128 << 20, help="RAM size, e.g. 128M (default)")
+    parser.add_argument("--icount-shift", type=int, default=3, metavar="N",
+                        help="virtual time = icount << N ns (default 3)")
+    parser.add_argument("--load-addr", type=_int, help="load address of a raw binary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chronicorn", description="Reverse-debugging GDB stub server on Unicorn.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a guest; UART to stdout, stdin to UART RX")
+    _machine_options(run)
+    run.add_argument("--max-insns", type=_int, metavar="N", help="stop after N instructions")
+    run.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
+    run.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> MachineConfig:
+    return MachineConfig(
+        arch=ARCHES[args.arch] if args.arch else None,
+        ram_size=args.ram,
+        icount_shift=args.icount_shift,
+        prefer_native=not getattr(args, "no_native", False),
+    )
+
+
+class _Tracer:
+    """Formats ``--trace`` lines with capstone."""
+
+    def __init__(self, xlen: int, out: BinaryIO) -> None:
+        import capstone
+
+        mode = capstone.CS_MODE_RISCV32 if xlen == 32 else capstone.CS_MODE_RISCV64
+        self._cs = capstone.Cs(capstone.CS_ARCH_RISCV, mode | capstone.CS_MODE_RISCVC)
+        self._out = out
+
+    def __call__(self, icount: int, pc: int, code: bytes) -> None:
+        text = "(unknown)"
+        for insn in self._cs.disasm(code, pc, 1):
+            text = f"{insn.mnemonic} {insn.op_str}".strip()
+        self._out.write(f"[{icount:>12}] {pc:#010x}: {code[::-1].hex():>8}  {text}\n".encode())
+        self._out.flush()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``chronicorn run``: the guest's UART on stdout, its exit code as ours."""
+    from machine.inputs import HostInputs
+
+    out = sys.stdout.buffer
+
+    def tx(byte: int) -> None:
+        out.write(bytes((byte,)))
+        out.flush()
+
+    stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.buffer
+    image = load_image(args.guest, args.load_addr)
+    machine = Machine(image, HostInputs(stdin), tx, _config(args))
+    if args.trace:
+        machine.enable_trace(_Tracer(machine.arch.xlen, sys.stderr.buffer))
+    stop_flag = {"stop": False}
+
+    def on_sigint(signum: int, frame: object) -> None:
+        stop_flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = machine.run(args.max_insns, lambda: stop_flag["stop"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out.flush()
+    log.info("%s", result.describe())
+    if result.kind == RunKind.EXITED:
+        return int(result.exit_code or 0)
+    if result.kind == RunKind.FAULT:
+        print(f"chronicorn: {result.describe()}", file=sys.stderr)
+        return EXIT_FAULT
+    if result.kind == RunKind.IDLE_FOREVER:
+        print(f"chronicorn: guest waits for input forever (input closed, no timer) at icount {result.icount}",
+              file=sys.stderr)
+        return EXIT_IDLE_FOREVER
+    if result.kind == RunKind.RESET:
+        print(f"chronicorn: guest requested a reset at icount {result.icount}", file=sys.stderr)
+        return 0
+    if result.kind == RunKind.INTERRUPTED:
+        print(f"chronicorn: interrupted at icount {result.icount}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"chronicorn: stopped after {result.icount} instructions (--max-insns), pc {result.pc:#x}",
+          file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": cmd_run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``chronicorn`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="chronicorn: %(message)s", stream=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except ImageError as exc:
+        print(f"chronicorn: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The computer: Unicorn, boards, devices, exact instruction counting."""

@@ -1,0 +1,152 @@
+"""QEMU's riscv ``virt`` board: memory map, device placement and device tree.
+
+Addresses and FDT layout follow QEMU 7.2 ``hw/riscv/virt.c`` so that an image
+built for ``qemu-system-riscv32/64 -M virt -bios none -kernel X`` runs
+unchanged: RAM at 0x80000000, the FDT at the end of RAM (2 MiB aligned), a0 =
+hart id, a1 = FDT address at entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fdt
+
+from ..arch.riscv import RiscvArch
+
+RAM_BASE = 0x8000_0000
+DEFAULT_RAM_SIZE = 128 * 1024 * 1024
+FDT_MAX_SIZE = 0x10_0000
+UART0_IRQ = 10
+RTC_IRQ = 11
+UART_CLOCK_HZ = 3_686_400
+TIMEBASE_HZ = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One entry of the memory map."""
+
+    name: str
+    base: int
+    size: int
+    kind: str  # "ram" or "mmio"
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def contains(self, addr: int, size: int = 1) -> bool:
+        return self.base <= addr and addr + size <= self.end
+
+
+MMIO_REGIONS = (
+    Region("test", 0x0010_0000, 0x1000, "mmio"),
+    Region("rtc", 0x0010_1000, 0x1000, "mmio"),
+    Region("clint", 0x0200_0000, 0x1_0000, "mmio"),
+    Region("plic", 0x0C00_0000, 0x60_0000, "mmio"),
+    Region("uart0", 0x1000_0000, 0x1000, "mmio"),
+)
+
+
+def memory_map(ram_size: int) -> tuple[Region, ...]:
+    """The board's regions, RAM last."""
+    return (*MMIO_REGIONS, Region("ram", RAM_BASE, ram_size, "ram"))
+
+
+def fdt_address(ram_size: int, fdt_size: int) -> int:
+    """Where QEMU places the FDT: the top of RAM (below 3 GiB), 2 MiB aligned."""
+    top = min(RAM_BASE + ram_size, 0xC000_0000)
+    return (top - fdt_size) & ~(2 * 1024 * 1024 - 1)
+
+
+def _reg(base: int, size: int) -> fdt.PropWords:
+    return fdt.PropWords("reg", base >> 32, base & 0xFFFFFFFF, size >> 32, size & 0xFFFFFFFF)
+
+
+def _node(name: str, *items: fdt.Property | fdt.Node) -> fdt.Node:
+    node = fdt.Node(name)
+    for item in items:
+        node.append(item)
+    return node
+
+
+def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
+    """A device tree describing this board, as QEMU's virt generates it."""
+    cpu_intc, plic_ph, test_ph = 1, 2, 3
+    regions = {r.name: r for r in MMIO_REGIONS}
+    isa = f"rv{arch.xlen}imac"
+    mmu = "riscv,sv32" if arch.xlen == 32 else "riscv,sv39"
+    intc = _node(
+        "interrupt-controller",
+        fdt.PropWords("#interrupt-cells", 1),
+        fdt.PropBytes("interrupt-controller"),
+        fdt.PropStrings("compatible", "riscv,cpu-intc"),
+        fdt.PropWords("phandle", cpu_intc),
+    )
+    cpu = _node(
+        "cpu@0",
+        fdt.PropWords("phandle", 4),
+        fdt.PropStrings("device_type", "cpu"),
+        fdt.PropWords("reg", 0),
+        fdt.PropStrings("status", "okay"),
+        fdt.PropStrings("compatible", "riscv"),
+        fdt.PropStrings("riscv,isa", isa),
+        fdt.PropStrings("mmu-type", mmu),
+        intc,
+    )
+    cpus = _node(
+        "cpus",
+        fdt.PropWords("#address-cells", 1),
+        fdt.PropWords("#size-cells", 0),
+        fdt.PropWords("timebase-frequency", TIMEBASE_HZ),
+        cpu,
+        _node("cpu-map", _node("cluster0", _node("core0", fdt.PropWords("cpu", 4)))),
+    )
+    memory = _node("memory@80000000", fdt.PropStrings("device_type", "memory"), _reg(RAM_BASE, ram_size))
+
+    def dev(region: str, *items: fdt.Property | fdt.Node) -> fdt.Node:
+        r = regions[region]
+        name = {"test": "test", "rtc": "rtc", "clint": "clint", "plic": "plic", "uart0": "serial"}[region]
+        return _node(f"{name}@{r.base:x}", *items, _reg(r.base, r.size))
+
+    soc = _node(
+        "soc",
+        fdt.PropWords("#address-cells", 2),
+        fdt.PropWords("#size-cells", 2),
+        fdt.PropStrings("compatible", "simple-bus"),
+        fdt.PropBytes("ranges"),
+        dev("rtc", fdt.PropWords("interrupts", RTC_IRQ), fdt.PropWords("interrupt-parent", plic_ph),
+            fdt.PropStrings("compatible", "google,goldfish-rtc")),
+        dev("uart0", fdt.PropWords("interrupts", UART0_IRQ), fdt.PropWords("interrupt-parent", plic_ph),
+            fdt.PropWords("clock-frequency", UART_CLOCK_HZ), fdt.PropStrings("compatible", "ns16550a")),
+        dev("test", fdt.PropWords("phandle", test_ph),
+            fdt.PropStrings("compatible", "sifive,test1", "sifive,test0", "syscon")),
+        dev("plic", fdt.PropWords("phandle", plic_ph),
+            fdt.PropWords("interrupts-extended", cpu_intc, 11, cpu_intc, 9),
+            fdt.PropWords("riscv,ndev", 95),
+            fdt.PropWords("#address-cells", 0), fdt.PropWords("#interrupt-cells", 1),
+            fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
+            fdt.PropBytes("interrupt-controller")),
+        dev("clint", fdt.PropWords("interrupts-extended", cpu_intc, 3, cpu_intc, 7),
+            fdt.PropStrings("compatible", "sifive,clint0", "riscv,clint0")),
+    )
+    poweroff = _node("poweroff", fdt.PropWords("value", 0x5555), fdt.PropWords("offset", 0),
+                     fdt.PropWords("regmap", test_ph), fdt.PropStrings("compatible", "syscon-poweroff"))
+    reboot = _node("reboot", fdt.PropWords("value", 0x7777), fdt.PropWords("offset", 0),
+                   fdt.PropWords("regmap", test_ph), fdt.PropStrings("compatible", "syscon-reboot"))
+    uart = regions["uart0"]
+    chosen = _node("chosen", fdt.PropStrings("stdout-path", f"/soc/serial@{uart.base:x}"))
+    tree = fdt.FDT()
+    for item in (
+        fdt.PropWords("#address-cells", 2),
+        fdt.PropWords("#size-cells", 2),
+        fdt.PropStrings("compatible", "riscv-virtio"),
+        fdt.PropStrings("model", "riscv-virtio,qemu"),
+        poweroff, reboot, chosen, memory, cpus, soc,
+    ):
+        tree.add_item(item)
+    blob = tree.to_dtb(version=17)
+    if len(blob) > FDT_MAX_SIZE:
+        raise ValueError("device tree too large")
+    return blob

@@ -1,0 +1,128 @@
+"""NS16550A UART (QEMU's ``serial``): TX to the host, RX from the input source.
+
+Transmission is instantaneous (THRE is always set), as in QEMU when the host
+side keeps up. The receive FIFO holds 16 bytes; the driver pushes input only
+while :meth:`Uart16550.rx_space` is positive, as QEMU's ``can_receive`` does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from .base import IrqLine
+
+RBR_THR_DLL, IER_DLM, IIR_FCR, LCR, MCR, LSR, MSR, SCR = range(8)
+LSR_DR, LSR_THRE, LSR_TEMT = 0x01, 0x20, 0x40
+IER_RDI, IER_THRI = 0x01, 0x02
+IIR_NO_INT, IIR_THRI, IIR_RDI = 0x01, 0x02, 0x04
+LCR_DLAB = 0x80
+FCR_ENABLE, FCR_CLEAR_RX = 0x01, 0x02
+FIFO_SIZE = 16
+
+
+class Uart16550:
+    """The device; ``tx`` receives every transmitted byte."""
+
+    name = "uart0"
+    size = 0x100
+
+    def __init__(self, tx: Callable[[int], None], irq: IrqLine) -> None:
+        self._tx = tx
+        self._irq = irq
+        self.rx: deque[int] = deque()
+        self.ier = 0
+        self.lcr = 0
+        self.mcr = 0
+        self.scr = 0
+        self.fcr = 0
+        self.dll = 0
+        self.dlm = 0
+        self.thr_ipending = False
+
+    # -- host side ----------------------------------------------------------
+    def rx_space(self) -> int:
+        return FIFO_SIZE - len(self.rx)
+
+    def receive(self, data: bytes) -> int:
+        """Queue received bytes; returns how many fitted in the FIFO."""
+        taken = data[: self.rx_space()]
+        self.rx.extend(taken)
+        self._update()
+        return len(taken)
+
+    # -- registers ---------------------------------------------------------
+    def _iir(self) -> int:
+        fifo_bits = 0xC0 if self.fcr & FCR_ENABLE else 0
+        if self.ier & IER_RDI and self.rx:
+            return fifo_bits | IIR_RDI
+        if self.ier & IER_THRI and self.thr_ipending:
+            return fifo_bits | IIR_THRI
+        return fifo_bits | IIR_NO_INT
+
+    def _lsr(self) -> int:
+        return LSR_THRE | LSR_TEMT | (LSR_DR if self.rx else 0)
+
+    def _update(self) -> None:
+        self._irq(self._iir() & IIR_NO_INT == 0)
+
+    def peek(self, offset: int, size: int) -> int | None:
+        if offset == LSR:
+            return self._lsr()
+        if offset in (IER_DLM, LCR, MCR, MSR, SCR):
+            return self.read(offset, size)
+        return None
+
+    def read(self, offset: int, size: int) -> int:
+        dlab = self.lcr & LCR_DLAB
+        if offset == RBR_THR_DLL:
+            if dlab:
+                return self.dll
+            value = self.rx.popleft() if self.rx else 0
+            self._update()
+            return value
+        if offset == IER_DLM:
+            return self.dlm if dlab else self.ier
+        if offset == IIR_FCR:
+            iir = self._iir()
+            if iir & 0x0F == IIR_THRI:
+                self.thr_ipending = False
+                self._update()
+            return iir
+        if offset == LSR:
+            return self._lsr()
+        if offset == MSR:
+            return 0xB0  # DCD, DSR, CTS asserted, as QEMU reports with no modem
+        return {LCR: self.lcr, MCR: self.mcr, SCR: self.scr}.get(offset, 0)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        value &= 0xFF
+        dlab = self.lcr & LCR_DLAB
+        if offset == RBR_THR_DLL:
+            if dlab:
+                self.dll = value
+                return
+            self._tx(value)
+            self.thr_ipending = True  # transmitted at once: THR empty again
+        elif offset == IER_DLM:
+            if dlab:
+                self.dlm = value
+                return
+            if value & IER_THRI and not self.ier & IER_THRI:
+                self.thr_ipending = True
+            self.ier = value & 0x0F
+        elif offset == IIR_FCR:
+            self.fcr = value & 0xC9
+            if value & FCR_CLEAR_RX:
+                self.rx.clear()
+        elif offset == LCR:
+            self.lcr = value
+        elif offset == MCR:
+            self.mcr = value & 0x1F
+        elif offset == SCR:
+            self.scr = value
+        self._update()
+
+    def state(self) -> bytes:
+        regs = bytes([self.ier, self.lcr, self.mcr, self.scr, self.fcr, self.dll, self.dlm, self.thr_ipending])
+        return regs + bytes([len(self.rx)]) + bytes(self.rx)

@@ -1,0 +1,294 @@
+"""Drive Unicorn forward with an exact icount: one job, no devices, no policy.
+
+:meth:`Engine.run` executes until something needs the board's attention and
+returns an :class:`EngineStop` at an exact instruction boundary (or, for
+faults, exactly *at* the faulting instruction, which has not retired):
+
+* ``LIMIT``  - icount reached the hard limit (landing inside a block if needed);
+* ``SOFT``   - first block boundary at or after the soft limit (a checkpoint);
+* ``MMIO``   - a device access that must happen at a known icount; the access
+  has *not* been performed: call :meth:`Engine.step_mmio` to execute it;
+* ``CSR``    - an instruction the board emulates (counters, ``mip``);
+* ``EXCEPTION`` - illegal instruction, ``ecall``, ``ebreak`` or unmapped access;
+* ``HALT``   - ``wfi`` retired.
+
+Translation-cache rules from unicorn-facts.md apply throughout: a hook added
+after code was translated is invisible until that code's cache entry is
+removed, and a deleted ranged hook keeps firing until the range is flushed.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, Uc, UcError
+from unicorn.unicorn_const import (
+    UC_ERR_FETCH_PROT,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_INSN_INVALID,
+    UC_ERR_READ_PROT,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
+    UC_ERR_WRITE_UNMAPPED,
+)
+
+from .icount import NO_LIMIT, Counter, StopReason, add_landing_hook, del_landing_hook
+
+log = logging.getLogger(__name__)
+
+
+class StopKind(enum.Enum):
+    """Why :meth:`Engine.run` returned."""
+
+    LIMIT = "limit"
+    SOFT = "soft"
+    MMIO = "mmio"
+    CSR = "csr"
+    EXCEPTION = "exception"
+    HALT = "halt"
+
+
+class Cause(enum.Enum):
+    """Architecture-neutral exception causes."""
+
+    ILLEGAL_INSTRUCTION = "illegal instruction"
+    ECALL = "environment call"
+    BREAKPOINT = "breakpoint instruction"
+    FETCH_FAULT = "instruction fetch from unmapped memory"
+    LOAD_FAULT = "load from unmapped memory"
+    STORE_FAULT = "store to unmapped memory"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStop:
+    """An exact stop: ``pc`` is the next instruction to execute (or the faulting one)."""
+
+    kind: StopKind
+    icount: int
+    pc: int
+    cause: Cause | None = None
+    addr: int = 0  # faulting data address for load/store faults
+
+
+_ERROR_CAUSES = {
+    UC_ERR_INSN_INVALID: Cause.BREAKPOINT,  # ebreak (see unicorn-facts.md)
+    UC_ERR_READ_UNMAPPED: Cause.LOAD_FAULT,
+    UC_ERR_READ_PROT: Cause.LOAD_FAULT,
+    UC_ERR_WRITE_UNMAPPED: Cause.STORE_FAULT,
+    UC_ERR_WRITE_PROT: Cause.STORE_FAULT,
+    UC_ERR_FETCH_UNMAPPED: Cause.FETCH_FAULT,
+    UC_ERR_FETCH_PROT: Cause.FETCH_FAULT,
+}
+
+
+class EngineError(RuntimeError):
+    """Unicorn failed in a way the engine cannot attribute to the guest."""
+
+
+class Engine:
+    """Exact-icount execution on one Unicorn instance.
+
+    ``pc_reg`` is the Unicorn id of the program counter; ``intr_causes`` maps
+    Unicorn interrupt numbers to (cause, bytes the engine already advanced pc).
+    """
+
+    UNREACHABLE_UNTIL = (1 << 64) - 1
+
+    def __init__(self, uc: Uc, counter: Counter, pc_reg: int, intr_causes: dict[int, tuple[Cause, int]],
+                 until_addr: int) -> None:
+        self.uc = uc
+        self.counter = counter
+        self._pc_reg = pc_reg
+        self._intr_causes = intr_causes
+        self._until = until_addr
+        self._special_hooks: dict[int, int] = {}
+        self._pending: EngineStop | None = None
+        self._unmapped_addr = 0
+        self._mmio_apply = False
+        self._skip_special: int | None = None
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def icount(self) -> int:
+        """Instructions retired since reset."""
+        return int(self.counter.state.icount)
+
+    @icount.setter
+    def icount(self, value: int) -> None:
+        self.counter.state.icount = value
+
+    @property
+    def pc(self) -> int:
+        return int(self.uc.reg_read(self._pc_reg))
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.uc.reg_write(self._pc_reg, value)
+
+    def retire_emulated(self, next_pc: int) -> None:
+        """Account for one instruction the board emulated instead of the engine."""
+        self.icount += 1
+        self.pc = next_pc
+
+    # -- callbacks from devices and hooks -----------------------------------
+    @property
+    def is_applying_mmio(self) -> bool:
+        """True while :meth:`step_mmio` executes the deferred access for real."""
+        return self._mmio_apply
+
+    def defer_mmio(self) -> None:
+        """Called from an MMIO callback: stop before the access takes effect."""
+        self._request_stop(StopKind.MMIO)
+
+    def _request_stop(self, kind: StopKind, cause: Cause | None = None, back: int = 0) -> None:
+        st = self.counter.state
+        if st.stop_reason != StopReason.NONE:
+            return
+        st.stop_reason = StopReason.EXTERNAL
+        self._pending = EngineStop(kind, 0, 0, cause, back)
+        self.uc.emu_stop()
+
+    def _on_intr(self, uc: Uc, intno: int, _data: object) -> None:
+        cause, back = self._intr_causes.get(intno, (Cause.ILLEGAL_INSTRUCTION, 0))
+        self._request_stop(StopKind.EXCEPTION, cause, back)
+
+    def _on_unmapped(self, uc: Uc, access: int, addr: int, size: int, value: int, _data: object) -> bool:
+        self._unmapped_addr = addr
+        return False
+
+    def _on_special(self, uc: Uc, addr: int, size: int, _data: object) -> None:
+        if self._skip_special == addr:
+            self._skip_special = None
+            return
+        self._request_stop(StopKind.CSR)
+
+    # -- running -------------------------------------------------------------
+    def run(self, limit: int, soft_limit: int) -> EngineStop:
+        """Run forward until the next event; never past ``limit``."""
+        while True:
+            stop = self._run_once(limit, soft_limit)
+            if stop is not None:
+                return stop
+
+    def _start(self) -> UcError | None:
+        try:
+            self.uc.emu_start(self.pc, self._until)
+        except UcError as err:
+            return err
+        return None
+
+    def _run_once(self, limit: int, soft_limit: int) -> EngineStop | None:
+        st = self.counter.state
+        if st.icount >= limit:
+            return EngineStop(StopKind.LIMIT, self.icount, self.pc)
+        st.limit = limit
+        st.soft_limit = soft_limit
+        st.stop_reason = StopReason.NONE
+        self._pending = None
+        err = self._start()
+        reason = StopReason(st.stop_reason)
+        st.stop_reason = StopReason.NONE
+        if reason == StopReason.LIMIT:
+            if st.icount < limit:
+                interrupted = self._land(limit)
+                if interrupted is not None:
+                    return interrupted
+            return EngineStop(StopKind.LIMIT, self.icount, self.pc)
+        if reason == StopReason.SOFT:
+            return EngineStop(StopKind.SOFT, self.icount, self.pc)
+        if reason == StopReason.SPECIAL:
+            self._hook_specials()
+            return None
+        return self._mid_block_stop(err)
+
+    def _correct_to(self, pc: int) -> None:
+        """Set icount for a stop at ``pc`` inside the block the counter last entered."""
+        st = self.counter.state
+        if st.block_addr <= pc <= st.block_addr + st.block_size and st.block_size:
+            st.icount = st.block_icount + self.counter.insns_before(pc)
+
+    def _mid_block_stop(self, err: UcError | None) -> EngineStop:
+        pc = self.pc
+        pending = self._pending
+        if pending is not None and pending.kind == StopKind.EXCEPTION:
+            pc -= pending.addr  # the engine already advanced pc past the instruction
+            self.pc = pc
+            self._correct_to(pc)
+            return EngineStop(StopKind.EXCEPTION, self.icount, pc, pending.cause)
+        self._correct_to(pc)
+        if pending is not None:
+            return EngineStop(pending.kind, self.icount, pc)
+        if err is not None:
+            cause = _ERROR_CAUSES.get(err.errno)
+            if cause is None:
+                raise EngineError(f"unicorn stopped with {err} at pc={pc:#x}") from err
+            addr = pc if cause == Cause.FETCH_FAULT else self._unmapped_addr
+            return EngineStop(StopKind.EXCEPTION, self.icount, pc, cause, addr)
+        return EngineStop(StopKind.HALT, self.icount, pc)
+
+    def _flush(self, begin: int, end: int) -> None:
+        self.uc.ctl_remove_cache(begin, end)
+
+    def _land(self, limit: int) -> EngineStop | None:
+        """Run the block at pc under a ranged code hook up to exactly ``limit``.
+
+        Returns the stop that interrupted the landing (a fault or a deferred
+        device access before the limit), or None when the limit was reached.
+        """
+        st = self.counter.state
+        begin = self.pc
+        end = begin + 0x1000  # a translation block never spans more than a page
+        self._flush(begin, end)
+        handle = add_landing_hook(self.counter, self.uc, begin, end - 1)
+        st.landing = 1
+        st.soft_limit = NO_LIMIT
+        st.stop_reason = StopReason.NONE
+        self._pending = None
+        try:
+            err = self._start()
+        finally:
+            st.landing = 0
+            del_landing_hook(self.counter, self.uc, handle)
+            self._flush(begin, end)
+        reason = StopReason(st.stop_reason)
+        st.stop_reason = StopReason.NONE
+        if reason == StopReason.LIMIT:
+            return None
+        if reason == StopReason.SPECIAL:
+            self._hook_specials()
+            return self._run_once(limit, NO_LIMIT)
+        return self._mid_block_stop(err)
+
+    def _hook_specials(self) -> None:
+        st = self.counter.state
+        for addr in self.counter.take_new_specials():
+            if addr not in self._special_hooks:
+                self._special_hooks[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_special, begin=addr, end=addr)
+                self._flush(addr, addr + 4)
+        self.counter.remember_block(st.miss_addr, st.miss_size, st.miss_insns)
+
+    def step_mmio(self) -> EngineStop:
+        """Execute the instruction at pc with device accesses applied; stop right after it."""
+        self._mmio_apply = True
+        try:
+            return self.run(self.icount + 1, self.icount + 1)
+        finally:
+            self._mmio_apply = False
+
+    def step_over_trapped(self) -> EngineStop:
+        """Let Unicorn execute the trapped instruction at pc itself; stop right after it."""
+        self._skip_special = self.pc
+        try:
+            return self.run(self.icount + 1, self.icount + 1)
+        finally:
+            self._skip_special = None
+
+    def invalidate_code(self, begin: int, end: int) -> None:
+        """Code in [begin, end) was rewritten from outside the guest."""
+        self._flush(begin, end)
+        self.counter.clear_cache()
+

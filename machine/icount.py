@@ -1,0 +1,339 @@
+"""Exact instruction counting (icount) and exact stops, near native speed.
+
+A Unicorn block hook adds each block's instruction count to ``icount`` and
+stops the engine *before* a block that would cross the hard ``limit``. The
+remainder is then run under a code hook ranged to that single block, which
+stops at exactly ``limit`` (``land``). After any other mid-block stop (fault,
+MMIO access, breakpoint) the count is corrected from the pc with
+:meth:`Counter.correct`.
+
+Two interchangeable implementations share one ctypes structure
+(:class:`CounterState`, the mirror of ``struct chron_counter`` in
+``native/icount.c``): :class:`NativeCounter`, whose hooks are C functions
+registered through the binding's ctypes layer (see unicorn-facts.md: the block
+hook in C costs 1-10 % of bare speed), and :class:`PythonCounter`, the
+automatic fallback when the helper is not built, which runs the same algorithm
+with Python hooks (about 30x slower, identical results).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, Uc
+from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4
+
+log = logging.getLogger(__name__)
+
+NO_LIMIT = (1 << 64) - 1
+CACHE_SLOTS = 8192
+MAX_TRAPPED_CSRS = 16
+MAX_TRAPPED_WORDS = 4
+MAX_NEW_SPECIALS = 64
+
+
+class Isa(enum.IntEnum):
+    """How instruction lengths are decoded (mirrors ISA_* in icount.c)."""
+
+    FIXED4 = 0
+    RISCV_C = 1
+
+
+class StopReason(enum.IntEnum):
+    """Why the counter stopped the engine (mirrors STOP_* in icount.c)."""
+
+    NONE = 0
+    LIMIT = 1
+    SOFT = 2
+    SPECIAL = 3
+    EXTERNAL = 4
+
+
+class _CacheSlot(ctypes.Structure):
+    _fields_ = [("addr", ctypes.c_uint64), ("size", ctypes.c_uint32), ("insns", ctypes.c_uint32)]
+
+
+_U64_FIELDS = ["icount", "limit", "soft_limit", "block_icount", "block_addr", "block_size", "block_insns", "in_block", "stop_reason", "landing", "isa", "cache_misses", "n_trapped_csrs"]
+
+
+class CounterState(ctypes.Structure):
+    """ctypes mirror of ``struct chron_counter``; both counters use it."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in _U64_FIELDS] + [
+        ("trapped_csrs", ctypes.c_uint64 * MAX_TRAPPED_CSRS),
+        ("n_trapped_words", ctypes.c_uint64),
+        ("trapped_words", ctypes.c_uint64 * MAX_TRAPPED_WORDS),
+        ("miss_addr", ctypes.c_uint64),
+    ("miss_size", ctypes.c_uint64),
+    ("miss_insns", ctypes.c_uint64),
+    ("n_new_specials", ctypes.c_uint64),
+        ("new_specials", ctypes.c_uint64 * MAX_NEW_SPECIALS),
+        ("emu_stop", ctypes.c_void_p),
+        ("mem_read", ctypes.c_void_p),
+        ("cache", _CacheSlot * CACHE_SLOTS),
+    ]
+
+
+def _decode_lengths(isa: Isa, code: bytes) -> list[int]:
+    """Offsets of the instructions that start in ``code`` (RISC-V: low bits 11 = 32-bit)."""
+    if isa == Isa.FIXED4:
+        return list(range(0, len(code) - len(code) % 4, 4))
+    offsets = []
+    off = 0
+    while off < len(code):
+        offsets.append(off)
+        off += 4 if code[off] & 3 == 3 else 2
+    return offsets
+
+
+def trapped_csr_of(insn: int, csrs: set[int] | frozenset[int]) -> bool:
+    """True when a 32-bit RISC-V instruction is a CSR access to one of ``csrs``."""
+    funct3 = (insn >> 12) & 7
+    return insn & 0x7F == 0x73 and funct3 not in (0, 4) and (insn >> 20) in csrs
+
+
+@dataclass(frozen=True, slots=True)
+class TrappedInstructions:
+    """Instructions the board emulates: CSR accesses to ``csrs`` and exact ``words`` (e.g. wfi)."""
+
+    csrs: frozenset[int]
+    words: frozenset[int]
+
+    def matches(self, insn: int) -> bool:
+        return insn in self.words or trapped_csr_of(insn, self.csrs)
+
+
+class Counter(Protocol):
+    """What the machine needs from an icount implementation."""
+
+    state: CounterState
+    is_native: bool
+
+    def insns_before(self, pc: int) -> int:
+        """Instructions of the current block that lie before ``pc``."""
+
+    def code_hook_for_landing(self) -> tuple[int, object]:
+        """Return (hook type id, callback) for the ranged landing code hook."""
+
+    def clear_cache(self) -> None:
+        """Forget cached block instruction counts (after code is rewritten)."""
+
+    def remember_block(self, addr: int, size: int, insns: int) -> None:
+        """Cache a block's count (after the specials found in it have been hooked)."""
+
+    def take_new_specials(self) -> list[int]:
+        """Addresses of trapped CSR instructions seen in new blocks since the last call."""
+
+
+class _CounterBase:
+    """Shared set-up and the landing/correction algorithm."""
+
+    is_native = False
+
+    def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions) -> None:
+        if len(trapped.csrs) > MAX_TRAPPED_CSRS or len(trapped.words) > MAX_TRAPPED_WORDS:
+            raise ValueError("too many trapped instructions")
+        self.uc = uc
+        self.state = CounterState()
+        st = self.state
+        st.isa = int(isa)
+        st.limit = NO_LIMIT
+        st.soft_limit = NO_LIMIT
+        for i, csr in enumerate(sorted(trapped.csrs)):
+            st.trapped_csrs[i] = csr
+        st.n_trapped_csrs = len(trapped.csrs)
+        for i, word in enumerate(sorted(trapped.words)):
+            st.trapped_words[i] = word
+        st.n_trapped_words = len(trapped.words)
+        st.emu_stop = ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p)
+        st.mem_read = ctypes.cast(_ucmod.uclib.uc_mem_read, ctypes.c_void_p)
+        self._isa = isa
+        self._trapped = trapped
+
+    def clear_cache(self) -> None:
+        ctypes.memset(ctypes.addressof(self.state.cache), 0, ctypes.sizeof(self.state.cache))
+
+    def _read(self, addr: int, size: int) -> bytes:
+        try:
+            return bytes(self.uc.mem_read(addr, size))
+        except Exception:  # noqa: BLE001 - unmapped: count nothing, as the C helper does
+            return b""
+
+    def take_new_specials(self) -> list[int]:
+        """Addresses of trapped CSR instructions seen in new blocks since the last call."""
+        st = self.state
+        found = [st.new_specials[i] for i in range(st.n_new_specials)]
+        st.n_new_specials = 0
+        return found
+
+
+class NativeCounter(_CounterBase):
+    """Counter whose hooks are the C functions of ``machine/native/icount.c``."""
+
+    is_native = True
+
+    def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions, lib: ctypes.CDLL) -> None:
+        super().__init__(uc, isa, trapped)
+        if lib.chron_counter_size() != ctypes.sizeof(CounterState):
+            raise RuntimeError("native icount helper does not match CounterState; rebuild it")
+        self._lib = lib
+        lib.chron_insns_before.restype = ctypes.c_uint64
+        lib.chron_insns_before.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
+        lib.chron_cache_put.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32]
+        self._state_ptr = ctypes.cast(ctypes.pointer(self.state), ctypes.c_void_p)
+        self._hooks = [_add_raw_hook(uc, UC_HOOK_BLOCK, lib.chron_block_hook, self._state_ptr, 1, 0)]
+
+    def insns_before(self, pc: int) -> int:
+        return int(self._lib.chron_insns_before(self._state_ptr, self.uc._uch, pc))
+
+    def code_hook_for_landing(self) -> tuple[int, object]:
+        return UC_HOOK_CODE, ctypes.cast(self._lib.chron_code_hook, ctypes.c_void_p)
+
+    def remember_block(self, addr: int, size: int, insns: int) -> None:
+        self._lib.chron_cache_put(self._state_ptr, addr, size, insns)
+
+
+class PythonCounter(_CounterBase):
+    """Pure-Python twin of the native helper (same state, same algorithm)."""
+
+    def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions) -> None:
+        super().__init__(uc, isa, trapped)
+        self._cache: dict[tuple[int, int], int] = {}
+        uc.hook_add(UC_HOOK_BLOCK, self._block_hook)
+
+    def clear_cache(self) -> None:
+        super().clear_cache()
+        self._cache.clear()
+
+    def _decode(self, addr: int, end: int, note_specials: bool) -> int:
+        code = self._read(addr, end - addr)
+        offsets = _decode_lengths(self._isa, code)
+        if note_specials and self._isa == Isa.RISCV_C:
+            st = self.state
+            for off in offsets:
+                if off + 4 <= len(code) and code[off] & 3 == 3:
+                    insn = int.from_bytes(code[off : off + 4], "little")
+                    if self._trapped.matches(insn) and st.n_new_specials < MAX_NEW_SPECIALS:
+                        st.new_specials[st.n_new_specials] = addr + off
+                        st.n_new_specials += 1
+        return len(offsets)
+
+    def _block_insns(self, addr: int, size: int) -> int:
+        n = self._cache.get((addr, size))
+        if n:
+            return n
+        st = self.state
+        st.cache_misses += 1
+        before = st.n_new_specials
+        n = self._decode(addr, addr + size, True)
+        if st.n_new_specials == before:
+            self._cache[(addr, size)] = n
+        else:
+            st.miss_addr, st.miss_size, st.miss_insns = addr, size, n
+        return n
+
+    def remember_block(self, addr: int, size: int, insns: int) -> None:
+        self._cache[(addr, size)] = insns
+
+    def _stop(self, uc: Uc, reason: StopReason) -> None:
+        self.state.stop_reason = int(reason)
+        uc.emu_stop()
+
+    def _block_hook(self, uc: Uc, addr: int, size: int, _data: object) -> None:
+        st = self.state
+        if st.stop_reason != StopReason.NONE:
+            return
+        n = self._block_insns(addr, size)
+        if st.n_new_specials:
+            self._stop(uc, StopReason.SPECIAL)
+        elif st.icount >= st.limit or (not st.landing and st.icount + n > st.limit):
+            self._stop(uc, StopReason.LIMIT)
+        elif st.icount >= st.soft_limit:
+            self._stop(uc, StopReason.SOFT)
+        else:
+            st.block_icount = st.icount
+            st.block_addr = addr
+            st.block_size = size
+            st.block_insns = n
+            st.in_block = 0
+            st.icount += n
+
+    def _code_hook(self, uc: Uc, addr: int, size: int, _data: object) -> None:
+        st = self.state
+        if st.stop_reason != StopReason.NONE:
+            return
+        if st.block_icount + st.in_block >= st.limit:
+            st.icount = st.block_icount + st.in_block
+            self._stop(uc, StopReason.LIMIT)
+            return
+        st.in_block += 1
+
+    def insns_before(self, pc: int) -> int:
+        st = self.state
+        if pc <= st.block_addr:
+            return 0
+        return self._decode(st.block_addr, pc, False)
+
+    def code_hook_for_landing(self) -> tuple[int, object]:
+        return UC_HOOK_CODE, self._code_hook
+
+
+def _add_raw_hook(uc: Uc, htype: int, cfunc: object, user_data: ctypes.c_void_p, begin: int, end: int) -> int:
+    """Register a C callback as a Unicorn hook (binding-private API, pinned version)."""
+    handle = _ucmod.uc_hook_h()
+    status = _ucmod.uclib.uc_hook_add(
+        uc._uch, ctypes.byref(handle), htype, ctypes.cast(cfunc, ctypes.c_void_p), user_data,
+        ctypes.c_uint64(begin), ctypes.c_uint64(end),
+    )
+    if status != 0:
+        raise RuntimeError(f"uc_hook_add failed with status {status}")
+    return int(handle.value)
+
+
+def add_landing_hook(counter: Counter, uc: Uc, begin: int, end: int) -> int:
+    """Arm the counter's landing code hook on [begin, end] and return its handle."""
+    htype, cb = counter.code_hook_for_landing()
+    if isinstance(counter, NativeCounter):
+        return _add_raw_hook(uc, htype, cb, counter._state_ptr, begin, end)
+    return uc.hook_add(htype, cb, begin=begin, end=end)
+
+
+def del_landing_hook(counter: Counter, uc: Uc, handle: int) -> None:
+    """Remove a hook made by :func:`add_landing_hook` (flush its range afterwards)."""
+    if isinstance(counter, NativeCounter):
+        status = _ucmod.uclib.uc_hook_del(uc._uch, _ucmod.uc_hook_h(handle))
+        if status != 0:
+            raise RuntimeError(f"uc_hook_del failed with status {status}")
+    else:
+        uc.hook_del(handle)
+
+
+def native_library_path() -> str | None:
+    """Path of the built native helper, or None when it was not built."""
+    spec = importlib.util.find_spec("machine._icount_native")
+    if spec is None or not spec.origin or not os.path.exists(spec.origin):
+        return None
+    return spec.origin
+
+
+def make_counter(uc: Uc, isa: Isa, trapped: TrappedInstructions, prefer_native: bool = True) -> Counter:
+    """Build the native counter when the helper is built (and wanted), else the fallback.
+
+    The environment variable ``CHRONICORN_NATIVE=0`` forces the fallback.
+    """
+    if prefer_native and os.environ.get("CHRONICORN_NATIVE", "1") != "0":
+        path = native_library_path()
+        if path is not None:
+            try:
+                return NativeCounter(uc, isa, trapped, ctypes.CDLL(path))
+            except (OSError, RuntimeError) as exc:
+                log.warning("native icount helper unusable (%s); using the Python fallback", exc)
+        else:
+            log.info("native icount helper not built; using the Python fallback")
+    return PythonCounter(uc, isa, trapped)

@@ -1,0 +1,132 @@
+"""The one seam through which non-determinism enters the machine.
+
+Devices pull synchronous inputs (the host clock for the RTC); the machine
+asks for asynchronous ones (UART input) at instruction boundaries and asks
+what happens when the guest idles in ``wfi``. A later recorder implements the
+same protocol by asking a live source and logging the answers.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class IdleOutcome:
+    """What ends an idle period: virtual time that passes, input that arrives, or neither ever."""
+
+    warp_ns: int = 0
+    data: bytes = b""
+    forever: bool = False
+
+
+class InputSource(Protocol):
+    """Everything the machine cannot compute from the image and the icount."""
+
+    def host_clock_ns(self, icount: int) -> int:
+        """The host's real-time clock (read by the RTC)."""
+        ...
+
+    def poll_input(self, icount: int, space: int) -> bytes:
+        """UART input available now, at most ``space`` bytes (never blocks)."""
+        ...
+
+    def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
+        """The guest waits in ``wfi``; ``deadline_ns`` is the virtual time until the next timer."""
+        ...
+
+
+class HostInputs:
+    """Live inputs: the host clock and a byte stream (stdin) read by a helper thread.
+
+    With ``--sleep off`` semantics (the only mode so far) an idle guest with a
+    timer pending jumps straight to its deadline; with no timer it blocks until
+    input arrives, or idles forever once the stream has ended.
+    """
+
+    def __init__(self, stream: BinaryIO | None) -> None:
+        self._queue: queue.Queue[bytes] = queue.Queue()
+        self._pending = b""
+        self._eof = stream is None
+        if stream is not None:
+            threading.Thread(target=self._reader, args=(stream,), daemon=True, name="uart-input").start()
+
+    def _reader(self, stream: BinaryIO) -> None:
+        read = getattr(stream, "read1", stream.read)
+        while True:
+            try:
+                chunk = read(4096)
+            except (OSError, ValueError):
+                chunk = b""
+            self._queue.put(chunk)
+            if not chunk:
+                return
+
+    def host_clock_ns(self, icount: int) -> int:
+        return time.time_ns()
+
+    def _take(self, block: bool) -> None:
+        while not self._eof:
+            try:
+                chunk = self._queue.get(block=block, timeout=0.1 if block else None)
+            except queue.Empty:
+                if block:
+                    continue
+                return
+            if not chunk:
+                self._eof = True
+                return
+            self._pending += chunk
+            return
+
+    def poll_input(self, icount: int, space: int) -> bytes:
+        if not self._pending:
+            self._take(block=False)
+        data, self._pending = self._pending[:space], self._pending[space:]
+        return data
+
+    def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
+        if not self._pending:
+            self._take(block=False)
+        if self._pending:
+            return IdleOutcome()
+        if deadline_ns is not None:
+            return IdleOutcome(warp_ns=deadline_ns)
+        self._take(block=True)
+        return IdleOutcome() if self._pending else IdleOutcome(forever=True)
+
+
+class ScriptedInputs:
+    """Deterministic inputs for tests: a fixed clock and UART bytes offered from given icounts."""
+
+    def __init__(self, clock_ns: int = 0, schedule: list[tuple[int, bytes]] | None = None) -> None:
+        self._clock_ns = clock_ns
+        self._schedule = sorted(schedule or [], key=lambda item: item[0])
+        self._pending = b""
+
+    def host_clock_ns(self, icount: int) -> int:
+        return self._clock_ns
+
+    def _due(self, icount: int) -> None:
+        while self._schedule and self._schedule[0][0] <= icount:
+            self._pending += self._schedule.pop(0)[1]
+
+    def poll_input(self, icount: int, space: int) -> bytes:
+        self._due(icount)
+        data, self._pending = self._pending[:space], self._pending[space:]
+        return data
+
+    def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
+        self._due(icount)
+        if self._pending:
+            return IdleOutcome()
+        if deadline_ns is not None:
+            return IdleOutcome(warp_ns=deadline_ns)
+        if self._schedule:
+            self._pending += self._schedule.pop(0)[1]
+            return IdleOutcome()
+        return IdleOutcome(forever=True)

@@ -1,0 +1,372 @@
+"""The machine: a RISC-V hart on Unicorn, the ``virt`` board's devices, exact icount.
+
+:meth:`Machine.run` only ever moves forward. It delivers interrupts and
+asynchronous input at exact instruction boundaries, emulates the CSRs
+Unicorn gets wrong, performs trap entry, idles in ``wfi`` through the input
+source, and stops on guest exit, a fault the guest cannot handle, an icount
+limit or a request from the caller.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import hashlib
+import logging
+import mmap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from unicorn import UC_HOOK_CODE, UC_PROT_ALL, Uc
+
+from .arch.riscv import GPR_IDS, INTR_CAUSES, MEI, MSI, MTI, SEI, TRAPPED, WFI, Hart, is_unmasking, RiscvArch, arch_for_elf
+from .boards import virt
+from .clock import VirtualClock
+from .devices.base import Device
+from .devices.clint import Clint
+from .devices.plic import Plic
+from .devices.rtc import GoldfishRtc
+from .devices.test_finisher import TestFinisher
+from .devices.uart import Uart16550
+from .engine import Cause, Engine, EngineStop, StopKind
+from .icount import NO_LIMIT, make_counter
+from .inputs import InputSource
+from .loader import Image, ImageError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL = 1 << 22
+"""Instructions between checkpoints (soft stops: input polling, Ctrl-C)."""
+
+
+class RunKind(enum.Enum):
+    """How a run ended."""
+
+    EXITED = "exited"  # the guest wrote to the test finisher
+    RESET = "reset"  # the guest asked for a reset
+    LIMIT = "limit"  # the requested icount was reached
+    FAULT = "fault"  # an exception with no guest trap handler
+    IDLE_FOREVER = "idle"  # wfi with no timer and no input that can ever come
+    INTERRUPTED = "interrupted"  # the caller asked to stop
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of :meth:`Machine.run`."""
+
+    kind: RunKind
+    icount: int
+    pc: int
+    exit_code: int | None = None
+    cause: Cause | None = None
+    fault_addr: int = 0
+
+    def describe(self) -> str:
+        """One line for humans."""
+        where = f"icount {self.icount}, pc {self.pc:#x}"
+        if self.kind == RunKind.FAULT and self.cause is not None:
+            extra = f" {self.fault_addr:#x}" if self.cause in (Cause.LOAD_FAULT, Cause.STORE_FAULT) else ""
+            return f"guest fault at {where}: {self.cause.value}{extra}"
+        if self.kind == RunKind.EXITED:
+            return f"guest exited with code {self.exit_code} at {where}"
+        return f"{self.kind.value} at {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class MachineConfig:
+    """Board options, as on the command line."""
+
+    arch: RiscvArch | None = None  # None: from the ELF header
+    ram_size: int = virt.DEFAULT_RAM_SIZE
+    icount_shift: int = 3
+    prefer_native: bool = True
+
+
+class Machine:
+    """One ``virt`` machine running one image."""
+
+    def __init__(self, image: Image, inputs: InputSource, uart_tx: Callable[[int], None],
+                 config: MachineConfig = MachineConfig()) -> None:
+        arch = _choose_arch(image, config.arch)
+        if config.ram_size <= 0 or config.ram_size % 4096 or config.ram_size > 0x8000_0000:
+            raise ImageError(f"bad RAM size {config.ram_size}: a multiple of 4 KiB up to 2 GiB")
+        if not 0 <= config.icount_shift <= 10:
+            raise ImageError(f"bad icount shift {config.icount_shift}: 0..10")
+        self.arch = arch
+        self.image = image
+        self.config = config
+        self.inputs = inputs
+        self.clock = VirtualClock(config.icount_shift)
+        self.uc: Uc = arch.new_uc()
+        self.hart = Hart(self.uc, arch)
+        self.counter = make_counter(self.uc, arch.isa, TRAPPED, config.prefer_native)
+        self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr)
+        self.regions = virt.memory_map(config.ram_size)
+        self.exit_code: int | None = None
+        self.reset_requested = False
+        self.halted = False
+        self._plic_out = [False, False]
+        self._msip = False
+        self._map_ram(config.ram_size)
+        self.plic = Plic(self._on_plic)
+        self.uart = Uart16550(uart_tx, self.plic.line(virt.UART0_IRQ))
+        self.clint = Clint(lambda: self.clock.ticks(self.engine.icount), self._on_msip)
+        self.rtc = GoldfishRtc(lambda: self.inputs.host_clock_ns(self.engine.icount))
+        self.finisher = TestFinisher(self._on_exit, self._on_reset)
+        self.devices: dict[str, Device] = {
+            "test": self.finisher, "rtc": self.rtc, "clint": self.clint, "plic": self.plic, "uart0": self.uart,
+        }
+        for region in self.regions:
+            if region.kind == "mmio":
+                self._map_device(region, self.devices[region.name])
+        self._load(image)
+        self._trace_hook: int | None = None
+        self._last_traced = -1
+
+    # -- construction ------------------------------------------------------
+    def _map_ram(self, size: int) -> None:
+        self.ram = mmap.mmap(-1, size)
+        self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
+        self.uc.mem_map_ptr(virt.RAM_BASE, size, UC_PROT_ALL, self._ram_ptr)
+
+    def _map_device(self, region: virt.Region, device: Device) -> None:
+        engine = self.engine
+
+        def read(uc: Uc, offset: int, size: int, _data: object) -> int:
+            if not engine.is_applying_mmio:
+                value = device.peek(offset, size)
+                if value is not None:
+                    return value
+                engine.defer_mmio()
+                return 0
+            return device.read(offset, size)
+
+        def write(uc: Uc, offset: int, size: int, value: int, _data: object) -> None:
+            if engine.is_applying_mmio:
+                device.write(offset, size, value)
+            else:
+                engine.defer_mmio()
+
+        self.uc.mmio_map(region.base, region.size, read, None, write, None)
+
+    def _load(self, image: Image) -> None:
+        ram = self.regions[-1]
+        for seg in image.segments:
+            if not ram.contains(seg.addr, max(seg.mem_size, 1)):
+                raise ImageError(
+                    f"{image.path}: segment at {seg.addr:#x}..{seg.addr + seg.mem_size:#x} lies outside RAM "
+                    f"({ram.base:#x}..{ram.end:#x})")
+            off = seg.addr - ram.base
+            self.ram[off : off + len(seg.data)] = seg.data
+        if not ram.contains(image.entry, 2):
+            raise ImageError(f"{image.path}: entry point {image.entry:#x} lies outside RAM")
+        blob = virt.build_fdt(self.arch, self.config.ram_size)
+        self.fdt_addr = virt.fdt_address(self.config.ram_size, len(blob))
+        off = self.fdt_addr - ram.base
+        self.ram[off : off + len(blob)] = blob
+        self.uc.reg_write(GPR_IDS[10], 0)  # a0: hart id
+        self.uc.reg_write(GPR_IDS[11], self.fdt_addr)  # a1: device tree
+        self.engine.pc = image.entry
+
+    # -- device callbacks -----------------------------------------------------
+    def _on_plic(self, ctx: int, level: bool) -> None:
+        self._plic_out[ctx] = level
+
+    def _on_msip(self, level: bool) -> None:
+        self._msip = level
+
+    def _on_exit(self, code: int) -> None:
+        self.exit_code = code
+
+    def _on_reset(self) -> None:
+        self.reset_requested = True
+
+    # -- state -------------------------------------------------------------
+    @property
+    def icount(self) -> int:
+        """Instructions retired since reset."""
+        return self.engine.icount
+
+    @property
+    def pc(self) -> int:
+        return self.engine.pc
+
+    def mip(self) -> int:
+        """Pending interrupts as the hart sees them (the board owns mip)."""
+        bits = self.hart.mip_soft
+        if self.clint.timer_pending(self.clock.ticks(self.icount)):
+            bits |= 1 << MTI
+        if self._msip:
+            bits |= 1 << MSI
+        if self._plic_out[0]:
+            bits |= 1 << MEI
+        if self._plic_out[1]:
+            bits |= 1 << SEI
+        return bits
+
+    def digest(self) -> str:
+        """SHA-256 of everything guest-visible: registers, CSRs, RAM, devices, clock."""
+        h = hashlib.sha256()
+        for value in (*self.hart.registers(), *self.hart.digest_csrs(), self.icount, self.clock.bias_ns,
+                      int(self.halted)):
+            h.update(value.to_bytes(16, "little", signed=True))
+        h.update(self.ram)
+        for name, device in sorted(self.devices.items()):
+            h.update(name.encode())
+            h.update(device.state())
+        return h.hexdigest()
+
+    # -- tracing -------------------------------------------------------------
+    def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:
+        """Call ``emit(icount, pc, instruction bytes)`` before each instruction retires."""
+
+        def on_code(uc: Uc, addr: int, size: int, _data: object) -> None:
+            st = self.counter.state
+            icount = st.block_icount + self.counter.insns_before(addr)
+            if icount <= self._last_traced or st.stop_reason:
+                return
+            self._last_traced = icount
+            emit(icount, addr, bytes(uc.mem_read(addr, size)))
+
+        self._trace_hook = self.uc.hook_add(UC_HOOK_CODE, on_code)
+        self.uc.ctl_flush_tb()
+
+    # -- running -------------------------------------------------------------
+    def run(self, max_icount: int | None = None, interrupted: Callable[[], bool] | None = None) -> RunResult:
+        """Run forward until the guest exits or faults, ``max_icount`` or ``interrupted()``."""
+        cap = NO_LIMIT if max_icount is None else max_icount
+        while True:
+            result = self._check_end(cap, interrupted)
+            if result is not None:
+                return result
+            self._deliver_input()
+            if self._take_interrupt():
+                continue
+            if self.halted:
+                outcome = self._idle()
+                if outcome is not None:
+                    return outcome
+                continue
+            stop = self.engine.run(min(cap, self._timer_deadline()), self.icount + CHECKPOINT_INTERVAL)
+            result = self._handle(stop)
+            if result is not None:
+                return result
+
+    def _result(self, kind: RunKind, **kw: object) -> RunResult:
+        return RunResult(kind, self.icount, self.pc, **kw)  # type: ignore[arg-type]
+
+    def _check_end(self, cap: int, interrupted: Callable[[], bool] | None) -> RunResult | None:
+        if self.exit_code is not None:
+            return self._result(RunKind.EXITED, exit_code=self.exit_code)
+        if self.reset_requested:
+            return self._result(RunKind.RESET)
+        if self.icount >= cap:
+            return self._result(RunKind.LIMIT)
+        if interrupted is not None and interrupted():
+            return self._result(RunKind.INTERRUPTED)
+        return None
+
+    def _deliver_input(self) -> None:
+        space = self.uart.rx_space()
+        if space:
+            data = self.inputs.poll_input(self.icount, space)
+            if data:
+                self.uart.receive(data)
+
+    def _take_interrupt(self) -> bool:
+        code = self.hart.enabled_interrupt(self.mip())
+        if code is None:
+            return False
+        self.halted = False
+        self.hart.enter_trap(self.pc, self.arch.interrupt_cause(code), 0, vector_code=code)
+        return True
+
+    def _timer_deadline(self) -> int:
+        ticks = self.clint.deadline_ticks()
+        if ticks is None or self.clint.timer_pending(self.clock.ticks(self.icount)):
+            return NO_LIMIT
+        return min(NO_LIMIT, self.clock.icount_at_ticks(ticks, self.icount))
+
+    def _idle(self) -> RunResult | None:
+        if self.mip() & self.hart.reg(_MIE):
+            self.halted = False  # wfi ends on any pending enabled interrupt, even with MIE clear
+            return None
+        ticks = self.clint.deadline_ticks()
+        deadline_ns = None
+        if ticks is not None:
+            deadline_ns = max(0, ticks * (1_000_000_000 // virt.TIMEBASE_HZ) - self.clock.ns(self.icount))
+        outcome = self.inputs.idle(self.icount, deadline_ns)
+        if outcome.forever:
+            return self._result(RunKind.IDLE_FOREVER)
+        self.clock.bias_ns += outcome.warp_ns
+        if outcome.data:
+            self.uart.receive(outcome.data)
+        return None
+
+    def _handle(self, stop: EngineStop) -> RunResult | None:
+        while True:
+            if stop.kind in (StopKind.LIMIT, StopKind.SOFT):
+                return None
+            if stop.kind == StopKind.HALT:  # only if a wfi escaped the trap (cannot resume)
+                raise RuntimeError(f"unicorn halted at pc={stop.pc:#x}")
+            if stop.kind == StopKind.MMIO:
+                stop = self.engine.step_mmio()
+                continue
+            if stop.kind == StopKind.CSR:
+                if is_unmasking(self.hart.read_insn(stop.pc)):
+                    stop = self.engine.step_over_trapped()
+                    continue
+                return self._emulate_csr(stop)
+            return self._exception(stop)
+
+    def _emulate_csr(self, stop: EngineStop) -> RunResult | None:
+        insn = self.hart.read_insn(stop.pc)
+        if insn == WFI:
+            self.halted = True
+            self.engine.retire_emulated(stop.pc + 4)
+            return None
+        mtime = self.clint.mtime(self.clock.ticks(stop.icount))
+        if self.hart.emulate_csr(insn, stop.icount, mtime, self.mip()):
+            self.engine.retire_emulated(stop.pc + 4)
+            return None
+        illegal = EngineStop(StopKind.EXCEPTION, stop.icount, stop.pc, Cause.ILLEGAL_INSTRUCTION)
+        return self._exception(illegal, may_emulate=False)
+
+    def _exception(self, stop: EngineStop, may_emulate: bool = True) -> RunResult | None:
+        assert stop.cause is not None
+        if may_emulate and stop.cause == Cause.ILLEGAL_INSTRUCTION and self._emulate_time_csr(stop):
+            return None
+        if not self.hart.has_trap_handler():
+            return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
+        tval = stop.addr
+        if stop.cause == Cause.ILLEGAL_INSTRUCTION:
+            tval = self.hart.read_insn(stop.pc)
+        elif stop.cause in (Cause.ECALL, Cause.BREAKPOINT):
+            tval = 0
+        self.hart.enter_trap(stop.pc, self.hart.exception_code(stop.cause), tval)
+        return None
+
+    def _emulate_time_csr(self, stop: EngineStop) -> bool:
+        """Unicorn has no ``time`` CSR: reads of it arrive as illegal instructions."""
+        try:
+            insn = self.hart.read_insn(stop.pc)
+        except Exception:  # noqa: BLE001 - unreadable pc: a real illegal instruction
+            return False
+        if insn & 3 != 3 or not TRAPPED.matches(insn):
+            return False
+        self._emulate_csr(EngineStop(StopKind.CSR, stop.icount, stop.pc))
+        return True
+
+
+def _choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:
+    if image.xlen is None:
+        if wanted is None:
+            raise ImageError(f"{image.path} is a raw binary: say which core with --arch riscv32|riscv64")
+        return wanted
+    arch = arch_for_elf(image.xlen)
+    if wanted is not None and wanted != arch:
+        raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file but --arch {wanted.name} was given")
+    return arch
+
+
+from unicorn.riscv_const import UC_RISCV_REG_MIE as _MIE  # noqa: E402

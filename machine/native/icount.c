@@ -1,0 +1,185 @@
+/*
+ * chronicorn native icount helper: a Unicorn block hook that counts retired
+ * instructions and stops *before* a block that would cross a limit, plus a
+ * code hook used only while landing inside such a block.
+ *
+ * Kept deliberately tiny: all policy lives in machine/icount.py, which mirrors
+ * struct chron_counter with ctypes and runs the same algorithm in Python when
+ * this library is not built. No Unicorn headers are needed: the two engine
+ * entry points we call are handed in as function pointers.
+ */
+#include <stdint.h>
+#include <string.h>
+
+typedef int (*emu_stop_fn)(void *uc);
+typedef int (*mem_read_fn)(void *uc, uint64_t addr, void *buf, uint64_t size);
+
+#define CACHE_SLOTS 8192u
+#define MAX_TRAPPED_CSRS 16u
+#define MAX_TRAPPED_WORDS 4u
+#define MAX_NEW_SPECIALS 64u
+
+enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1 };
+enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTERNAL = 4 };
+
+struct cache_slot { uint64_t addr; uint32_t size; uint32_t insns; };
+
+struct chron_counter {
+    uint64_t icount;        /* retired instructions (exact whenever stopped) */
+    uint64_t limit;         /* hard limit: never run past it */
+    uint64_t soft_limit;    /* stop at the first block boundary at/after it */
+    uint64_t block_icount;  /* icount at the start of the current block */
+    uint64_t block_addr;
+    uint64_t block_size;
+    uint64_t block_insns;
+    uint64_t in_block;      /* instructions started in the block (landing) */
+    uint64_t stop_reason;
+    uint64_t landing;       /* 1 while a landing code hook is armed */
+    uint64_t isa;
+    uint64_t cache_misses;
+    uint64_t n_trapped_csrs;
+    uint64_t trapped_csrs[MAX_TRAPPED_CSRS];
+    uint64_t n_trapped_words;
+    uint64_t trapped_words[MAX_TRAPPED_WORDS];
+    uint64_t miss_addr;     /* block whose scan found new specials */
+    uint64_t miss_size;
+    uint64_t miss_insns;
+    uint64_t n_new_specials;
+    uint64_t new_specials[MAX_NEW_SPECIALS];
+    void *emu_stop;
+    void *mem_read;
+    struct cache_slot cache[CACHE_SLOTS];
+};
+
+uint64_t chron_counter_size(void) { return sizeof(struct chron_counter); }
+
+static uint32_t slot_of(uint64_t addr, uint32_t size)
+{
+    return (uint32_t)(((addr >> 1) ^ (addr >> 13) ^ size) % CACHE_SLOTS);
+}
+
+/* A 32-bit instruction the board emulates: an exact word (wfi) or a CSR access. */
+static int is_trapped(const struct chron_counter *c, uint32_t insn)
+{
+    uint32_t funct3 = (insn >> 12) & 7u;
+    for (uint64_t i = 0; i < c->n_trapped_words; i++)
+        if (c->trapped_words[i] == insn)
+            return 1;
+    if ((insn & 0x7fu) != 0x73u || funct3 == 0u || funct3 == 4u)
+        return 0;
+    for (uint64_t i = 0; i < c->n_trapped_csrs; i++)
+        if (c->trapped_csrs[i] == (insn >> 20))
+            return 1;
+    return 0;
+}
+
+/* Count the instructions in [addr, end) and note trapped CSR accesses. */
+static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
+                       uint64_t end, int note_specials)
+{
+    uint8_t buf[4096];
+    uint64_t len = end - addr;
+    if (c->isa == ISA_FIXED4)
+        return len >> 2;
+    if (len > sizeof(buf) - 4)
+        len = sizeof(buf) - 4;
+    memset(buf, 0, sizeof(buf));
+    if (((mem_read_fn)c->mem_read)(uc, addr, buf, len) != 0)
+        return 0;
+    uint64_t n = 0, off = 0;
+    while (off < len) {
+        uint32_t lo = (uint32_t)buf[off] | ((uint32_t)buf[off + 1] << 8);
+        if ((lo & 3u) == 3u) {
+            uint32_t insn = lo | ((uint32_t)buf[off + 2] << 16) | ((uint32_t)buf[off + 3] << 24);
+            if (note_specials && is_trapped(c, insn) && c->n_new_specials < MAX_NEW_SPECIALS)
+                c->new_specials[c->n_new_specials++] = addr + off;
+            off += 4;
+        } else {
+            off += 2;
+        }
+        n++;
+    }
+    return n;
+}
+
+static uint64_t block_insns(struct chron_counter *c, void *uc, uint64_t addr, uint32_t size)
+{
+    struct cache_slot *s = &c->cache[slot_of(addr, size)];
+    if (s->addr == addr && s->size == size && s->insns)
+        return s->insns;
+    c->cache_misses++;
+    uint64_t before = c->n_new_specials;
+    uint64_t n = decode(c, uc, addr, addr + size, 1);
+    if (c->n_new_specials == before) {   /* blocks with new specials are re-scanned */
+        s->addr = addr;
+        s->size = size;
+        s->insns = (uint32_t)n;
+    } else {
+        c->miss_addr = addr;
+        c->miss_size = size;
+        c->miss_insns = n;
+    }
+    return n;
+}
+
+static void stop(struct chron_counter *c, void *uc, uint64_t reason)
+{
+    c->stop_reason = reason;
+    ((emu_stop_fn)c->emu_stop)(uc);
+}
+
+void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
+{
+    if (c->stop_reason != STOP_NONE)
+        return;
+    uint64_t n = block_insns(c, uc, addr, size);
+    if (c->n_new_specials) {
+        stop(c, uc, STOP_SPECIAL);
+        return;
+    }
+    if (c->icount >= c->limit || (!c->landing && c->icount + n > c->limit)) {
+        stop(c, uc, STOP_LIMIT);
+        return;
+    }
+    if (c->icount >= c->soft_limit) {
+        stop(c, uc, STOP_SOFT);
+        return;
+    }
+    c->block_icount = c->icount;
+    c->block_addr = addr;
+    c->block_size = size;
+    c->block_insns = n;
+    c->in_block = 0;
+    c->icount += n;
+}
+
+void chron_code_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
+{
+    (void)addr;
+    (void)size;
+    if (c->stop_reason != STOP_NONE)
+        return;
+    if (c->block_icount + c->in_block >= c->limit) {
+        c->icount = c->block_icount + c->in_block;
+        stop(c, uc, STOP_LIMIT);
+        return;
+    }
+    c->in_block++;
+}
+
+/* Instructions of the current block that lie before pc (for mid-block stops). */
+uint64_t chron_insns_before(struct chron_counter *c, void *uc, uint64_t pc)
+{
+    if (pc <= c->block_addr)
+        return 0;
+    return decode(c, uc, c->block_addr, pc, 0);
+}
+
+/* Enter a block's count in the cache (after its specials have been hooked). */
+void chron_cache_put(struct chron_counter *c, uint64_t addr, uint32_t size, uint32_t insns)
+{
+    struct cache_slot *s = &c->cache[slot_of(addr, size)];
+    s->addr = addr;
+    s->size = size;
+    s->insns = insns;
+}
