@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Exact icount vs bare Unicorn on a compute-heavy guest, measured in the same run.
+
+Each round runs the guest twice: on a bare Unicorn engine with no hooks at all
+(RAM mapped from a host buffer, devices as plain MMIO callbacks, stopped by the
+finisher write) and on chronicorn's machine with exact instruction counting.
+Prints per-round times, the icount and the median ratio (bare time / counted
+time: 1.0 means counting is free). The issue's bar is a median >= 0.8.
+
+    scripts/bench_icount.py [--guest tests/guests/riscv/build/rv32/compute.elf] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import mmap
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from unicorn import UC_PROT_ALL
+
+from machine.arch.riscv import arch_for_elf
+from machine.boards import virt
+from machine.inputs import ScriptedInputs
+from machine.loader import load_image
+from machine.machine import Machine, MachineConfig, RunKind
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/rv32/compute.elf"
+
+
+def run_bare(path: Path) -> tuple[float, bytes]:
+    """The guest on Unicorn with no hooks; returns (seconds, UART output)."""
+    image = load_image(path)
+    arch = arch_for_elf(image.xlen or 32)
+    uc = arch.new_uc()
+    ram = mmap.mmap(-1, virt.DEFAULT_RAM_SIZE)
+    uc.mem_map_ptr(virt.RAM_BASE, len(ram), UC_PROT_ALL, ctypes.addressof(ctypes.c_char.from_buffer(ram)))
+    out = bytearray()
+
+    def read(uc, offset, size, data):  # noqa: ANN001 - unicorn callback
+        return 0x60 if data == "uart0" and offset == 5 else 0
+
+    def write(uc, offset, size, value, data):  # noqa: ANN001
+        if data == "uart0" and offset == 0:
+            out.append(value & 0xFF)
+        if data == "test":
+            uc.emu_stop()
+
+    for region in virt.MMIO_REGIONS:
+        uc.mmio_map(region.base, region.size, read, region.name, write, region.name)
+    for seg in image.segments:
+        off = seg.addr - virt.RAM_BASE
+        ram[off : off + len(seg.data)] = seg.data
+    start = time.perf_counter()
+    uc.emu_start(image.entry, arch.until_addr)
+    return time.perf_counter() - start, bytes(out)
+
+
+def run_counted(path: Path, native: bool) -> tuple[float, bytes, int]:
+    """The guest on chronicorn's machine; returns (seconds, UART output, icount)."""
+    out = bytearray()
+    machine = Machine(load_image(path), ScriptedInputs(), out.append, MachineConfig(prefer_native=native))
+    if native and not machine.counter.is_native:
+        sys.exit("the native icount helper is not built: pip install -e . first")
+    start = time.perf_counter()
+    result = machine.run()
+    elapsed = time.perf_counter() - start
+    if result.kind != RunKind.EXITED:
+        sys.exit(f"guest did not exit: {result.describe()}")
+    return elapsed, bytes(out), result.icount
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--guest", type=Path, default=DEFAULT_GUEST)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fallback", action="store_true", help="also time the pure-Python fallback once")
+    args = parser.parse_args()
+    ratios = []
+    icount = 0
+    for i in range(args.rounds):
+        bare, bare_out = run_bare(args.guest)
+        counted, out, icount = run_counted(args.guest, native=True)
+        if out != bare_out:
+            sys.exit(f"outputs differ: bare {bare_out!r} vs counted {out!r}")
+        ratios.append(bare / counted)
+        print(f"round {i + 1}: bare {bare * 1e3:8.1f} ms   icount {counted * 1e3:8.1f} ms   "
+              f"ratio {bare / counted:.3f}   ({icount / counted / 1e6:.0f} M insn/s)")
+    print(f"guest {args.guest} ({icount} instructions)")
+    print(f"median ratio (bare time / icount time) over {args.rounds} rounds: {statistics.median(ratios):.3f}")
+    if args.fallback:
+        slow, _, _ = run_counted(args.guest, native=False)
+        print(f"pure-Python fallback: {slow:.2f} s ({icount / slow / 1e6:.1f} M insn/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
