@@ -32,7 +32,7 @@ setup(
         Extension(
             "machine._icount_native",
             sources=["machine/native/icount.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+            extra_compile_args=["-O3", "-Wall", "-Wextra"],
         )
     ],
     cmdclass={"build_ext": OptionalBuildExt},

@@ -130,27 +130,33 @@ static void stop(struct chron_counter *c, void *uc, uint64_t reason)
 
 void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
 {
-    if (c->stop_reason != STOP_NONE)
+    uint64_t n, icount = c->icount;
+    const struct cache_slot *s = &c->cache[slot_of(addr, size)];
+
+    if (__builtin_expect(c->stop_reason != STOP_NONE, 0))
         return;
-    uint64_t n = block_insns(c, uc, addr, size);
-    if (c->n_new_specials) {
-        stop(c, uc, STOP_SPECIAL);
-        return;
+    if (__builtin_expect(s->addr == addr && s->size == size && s->insns, 1)) {
+        n = s->insns;
+    } else {
+        n = block_insns(c, uc, addr, size);
+        if (c->n_new_specials) {
+            stop(c, uc, STOP_SPECIAL);
+            return;
+        }
     }
-    if (c->icount >= c->limit || (!c->landing && c->icount + n > c->limit)) {
+    if (__builtin_expect(icount + n > c->limit, 0) && (!c->landing || icount >= c->limit)) {
         stop(c, uc, STOP_LIMIT);
         return;
     }
-    if (c->icount >= c->soft_limit) {
+    if (__builtin_expect(icount >= c->soft_limit, 0)) {
         stop(c, uc, STOP_SOFT);
         return;
     }
-    c->block_icount = c->icount;
+    c->block_icount = icount;
     c->block_addr = addr;
     c->block_size = size;
-    c->block_insns = n;
     c->in_block = 0;
-    c->icount += n;
+    c->icount = icount + n;
 }
 
 void chron_code_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
