@@ -4,6 +4,7 @@ It is a plain shared library loaded with ctypes (no Python C API), built as an
 extension so that `pip install` compiles it with the package. If it cannot be
 built, installation still succeeds and chronicorn falls back to pure Python.
 """
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 

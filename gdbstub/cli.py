@@ -43,8 +43,9 @@ def _machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
     parser.add_argument("--machine", choices=["virt"], default="virt", help="board (default: virt)")
     parser.add_argument("--ram", type=_int, default=128 << 20, help="RAM size, e.g. 128M (default)")
-    parser.add_argument("--icount-shift", type=int, default=3, metavar="N",
-                        help="virtual time = icount << N ns (default 3)")
+    parser.add_argument(
+        "--icount-shift", type=int, default=3, metavar="N", help="virtual time = icount << N ns (default 3)"
+    )
     parser.add_argument("--load-addr", type=_int, help="load address of a raw binary")
 
 
@@ -97,8 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.write(bytes((byte,)))
         out.flush()
 
-    stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.buffer
     image = load_image(args.guest, args.load_addr)
+    stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
     machine = Machine(image, HostInputs(stdin), tx, _config(args))
     if args.trace:
         machine.enable_trace(_Tracer(machine.arch.xlen, sys.stderr.buffer))
@@ -120,8 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"chronicorn: {result.describe()}", file=sys.stderr)
         return EXIT_FAULT
     if result.kind == RunKind.IDLE_FOREVER:
-        print(f"chronicorn: guest waits for input forever (input closed, no timer) at icount {result.icount}",
-              file=sys.stderr)
+        print(
+            f"chronicorn: guest waits for input forever (input closed, no timer) at icount {result.icount}",
+            file=sys.stderr,
+        )
         return EXIT_IDLE_FOREVER
     if result.kind == RunKind.RESET:
         print(f"chronicorn: guest requested a reset at icount {result.icount}", file=sys.stderr)
@@ -129,8 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.kind == RunKind.INTERRUPTED:
         print(f"chronicorn: interrupted at icount {result.icount}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"chronicorn: stopped after {result.icount} instructions (--max-insns), pc {result.pc:#x}",
-          file=sys.stderr)
+    print(
+        f"chronicorn: stopped after {result.icount} instructions (--max-insns), pc {result.pc:#x}",
+        file=sys.stderr,
+    )
     return 0
 
 

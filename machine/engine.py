@@ -96,8 +96,14 @@ class Engine:
 
     UNREACHABLE_UNTIL = (1 << 64) - 1
 
-    def __init__(self, uc: Uc, counter: Counter, pc_reg: int, intr_causes: dict[int, tuple[Cause, int]],
-                 until_addr: int) -> None:
+    def __init__(
+        self,
+        uc: Uc,
+        counter: Counter,
+        pc_reg: int,
+        intr_causes: dict[int, tuple[Cause, int]],
+        until_addr: int,
+    ) -> None:
         self.uc = uc
         self.counter = counter
         self._pc_reg = pc_reg
@@ -291,4 +297,3 @@ class Engine:
         """Code in [begin, end) was rewritten from outside the guest."""
         self._flush(begin, end)
         self.counter.clear_cache()
-

@@ -59,7 +59,21 @@ class _CacheSlot(ctypes.Structure):
     _fields_ = [("addr", ctypes.c_uint64), ("size", ctypes.c_uint32), ("insns", ctypes.c_uint32)]
 
 
-_U64_FIELDS = ["icount", "limit", "soft_limit", "block_icount", "block_addr", "block_size", "block_insns", "in_block", "stop_reason", "landing", "isa", "cache_misses", "n_trapped_csrs"]
+_U64_FIELDS = [
+    "icount",
+    "limit",
+    "soft_limit",
+    "block_icount",
+    "block_addr",
+    "block_size",
+    "block_insns",
+    "in_block",
+    "stop_reason",
+    "landing",
+    "isa",
+    "cache_misses",
+    "n_trapped_csrs",
+]
 
 
 class CounterState(ctypes.Structure):
@@ -70,9 +84,9 @@ class CounterState(ctypes.Structure):
         ("n_trapped_words", ctypes.c_uint64),
         ("trapped_words", ctypes.c_uint64 * MAX_TRAPPED_WORDS),
         ("miss_addr", ctypes.c_uint64),
-    ("miss_size", ctypes.c_uint64),
-    ("miss_insns", ctypes.c_uint64),
-    ("n_new_specials", ctypes.c_uint64),
+        ("miss_size", ctypes.c_uint64),
+        ("miss_insns", ctypes.c_uint64),
+        ("n_new_specials", ctypes.c_uint64),
         ("new_specials", ctypes.c_uint64 * MAX_NEW_SPECIALS),
         ("emu_stop", ctypes.c_void_p),
         ("mem_read", ctypes.c_void_p),
@@ -288,8 +302,13 @@ def _add_raw_hook(uc: Uc, htype: int, cfunc: object, user_data: ctypes.c_void_p,
     """Register a C callback as a Unicorn hook (binding-private API, pinned version)."""
     handle = _ucmod.uc_hook_h()
     status = _ucmod.uclib.uc_hook_add(
-        uc._uch, ctypes.byref(handle), htype, ctypes.cast(cfunc, ctypes.c_void_p), user_data,
-        ctypes.c_uint64(begin), ctypes.c_uint64(end),
+        uc._uch,
+        ctypes.byref(handle),
+        htype,
+        ctypes.cast(cfunc, ctypes.c_void_p),
+        user_data,
+        ctypes.c_uint64(begin),
+        ctypes.c_uint64(end),
     )
     if status != 0:
         raise RuntimeError(f"uc_hook_add failed with status {status}")

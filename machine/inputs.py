@@ -8,11 +8,12 @@ same protocol by asking a live source and logging the answers.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,26 +42,28 @@ class InputSource(Protocol):
 
 
 class HostInputs:
-    """Live inputs: the host clock and a byte stream (stdin) read by a helper thread.
+    """Live inputs: the host clock and a file descriptor (stdin) read by a helper thread.
+
+    The thread uses ``os.read`` on the raw descriptor: a daemon thread blocked
+    inside a buffered reader aborts the interpreter at exit.
 
     With ``--sleep off`` semantics (the only mode so far) an idle guest with a
     timer pending jumps straight to its deadline; with no timer it blocks until
     input arrives, or idles forever once the stream has ended.
     """
 
-    def __init__(self, stream: BinaryIO | None) -> None:
+    def __init__(self, fd: int | None) -> None:
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._pending = b""
-        self._eof = stream is None
-        if stream is not None:
-            threading.Thread(target=self._reader, args=(stream,), daemon=True, name="uart-input").start()
+        self._eof = fd is None
+        if fd is not None:
+            threading.Thread(target=self._reader, args=(fd,), daemon=True, name="uart-input").start()
 
-    def _reader(self, stream: BinaryIO) -> None:
-        read = getattr(stream, "read1", stream.read)
+    def _reader(self, fd: int) -> None:
         while True:
             try:
-                chunk = read(4096)
-            except (OSError, ValueError):
+                chunk = os.read(fd, 4096)
+            except OSError:
                 chunk = b""
             self._queue.put(chunk)
             if not chunk:

@@ -19,7 +19,20 @@ from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_PROT_ALL, Uc
 
-from .arch.riscv import GPR_IDS, INTR_CAUSES, MEI, MSI, MTI, SEI, TRAPPED, WFI, Hart, is_unmasking, RiscvArch, arch_for_elf
+from .arch.riscv import (
+    GPR_IDS,
+    INTR_CAUSES,
+    MEI,
+    MSI,
+    MTI,
+    SEI,
+    TRAPPED,
+    WFI,
+    Hart,
+    RiscvArch,
+    arch_for_elf,
+    is_unmasking,
+)
 from .boards import virt
 from .clock import VirtualClock
 from .devices.base import Device
@@ -85,8 +98,13 @@ class MachineConfig:
 class Machine:
     """One ``virt`` machine running one image."""
 
-    def __init__(self, image: Image, inputs: InputSource, uart_tx: Callable[[int], None],
-                 config: MachineConfig = MachineConfig()) -> None:
+    def __init__(
+        self,
+        image: Image,
+        inputs: InputSource,
+        uart_tx: Callable[[int], None],
+        config: MachineConfig = MachineConfig(),
+    ) -> None:
         arch = _choose_arch(image, config.arch)
         if config.ram_size <= 0 or config.ram_size % 4096 or config.ram_size > 0x8000_0000:
             raise ImageError(f"bad RAM size {config.ram_size}: a multiple of 4 KiB up to 2 GiB")
@@ -114,7 +132,11 @@ class Machine:
         self.rtc = GoldfishRtc(lambda: self.inputs.host_clock_ns(self.engine.icount))
         self.finisher = TestFinisher(self._on_exit, self._on_reset)
         self.devices: dict[str, Device] = {
-            "test": self.finisher, "rtc": self.rtc, "clint": self.clint, "plic": self.plic, "uart0": self.uart,
+            "test": self.finisher,
+            "rtc": self.rtc,
+            "clint": self.clint,
+            "plic": self.plic,
+            "uart0": self.uart,
         }
         for region in self.regions:
             if region.kind == "mmio":
@@ -155,7 +177,8 @@ class Machine:
             if not ram.contains(seg.addr, max(seg.mem_size, 1)):
                 raise ImageError(
                     f"{image.path}: segment at {seg.addr:#x}..{seg.addr + seg.mem_size:#x} lies outside RAM "
-                    f"({ram.base:#x}..{ram.end:#x})")
+                    f"({ram.base:#x}..{ram.end:#x})"
+                )
             off = seg.addr - ram.base
             self.ram[off : off + len(seg.data)] = seg.data
         if not ram.contains(image.entry, 2):
@@ -207,8 +230,13 @@ class Machine:
     def digest(self) -> str:
         """SHA-256 of everything guest-visible: registers, CSRs, RAM, devices, clock."""
         h = hashlib.sha256()
-        for value in (*self.hart.registers(), *self.hart.digest_csrs(), self.icount, self.clock.bias_ns,
-                      int(self.halted)):
+        for value in (
+            *self.hart.registers(),
+            *self.hart.digest_csrs(),
+            self.icount,
+            self.clock.bias_ns,
+            int(self.halted),
+        ):
             h.update(value.to_bytes(16, "little", signed=True))
         h.update(self.ram)
         for name, device in sorted(self.devices.items()):
@@ -247,8 +275,9 @@ class Machine:
                 if outcome is not None:
                     return outcome
                 continue
-            stop = self.engine.run(min(cap, self._timer_deadline()), self.icount + CHECKPOINT_INTERVAL)
-            result = self._handle(stop)
+            limit = min(cap, self._timer_deadline())
+            stop = self.engine.run(limit, self.icount + CHECKPOINT_INTERVAL)
+            result = self._handle(stop, limit)
             if result is not None:
                 return result
 
@@ -278,7 +307,7 @@ class Machine:
         if code is None:
             return False
         self.halted = False
-        self.hart.enter_trap(self.pc, self.arch.interrupt_cause(code), 0, vector_code=code)
+        self.hart.enter_trap(self.pc, code, 0, is_interrupt=True)
         return True
 
     def _timer_deadline(self) -> int:
@@ -288,7 +317,7 @@ class Machine:
         return min(NO_LIMIT, self.clock.icount_at_ticks(ticks, self.icount))
 
     def _idle(self) -> RunResult | None:
-        if self.mip() & self.hart.reg(_MIE):
+        if self.mip() & self.hart.csr(_MIE):
             self.halted = False  # wfi ends on any pending enabled interrupt, even with MIE clear
             return None
         ticks = self.clint.deadline_ticks()
@@ -303,9 +332,15 @@ class Machine:
             self.uart.receive(outcome.data)
         return None
 
-    def _handle(self, stop: EngineStop) -> RunResult | None:
+    def _handle(self, stop: EngineStop, limit: int) -> RunResult | None:
         while True:
             if stop.kind in (StopKind.LIMIT, StopKind.SOFT):
+                return None
+            if stop.icount >= limit or self.exit_code is not None or self.reset_requested:
+                # The instruction at pc has not executed. At the limit it must wait
+                # (an interrupt may be due first, or the caller wants this state);
+                # after the guest's exit nothing more happens. (Unicorn calls no
+                # code hook on an invalid instruction, so a landing can end here.)
                 return None
             if stop.kind == StopKind.HALT:  # only if a wfi escaped the trap (cannot resume)
                 raise RuntimeError(f"unicorn halted at pc={stop.pc:#x}")

@@ -88,8 +88,10 @@ def main() -> int:
         if out != bare_out:
             sys.exit(f"outputs differ: bare {bare_out!r} vs counted {out!r}")
         ratios.append(bare / counted)
-        print(f"round {i + 1}: bare {bare * 1e3:8.1f} ms   icount {counted * 1e3:8.1f} ms   "
-              f"ratio {bare / counted:.3f}   ({icount / counted / 1e6:.0f} M insn/s)")
+        print(
+            f"round {i + 1}: bare {bare * 1e3:8.1f} ms   icount {counted * 1e3:8.1f} ms   "
+            f"ratio {bare / counted:.3f}   ({icount / counted / 1e6:.0f} M insn/s)"
+        )
     print(f"guest {args.guest} ({icount} instructions)")
     print(f"median ratio (bare time / icount time) over {args.rounds} rounds: {statistics.median(ratios):.3f}")
     if args.fallback:

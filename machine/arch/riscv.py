@@ -17,10 +17,40 @@ from unicorn import riscv_const as rc
 from ..engine import Cause
 from ..icount import Isa, TrappedInstructions
 
-GPR_NAMES = (
-    "zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 "
-    "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6"
-).split()
+GPR_NAMES = [
+    "zero",
+    "ra",
+    "sp",
+    "gp",
+    "tp",
+    "t0",
+    "t1",
+    "t2",
+    "s0",
+    "s1",
+    "a0",
+    "a1",
+    "a2",
+    "a3",
+    "a4",
+    "a5",
+    "a6",
+    "a7",
+    "s2",
+    "s3",
+    "s4",
+    "s5",
+    "s6",
+    "s7",
+    "s8",
+    "s9",
+    "s10",
+    "s11",
+    "t3",
+    "t4",
+    "t5",
+    "t6",
+]
 GPR_IDS = tuple(rc.UC_RISCV_REG_X0 + i for i in range(32))
 PC = rc.UC_RISCV_REG_PC
 
@@ -31,10 +61,21 @@ CSR_CYCLEH, CSR_TIMEH, CSR_INSTRETH = 0xC80, 0xC81, 0xC82
 CSR_MCYCLE, CSR_MINSTRET, CSR_MCYCLEH, CSR_MINSTRETH = 0xB00, 0xB02, 0xB80, 0xB82
 CSR_MIP = 0x344
 CSR_MSTATUS, CSR_MIE = 0x300, 0x304
-EMULATED_CSRS = frozenset({
-    CSR_CYCLE, CSR_TIME, CSR_INSTRET, CSR_CYCLEH, CSR_TIMEH, CSR_INSTRETH,
-    CSR_MCYCLE, CSR_MINSTRET, CSR_MCYCLEH, CSR_MINSTRETH, CSR_MIP,
-})
+EMULATED_CSRS = frozenset(
+    {
+        CSR_CYCLE,
+        CSR_TIME,
+        CSR_INSTRET,
+        CSR_CYCLEH,
+        CSR_TIMEH,
+        CSR_INSTRETH,
+        CSR_MCYCLE,
+        CSR_MINSTRET,
+        CSR_MCYCLEH,
+        CSR_MINSTRETH,
+        CSR_MIP,
+    }
+)
 # Instructions that may unmask a pending interrupt: Unicorn executes them, then
 # the board stops to take the interrupt at exactly the next boundary.
 MRET = 0x30200073
@@ -47,8 +88,9 @@ TRAPPED = TrappedInstructions(EMULATED_CSRS | UNMASKING_CSRS, frozenset({WFI, MR
 
 def is_unmasking(insn: int) -> bool:
     """True for mret and CSR accesses to mstatus/mie (executed by Unicorn, then checked)."""
-    return insn == MRET or (insn & 0x7F == 0x73 and (insn >> 12) & 7 not in (0, 4)
-                            and insn >> 20 in UNMASKING_CSRS)
+    return insn == MRET or (insn & 0x7F == 0x73 and (insn >> 12) & 7 not in (0, 4) and insn >> 20 in UNMASKING_CSRS)
+
+
 READ_ONLY_CSRS = frozenset({CSR_CYCLE, CSR_TIME, CSR_INSTRET, CSR_CYCLEH, CSR_TIMEH, CSR_INSTRETH})
 
 # Interrupt bits in mip/mie, highest priority first (privileged spec 3.1.9).
@@ -56,10 +98,13 @@ MEI, MSI, MTI, SEI, SSI, STI = 11, 3, 7, 9, 1, 5
 INTERRUPT_PRIORITY = (MEI, MSI, MTI, SEI, SSI, STI)
 SOFTWARE_WRITABLE_MIP = (1 << SSI) | (1 << STI) | (1 << SEI)
 
+MSTATUS_SIE = 1 << 1
 MSTATUS_MIE = 1 << 3
+MSTATUS_SPIE = 1 << 5
 MSTATUS_MPIE = 1 << 7
+MSTATUS_SPP = 1 << 8
 MSTATUS_MPP_SHIFT = 11
-PRIV_M = 3
+PRIV_S, PRIV_M = 1, 3
 
 EXCEPTION_CODES = {
     Cause.FETCH_FAULT: 1,
@@ -128,54 +173,111 @@ class Hart:
         self.minstret_offset = 0
 
     def reg(self, uc_reg: int) -> int:
+        """A GPR, pc or privilege level."""
         return int(self.uc.reg_read(uc_reg))
 
     def set_reg(self, uc_reg: int, value: int) -> None:
         self.uc.reg_write(uc_reg, value & self.arch.mask)
 
     @property
-    def mtvec(self) -> int:
-        return self.reg(rc.UC_RISCV_REG_MTVEC)
+    def priv(self) -> int:
+        return int(self.uc.reg_read(rc.UC_RISCV_REG_PRIV))
+
+    def csr(self, uc_reg: int) -> int:
+        """A CSR, read with M-mode rights: Unicorn's CSR reads fail silently below M-mode."""
+        priv = self.priv
+        if priv == PRIV_M:
+            return int(self.uc.reg_read(uc_reg))
+        self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
+        try:
+            return int(self.uc.reg_read(uc_reg))
+        finally:
+            self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
+
+    def set_csr(self, uc_reg: int, value: int) -> None:
+        """Write a CSR with M-mode rights (see :meth:`csr`)."""
+        priv = self.priv
+        if priv != PRIV_M:
+            self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
+        try:
+            self.uc.reg_write(uc_reg, value & self.arch.mask)
+        finally:
+            if priv != PRIV_M:
+                self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
 
     def has_trap_handler(self) -> bool:
         """True once the guest has pointed mtvec somewhere (reset value 0 = none)."""
-        return self.mtvec & ~3 != 0
+        return self.csr(rc.UC_RISCV_REG_MTVEC) & ~3 != 0
 
     def enabled_interrupt(self, mip: int) -> int | None:
-        """The highest-priority interrupt that would be taken now, if any (M-mode only)."""
-        pending = mip & self.reg(rc.UC_RISCV_REG_MIE)
+        """The highest-priority interrupt that would be taken now, if any.
+
+        Interrupts delegated through ``mideleg`` go to S-mode and are enabled
+        below S-mode or in S-mode with SIE set; the others go to M-mode and are
+        enabled below M-mode or with MIE set (privileged spec 3.1.9).
+        """
+        pending = mip & self.csr(rc.UC_RISCV_REG_MIE)
         if not pending:
             return None
-        priv = self.reg(rc.UC_RISCV_REG_PRIV)
-        if priv == PRIV_M and not self.reg(rc.UC_RISCV_REG_MSTATUS) & MSTATUS_MIE:
-            return None
+        priv = self.priv
+        status = self.csr(rc.UC_RISCV_REG_MSTATUS)
+        deleg = self.csr(rc.UC_RISCV_REG_MIDELEG)
+        m_on = priv < PRIV_M or bool(status & MSTATUS_MIE)
+        s_on = priv < PRIV_S or (priv == PRIV_S and bool(status & MSTATUS_SIE))
+        enabled = (pending & ~deleg if m_on else 0) | (pending & deleg if s_on else 0)
         for code in INTERRUPT_PRIORITY:
-            if pending & (1 << code):
+            if enabled & (1 << code):
                 return code
         return None
 
-    def enter_trap(self, pc: int, cause: int, tval: int, vector_code: int | None = None) -> None:
-        """Take a trap into M-mode exactly as the privileged spec says (mret-compatible)."""
-        status = self.reg(rc.UC_RISCV_REG_MSTATUS)
-        priv = self.reg(rc.UC_RISCV_REG_PRIV)
-        mpie = MSTATUS_MPIE if status & MSTATUS_MIE else 0
-        status = (status & ~(MSTATUS_MIE | MSTATUS_MPIE | (3 << MSTATUS_MPP_SHIFT))) | mpie
-        status |= (priv & 3) << MSTATUS_MPP_SHIFT
-        self.set_reg(rc.UC_RISCV_REG_MSTATUS, status)
-        self.set_reg(rc.UC_RISCV_REG_MEPC, pc)
-        self.set_reg(rc.UC_RISCV_REG_MCAUSE, cause)
-        self.set_reg(rc.UC_RISCV_REG_MTVAL, tval)
-        if priv != PRIV_M:
-            self.set_reg(rc.UC_RISCV_REG_PRIV, PRIV_M)
-        tvec = self.mtvec
+    def enter_trap(self, pc: int, code: int, tval: int, is_interrupt: bool = False) -> None:
+        """Take a trap exactly as the privileged spec says (``mret``/``sret``-compatible).
+
+        Traps from S/U-mode whose cause is delegated (``medeleg``/``mideleg``)
+        go to S-mode, all others to M-mode.
+        """
+        priv = self.priv
+        deleg = self.csr(rc.UC_RISCV_REG_MIDELEG if is_interrupt else rc.UC_RISCV_REG_MEDELEG)
+        cause = self.arch.interrupt_cause(code) if is_interrupt else code
+        status = self.csr(rc.UC_RISCV_REG_MSTATUS)
+        if priv < PRIV_M and deleg >> code & 1:
+            spie = MSTATUS_SPIE if status & MSTATUS_SIE else 0
+            status = (status & ~(MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP)) | spie
+            status |= MSTATUS_SPP if priv == PRIV_S else 0
+            regs = (
+                rc.UC_RISCV_REG_SEPC,
+                rc.UC_RISCV_REG_SCAUSE,
+                rc.UC_RISCV_REG_STVAL,
+                rc.UC_RISCV_REG_STVEC,
+            )
+            target_priv = PRIV_S
+        else:
+            mpie = MSTATUS_MPIE if status & MSTATUS_MIE else 0
+            status = (status & ~(MSTATUS_MIE | MSTATUS_MPIE | (3 << MSTATUS_MPP_SHIFT))) | mpie
+            status |= (priv & 3) << MSTATUS_MPP_SHIFT
+            regs = (
+                rc.UC_RISCV_REG_MEPC,
+                rc.UC_RISCV_REG_MCAUSE,
+                rc.UC_RISCV_REG_MTVAL,
+                rc.UC_RISCV_REG_MTVEC,
+            )
+            target_priv = PRIV_M
+        epc_reg, cause_reg, tval_reg, tvec_reg = regs
+        self.set_csr(rc.UC_RISCV_REG_MSTATUS, status)
+        self.set_csr(epc_reg, pc)
+        self.set_csr(cause_reg, cause)
+        self.set_csr(tval_reg, tval)
+        tvec = self.csr(tvec_reg)
         target = tvec & ~3
-        if tvec & 3 == 1 and vector_code is not None:
-            target += 4 * vector_code
+        if tvec & 3 == 1 and is_interrupt:
+            target += 4 * code
+        if target_priv != priv:
+            self.uc.reg_write(rc.UC_RISCV_REG_PRIV, target_priv)
         self.set_reg(PC, target)
 
     def exception_code(self, cause: Cause) -> int:
         if cause == Cause.ECALL:
-            return ECALL_CODES.get(self.reg(rc.UC_RISCV_REG_PRIV), 11)
+            return ECALL_CODES.get(self.priv, 11)
         return EXCEPTION_CODES[cause]
 
     def read_insn(self, pc: int) -> int:
@@ -247,12 +349,27 @@ class Hart:
 
     def registers(self) -> list[int]:
         """GPRs x0..x31 then pc: the register part of a state digest."""
-        return [self.reg(r) for r in GPR_IDS] + [self.reg(PC)]
+        return [self.reg(r) for r in GPR_IDS] + [self.reg(PC), self.priv]
 
     def digest_csrs(self) -> list[int]:
-        ids = (rc.UC_RISCV_REG_MSTATUS, rc.UC_RISCV_REG_MIE, rc.UC_RISCV_REG_MTVEC, rc.UC_RISCV_REG_MEPC,
-               rc.UC_RISCV_REG_MCAUSE, rc.UC_RISCV_REG_MTVAL, rc.UC_RISCV_REG_MSCRATCH, rc.UC_RISCV_REG_PRIV)
-        return [self.reg(r) for r in ids] + [self.mip_soft, self.mcycle_offset, self.minstret_offset]
+        ids = (
+            rc.UC_RISCV_REG_MSTATUS,
+            rc.UC_RISCV_REG_MIE,
+            rc.UC_RISCV_REG_MTVEC,
+            rc.UC_RISCV_REG_MEPC,
+            rc.UC_RISCV_REG_MCAUSE,
+            rc.UC_RISCV_REG_MTVAL,
+            rc.UC_RISCV_REG_MSCRATCH,
+            rc.UC_RISCV_REG_MEDELEG,
+            rc.UC_RISCV_REG_MIDELEG,
+            rc.UC_RISCV_REG_STVEC,
+            rc.UC_RISCV_REG_SEPC,
+            rc.UC_RISCV_REG_SCAUSE,
+            rc.UC_RISCV_REG_STVAL,
+            rc.UC_RISCV_REG_SSCRATCH,
+            rc.UC_RISCV_REG_SATP,
+        )
+        return [self.csr(r) for r in ids] + [self.mip_soft, self.mcycle_offset, self.minstret_offset]
 
 
 def arch_for_elf(elf_class: int) -> RiscvArch:

@@ -116,25 +116,54 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
         fdt.PropWords("#size-cells", 2),
         fdt.PropStrings("compatible", "simple-bus"),
         fdt.PropBytes("ranges"),
-        dev("rtc", fdt.PropWords("interrupts", RTC_IRQ), fdt.PropWords("interrupt-parent", plic_ph),
-            fdt.PropStrings("compatible", "google,goldfish-rtc")),
-        dev("uart0", fdt.PropWords("interrupts", UART0_IRQ), fdt.PropWords("interrupt-parent", plic_ph),
-            fdt.PropWords("clock-frequency", UART_CLOCK_HZ), fdt.PropStrings("compatible", "ns16550a")),
-        dev("test", fdt.PropWords("phandle", test_ph),
-            fdt.PropStrings("compatible", "sifive,test1", "sifive,test0", "syscon")),
-        dev("plic", fdt.PropWords("phandle", plic_ph),
+        dev(
+            "rtc",
+            fdt.PropWords("interrupts", RTC_IRQ),
+            fdt.PropWords("interrupt-parent", plic_ph),
+            fdt.PropStrings("compatible", "google,goldfish-rtc"),
+        ),
+        dev(
+            "uart0",
+            fdt.PropWords("interrupts", UART0_IRQ),
+            fdt.PropWords("interrupt-parent", plic_ph),
+            fdt.PropWords("clock-frequency", UART_CLOCK_HZ),
+            fdt.PropStrings("compatible", "ns16550a"),
+        ),
+        dev(
+            "test",
+            fdt.PropWords("phandle", test_ph),
+            fdt.PropStrings("compatible", "sifive,test1", "sifive,test0", "syscon"),
+        ),
+        dev(
+            "plic",
+            fdt.PropWords("phandle", plic_ph),
             fdt.PropWords("interrupts-extended", cpu_intc, 11, cpu_intc, 9),
             fdt.PropWords("riscv,ndev", 95),
-            fdt.PropWords("#address-cells", 0), fdt.PropWords("#interrupt-cells", 1),
+            fdt.PropWords("#address-cells", 0),
+            fdt.PropWords("#interrupt-cells", 1),
             fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),
-            fdt.PropBytes("interrupt-controller")),
-        dev("clint", fdt.PropWords("interrupts-extended", cpu_intc, 3, cpu_intc, 7),
-            fdt.PropStrings("compatible", "sifive,clint0", "riscv,clint0")),
+            fdt.PropBytes("interrupt-controller"),
+        ),
+        dev(
+            "clint",
+            fdt.PropWords("interrupts-extended", cpu_intc, 3, cpu_intc, 7),
+            fdt.PropStrings("compatible", "sifive,clint0", "riscv,clint0"),
+        ),
     )
-    poweroff = _node("poweroff", fdt.PropWords("value", 0x5555), fdt.PropWords("offset", 0),
-                     fdt.PropWords("regmap", test_ph), fdt.PropStrings("compatible", "syscon-poweroff"))
-    reboot = _node("reboot", fdt.PropWords("value", 0x7777), fdt.PropWords("offset", 0),
-                   fdt.PropWords("regmap", test_ph), fdt.PropStrings("compatible", "syscon-reboot"))
+    poweroff = _node(
+        "poweroff",
+        fdt.PropWords("value", 0x5555),
+        fdt.PropWords("offset", 0),
+        fdt.PropWords("regmap", test_ph),
+        fdt.PropStrings("compatible", "syscon-poweroff"),
+    )
+    reboot = _node(
+        "reboot",
+        fdt.PropWords("value", 0x7777),
+        fdt.PropWords("offset", 0),
+        fdt.PropWords("regmap", test_ph),
+        fdt.PropStrings("compatible", "syscon-reboot"),
+    )
     uart = regions["uart0"]
     chosen = _node("chosen", fdt.PropStrings("stdout-path", f"/soc/serial@{uart.base:x}"))
     tree = fdt.FDT()
@@ -143,7 +172,12 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
         fdt.PropWords("#size-cells", 2),
         fdt.PropStrings("compatible", "riscv-virtio"),
         fdt.PropStrings("model", "riscv-virtio,qemu"),
-        poweroff, reboot, chosen, memory, cpus, soc,
+        poweroff,
+        reboot,
+        chosen,
+        memory,
+        cpus,
+        soc,
     ):
         tree.add_item(item)
     blob = tree.to_dtb(version=17)

@@ -29,11 +29,13 @@ class Plic:
 
     def line(self, source: int) -> Callable[[bool], None]:
         """The interrupt line a device drives."""
+
         def set_level(level: bool) -> None:
             self.level[source] = level
             if level and not self.claimed[source]:
                 self.pending[source] = True
             self._update()
+
         return set_level
 
     def _best(self, ctx: int) -> int:

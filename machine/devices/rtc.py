@@ -54,5 +54,4 @@ class GoldfishRtc:
             self.irq_enabled = value & 1
 
     def state(self) -> bytes:
-        return b"".join(v.to_bytes(8, "little") for v in (self.offset_ns, self.time_high, self.alarm,
-                                                           self.irq_enabled))
+        return b"".join(v.to_bytes(8, "little") for v in (self.offset_ns, self.time_high, self.alarm, self.irq_enabled))

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Shared set-up for demo.sh and test.sh: installs what is missing, idempotently.
+#   - Debian/Ubuntu packages (apt-get, with sudo when not root): $CHRONICORN_APT_PACKAGES
+#   - a virtualenv in .venv with chronicorn installed editable (this builds the native icount helper)
+# Source it from the project root: `. scripts/setup.sh`; afterwards $PY is the venv's python.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${CHRONICORN_VENV:-$ROOT/.venv}
+
+need_apt=()
+for pkg in ${CHRONICORN_APT_PACKAGES:-}; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "setup: please install ${need_apt[*]} (no apt-get here)" >&2
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating virtualenv $VENV" >&2
+    python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+stamp="$VENV/.chronicorn-installed"
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
+   || [ "$ROOT/machine/native/icount.c" -nt "$stamp" ] || ! "$PY" -c "import machine, pytest" 2>/dev/null; then
+    echo "setup: installing chronicorn and its dependencies into $VENV" >&2
+    if ! (cd "$ROOT" && "$PY" -m pip install -e ".[dev]") >"$VENV/pip.log" 2>&1; then
+        cat "$VENV/pip.log" >&2
+        echo "setup: pip install failed (log above, also in $VENV/pip.log)" >&2
+        exit 1
+    fi
+    touch "$stamp"
+fi
+export PY ROOT VENV

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install what is missing, then run the whole test suite.
+# Usage: ./scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc opensbi" . scripts/setup.sh
+exec "$PY" -m pytest "$@"

@@ -1,0 +1,101 @@
+"""The same guests on QEMU (-M virt -bios none -kernel X) give byte-identical UART output."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GUEST_NAMES, guest, guest_input, run_cli
+
+pytestmark = pytest.mark.qemu
+OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf")
+
+
+def qemu(xlen: str) -> str:
+    binary = f"qemu-system-riscv{xlen[2:]}"
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} not installed")
+    return binary
+
+
+def read_qemu(cmd: list[str], stdin: bytes, want: int | None, timeout: float = 60) -> bytes:
+    """QEMU's stdout: all of it when the guest exits, else its first ``want`` bytes."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if want is None:
+            out, _ = proc.communicate(stdin, timeout=timeout)
+            return out
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+        out = b""
+        while len(out) < want:
+            chunk = proc.stdout.read1(want - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("name", GUEST_NAMES)
+def test_same_uart_output_as_qemu(xlen: str, name: str) -> None:
+    ours = run_cli("run", str(guest(xlen, name)), stdin=guest_input(name))
+    cmd = [
+        qemu(xlen),
+        "-M",
+        "virt",
+        "-m",
+        "128M",
+        "-bios",
+        "none",
+        "-nographic",
+        "-kernel",
+        str(guest(xlen, name)),
+    ]
+    # The fault guest never exits on QEMU (the trap loops at mtvec=0): compare what it printed.
+    theirs = read_qemu(cmd, guest_input(name), len(ours.stdout) if name == "fault" else None)
+    assert ours.stdout == theirs
+    assert ours.stdout  # every guest prints something
+
+
+CPU_MODEL_LINES = (
+    "Boot HART Priv Version",
+    "Boot HART Base ISA",
+    "Boot HART ISA Extensions",
+    "Boot HART MHPM Count",
+    "Boot HART MIDELEG",
+    "Boot HART MEDELEG",
+)
+
+
+def _without_cpu_model(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if not ln.startswith(CPU_MODEL_LINES)]
+
+
+@pytest.mark.slow
+def test_opensbi_boots_to_its_banner_as_on_qemu() -> None:
+    """Debian's OpenSBI fw_jump boots on our virt board and prints what it prints on QEMU.
+
+    Only the lines describing the CPU model differ (Unicorn's CPU is QEMU 5's:
+    priv spec 1.10, no H extension, no sstc, no HPM counters).
+    """
+    if not OPENSBI.exists():
+        pytest.skip("Debian's opensbi package is not installed")
+    ours = run_cli("run", str(OPENSBI), "--max-insns", "8000000", timeout=300)
+    assert ours.returncode == 0, ours.stderr
+    text = ours.stdout.decode()
+    assert "OpenSBI v" in text and "Platform Name             : riscv-virtio,qemu" in text
+    assert "Domain0 Next Address      : 0x0000000080200000" in text
+    cmd = [qemu("rv64"), "-M", "virt", "-m", "128M", "-bios", str(OPENSBI), "-nographic"]
+    theirs = read_qemu(cmd, b"", len(ours.stdout)).decode(errors="replace")
+    # QEMU's differing CPU lines change the byte count: compare line by line up to the last one.
+    ours_lines = _without_cpu_model(text)
+    theirs_lines = _without_cpu_model(theirs)[: len(ours_lines) - 1]
+    assert len(theirs_lines) > 30
+    assert ours_lines[: len(theirs_lines)] == theirs_lines
