@@ -73,18 +73,17 @@ class HostInputs:
         return time.time_ns()
 
     def _take(self, block: bool) -> None:
-        while not self._eof:
-            try:
-                chunk = self._queue.get(block=block, timeout=0.1 if block else None)
-            except queue.Empty:
-                if block:
-                    continue
-                return
-            if not chunk:
-                self._eof = True
-                return
-            self._pending += chunk
+        """Move one chunk from the reader thread to ``_pending`` (waiting at most 0.1 s if ``block``)."""
+        if self._eof:
             return
+        try:
+            chunk = self._queue.get(block=block, timeout=0.1 if block else None)
+        except queue.Empty:
+            return
+        if chunk:
+            self._pending += chunk
+        else:
+            self._eof = True
 
     def poll_input(self, icount: int, space: int) -> bytes:
         if not self._pending:
@@ -99,8 +98,9 @@ class HostInputs:
             return IdleOutcome()
         if deadline_ns is not None:
             return IdleOutcome(warp_ns=deadline_ns)
+        # Wait briefly and return even if nothing came, so the caller can poll Ctrl-C.
         self._take(block=True)
-        return IdleOutcome() if self._pending else IdleOutcome(forever=True)
+        return IdleOutcome(forever=self._eof and not self._pending)
 
 
 class ScriptedInputs:

@@ -71,7 +71,10 @@ def _load_elf(path: Path, data: bytes) -> Image:
         for seg in elf.iter_segments():
             if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
                 continue
-            segments.append(Segment(seg["p_paddr"], seg.data(), seg["p_memsz"]))
+            contents = seg.data()
+            if len(contents) != seg["p_filesz"]:
+                raise ImageError(f"{path} is truncated: a segment at {seg['p_paddr']:#x} is cut short")
+            segments.append(Segment(seg["p_paddr"], contents, seg["p_memsz"]))
         symbols = {}
         symtab = elf.get_section_by_name(".symtab")
         if symtab is not None:

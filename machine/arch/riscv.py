@@ -320,7 +320,10 @@ class Hart:
             return False
         old = self.csr_value(csr, icount, mtime, mip)
         if writes:
-            new = {1: source, 2: old | source, 3: old & ~source}[funct3 & 3] & self.arch.mask
+            # For mip only the software-writable bits take part in the read-modify-write:
+            # an asserted external SEIP must not become a sticky software bit (spec 3.1.9).
+            base = self.mip_soft if csr == CSR_MIP else old
+            new = {1: source, 2: base | source, 3: base & ~source}[funct3 & 3] & self.arch.mask
             self._write_csr(csr, old, new, icount)
         if rd:
             self.set_reg(GPR_IDS[rd], old)

@@ -31,6 +31,7 @@ class Region:
     base: int
     size: int
     kind: str  # "ram" or "mmio"
+    reg_size: int = 0  # size in the device tree when smaller than the mapped page (0: same)
 
     @property
     def end(self) -> int:
@@ -45,7 +46,7 @@ MMIO_REGIONS = (
     Region("rtc", 0x0010_1000, 0x1000, "mmio"),
     Region("clint", 0x0200_0000, 0x1_0000, "mmio"),
     Region("plic", 0x0C00_0000, 0x60_0000, "mmio"),
-    Region("uart0", 0x1000_0000, 0x1000, "mmio"),
+    Region("uart0", 0x1000_0000, 0x1000, "mmio", reg_size=0x100),
 )
 
 
@@ -108,7 +109,7 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
     def dev(region: str, *items: fdt.Property | fdt.Node) -> fdt.Node:
         r = regions[region]
         name = {"test": "test", "rtc": "rtc", "clint": "clint", "plic": "plic", "uart0": "serial"}[region]
-        return _node(f"{name}@{r.base:x}", *items, _reg(r.base, r.size))
+        return _node(f"{name}@{r.base:x}", *items, _reg(r.base, r.reg_size or r.size))
 
     soc = _node(
         "soc",

@@ -30,7 +30,7 @@ class Clint:
         self.mtime_offset = 0
 
     def mtime(self, ticks: int) -> int:
-        """Guest-visible mtime for a virtual clock reading."""
+        """Guest-visible mtime for a virtual clock reading (``mtime_offset`` is signed)."""
         return (ticks + self.mtime_offset) & U64
 
     def timer_pending(self, ticks: int) -> bool:
@@ -65,7 +65,7 @@ class Clint:
         elif MTIME <= offset < MTIME + 8:
             ticks = self._now()
             new = merge_word(self.mtime(ticks), offset - MTIME, size, value)
-            self.mtime_offset = (new - ticks) & U64
+            self.mtime_offset = new - ticks
 
     def state(self) -> bytes:
-        return b"".join(v.to_bytes(8, "little") for v in (self.msip, self.mtimecmp, self.mtime_offset))
+        return b"".join(v.to_bytes(9, "little", signed=True) for v in (self.msip, self.mtimecmp, self.mtime_offset))

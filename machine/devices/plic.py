@@ -31,9 +31,10 @@ class Plic:
         """The interrupt line a device drives."""
 
         def set_level(level: bool) -> None:
+            # As QEMU's sifive_plic_irq_request: pending follows the line; a claimed
+            # source is not offered again until it is completed.
             self.level[source] = level
-            if level and not self.claimed[source]:
-                self.pending[source] = True
+            self.pending[source] = level
             self._update()
 
         return set_level
@@ -41,7 +42,8 @@ class Plic:
     def _best(self, ctx: int) -> int:
         best, best_prio = 0, self.threshold[ctx]
         for src in range(1, NUM_SOURCES):
-            if self.pending[src] and self.enable[ctx][src] and self.priority[src] > best_prio:
+            offered = self.pending[src] and not self.claimed[src] and self.enable[ctx][src]
+            if offered and self.priority[src] > best_prio:
                 best, best_prio = src, self.priority[src]
         return best
 

@@ -46,7 +46,10 @@ class GoldfishRtc:
         }.get(offset, 0)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        if offset == ALARM_LOW:
+        if offset in (TIME_LOW, TIME_HIGH):  # as QEMU: move the offset so the clock reads ``value``
+            now = self._clock() + self.offset_ns
+            self.offset_ns += merge_word(now, offset - TIME_LOW, 4, value) - now
+        elif offset == ALARM_LOW:
             self.alarm = merge_word(self.alarm, 0, 4, value)
         elif offset == ALARM_HIGH:
             self.alarm = merge_word(self.alarm, 4, 4, value)
@@ -54,4 +57,6 @@ class GoldfishRtc:
             self.irq_enabled = value & 1
 
     def state(self) -> bytes:
-        return b"".join(v.to_bytes(8, "little") for v in (self.offset_ns, self.time_high, self.alarm, self.irq_enabled))
+        return b"".join(
+            v.to_bytes(9, "little", signed=True) for v in (self.offset_ns, self.time_high, self.alarm, self.irq_enabled)
+        )

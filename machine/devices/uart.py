@@ -112,9 +112,10 @@ class Uart16550:
                 self.thr_ipending = True
             self.ier = value & 0x0F
         elif offset == IIR_FCR:
-            self.fcr = value & 0xC9
-            if value & FCR_CLEAR_RX:
+            # As QEMU's serial.c: changing the FIFO enable bit resets both FIFOs.
+            if value & FCR_CLEAR_RX or (value ^ self.fcr) & FCR_ENABLE:
                 self.rx.clear()
+            self.fcr = value & 0xC9
         elif offset == LCR:
             self.lcr = value
         elif offset == MCR:

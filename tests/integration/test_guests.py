@@ -126,3 +126,26 @@ def test_wrong_arch_option_for_elf(xlen: str) -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_ctrl_c_stops_a_waiting_guest(xlen: str) -> None:
+    """SIGINT while the guest idles for input: exit 130 with a message, no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gdbstub.cli", "run", str(guest(xlen, "echo"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"echo ready\n"  # the guest is now waiting in wfi
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"interrupted at icount" in err and b"Traceback" not in err
