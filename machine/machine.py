@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_PROT_ALL, Uc
+from unicorn import riscv_const as rc
 
 from .arch.riscv import (
     GPR_IDS,
@@ -48,6 +49,7 @@ from .loader import Image, ImageError
 
 log = logging.getLogger(__name__)
 
+DIGEST_CHUNK = 1 << 20
 CHECKPOINT_INTERVAL = 1 << 22
 """Instructions between checkpoints (soft stops: input polling, Ctrl-C)."""
 
@@ -238,11 +240,21 @@ class Machine:
             int(self.halted),
         ):
             h.update(value.to_bytes(16, "little", signed=True))
-        h.update(self.ram)
+        self._hash_ram(h)
         for name, device in sorted(self.devices.items()):
             h.update(name.encode())
             h.update(device.state())
         return h.hexdigest()
+
+    def _hash_ram(self, h: hashlib._Hash) -> None:
+        """Hash RAM in 1 MiB chunks, skipping all-zero ones (a fresh 128 MiB is mostly zeros)."""
+        chunk = DIGEST_CHUNK
+        zero = bytes(chunk)
+        for index in range(0, len(self.ram), chunk):
+            data = self.ram[index : index + chunk]  # a copy: comparing bytes is a memcmp
+            if data != zero[: len(data)]:
+                h.update(index.to_bytes(8, "little"))
+                h.update(data)
 
     # -- tracing -------------------------------------------------------------
     def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:
@@ -317,7 +329,7 @@ class Machine:
         return min(NO_LIMIT, self.clock.icount_at_ticks(ticks, self.icount))
 
     def _idle(self) -> RunResult | None:
-        if self.mip() & self.hart.csr(_MIE):
+        if self.mip() & self.hart.csr(rc.UC_RISCV_REG_MIE):
             self.halted = False  # wfi ends on any pending enabled interrupt, even with MIE clear
             return None
         ticks = self.clint.deadline_ticks()
@@ -403,5 +415,3 @@ def _choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:
         raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file but --arch {wanted.name} was given")
     return arch
 
-
-from unicorn.riscv_const import UC_RISCV_REG_MIE as _MIE  # noqa: E402
