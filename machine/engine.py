@@ -155,6 +155,7 @@ class Engine:
         if st.stop_reason != StopReason.NONE:
             return
         st.stop_reason = StopReason.EXTERNAL
+        st.fast_limit = 0
         self._pending = EngineStop(kind, 0, 0, cause, back)
         self.uc.emu_stop()
 
@@ -193,6 +194,7 @@ class Engine:
             return EngineStop(StopKind.LIMIT, self.icount, self.pc)
         st.limit = limit
         st.soft_limit = soft_limit
+        st.fast_limit = min(limit, soft_limit)
         st.stop_reason = StopReason.NONE
         self._pending = None
         err = self._start()
@@ -252,6 +254,7 @@ class Engine:
         handle = add_landing_hook(self.counter, self.uc, begin, end - 1)
         st.landing = 1
         st.soft_limit = NO_LIMIT
+        st.fast_limit = 0  # every block through the slow path while landing
         st.stop_reason = StopReason.NONE
         self._pending = None
         try:

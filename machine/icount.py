@@ -60,6 +60,7 @@ class _CacheSlot(ctypes.Structure):
 
 
 _U64_FIELDS = [
+    "fast_limit",
     "icount",
     "limit",
     "soft_limit",

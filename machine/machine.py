@@ -414,4 +414,3 @@ def _choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:
     if wanted is not None and wanted != arch:
         raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file but --arch {wanted.name} was given")
     return arch
-

@@ -7,7 +7,9 @@ finisher write) and on chronicorn's machine with exact instruction counting.
 Prints per-round times, the icount and the median ratio (bare time / counted
 time: 1.0 means counting is free). The issue's bar is a median >= 0.8.
 
-    scripts/bench_icount.py [--guest tests/guests/riscv/build/rv32/compute.elf] [--rounds 5]
+    scripts/bench_icount.py [--guest ELF ...] [--rounds 5] [--fallback]
+
+By default both compute guests (rv32 and rv64, ~75M instructions each) are measured.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from machine.loader import load_image
 from machine.machine import Machine, MachineConfig, RunKind
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/rv32/compute.elf"
+DEFAULT_GUESTS = [ROOT / f"tests/guests/riscv/build/{xlen}/compute.elf" for xlen in ("rv32", "rv64")]
 
 
 def run_bare(path: Path) -> tuple[float, bytes]:
@@ -74,29 +76,37 @@ def run_counted(path: Path, native: bool) -> tuple[float, bytes, int]:
     return elapsed, bytes(out), result.icount
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--guest", type=Path, default=DEFAULT_GUEST)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fallback", action="store_true", help="also time the pure-Python fallback once")
-    args = parser.parse_args()
+def bench(guest: Path, rounds: int, fallback: bool) -> float:
+    """Print the rounds for one guest and return the median ratio."""
     ratios = []
     icount = 0
-    for i in range(args.rounds):
-        bare, bare_out = run_bare(args.guest)
-        counted, out, icount = run_counted(args.guest, native=True)
+    print(f"guest {guest}")
+    for i in range(rounds):
+        bare, bare_out = run_bare(guest)
+        counted, out, icount = run_counted(guest, native=True)
         if out != bare_out:
             sys.exit(f"outputs differ: bare {bare_out!r} vs counted {out!r}")
         ratios.append(bare / counted)
         print(
-            f"round {i + 1}: bare {bare * 1e3:8.1f} ms   icount {counted * 1e3:8.1f} ms   "
+            f"  round {i + 1}: bare {bare * 1e3:7.1f} ms   icount {counted * 1e3:7.1f} ms   "
             f"ratio {bare / counted:.3f}   ({icount / counted / 1e6:.0f} M insn/s)"
         )
-    print(f"guest {args.guest} ({icount} instructions)")
-    print(f"median ratio (bare time / icount time) over {args.rounds} rounds: {statistics.median(ratios):.3f}")
-    if args.fallback:
-        slow, _, _ = run_counted(args.guest, native=False)
-        print(f"pure-Python fallback: {slow:.2f} s ({icount / slow / 1e6:.1f} M insn/s)")
+    median = statistics.median(ratios)
+    print(f"  {icount} instructions; median ratio (bare time / icount time) over {rounds} rounds: {median:.3f}")
+    if fallback:
+        slow, _, _ = run_counted(guest, native=False)
+        print(f"  pure-Python fallback: {slow:.2f} s ({icount / slow / 1e6:.1f} M insn/s)")
+    return median
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--guest", type=Path, action="append", help="guest ELF (repeatable)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fallback", action="store_true", help="also time the pure-Python fallback once")
+    args = parser.parse_args()
+    medians = [bench(guest, args.rounds, args.fallback) for guest in args.guest or DEFAULT_GUESTS]
+    print(f"medians: {', '.join(f'{m:.3f}' for m in medians)} (bar: >= 0.8)")
     return 0
 
 

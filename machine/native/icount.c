@@ -15,6 +15,7 @@ typedef int (*emu_stop_fn)(void *uc);
 typedef int (*mem_read_fn)(void *uc, uint64_t addr, void *buf, uint64_t size);
 
 #define CACHE_SLOTS 8192u
+#define CACHE_WAYS 4u   /* 4 x 16-byte slots: one cache line per set */
 #define MAX_TRAPPED_CSRS 16u
 #define MAX_TRAPPED_WORDS 4u
 #define MAX_NEW_SPECIALS 64u
@@ -25,6 +26,7 @@ enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTE
 struct cache_slot { uint64_t addr; uint32_t size; uint32_t insns; };
 
 struct chron_counter {
+    uint64_t fast_limit;    /* min(limit, soft_limit); 0 forces the slow path (stops, landing) */
     uint64_t icount;        /* retired instructions (exact whenever stopped) */
     uint64_t limit;         /* hard limit: never run past it */
     uint64_t soft_limit;    /* stop at the first block boundary at/after it */
@@ -53,9 +55,30 @@ struct chron_counter {
 
 uint64_t chron_counter_size(void) { return sizeof(struct chron_counter); }
 
-static uint32_t slot_of(uint64_t addr, uint32_t size)
+/* First slot of the set for a block (multiplicative hash; sets are 4-way). */
+static uint32_t set_of(uint64_t addr, uint32_t size)
 {
-    return (uint32_t)(((addr >> 1) ^ (addr >> 13) ^ size) % CACHE_SLOTS);
+    uint64_t h = (addr ^ ((uint64_t)size << 48)) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 53) * CACHE_WAYS;   /* 2048 sets */
+}
+
+static const struct cache_slot *lookup(const struct chron_counter *c, uint64_t addr, uint32_t size)
+{
+    const struct cache_slot *set = &c->cache[set_of(addr, size)];
+    for (uint32_t i = 0; i < CACHE_WAYS; i++)
+        if (set[i].addr == addr && set[i].size == size && set[i].insns != 0)
+            return &set[i];
+    return 0;
+}
+
+/* Insert at the front of the set, pushing the least recently inserted out. */
+static void insert(struct chron_counter *c, uint64_t addr, uint32_t size, uint32_t insns)
+{
+    struct cache_slot *set = &c->cache[set_of(addr, size)];
+    memmove(&set[1], &set[0], (CACHE_WAYS - 1) * sizeof(*set));
+    set[0].addr = addr;
+    set[0].size = size;
+    set[0].insns = insns;
 }
 
 /* A 32-bit instruction the board emulates: an exact word (wfi) or a CSR access. */
@@ -104,16 +127,14 @@ static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
 
 static uint64_t block_insns(struct chron_counter *c, void *uc, uint64_t addr, uint32_t size)
 {
-    struct cache_slot *s = &c->cache[slot_of(addr, size)];
-    if (s->addr == addr && s->size == size && s->insns)
-        return s->insns;
+    const struct cache_slot *hit = lookup(c, addr, size);
+    if (hit)
+        return hit->insns;
     c->cache_misses++;
     uint64_t before = c->n_new_specials;
     uint64_t n = decode(c, uc, addr, addr + size, 1);
     if (c->n_new_specials == before) {   /* blocks with new specials are re-scanned */
-        s->addr = addr;
-        s->size = size;
-        s->insns = (uint32_t)n;
+        insert(c, addr, size, (uint32_t)n);
     } else {
         c->miss_addr = addr;
         c->miss_size = size;
@@ -125,38 +146,48 @@ static uint64_t block_insns(struct chron_counter *c, void *uc, uint64_t addr, ui
 static void stop(struct chron_counter *c, void *uc, uint64_t reason)
 {
     c->stop_reason = reason;
+    c->fast_limit = 0;
     ((emu_stop_fn)c->emu_stop)(uc);
+}
+
+static void enter_block(struct chron_counter *c, uint64_t addr, uint32_t size, uint64_t n)
+{
+    c->block_icount = c->icount;
+    c->block_addr = addr;
+    c->block_size = size;
+    c->icount += n;
 }
 
 void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
 {
-    uint64_t n, icount = c->icount;
-    const struct cache_slot *s = &c->cache[slot_of(addr, size)];
+    const struct cache_slot *s = lookup(c, addr, size);
+    uint64_t n;
 
-    if (__builtin_expect(c->stop_reason != STOP_NONE, 0))
-        return;
-    if (__builtin_expect(s->addr == addr && s->size == size && s->insns, 1)) {
+    /* Fast path: a known block that ends at or before both limits. */
+    if (__builtin_expect(s != 0, 1)) {
         n = s->insns;
-    } else {
-        n = block_insns(c, uc, addr, size);
-        if (c->n_new_specials) {
-            stop(c, uc, STOP_SPECIAL);
+        if (__builtin_expect(c->icount + n <= c->fast_limit, 1)) {
+            enter_block(c, addr, size, n);
             return;
         }
     }
-    if (__builtin_expect(icount + n > c->limit, 0) && (!c->landing || icount >= c->limit)) {
+    if (c->stop_reason != STOP_NONE)
+        return;
+    n = block_insns(c, uc, addr, size);
+    if (c->n_new_specials) {
+        stop(c, uc, STOP_SPECIAL);
+        return;
+    }
+    if (c->icount + n > c->limit && (!c->landing || c->icount >= c->limit)) {
         stop(c, uc, STOP_LIMIT);
         return;
     }
-    if (__builtin_expect(icount >= c->soft_limit, 0)) {
+    if (c->icount >= c->soft_limit) {
         stop(c, uc, STOP_SOFT);
         return;
     }
-    c->block_icount = icount;
-    c->block_addr = addr;
-    c->block_size = size;
     c->in_block = 0;
-    c->icount = icount + n;
+    enter_block(c, addr, size, n);
 }
 
 void chron_code_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
@@ -184,8 +215,5 @@ uint64_t chron_insns_before(struct chron_counter *c, void *uc, uint64_t pc)
 /* Enter a block's count in the cache (after its specials have been hooked). */
 void chron_cache_put(struct chron_counter *c, uint64_t addr, uint32_t size, uint32_t insns)
 {
-    struct cache_slot *s = &c->cache[slot_of(addr, size)];
-    s->addr = addr;
-    s->size = size;
-    s->insns = insns;
+    insert(c, addr, size, insns);
 }
