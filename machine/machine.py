@@ -263,7 +263,9 @@ class Machine:
         def on_code(uc: Uc, addr: int, size: int, _data: object) -> None:
             st = self.counter.state
             icount = st.block_icount + self.counter.insns_before(addr)
-            if icount <= self._last_traced or st.stop_reason:
+            # Not yet (at or past the limit, or a stop is pending) or already printed
+            # (an instruction re-executed after a deferred device access).
+            if icount <= self._last_traced or icount >= st.limit or st.stop_reason:
                 return
             self._last_traced = icount
             emit(icount, addr, bytes(uc.mem_read(addr, size)))

@@ -56,12 +56,7 @@ unsigned long trap_handler(unsigned long mcause, unsigned long mepc,
             plic_complete(irq);
         return mepc;
     }
-    uart_puts("echo: unexpected trap mcause=0x");
-    uart_puthex(mcause);
-    uart_puts(" mtval=0x");
-    uart_puthex(mtval);
-    uart_putc('\n');
-    guest_exit(1);
+    unexpected_trap("echo: ", mcause, mepc, mtval);
 }
 
 int main(unsigned long hartid, void *fdt)

@@ -24,12 +24,7 @@ unsigned long trap_handler(unsigned long mcause, unsigned long mepc,
         ticks = ticks + 1;
         return mepc;
     }
-    uart_puts("timer: unexpected trap mcause=0x");
-    uart_puthex(mcause);
-    uart_puts(" mtval=0x");
-    uart_puthex(mtval);
-    uart_putc('\n');
-    guest_exit(1);
+    unexpected_trap("timer: ", mcause, mepc, mtval);
 }
 
 int main(unsigned long hartid, void *fdt)

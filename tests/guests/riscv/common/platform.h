@@ -14,6 +14,8 @@
 
 /* Exit the machine: 0 -> pass (0x5555), else 0x3333 | (code << 16). */
 void guest_exit(int code) __attribute__((noreturn));
+void unexpected_trap(const char *who, unsigned long mcause, unsigned long mepc,
+                     unsigned long mtval) __attribute__((noreturn));
 
 /* ---- CLINT ---------------------------------------------------------- */
 #define CLINT_BASE      0x02000000UL

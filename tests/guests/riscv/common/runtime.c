@@ -14,11 +14,11 @@ void guest_exit(int code)
         wfi();
 }
 
-/* Default handler: any trap is unexpected. Guests override this. */
-__attribute__((weak))
-unsigned long trap_handler(unsigned long mcause, unsigned long mepc,
-                           unsigned long mtval)
+/* Report a trap the guest did not expect and fail. */
+void unexpected_trap(const char *who, unsigned long mcause, unsigned long mepc,
+                     unsigned long mtval)
 {
+    uart_puts(who);
     uart_puts("unexpected trap mcause=0x");
     uart_puthex(mcause);
     uart_puts(" mepc=0x");
@@ -27,6 +27,14 @@ unsigned long trap_handler(unsigned long mcause, unsigned long mepc,
     uart_puthex(mtval);
     uart_putc('\n');
     guest_exit(1);
+}
+
+/* Default handler: any trap is unexpected. Guests override this. */
+__attribute__((weak))
+unsigned long trap_handler(unsigned long mcause, unsigned long mepc,
+                           unsigned long mtval)
+{
+    unexpected_trap("", mcause, mepc, mtval);
 }
 
 /*
