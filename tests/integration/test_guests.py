@@ -151,3 +151,29 @@ def test_ctrl_c_stops_a_waiting_guest(xlen: str) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert b"interrupted at icount" in err and b"Traceback" not in err
+
+
+@pytest.mark.parametrize("options", [["--ram", "64M"], ["--icount-shift", "0"], ["--icount-shift", "7"]])
+def test_machine_options_do_not_change_guest_output(xlen: str, options: list[str]) -> None:
+    """RAM size moves the device tree, the shift changes virtual time: output stays QEMU's."""
+    proc = run_cli("run", str(guest(xlen, "timer")), *options)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected_output(xlen, "timer")
+
+
+def test_icount_shift_changes_virtual_time(xlen: str) -> None:
+    """The shift scales virtual time per instruction: the guest's output is unchanged, the clock is not."""
+    from machine.inputs import ScriptedInputs
+    from machine.loader import load_image
+    from machine.machine import Machine, MachineConfig
+
+    results = {}
+    for shift in (0, 3, 7):
+        out = bytearray()
+        machine = Machine(
+            load_image(guest(xlen, "timer")), ScriptedInputs(), out.append, MachineConfig(icount_shift=shift)
+        )
+        result = machine.run()
+        assert bytes(out) == expected_output(xlen, "timer")
+        results[shift] = (result.icount, machine.clock.ns(result.icount))
+    assert len({ns for _, ns in results.values()}) == 3  # virtual time at exit differs with the shift
