@@ -2,7 +2,8 @@
 
 Exit codes: the guest's finisher code when it exits; 2 for bad input (image,
 options); 3 for a guest fault the guest does not handle; 4 when the guest
-waits forever for input that cannot come; 130 when interrupted.
+waits forever for input that cannot come; 130 when interrupted; 1 for an
+internal error.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from machine.arch.riscv import ARCHES
+from machine.engine import EngineError
 from machine.loader import ImageError, load_image
 from machine.machine import Machine, MachineConfig, RunKind
 
@@ -24,6 +26,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAULT = 3
 EXIT_IDLE_FOREVER = 4
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 1
 
 
 def _int(text: str) -> int:
@@ -153,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImageError as exc:
         print(f"chronicorn: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except EngineError as exc:  # a chronicorn or Unicorn limitation, not the user's fault
+        log.debug("engine failure", exc_info=True)
+        print(f"chronicorn: internal error: {exc} (run with -vv for details)", file=sys.stderr)
+        return EXIT_INTERNAL
     except BrokenPipeError:
         return 0
 

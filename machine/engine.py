@@ -8,9 +8,8 @@ faults, exactly *at* the faulting instruction, which has not retired):
 * ``SOFT``   - first block boundary at or after the soft limit (a checkpoint);
 * ``MMIO``   - a device access that must happen at a known icount; the access
   has *not* been performed: call :meth:`Engine.step_mmio` to execute it;
-* ``CSR``    - an instruction the board emulates (counters, ``mip``);
+* ``CSR``    - an instruction the board handles (counters, ``mip``, ``wfi``, ``mret``...);
 * ``EXCEPTION`` - illegal instruction, ``ecall``, ``ebreak`` or unmapped access;
-* ``HALT``   - ``wfi`` retired.
 
 Translation-cache rules from unicorn-facts.md apply throughout: a hook added
 after code was translated is invisible until that code's cache entry is
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, Uc, UcError
@@ -47,7 +47,6 @@ class StopKind(enum.Enum):
     MMIO = "mmio"
     CSR = "csr"
     EXCEPTION = "exception"
-    HALT = "halt"
 
 
 class Cause(enum.Enum):
@@ -59,6 +58,12 @@ class Cause(enum.Enum):
     FETCH_FAULT = "instruction fetch from unmapped memory"
     LOAD_FAULT = "load from unmapped memory"
     STORE_FAULT = "store to unmapped memory"
+    MISALIGNED_FETCH = "misaligned instruction fetch"
+    MISALIGNED_LOAD = "misaligned load"
+    MISALIGNED_STORE = "misaligned store or atomic"
+    FETCH_PAGE_FAULT = "instruction page fault"
+    LOAD_PAGE_FAULT = "load page fault"
+    STORE_PAGE_FAULT = "store page fault"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +108,14 @@ class Engine:
         pc_reg: int,
         intr_causes: dict[int, tuple[Cause, int]],
         until_addr: int,
+        is_trapped_at: Callable[[int], bool],
     ) -> None:
         self.uc = uc
         self.counter = counter
         self._pc_reg = pc_reg
         self._intr_causes = intr_causes
         self._until = until_addr
+        self._is_trapped_at = is_trapped_at
         self._special_hooks: dict[int, int] = {}
         self._pending: EngineStop | None = None
         self._unmapped_addr = 0
@@ -171,7 +178,9 @@ class Engine:
         if self._skip_special == addr:
             self._skip_special = None
             return
-        self._request_stop(StopKind.CSR)
+        # The hook stays when code is rewritten or remapped: check it still applies.
+        if self._is_trapped_at(addr):
+            self._request_stop(StopKind.CSR)
 
     # -- running -------------------------------------------------------------
     def run(self, limit: int, soft_limit: int) -> EngineStop:
@@ -211,6 +220,8 @@ class Engine:
         if reason == StopReason.SPECIAL:
             self._hook_specials()
             return None
+        if reason == StopReason.UNREADABLE:
+            raise EngineError(f"cannot read the code of the block at {st.miss_addr:#x}")
         return self._mid_block_stop(err)
 
     def _correct_to(self, pc: int) -> None:
@@ -236,7 +247,8 @@ class Engine:
                 raise EngineError(f"unicorn stopped with {err} at pc={pc:#x}") from err
             addr = pc if cause == Cause.FETCH_FAULT else self._unmapped_addr
             return EngineStop(StopKind.EXCEPTION, self.icount, pc, cause, addr)
-        return EngineStop(StopKind.HALT, self.icount, pc)
+        # Unicorn halted by itself: only a wfi it executed does that, and the board traps wfi.
+        raise EngineError(f"unicorn stopped at pc={pc:#x} for no known reason")
 
     def _flush(self, begin: int, end: int) -> None:
         self.uc.ctl_remove_cache(begin, end)
@@ -270,6 +282,8 @@ class Engine:
         if reason == StopReason.SPECIAL:
             self._hook_specials()
             return self._run_once(limit, NO_LIMIT)
+        if reason == StopReason.UNREADABLE:
+            raise EngineError(f"cannot read the code of the block at {st.miss_addr:#x}")
         return self._mid_block_stop(err)
 
     def _hook_specials(self) -> None:
@@ -296,7 +310,10 @@ class Engine:
         finally:
             self._skip_special = None
 
-    def invalidate_code(self, begin: int, end: int) -> None:
-        """Code in [begin, end) was rewritten from outside the guest."""
-        self._flush(begin, end)
+    def forget_code(self) -> None:
+        """Code was rewritten or remapped (fence.i, satp): drop every decoded block count.
+
+        Unicorn invalidates its own translations; special hooks check the
+        instruction they sit on each time they fire.
+        """
         self.counter.clear_cache()

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 NO_LIMIT = (1 << 64) - 1
 CACHE_SLOTS = 8192
-MAX_TRAPPED_CSRS = 16
-MAX_TRAPPED_WORDS = 4
+MAX_TRAPPED_CSRS = 32
+MAX_TRAPPED_WORDS = 8
+UC_PROT_EXEC = 4
 MAX_NEW_SPECIALS = 64
 
 
@@ -53,6 +54,7 @@ class StopReason(enum.IntEnum):
     SOFT = 2
     SPECIAL = 3
     EXTERNAL = 4
+    UNREADABLE = 5
 
 
 class _CacheSlot(ctypes.Structure):
@@ -83,6 +85,7 @@ class CounterState(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in _U64_FIELDS] + [
         ("trapped_csrs", ctypes.c_uint64 * MAX_TRAPPED_CSRS),
         ("n_trapped_words", ctypes.c_uint64),
+        ("trapped_masks", ctypes.c_uint64 * MAX_TRAPPED_WORDS),
         ("trapped_words", ctypes.c_uint64 * MAX_TRAPPED_WORDS),
         ("miss_addr", ctypes.c_uint64),
         ("miss_size", ctypes.c_uint64),
@@ -90,7 +93,7 @@ class CounterState(ctypes.Structure):
         ("n_new_specials", ctypes.c_uint64),
         ("new_specials", ctypes.c_uint64 * MAX_NEW_SPECIALS),
         ("emu_stop", ctypes.c_void_p),
-        ("mem_read", ctypes.c_void_p),
+        ("vmem_read", ctypes.c_void_p),
         ("cache", _CacheSlot * CACHE_SLOTS),
     ]
 
@@ -115,13 +118,13 @@ def trapped_csr_of(insn: int, csrs: set[int] | frozenset[int]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TrappedInstructions:
-    """Instructions the board emulates: CSR accesses to ``csrs`` and exact ``words`` (e.g. wfi)."""
+    """Instructions the board handles: CSR accesses to ``csrs`` and ``patterns`` of (mask, value)."""
 
     csrs: frozenset[int]
-    words: frozenset[int]
+    patterns: frozenset[tuple[int, int]]
 
     def matches(self, insn: int) -> bool:
-        return insn in self.words or trapped_csr_of(insn, self.csrs)
+        return any(insn & mask == value for mask, value in self.patterns) or trapped_csr_of(insn, self.csrs)
 
 
 class Counter(Protocol):
@@ -152,7 +155,7 @@ class _CounterBase:
     is_native = False
 
     def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions) -> None:
-        if len(trapped.csrs) > MAX_TRAPPED_CSRS or len(trapped.words) > MAX_TRAPPED_WORDS:
+        if len(trapped.csrs) > MAX_TRAPPED_CSRS or len(trapped.patterns) > MAX_TRAPPED_WORDS:
             raise ValueError("too many trapped instructions")
         self.uc = uc
         self.state = CounterState()
@@ -163,11 +166,12 @@ class _CounterBase:
         for i, csr in enumerate(sorted(trapped.csrs)):
             st.trapped_csrs[i] = csr
         st.n_trapped_csrs = len(trapped.csrs)
-        for i, word in enumerate(sorted(trapped.words)):
-            st.trapped_words[i] = word
-        st.n_trapped_words = len(trapped.words)
+        for i, (mask, value) in enumerate(sorted(trapped.patterns)):
+            st.trapped_masks[i] = mask
+            st.trapped_words[i] = value
+        st.n_trapped_words = len(trapped.patterns)
         st.emu_stop = ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p)
-        st.mem_read = ctypes.cast(_ucmod.uclib.uc_mem_read, ctypes.c_void_p)
+        st.vmem_read = ctypes.cast(_ucmod.uclib.uc_vmem_read, ctypes.c_void_p)
         self._isa = isa
         self._trapped = trapped
 
@@ -175,10 +179,8 @@ class _CounterBase:
         ctypes.memset(ctypes.addressof(self.state.cache), 0, ctypes.sizeof(self.state.cache))
 
     def _read(self, addr: int, size: int) -> bytes:
-        try:
-            return bytes(self.uc.mem_read(addr, size))
-        except Exception:  # noqa: BLE001 - unmapped: count nothing, as the C helper does
-            return b""
+        """Code bytes at a virtual address, through the guest MMU (b"" if unreadable)."""
+        return read_code(self.uc, addr, size)
 
     def take_new_specials(self) -> list[int]:
         """Addresses of trapped CSR instructions seen in new blocks since the last call."""
@@ -265,7 +267,10 @@ class PythonCounter(_CounterBase):
         if st.stop_reason != StopReason.NONE:
             return
         n = self._block_insns(addr, size)
-        if st.n_new_specials:
+        if n == 0 and size != 0:
+            st.miss_addr = addr
+            self._stop(uc, StopReason.UNREADABLE)
+        elif st.n_new_specials:
             self._stop(uc, StopReason.SPECIAL)
         elif st.icount >= st.limit or (not st.landing and st.icount + n > st.limit):
             self._stop(uc, StopReason.LIMIT)
@@ -297,6 +302,17 @@ class PythonCounter(_CounterBase):
 
     def code_hook_for_landing(self) -> tuple[int, object]:
         return UC_HOOK_CODE, self._code_hook
+
+
+def read_code(uc: Uc, addr: int, size: int) -> bytes:
+    """Read ``size`` bytes of code at virtual ``addr`` as the CPU fetches them (b"" if unreadable).
+
+    ``uc_mem_read`` reads physical memory; with paging on, code must be read
+    through the MMU (``uc_vmem_read``, which the binding does not wrap).
+    """
+    buf = ctypes.create_string_buffer(size)
+    status = _ucmod.uclib.uc_vmem_read(uc._uch, ctypes.c_uint64(addr), UC_PROT_EXEC, buf, ctypes.c_size_t(size))
+    return buf.raw if status == 0 else b""
 
 
 def _add_raw_hook(uc: Uc, htype: int, cfunc: object, user_data: ctypes.c_void_p, begin: int, end: int) -> int:

@@ -36,6 +36,15 @@ class InputSource(Protocol):
         """UART input available now, at most ``space`` bytes (never blocks)."""
         ...
 
+    def next_input_icount(self, icount: int) -> int | None:
+        """The icount at which more input becomes available, when known in advance.
+
+        The machine stops exactly there, so input arrives at the same instruction
+        however the caller stops and resumes. None: unknown (live input, which
+        is taken at the next stop) or nothing more to come.
+        """
+        ...
+
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
         """The guest waits in ``wfi``; ``deadline_ns`` is the virtual time until the next timer."""
         ...
@@ -91,6 +100,9 @@ class HostInputs:
         data, self._pending = self._pending[:space], self._pending[space:]
         return data
 
+    def next_input_icount(self, icount: int) -> int | None:
+        return None
+
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
         if not self._pending:
             self._take(block=False)
@@ -122,6 +134,12 @@ class ScriptedInputs:
         self._due(icount)
         data, self._pending = self._pending[:space], self._pending[space:]
         return data
+
+    def next_input_icount(self, icount: int) -> int | None:
+        # Input that did not fit waits for the guest to read the UART (a stop anyway).
+        if self._pending or not self._schedule:
+            return None
+        return self._schedule[0][0]
 
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
         self._due(icount)

@@ -17,33 +17,22 @@ import mmap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn import UC_HOOK_CODE, UC_PROT_ALL, Uc
+from unicorn import UC_HOOK_CODE, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
 from unicorn import riscv_const as rc
 
-from .arch.riscv import (
-    GPR_IDS,
-    INTR_CAUSES,
-    MEI,
-    MSI,
-    MTI,
-    SEI,
-    TRAPPED,
-    WFI,
-    Hart,
-    RiscvArch,
-    arch_for_elf,
-    is_unmasking,
-)
+from .arch import riscv_insn as ri
+from .arch.riscv import DATA_FAULTS, FETCH_FAULTS, INTR_CAUSES, MEI, MSI, MTI, SEI, RiscvArch, arch_for_elf
+from .arch.riscv_hart import Hart
 from .boards import virt
 from .clock import VirtualClock
 from .devices.base import Device
-from .devices.clint import Clint
+from .devices.clint import NS_PER_TICK, Clint
 from .devices.plic import Plic
 from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
 from .engine import Cause, Engine, EngineStop, StopKind
-from .icount import NO_LIMIT, make_counter
+from .icount import NO_LIMIT, make_counter, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
 
@@ -119,8 +108,8 @@ class Machine:
         self.clock = VirtualClock(config.icount_shift)
         self.uc: Uc = arch.new_uc()
         self.hart = Hart(self.uc, arch)
-        self.counter = make_counter(self.uc, arch.isa, TRAPPED, config.prefer_native)
-        self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr)
+        self.counter = make_counter(self.uc, arch.isa, ri.TRAPPED, config.prefer_native)
+        self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr, self._is_trapped_at)
         self.regions = virt.memory_map(config.ram_size)
         self.exit_code: int | None = None
         self.reset_requested = False
@@ -145,7 +134,7 @@ class Machine:
                 self._map_device(region, self.devices[region.name])
         self._load(image)
         self._trace_hook: int | None = None
-        self._last_traced = -1
+        self._last_traced = (-1, -1)
 
     # -- construction ------------------------------------------------------
     def _map_ram(self, size: int) -> None:
@@ -187,11 +176,25 @@ class Machine:
             raise ImageError(f"{image.path}: entry point {image.entry:#x} lies outside RAM")
         blob = virt.build_fdt(self.arch, self.config.ram_size)
         self.fdt_addr = virt.fdt_address(self.config.ram_size, len(blob))
+        fdt_end = self.fdt_addr + len(blob)
+        for seg in image.segments:
+            if seg.addr < fdt_end and self.fdt_addr < seg.addr + seg.mem_size:
+                raise ImageError(
+                    f"{image.path}: the device tree at {self.fdt_addr:#x} would overlap the image "
+                    f"(segment at {seg.addr:#x}); give more RAM with --ram"
+                )
         off = self.fdt_addr - ram.base
         self.ram[off : off + len(blob)] = blob
-        self.uc.reg_write(GPR_IDS[10], 0)  # a0: hart id
-        self.uc.reg_write(GPR_IDS[11], self.fdt_addr)  # a1: device tree
-        self.engine.pc = image.entry
+        # As QEMU: start in the reset vector ROM, which sets a0/a1/a2 and jumps to the image.
+        # The image is the firmware (QEMU's -bios IMAGE): no next stage, next_addr 0.
+        rom = virt.boot_rom(self.arch.xlen, image.entry, self.fdt_addr, next_addr=0)
+        self.uc.mem_map(virt.MROM.base, virt.MROM.size, UC_PROT_READ | UC_PROT_EXEC)
+        self.uc.mem_write(virt.MROM.base, rom)
+        self.engine.pc = virt.MROM.base
+
+    def _is_trapped_at(self, addr: int) -> bool:
+        insn = self.hart.read_insn(addr)
+        return insn is not None and ri.classify(insn) is not None
 
     # -- device callbacks -----------------------------------------------------
     def _on_plic(self, ctx: int, level: bool) -> None:
@@ -258,17 +261,18 @@ class Machine:
 
     # -- tracing -------------------------------------------------------------
     def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:
-        """Call ``emit(icount, pc, instruction bytes)`` before each instruction retires."""
+        """Call ``emit(icount, pc, instruction bytes)`` once before each instruction executes."""
 
         def on_code(uc: Uc, addr: int, size: int, _data: object) -> None:
             st = self.counter.state
             icount = st.block_icount + self.counter.insns_before(addr)
             # Not yet (at or past the limit, or a stop is pending) or already printed
-            # (an instruction re-executed after a deferred device access).
-            if icount <= self._last_traced or icount >= st.limit or st.stop_reason:
+            # (an instruction re-executed after a deferred device access). A trap's
+            # first handler instruction shares the faulting one's icount: key on both.
+            if (icount, addr) <= self._last_traced or icount >= st.limit or st.stop_reason:
                 return
-            self._last_traced = icount
-            emit(icount, addr, bytes(uc.mem_read(addr, size)))
+            self._last_traced = (icount, addr)
+            emit(icount, addr, read_code(uc, addr, size))
 
         self._trace_hook = self.uc.hook_add(UC_HOOK_CODE, on_code)
         self.uc.ctl_flush_tb()
@@ -289,7 +293,7 @@ class Machine:
                 if outcome is not None:
                     return outcome
                 continue
-            limit = min(cap, self._timer_deadline())
+            limit = min(cap, self._timer_deadline(), self._next_input())
             stop = self.engine.run(limit, self.icount + CHECKPOINT_INTERVAL)
             result = self._handle(stop, limit)
             if result is not None:
@@ -316,6 +320,11 @@ class Machine:
             if data:
                 self.uart.receive(data)
 
+    def _next_input(self) -> int:
+        """Stop where the input source has input due, so it arrives at that exact icount."""
+        at = self.inputs.next_input_icount(self.icount)
+        return NO_LIMIT if at is None or at <= self.icount else at
+
     def _take_interrupt(self) -> bool:
         code = self.hart.enabled_interrupt(self.mip())
         if code is None:
@@ -325,6 +334,7 @@ class Machine:
         return True
 
     def _timer_deadline(self) -> int:
+        """The icount at which the timer interrupt becomes pending (NO_LIMIT: none to come)."""
         ticks = self.clint.deadline_ticks()
         if ticks is None or self.clint.timer_pending(self.clock.ticks(self.icount)):
             return NO_LIMIT
@@ -334,10 +344,10 @@ class Machine:
         if self.mip() & self.hart.csr(rc.UC_RISCV_REG_MIE):
             self.halted = False  # wfi ends on any pending enabled interrupt, even with MIE clear
             return None
-        ticks = self.clint.deadline_ticks()
         deadline_ns = None
-        if ticks is not None:
-            deadline_ns = max(0, ticks * (1_000_000_000 // virt.TIMEBASE_HZ) - self.clock.ns(self.icount))
+        if self._timer_deadline() != NO_LIMIT:  # a pending-but-masked timer wakes nothing
+            ticks = self.clint.deadline_ticks() or 0
+            deadline_ns = max(0, ticks * NS_PER_TICK - self.clock.ns(self.icount))
         outcome = self.inputs.idle(self.icount, deadline_ns)
         if outcome.forever:
             return self._result(RunKind.IDLE_FOREVER)
@@ -347,64 +357,69 @@ class Machine:
         return None
 
     def _handle(self, stop: EngineStop, limit: int) -> RunResult | None:
-        while True:
-            if stop.kind in (StopKind.LIMIT, StopKind.SOFT):
-                return None
-            if stop.icount >= limit or self.exit_code is not None or self.reset_requested:
-                # The instruction at pc has not executed. At the limit it must wait
-                # (an interrupt may be due first, or the caller wants this state);
-                # after the guest's exit nothing more happens. (Unicorn calls no
-                # code hook on an invalid instruction, so a landing can end here.)
-                return None
-            if stop.kind == StopKind.HALT:  # only if a wfi escaped the trap (cannot resume)
-                raise RuntimeError(f"unicorn halted at pc={stop.pc:#x}")
-            if stop.kind == StopKind.MMIO:
-                stop = self.engine.step_mmio()
-                continue
-            if stop.kind == StopKind.CSR:
-                if is_unmasking(self.hart.read_insn(stop.pc)):
-                    stop = self.engine.step_over_trapped()
-                    continue
-                return self._emulate_csr(stop)
-            return self._exception(stop)
+        """Act on a stop; None means: back to the run loop (interrupts are checked there)."""
+        if stop.kind in (StopKind.LIMIT, StopKind.SOFT):
+            return None
+        if stop.icount >= limit or self.exit_code is not None or self.reset_requested:
+            # The instruction at pc has not executed. At the limit it must wait
+            # (an interrupt may be due first, or the caller wants this state);
+            # after the guest's exit nothing more happens. (Unicorn calls no
+            # code hook on an invalid instruction, so a landing can end here.)
+            return None
+        if stop.kind == StopKind.MMIO:
+            return self._after_step(stop, self.engine.step_mmio(), limit)
+        if stop.kind == StopKind.CSR:
+            return self._trapped_instruction(stop, limit)
+        return self._exception(stop)
 
-    def _emulate_csr(self, stop: EngineStop) -> RunResult | None:
+    def _after_step(self, before: EngineStop, stop: EngineStop, limit: int) -> RunResult | None:
+        """A stepped instruction either retired (back to the loop) or faulted in place."""
+        if stop.icount > before.icount:
+            return None
+        return self._handle(stop, limit)
+
+    def _trapped_instruction(self, stop: EngineStop, limit: int) -> RunResult | None:
         insn = self.hart.read_insn(stop.pc)
-        if insn == WFI:
+        action = None if insn is None else ri.classify(insn)
+        if action in (ri.Action.STEP_THEN_CHECK, ri.Action.STEP_THEN_FORGET):
+            after = self.engine.step_over_trapped()
+            if action == ri.Action.STEP_THEN_FORGET:
+                self.engine.forget_code()
+            return self._after_step(stop, after, limit)
+        if action == ri.Action.WFI and self.hart.may_wfi():
             self.halted = True
             self.engine.retire_emulated(stop.pc + 4)
             return None
-        mtime = self.clint.mtime(self.clock.ticks(stop.icount))
-        if self.hart.emulate_csr(insn, stop.icount, mtime, self.mip()):
-            self.engine.retire_emulated(stop.pc + 4)
-            return None
-        illegal = EngineStop(StopKind.EXCEPTION, stop.icount, stop.pc, Cause.ILLEGAL_INSTRUCTION)
-        return self._exception(illegal, may_emulate=False)
+        if action == ri.Action.EMULATE_CSR:
+            assert insn is not None
+            mtime = self.clint.mtime(self.clock.ticks(stop.icount))
+            if self.hart.emulate_csr(insn, stop.icount, mtime, self.mip()):
+                self.engine.retire_emulated(stop.pc + 4)
+                return None
+        return self._exception(EngineStop(StopKind.EXCEPTION, stop.icount, stop.pc, Cause.ILLEGAL_INSTRUCTION))
 
-    def _exception(self, stop: EngineStop, may_emulate: bool = True) -> RunResult | None:
+    def _exception(self, stop: EngineStop) -> RunResult | None:
+        """Deliver an exception to the guest, or end the run when it has no handler."""
         assert stop.cause is not None
-        if may_emulate and stop.cause == Cause.ILLEGAL_INSTRUCTION and self._emulate_time_csr(stop):
-            return None
-        if not self.hart.has_trap_handler():
+        code = self.hart.exception_code(stop.cause)
+        if not self.hart.has_trap_handler(code):
             return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
-        tval = stop.addr
-        if stop.cause == Cause.ILLEGAL_INSTRUCTION:
-            tval = self.hart.read_insn(stop.pc)
-        elif stop.cause in (Cause.ECALL, Cause.BREAKPOINT):
-            tval = 0
-        self.hart.enter_trap(stop.pc, self.hart.exception_code(stop.cause), tval)
+        self.hart.enter_trap(stop.pc, code, self._trap_value(stop))
         return None
 
-    def _emulate_time_csr(self, stop: EngineStop) -> bool:
-        """Unicorn has no ``time`` CSR: reads of it arrive as illegal instructions."""
-        try:
+    def _trap_value(self, stop: EngineStop) -> int:
+        """mtval/stval as QEMU 7.2 sets them."""
+        if stop.cause == Cause.ILLEGAL_INSTRUCTION:
+            return self.hart.read_insn(stop.pc) or 0
+        if stop.cause in FETCH_FAULTS:
+            return stop.addr or stop.pc
+        if stop.cause in DATA_FAULTS:
             insn = self.hart.read_insn(stop.pc)
-        except Exception:  # noqa: BLE001 - unreadable pc: a real illegal instruction
-            return False
-        if insn & 3 != 3 or not TRAPPED.matches(insn):
-            return False
-        self._emulate_csr(EngineStop(StopKind.CSR, stop.icount, stop.pc))
-        return True
+            addr = None if insn is None else ri.data_address(insn, self.hart.gpr, self.arch.xlen)
+            return addr or 0
+        if stop.cause in (Cause.LOAD_FAULT, Cause.STORE_FAULT):
+            return stop.addr
+        return 0
 
 
 def _choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:

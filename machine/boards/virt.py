@@ -41,6 +41,11 @@ class Region:
         return self.base <= addr and addr + size <= self.end
 
 
+MROM = Region("mrom", 0x1000, 0xF000, "rom")
+FW_DYNAMIC_MAGIC = 0x4942534F  # "OSBI"
+FW_DYNAMIC_VERSION = 2
+FW_DYNAMIC_NEXT_MODE_S = 1
+
 MMIO_REGIONS = (
     Region("test", 0x0010_0000, 0x1000, "mmio"),
     Region("rtc", 0x0010_1000, 0x1000, "mmio"),
@@ -52,7 +57,28 @@ MMIO_REGIONS = (
 
 def memory_map(ram_size: int) -> tuple[Region, ...]:
     """The board's regions, RAM last."""
-    return (*MMIO_REGIONS, Region("ram", RAM_BASE, ram_size, "ram"))
+    return (MROM, *MMIO_REGIONS, Region("ram", RAM_BASE, ram_size, "ram"))
+
+
+def boot_rom(xlen: int, start_addr: int, fdt_addr: int, next_addr: int) -> bytes:
+    """QEMU 7.2's reset vector at 0x1000 (``riscv_setup_rom_reset_vec``) and its fw_dynamic_info.
+
+    It sets a0 = mhartid, a1 = the FDT, a2 = the fw_dynamic_info block (so
+    OpenSBI's ``fw_dynamic`` finds its next stage) and jumps to ``start_addr``.
+    """
+    load = (0x0202A583, 0x0182A283) if xlen == 32 else (0x0202B583, 0x0182B283)  # lw/ld a1, 32(t0); t0, 24(t0)
+    words = (
+        0x00000297,  # auipc t0, 0
+        0x02828613,  # addi  a2, t0, 40   (fw_dynamic_info)
+        0xF1402573,  # csrr  a0, mhartid
+        *load,
+        0x00028067,  # jr    t0
+        start_addr & 0xFFFFFFFF, start_addr >> 32,
+        fdt_addr & 0xFFFFFFFF, fdt_addr >> 32,
+    )  # fmt: skip
+    vector = b"".join(w.to_bytes(4, "little") for w in words)
+    info = (FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, next_addr, FW_DYNAMIC_NEXT_MODE_S, 0, 0)
+    return vector + b"".join(v.to_bytes(xlen // 8, "little") for v in info)
 
 
 def fdt_address(ram_size: int, fdt_size: int) -> int:

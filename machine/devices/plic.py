@@ -102,8 +102,8 @@ class Plic:
             ctx, reg = divmod(offset - CONTEXT_BASE, CONTEXT_STRIDE)
             if ctx >= NUM_CONTEXTS:
                 return
-            if reg == 0:
-                self.threshold[ctx] = value & 7
+            if reg == 0 and value <= 7:  # as QEMU: an out-of-range threshold is ignored
+                self.threshold[ctx] = value
             elif reg == 4 and 0 < value < NUM_SOURCES and self.claimed[value]:
                 self.claimed[value] = False
                 if self.level[value]:

@@ -1,8 +1,10 @@
 """NS16550A UART (QEMU's ``serial``): TX to the host, RX from the input source.
 
 Transmission is instantaneous (THRE is always set), as in QEMU when the host
-side keeps up. The receive FIFO holds 16 bytes; the driver pushes input only
-while :meth:`Uart16550.rx_space` is positive, as QEMU's ``can_receive`` does.
+side keeps up. The receiver holds one byte, or 16 with the FIFO enabled; the
+driver pushes input only while :meth:`Uart16550.rx_space` is positive, as
+QEMU's ``can_receive`` does. Not modelled: the FIFO trigger level and the
+character-timeout interrupt (RX data interrupts as soon as one byte is there).
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ class Uart16550:
 
     # -- host side ----------------------------------------------------------
     def rx_space(self) -> int:
-        return FIFO_SIZE - len(self.rx)
+        """Bytes the receiver can take now: the FIFO, or one holding register without it (QEMU)."""
+        if self.fcr & FCR_ENABLE:
+            return FIFO_SIZE - len(self.rx)
+        return 0 if self.rx else 1
 
     def receive(self, data: bytes) -> int:
         """Queue received bytes; returns how many fitted in the FIFO."""

@@ -12,16 +12,18 @@
 #include <string.h>
 
 typedef int (*emu_stop_fn)(void *uc);
-typedef int (*mem_read_fn)(void *uc, uint64_t addr, void *buf, uint64_t size);
+/* uc_vmem_read: code is read through the guest MMU, as the CPU fetched it. */
+typedef int (*vmem_read_fn)(void *uc, uint64_t addr, int prot, void *buf, uint64_t size);
+#define UC_PROT_EXEC 4
 
 #define CACHE_SLOTS 8192u
 #define CACHE_WAYS 4u   /* 4 x 16-byte slots: one cache line per set */
-#define MAX_TRAPPED_CSRS 16u
-#define MAX_TRAPPED_WORDS 4u
+#define MAX_TRAPPED_CSRS 32u
+#define MAX_TRAPPED_WORDS 8u
 #define MAX_NEW_SPECIALS 64u
 
 enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1 };
-enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTERNAL = 4 };
+enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTERNAL = 4, STOP_UNREADABLE = 5 };
 
 struct cache_slot { uint64_t addr; uint32_t size; uint32_t insns; };
 
@@ -42,6 +44,7 @@ struct chron_counter {
     uint64_t n_trapped_csrs;
     uint64_t trapped_csrs[MAX_TRAPPED_CSRS];
     uint64_t n_trapped_words;
+    uint64_t trapped_masks[MAX_TRAPPED_WORDS];   /* insn & mask == value */
     uint64_t trapped_words[MAX_TRAPPED_WORDS];
     uint64_t miss_addr;     /* block whose scan found new specials */
     uint64_t miss_size;
@@ -49,7 +52,7 @@ struct chron_counter {
     uint64_t n_new_specials;
     uint64_t new_specials[MAX_NEW_SPECIALS];
     void *emu_stop;
-    void *mem_read;
+    void *vmem_read;
     struct cache_slot cache[CACHE_SLOTS];
 };
 
@@ -81,12 +84,12 @@ static void insert(struct chron_counter *c, uint64_t addr, uint32_t size, uint32
     set[0].insns = insns;
 }
 
-/* A 32-bit instruction the board emulates: an exact word (wfi) or a CSR access. */
+/* A 32-bit instruction the board handles: a pattern (wfi, mret, fence.i...) or a CSR access. */
 static int is_trapped(const struct chron_counter *c, uint32_t insn)
 {
     uint32_t funct3 = (insn >> 12) & 7u;
     for (uint64_t i = 0; i < c->n_trapped_words; i++)
-        if (c->trapped_words[i] == insn)
+        if ((insn & c->trapped_masks[i]) == c->trapped_words[i])
             return 1;
     if ((insn & 0x7fu) != 0x73u || funct3 == 0u || funct3 == 4u)
         return 0;
@@ -96,7 +99,7 @@ static int is_trapped(const struct chron_counter *c, uint32_t insn)
     return 0;
 }
 
-/* Count the instructions in [addr, end) and note trapped CSR accesses. */
+/* Count the instructions in [addr, end) and note trapped instructions; 0 if unreadable. */
 static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
                        uint64_t end, int note_specials)
 {
@@ -107,7 +110,7 @@ static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
     if (len > sizeof(buf) - 4)
         len = sizeof(buf) - 4;
     memset(buf, 0, sizeof(buf));
-    if (((mem_read_fn)c->mem_read)(uc, addr, buf, len) != 0)
+    if (((vmem_read_fn)c->vmem_read)(uc, addr, UC_PROT_EXEC, buf, len) != 0)
         return 0;
     uint64_t n = 0, off = 0;
     while (off < len) {
@@ -174,6 +177,11 @@ void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_count
     if (c->stop_reason != STOP_NONE)
         return;
     n = block_insns(c, uc, addr, size);
+    if (n == 0 && size != 0) {   /* code we cannot read: never guess a count */
+        c->miss_addr = addr;
+        stop(c, uc, STOP_UNREADABLE);
+        return;
+    }
     if (c->n_new_specials) {
         stop(c, uc, STOP_SPECIAL);
         return;

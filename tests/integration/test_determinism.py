@@ -73,3 +73,28 @@ def test_any_stop_pattern_gives_the_reference_states(stops: list[int]) -> None:
         assert probe.digest() == single.digest()
     assert probe.run() == straight.result
     assert probe.digest() == straight.machine.digest()
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    stops=st.lists(st.integers(min_value=1, max_value=1 << 30), min_size=1, max_size=8),
+    schedule=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=60_000), st.binary(min_size=1, max_size=5)),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_input_arrives_at_the_same_icount_whatever_the_stops(
+    stops: list[int], schedule: list[tuple[int, bytes]]
+) -> None:
+    """Scripted UART input is delivered at its exact icount, not at whichever stop comes next."""
+    path = guest("rv32", "echo")
+    schedule = [*schedule, (70_000, b"q")]
+    straight = run_machine(path, schedule=schedule)
+    assert straight.result.kind.value == "exited"
+    end = straight.result.icount
+    probe = make_machine(path, schedule=schedule)
+    for target in sorted({1 + s % (end - 1) for s in stops}):
+        probe.run(target)
+    assert probe.run() == straight.result
+    assert probe.digest() == straight.machine.digest()

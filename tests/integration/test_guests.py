@@ -68,7 +68,10 @@ def test_trace_prints_every_instruction_once(xlen: str, count: int) -> None:
     lines = proc.stderr.decode().splitlines()
     trace = [ln for ln in lines if ln.startswith("[")]
     assert [int(ln[1 : ln.index("]")]) for ln in trace] == list(range(count))
-    assert trace[0].split()[2].rstrip(":") == "0x80000000"
+    pcs = [ln.split()[2].rstrip(":") for ln in trace]
+    assert pcs[0] == "0x00001000"  # QEMU's reset vector ROM runs first...
+    if count > 6:
+        assert pcs[6] == "0x80000000"  # ...and jumps to the image after 6 instructions
     assert all(len(ln.split()) >= 4 for ln in trace)  # icount, pc, bytes, mnemonic
 
 
@@ -177,3 +180,24 @@ def test_icount_shift_changes_virtual_time(xlen: str) -> None:
         assert bytes(out) == expected_output(xlen, "timer")
         results[shift] = (result.icount, machine.clock.ns(result.icount))
     assert len({ns for _, ns in results.values()}) == 3  # virtual time at exit differs with the shift
+
+
+def test_trace_shows_the_handler_entry_of_every_trap(xlen: str) -> None:
+    """A trap's first handler instruction shares the faulting instruction's icount; both are shown."""
+    from machine.loader import load_image
+
+    entry = load_image(guest(xlen, "traps")).symbols["trap_entry"]
+    proc = run_cli("run", str(guest(xlen, "traps")), "--trace")
+    assert proc.returncode == 0
+    lines = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("[")]
+    hits = [ln for ln in lines if int(ln.split()[2].rstrip(":"), 16) == entry]
+    assert len(hits) == 5  # ecall, two illegal instructions, ebreak, load fault
+    icounts = [int(ln[1 : ln.index("]")]) for ln in lines]
+    assert icounts == sorted(icounts)
+
+
+def test_device_tree_overlapping_the_image_is_refused(xlen: str) -> None:
+    """QEMU refuses overlapping ROM regions; so do we, instead of overwriting the guest."""
+    proc = run_cli("run", str(guest(xlen, "hello")), "--ram", "1M")
+    assert proc.returncode == 2
+    assert b"device tree" in proc.stderr and b"overlap" in proc.stderr

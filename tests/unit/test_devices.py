@@ -11,6 +11,7 @@ from machine.devices.plic import CONTEXT_BASE, CONTEXT_STRIDE, ENABLE_BASE, ENAB
 from machine.devices.rtc import ALARM_HIGH, ALARM_LOW, IRQ_ENABLED, TIME_HIGH, TIME_LOW, GoldfishRtc
 from machine.devices.test_finisher import TestFinisher
 from machine.devices.uart import (
+    FCR_ENABLE,
     FIFO_SIZE,
     IER_DLM,
     IIR_FCR,
@@ -40,10 +41,24 @@ class Line:
         return bool(self.levels) and self.levels[-1]
 
 
-def make_uart() -> tuple[Uart16550, bytearray, Line]:
+def make_uart(fifo: bool = False) -> tuple[Uart16550, bytearray, Line]:
+    """A UART as at reset, or with its FIFO enabled (FCR = 1)."""
     out = bytearray()
     irq = Line()
-    return Uart16550(out.append, irq), out, irq
+    uart = Uart16550(out.append, irq)
+    if fifo:
+        uart.write(IIR_FCR, 1, FCR_ENABLE)
+    return uart, out, irq
+
+
+def test_uart_without_fifo_holds_one_byte_like_qemu() -> None:
+    """QEMU's can_receive: one byte in the holding register until the FIFO is enabled."""
+    uart, _, _ = make_uart(fifo=False)
+    assert uart.rx_space() == 1
+    assert uart.receive(b"xy") == 1
+    assert uart.rx_space() == 0
+    assert uart.read(RBR_THR_DLL, 1) == ord("x")
+    assert uart.rx_space() == 1
 
 
 def test_uart_reset_registers() -> None:
@@ -67,7 +82,7 @@ def test_uart_transmit_calls_tx_and_keeps_thre() -> None:
 
 
 def test_uart_lsr_data_ready_follows_fifo() -> None:
-    uart, _, _ = make_uart()
+    uart, _, _ = make_uart(fifo=True)
     assert uart.receive(b"ab") == 2
     assert uart.read(LSR, 1) == 0x61
     assert uart.read(RBR_THR_DLL, 1) == ord("a")
@@ -77,7 +92,7 @@ def test_uart_lsr_data_ready_follows_fifo() -> None:
 
 
 def test_uart_rx_fifo_holds_sixteen_bytes_in_order() -> None:
-    uart, _, _ = make_uart()
+    uart, _, _ = make_uart(fifo=True)
     data = bytes(range(0x41, 0x41 + 20))
     assert uart.rx_space() == FIFO_SIZE == 16
     assert uart.receive(data) == 16
@@ -222,7 +237,7 @@ def test_uart_mcr_scr_registers() -> None:
 
 
 def test_uart_peek_has_no_side_effects() -> None:
-    uart, _, irq = make_uart()
+    uart, _, irq = make_uart(fifo=True)
     uart.write(IER_DLM, 1, 0x03)
     uart.receive(b"p")
     assert uart.peek(RBR_THR_DLL, 1) is None

@@ -151,7 +151,8 @@ def test_fdt_fits_in_ram(ram_size: int) -> None:
 def test_memory_map_regions_do_not_overlap(ram_size: int) -> None:
     regions = memory_map(ram_size)
     assert regions[-1].name == "ram"
-    assert [r.kind for r in regions[:-1]] == ["mmio"] * len(MMIO_REGIONS)
+    assert regions[0].name == "mrom" and regions[0].kind == "rom"
+    assert [r.kind for r in regions[1:-1]] == ["mmio"] * len(MMIO_REGIONS)
     assert len({r.name for r in regions}) == len(regions)
     for a, b in itertools.combinations(regions, 2):
         assert a.end <= b.base or b.end <= a.base, (a, b)

@@ -9,7 +9,6 @@ from machine.arch.riscv import (
     ARCHES,
     GPR_IDS,
     MEI,
-    MRET,
     MSI,
     MSTATUS_MIE,
     MSTATUS_MPIE,
@@ -23,13 +22,11 @@ from machine.arch.riscv import (
     SEI,
     SSI,
     STI,
-    WFI,
-    Hart,
     RiscvArch,
     arch_for_elf,
-    instruction_length,
-    is_unmasking,
 )
+from machine.arch.riscv_hart import Hart
+from machine.arch.riscv_insn import MRET, WFI, Action, classify, instruction_length
 from machine.engine import Cause
 
 CYCLE, TIME, INSTRET = 0xC00, 0xC01, 0xC02
@@ -415,11 +412,11 @@ def test_trap_entry_then_guest_mret_returns(arch: RiscvArch) -> None:
 @ARCH
 def test_trap_handler_and_exception_codes(arch: RiscvArch) -> None:
     hart = make_hart(arch)
-    assert not hart.has_trap_handler()
+    assert not hart.has_trap_handler(2)
     hart.set_csr(rc.UC_RISCV_REG_MTVEC, 1)  # vectored with base 0: still none
-    assert not hart.has_trap_handler()
+    assert not hart.has_trap_handler(2)
     hart.set_csr(rc.UC_RISCV_REG_MTVEC, RAM)
-    assert hart.has_trap_handler()
+    assert hart.has_trap_handler(2)
     assert hart.exception_code(Cause.ECALL) == 11
     hart.uc.reg_write(rc.UC_RISCV_REG_PRIV, 1)
     assert hart.exception_code(Cause.ECALL) == 9
@@ -462,13 +459,16 @@ def test_instruction_length() -> None:
     assert instruction_length(0x0001) == 2
 
 
-def test_is_unmasking() -> None:
-    assert is_unmasking(MRET)
-    assert is_unmasking(csr_insn(CSRRS, 0, T0, MSTATUS))
-    assert is_unmasking(csr_insn(CSRRWI, 0, 8, MIE))
-    assert not is_unmasking(csr_insn(CSRRS, A0, 0, CYCLE))
-    assert not is_unmasking(WFI)
-    assert not is_unmasking(csr_insn(4, 0, 0, MSTATUS))  # funct3 4 is not a CSR op
+def test_classify_trapped_instructions() -> None:
+    assert classify(MRET) == Action.STEP_THEN_CHECK
+    assert classify(csr_insn(CSRRS, 0, T0, MSTATUS)) == Action.STEP_THEN_CHECK
+    assert classify(csr_insn(CSRRWI, 0, 8, MIE)) == Action.STEP_THEN_CHECK
+    assert classify(csr_insn(CSRRS, A0, 0, CYCLE)) == Action.EMULATE_CSR
+    assert classify(WFI) == Action.WFI
+    assert classify(0x0000100F) == Action.STEP_THEN_FORGET  # fence.i
+    assert classify(csr_insn(CSRRW, 0, T0, 0x180)) == Action.STEP_THEN_FORGET  # satp
+    assert classify(csr_insn(4, 0, 0, MSTATUS)) is None  # funct3 4 is not a CSR op
+    assert classify(0x00000013) is None  # nop
 
 
 def test_arches() -> None:
