@@ -1,0 +1,3 @@
+// q_mmio with INSN = csrr a0, mip
+#define INSN csrr a0, mip
+#include "q_mmio.inc"

@@ -1,0 +1,3 @@
+// q_umode with INSN = csrr a0, mip
+#define INSN csrr a0, mip
+#include "q_umode.inc"

@@ -1,0 +1,3 @@
+// q_umode with INSN = mret
+#define INSN mret
+#include "q_umode.inc"
