@@ -17,13 +17,11 @@
  * Only counter deltas are printed: absolute values on QEMU include its
  * startup icount bias.
  */
+#include "macros.inc"
     .section .text.init
     .globl _start
 _start:
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0                   // NAPOT, RWX: S-mode may access everything
+    PMP_ALLOW_ALL
     la t0, mtrap
     csrw mtvec, t0
     li t0, 7
@@ -49,10 +47,7 @@ _start:
     li t1, 0x40000000
     sub t0, t0, t1                     // alias VA of smode
     csrw mepc, t0
-    li t0, 0x1800
-    csrc mstatus, t0
-    li t0, 0x0800
-    csrs mstatus, t0                   // MPP = S
+    SET_MPP 0x800
     mret
 
     .balign 4

@@ -8,13 +8,11 @@
  *   s5  1 only if execution fell through past `after` (it must not)
  *   s6, s7  mcause, mepc if anything trapped to M (nothing should)
  */
+#include "macros.inc"
     .section .text.init
     .globl _start
 _start:
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_ALLOW_ALL
     la t0, mtrap
     csrw mtvec, t0
     li t0, 0x222
@@ -23,10 +21,7 @@ _start:
     csrs mip, t0          // STIP (software-writable from M)
     la t0, smode
     csrw mepc, t0
-    li t0, 0x1800
-    csrc mstatus, t0
-    li t0, 0x0800         // MPP = S
-    csrs mstatus, t0
+    SET_MPP 0x800
     mret
 
     .balign 4

@@ -7,21 +7,16 @@
  *   s3  mcause (2: illegal instruction)
  *   s4  mepc (the mret)
  */
+#include "macros.inc"
     .section .text.init
     .globl _start
 _start:
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_ALLOW_ALL
     la t0, mtrap
     csrw mtvec, t0
     la t0, smode
     csrw mepc, t0
-    li t0, 0x1800
-    csrc mstatus, t0
-    li t0, 0x0800         // MPP = S
-    csrs mstatus, t0
+    SET_MPP 0x800
     mret
 
     .balign 4

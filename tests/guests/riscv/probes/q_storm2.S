@@ -10,13 +10,11 @@
  *   s8  s5 when the first interrupt was taken (0: before the loop)
  *   s9  sepc of the first interrupt (`after_sie`)
  */
+#include "macros.inc"
     .section .text.init
     .globl _start
 _start:
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_ALLOW_ALL
     la t0, mtrap
     csrw mtvec, t0
     li t0, 0x222
@@ -29,10 +27,7 @@ _start:
     li s5, 0
     la t0, smode
     csrw mepc, t0
-    li t0, 0x1800
-    csrc mstatus, t0
-    li t0, 0x0800         // MPP = S
-    csrs mstatus, t0
+    SET_MPP 0x800
     li t0, 2
     csrs mip, t0          // M-mode injects an S software interrupt
     mret

@@ -7,21 +7,18 @@
  *   s8  mcycle delta from _start to the trap handler
  * Only counter deltas are printed (absolute values include QEMU's startup bias).
  */
+#include "macros.inc"
     .section .text.init
     .globl _start
 _start:
     csrr s10, minstret
     csrr s11, mcycle
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_ALLOW_ALL
     la t0, mtrap
     csrw mtvec, t0
     la t0, umode
     csrw mepc, t0
-    li t0, 0x1800
-    csrc mstatus, t0      // MPP = U
+    SET_MPP 0
     mret
 
     .balign 4
