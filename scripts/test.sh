@@ -3,5 +3,5 @@
 # Usage: ./scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc opensbi" . scripts/setup.sh
+CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc opensbi gcc-riscv64-unknown-elf make" . scripts/setup.sh
 exec "$PY" -m pytest "$@"
