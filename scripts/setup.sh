@@ -9,6 +9,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CHRONICORN_VENV:-$ROOT/.venv}
 
 need_apt=()
+# The basics, checked by what they provide (python3 may not come from Debian):
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v gcc >/dev/null || need_apt+=(gcc)   # compiles the native icount helper
 for pkg in ${CHRONICORN_APT_PACKAGES:-}; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
 done
