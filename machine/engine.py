@@ -9,7 +9,8 @@ faults, exactly *at* the faulting instruction, which has not retired):
 * ``MMIO``   - a device access that must happen at a known icount; the access
   has *not* been performed: call :meth:`Engine.step_mmio` to execute it;
 * ``CSR``    - an instruction the board handles (counters, ``mip``, ``wfi``, ``mret``...);
-* ``EXCEPTION`` - illegal instruction, ``ecall``, ``ebreak`` or unmapped access;
+* ``EXCEPTION`` - any exception of the guest (illegal instruction, ``ecall``,
+  ``ebreak``, access, misaligned and page faults).
 
 Translation-cache rules from unicorn-facts.md apply throughout: a hook added
 after code was translated is invisible until that code's cache entry is
@@ -98,8 +99,6 @@ class Engine:
     ``pc_reg`` is the Unicorn id of the program counter; ``intr_causes`` maps
     Unicorn interrupt numbers to (cause, bytes the engine already advanced pc).
     """
-
-    UNREACHABLE_UNTIL = (1 << 64) - 1
 
     def __init__(
         self,
@@ -220,9 +219,7 @@ class Engine:
         if reason == StopReason.SPECIAL:
             self._hook_specials()
             return None
-        if reason == StopReason.UNREADABLE:
-            raise EngineError(f"cannot read the code of the block at {st.miss_addr:#x}")
-        return self._mid_block_stop(err)
+        return self._mid_block_stop(reason, err)
 
     def _correct_to(self, pc: int) -> None:
         """Set icount for a stop at ``pc`` inside the block the counter last entered."""
@@ -230,7 +227,9 @@ class Engine:
         if st.block_addr <= pc <= st.block_addr + st.block_size and st.block_size:
             st.icount = st.block_icount + self.counter.insns_before(pc)
 
-    def _mid_block_stop(self, err: UcError | None) -> EngineStop:
+    def _mid_block_stop(self, reason: StopReason, err: UcError | None) -> EngineStop:
+        if reason == StopReason.UNREADABLE:
+            raise EngineError(f"cannot read the code of the block at {self.counter.state.miss_addr:#x}")
         pc = self.pc
         pending = self._pending
         if pending is not None and pending.kind == StopKind.EXCEPTION:
@@ -282,9 +281,7 @@ class Engine:
         if reason == StopReason.SPECIAL:
             self._hook_specials()
             return self._run_once(limit, NO_LIMIT)
-        if reason == StopReason.UNREADABLE:
-            raise EngineError(f"cannot read the code of the block at {st.miss_addr:#x}")
-        return self._mid_block_stop(err)
+        return self._mid_block_stop(reason, err)
 
     def _hook_specials(self) -> None:
         st = self.counter.state
