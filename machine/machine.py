@@ -10,7 +10,6 @@ limit or a request from the caller.
 from __future__ import annotations
 
 import ctypes
-import enum
 import hashlib
 import logging
 import mmap
@@ -35,45 +34,13 @@ from .engine import Cause, Engine, EngineStop, StopKind
 from .icount import NO_LIMIT, make_counter, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
+from .results import RunKind, RunResult
 
 log = logging.getLogger(__name__)
 
 DIGEST_CHUNK = 1 << 20
 CHECKPOINT_INTERVAL = 1 << 22
 """Instructions between checkpoints (soft stops: input polling, Ctrl-C)."""
-
-
-class RunKind(enum.Enum):
-    """How a run ended."""
-
-    EXITED = "exited"  # the guest wrote to the test finisher
-    RESET = "reset"  # the guest asked for a reset
-    LIMIT = "limit"  # the requested icount was reached
-    FAULT = "fault"  # an exception with no guest trap handler
-    IDLE_FOREVER = "idle"  # wfi with no timer and no input that can ever come
-    INTERRUPTED = "interrupted"  # the caller asked to stop
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """The outcome of :meth:`Machine.run`."""
-
-    kind: RunKind
-    icount: int
-    pc: int
-    exit_code: int | None = None
-    cause: Cause | None = None
-    fault_addr: int = 0
-
-    def describe(self) -> str:
-        """One line for humans."""
-        where = f"icount {self.icount}, pc {self.pc:#x}"
-        if self.kind == RunKind.FAULT and self.cause is not None:
-            extra = f" {self.fault_addr:#x}" if self.cause in (Cause.LOAD_FAULT, Cause.STORE_FAULT) else ""
-            return f"guest fault at {where}: {self.cause.value}{extra}"
-        if self.kind == RunKind.EXITED:
-            return f"guest exited with code {self.exit_code} at {where}"
-        return f"{self.kind.value} at {where}"
 
 
 @dataclass(frozen=True, slots=True)
