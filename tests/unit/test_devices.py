@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -279,6 +281,14 @@ def make_plic() -> tuple[Plic, Outputs]:
     return Plic(out), out
 
 
+def plic_with_uart_source(ctx: int = 0) -> tuple[Plic, Outputs, Callable[[bool], None]]:
+    """A PLIC with source 10 at priority 1, enabled for ``ctx``, and that source's line."""
+    plic, out = make_plic()
+    plic.write(4 * 10, 4, 1)
+    plic.write(enable_reg(ctx), 4, 1 << 10)
+    return plic, out, plic.line(10)
+
+
 def claim_reg(ctx: int) -> int:
     return CONTEXT_BASE + ctx * CONTEXT_STRIDE + 4
 
@@ -361,10 +371,7 @@ def test_plic_claim_returns_highest_priority_and_clears_pending() -> None:
 
 
 def test_plic_complete_repends_a_still_high_line() -> None:
-    plic, out = make_plic()
-    plic.write(4 * 10, 4, 1)
-    plic.write(enable_reg(0), 4, 1 << 10)
-    line = plic.line(10)
+    plic, out, line = plic_with_uart_source()
     line(True)
     assert plic.read(claim_reg(0), 4) == 10
     assert not out.level[0]
@@ -376,10 +383,7 @@ def test_plic_complete_repends_a_still_high_line() -> None:
 
 
 def test_plic_complete_of_a_low_line_does_not_repend() -> None:
-    plic, out = make_plic()
-    plic.write(4 * 10, 4, 1)
-    plic.write(enable_reg(0), 4, 1 << 10)
-    line = plic.line(10)
+    plic, out, line = plic_with_uart_source()
     line(True)
     assert plic.read(claim_reg(0), 4) == 10
     line(False)
@@ -390,10 +394,7 @@ def test_plic_complete_of_a_low_line_does_not_repend() -> None:
 
 
 def test_plic_complete_of_unclaimed_source_is_ignored() -> None:
-    plic, out = make_plic()
-    plic.write(4 * 10, 4, 1)
-    plic.write(enable_reg(0), 4, 1 << 10)
-    line = plic.line(10)
+    plic, out, line = plic_with_uart_source()
     line(True)
     plic.write(claim_reg(0), 4, 10)
     assert plic.read(claim_reg(0), 4) == 10
@@ -406,10 +407,7 @@ def test_plic_complete_of_unclaimed_source_is_ignored() -> None:
 def test_plic_line_dropped_before_claim_withdraws_request() -> None:
     """QEMU's sifive_plic_irq_request sets pending = level: a line that falls before the claim
     leaves nothing pending (e.g. the UART's THRE interrupt cleared by an IIR read)."""
-    plic, out = make_plic()
-    plic.write(4 * 10, 4, 1)
-    plic.write(enable_reg(0), 4, 1 << 10)
-    line = plic.line(10)
+    plic, out, line = plic_with_uart_source()
     line(True)
     assert out.level[0]
     line(False)
@@ -433,10 +431,8 @@ def test_plic_contexts_are_independent() -> None:
 
 
 def test_plic_peek_does_not_claim() -> None:
-    plic, out = make_plic()
-    plic.write(4 * 10, 4, 1)
-    plic.write(enable_reg(0), 4, 1 << 10)
-    plic.line(10)(True)
+    plic, out, line = plic_with_uart_source()
+    line(True)
     assert plic.peek(claim_reg(0), 4) is None
     assert plic.peek(4 * 10, 4) == 1
     assert plic.peek(PENDING_BASE, 4) == 1 << 10
@@ -444,10 +440,8 @@ def test_plic_peek_does_not_claim() -> None:
 
 
 def test_plic_state_changes_with_claims() -> None:
-    plic, _ = make_plic()
-    plic.write(4 * 10, 4, 1)
-    plic.write(enable_reg(0), 4, 1 << 10)
-    plic.line(10)(True)
+    plic, _, line = plic_with_uart_source()
+    line(True)
     before = plic.state()
     plic.read(claim_reg(0), 4)
     assert plic.state() != before
