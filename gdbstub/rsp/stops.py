@@ -1,0 +1,80 @@
+"""Stop reasons as values, and their stop-reply payloads (``T``, ``S``, ``W``)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+SIGINT, SIGILL, SIGTRAP, SIGSEGV = 2, 4, 5, 11
+
+
+class WatchKind(enum.Enum):
+    """Which watchpoint fired; the value is the stop-reply keyword."""
+
+    WRITE = "watch"
+    READ = "rwatch"
+    ACCESS = "awatch"
+
+
+class HistoryBoundary(enum.Enum):
+    """Which end of the execution history was reached; the value is the ``replaylog`` keyword."""
+
+    BEGIN = "begin"
+    END = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Stopped by a signal (SIGTRAP after a step, SIGINT after Ctrl-C, SIGSEGV/SIGILL on faults)."""
+
+    signal: int
+
+
+@dataclass(frozen=True, slots=True)
+class Breakpoint:
+    """A software (``Z0``) or hardware (``Z1``) breakpoint was hit."""
+
+    hardware: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Watchpoint:
+    """A watchpoint on ``addr`` fired."""
+
+    kind: WatchKind
+    addr: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """The program exited with ``code``."""
+
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEnd:
+    """Reverse or replayed execution reached an end of the recorded history."""
+
+    boundary: HistoryBoundary
+
+
+Stop = Signal | Breakpoint | Watchpoint | Exited | HistoryEnd
+
+
+def stop_reply(stop: Stop, thread: int = 1) -> bytes:
+    """The stop-reply payload for ``stop`` (GDB manual, "Stop Reply Packets")."""
+    if isinstance(stop, Exited):
+        return b"W%02x" % (stop.code & 0xFF)
+    prefix = b"T%02xthread:%x;" % (_signal_of(stop), thread)
+    if isinstance(stop, Breakpoint):
+        return prefix + (b"hwbreak:;" if stop.hardware else b"swbreak:;")
+    if isinstance(stop, Watchpoint):
+        return prefix + b"%s:%x;" % (stop.kind.value.encode(), stop.addr)
+    if isinstance(stop, HistoryEnd):
+        return prefix + b"replaylog:%s;" % stop.boundary.value.encode()
+    return prefix
+
+
+def _signal_of(stop: Stop) -> int:
+    return stop.signal if isinstance(stop, Signal) else SIGTRAP
