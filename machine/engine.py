@@ -9,6 +9,7 @@ faults, exactly *at* the faulting instruction, which has not retired):
 * ``MMIO``   - a device access that must happen at a known icount; the access
   has *not* been performed: call :meth:`Engine.step_mmio` to execute it;
 * ``CSR``    - an instruction the board handles (counters, ``mip``, ``wfi``, ``mret``...);
+* ``BREAKPOINT`` - pc reached a breakpoint (the instruction there has not executed);
 * ``EXCEPTION`` - any exception of the guest (illegal instruction, ``ecall``,
   ``ebreak``, access, misaligned and page faults).
 
@@ -48,6 +49,7 @@ class StopKind(enum.Enum):
     MMIO = "mmio"
     CSR = "csr"
     EXCEPTION = "exception"
+    BREAKPOINT = "breakpoint"
 
 
 class Cause(enum.Enum):
@@ -120,6 +122,8 @@ class Engine:
         self._unmapped_addr = 0
         self._mmio_apply = False
         self._skip_special: int | None = None
+        self._breakpoints: dict[int, int] = {}  # address -> hook handle
+        self._resume_at: tuple[int, int] | None = None  # (icount, pc) where the current run began
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
 
@@ -181,7 +185,44 @@ class Engine:
         if self._is_trapped_at(addr):
             self._request_stop(StopKind.CSR)
 
+    # -- breakpoints ---------------------------------------------------------
+    @property
+    def breakpoints(self) -> frozenset[int]:
+        return frozenset(self._breakpoints)
+
+    def add_breakpoint(self, addr: int) -> None:
+        """Stop before executing the instruction at ``addr`` (never written into guest memory).
+
+        A ranged code hook that is not hit costs nothing; the address's cached
+        translation is removed so the hook is seen (unicorn issue #2200).
+        """
+        if addr in self._breakpoints:
+            return
+        self._breakpoints[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=addr, end=addr)
+        self._flush(addr, addr + 1)
+
+    def remove_breakpoint(self, addr: int) -> None:
+        """Forget a breakpoint; its range is flushed so the deleted hook stops firing (#1640)."""
+        handle = self._breakpoints.pop(addr, None)
+        if handle is not None:
+            self.uc.hook_del(handle)
+            self._flush(addr, addr + 1)
+
+    def _on_breakpoint(self, uc: Uc, addr: int, size: int, _data: object) -> None:
+        st = self.counter.state
+        if st.stop_reason != StopReason.NONE or addr not in self._breakpoints:
+            return
+        icount = st.block_icount + self.counter.insns_before(addr)
+        # The breakpoint we resume from does not fire again (gdb steps off it; rr skips it too).
+        if (icount, addr) == self._resume_at or icount >= st.limit:
+            return
+        self._request_stop(StopKind.BREAKPOINT)
+
     # -- running -------------------------------------------------------------
+    def mark_resume_point(self) -> None:
+        """The caller resumes here: a breakpoint at this very (icount, pc) does not fire."""
+        self._resume_at = (self.icount, self.pc)
+
     def run(self, limit: int, soft_limit: int) -> EngineStop:
         """Run forward until the next event; never past ``limit``."""
         while True:

@@ -226,6 +226,14 @@ class Machine:
                 h.update(index.to_bytes(8, "little"))
                 h.update(data)
 
+    # -- breakpoints ----------------------------------------------------------
+    def add_breakpoint(self, addr: int) -> None:
+        """Stop :meth:`run` before the instruction at ``addr`` executes (guest memory untouched)."""
+        self.engine.add_breakpoint(addr)
+
+    def remove_breakpoint(self, addr: int) -> None:
+        self.engine.remove_breakpoint(addr)
+
     # -- tracing -------------------------------------------------------------
     def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:
         """Call ``emit(icount, pc, instruction bytes)`` once before each instruction executes."""
@@ -248,6 +256,7 @@ class Machine:
     def run(self, max_icount: int | None = None, interrupted: Callable[[], bool] | None = None) -> RunResult:
         """Run forward until the guest exits or faults, ``max_icount`` or ``interrupted()``."""
         cap = NO_LIMIT if max_icount is None else max_icount
+        self.engine.mark_resume_point()
         while True:
             result = self._check_end(cap, interrupted)
             if result is not None:
@@ -333,6 +342,8 @@ class Machine:
             # after the guest's exit nothing more happens. (Unicorn calls no
             # code hook on an invalid instruction, so a landing can end here.)
             return None
+        if stop.kind == StopKind.BREAKPOINT:
+            return self._result(RunKind.BREAKPOINT)
         if stop.kind == StopKind.MMIO:
             return self._after_step(stop, self.engine.step_mmio(), limit)
         if stop.kind == StopKind.CSR:

@@ -17,6 +17,7 @@ class RunKind(enum.Enum):
     FAULT = "fault"  # an exception with no guest trap handler
     IDLE_FOREVER = "idle"  # wfi with no timer and no input that can ever come
     INTERRUPTED = "interrupted"  # the caller asked to stop
+    BREAKPOINT = "breakpoint"  # pc reached a breakpoint (not yet executed)
 
 
 @dataclass(frozen=True, slots=True)
