@@ -22,6 +22,7 @@ from unicorn import riscv_const as rc
 from .arch import riscv_insn as ri
 from .arch.riscv import DATA_FAULTS, FETCH_FAULTS, INTR_CAUSES, MEI, MSI, MTI, SEI, RiscvArch, arch_for_elf
 from .arch.riscv_hart import Hart
+from .arch.riscv_regs import RegisterFile
 from .boards import virt
 from .clock import VirtualClock
 from .devices.base import Device
@@ -100,6 +101,7 @@ class Machine:
             if region.kind == "mmio":
                 self._map_device(region, self.devices[region.name])
         self._load(image)
+        self.registers = RegisterFile(arch, self.hart, self._board_csr, self._write_board_csr)
         self._trace_hook: int | None = None
         self._last_traced = (-1, -1)
 
@@ -158,6 +160,13 @@ class Machine:
         self.uc.mem_map(virt.MROM.base, virt.MROM.size, UC_PROT_READ | UC_PROT_EXEC)
         self.uc.mem_write(virt.MROM.base, rom)
         self.engine.pc = virt.MROM.base
+
+    def _board_csr(self, csr: int) -> int:
+        mtime = self.clint.mtime(self.clock.ticks(self.icount))
+        return self.hart.csr_value(csr, self.icount, mtime, self.mip())
+
+    def _write_board_csr(self, csr: int, value: int) -> bool:
+        return self.hart.write_emulated_csr(csr, value, self.icount)
 
     def _is_trapped_at(self, addr: int) -> bool:
         insn = self.hart.read_insn(addr)

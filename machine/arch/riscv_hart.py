@@ -228,12 +228,26 @@ class Hart:
             # an asserted external SEIP must not become a sticky software bit (spec 3.1.9).
             base = self.mip_soft if csr in (ri.CSR_MIP, ri.CSR_SIP) else old
             new = {1: source, 2: base | source, 3: base & ~source}[funct3 & 3] & self.arch.mask
-            self._write_csr(csr, new, icount)
+            # The writer itself retires and would increment the counter: the new
+            # value is what the next instruction (icount + 1) reads.
+            self._write_csr(csr, new, icount + 1)
         if rd:
             self.set_reg(GPR_IDS[rd], old)
         return True
 
-    def _write_csr(self, csr: int, new: int, icount: int) -> None:
+    def write_emulated_csr(self, csr: int, value: int, icount: int) -> bool:
+        """A debugger's write to an emulated CSR, read back as ``value`` at ``icount``.
+
+        False for the read-only counters (cycle, time, instret and their halves)
+        and for CSRs that are not emulated.
+        """
+        if csr not in ri.EMULATED_CSRS or csr >> 10 == 3:
+            return False
+        self._write_csr(csr, value & self.arch.mask, icount)
+        return True
+
+    def _write_csr(self, csr: int, new: int, effective: int) -> None:
+        """Write an emulated CSR so that it reads ``new`` at icount ``effective``."""
         if csr == ri.CSR_MIP:
             self.mip_soft = new & SOFTWARE_WRITABLE_MIP
             return
@@ -241,18 +255,16 @@ class Hart:
             writable = (1 << SSI) & self.csr(rc.UC_RISCV_REG_MIDELEG)
             self.mip_soft = (self.mip_soft & ~writable) | (new & writable)
             return
-        # Counter writes take effect for the next instruction (the writer itself
-        # retires and would increment the counter: hence +1).
         high = csr & 0x80
         is_cycle = csr & ~0x80 == ri.CSR_MCYCLE
-        current = icount + 1 + (self.mcycle_offset if is_cycle else self.minstret_offset)
+        current = effective + (self.mcycle_offset if is_cycle else self.minstret_offset)
         if high:
             target = (new << 32) | (current & 0xFFFFFFFF)
         elif self.arch.xlen == 32:
             target = (current & ~0xFFFFFFFF) | new
         else:
             target = new
-        offset = target - (icount + 1)
+        offset = target - effective
         if is_cycle:
             self.mcycle_offset = offset
         else:
