@@ -25,6 +25,7 @@ from .arch.riscv_hart import Hart
 from .arch.riscv_regs import RegisterFile
 from .boards import virt
 from .clock import VirtualClock
+from .debug_memory import DebugMemory
 from .devices.base import Device
 from .devices.clint import NS_PER_TICK, Clint
 from .devices.plic import Plic
@@ -102,6 +103,7 @@ class Machine:
                 self._map_device(region, self.devices[region.name])
         self._load(image)
         self.registers = RegisterFile(arch, self.hart, self._board_csr, self._write_board_csr)
+        self.memory = DebugMemory(self.uc, self.regions, self.devices, self.engine.forget_code)
         self._trace_hook: int | None = None
         self._last_traced = (-1, -1)
 

@@ -20,6 +20,7 @@ class Device(Protocol):
 
     name: str
     size: int
+    access_size: int  # natural register width in bytes (how a debugger should read it)
 
     def read(self, offset: int, size: int) -> int: ...
 

@@ -20,6 +20,7 @@ class Clint:
     """``now_ticks`` returns the virtual clock in 10 MHz ticks at the current icount."""
 
     name = "clint"
+    access_size = 4
     size = 0x10000
 
     def __init__(self, now_ticks: Callable[[], int], msip_irq: IrqLine) -> None:

@@ -16,6 +16,7 @@ class Plic:
     """``on_change(context, level)`` is told whenever a context's output may have changed."""
 
     name = "plic"
+    access_size = 4
     size = 0x600000
 
     def __init__(self, on_change: Callable[[int, bool], None]) -> None:

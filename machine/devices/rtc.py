@@ -19,6 +19,7 @@ class GoldfishRtc:
     """Reading TIME_LOW samples the clock and latches TIME_HIGH, as on QEMU."""
 
     name = "rtc"
+    access_size = 4
     size = 0x1000
 
     def __init__(self, host_clock_ns: Callable[[], int]) -> None:

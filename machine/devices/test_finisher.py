@@ -12,6 +12,7 @@ class TestFinisher:
 
     __test__ = False  # not a pytest class
     name = "test"
+    access_size = 4
     size = 0x1000
 
     def __init__(self, on_exit: Callable[[int], None], on_reset: Callable[[], None]) -> None:

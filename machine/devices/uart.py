@@ -28,6 +28,7 @@ class Uart16550:
 
     name = "uart0"
     size = 0x100
+    access_size = 1
 
     def __init__(self, tx: Callable[[int], None], irq: IrqLine) -> None:
         self._tx = tx
