@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-insns", type=_int, metavar="N", help="stop after N instructions")
     run.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
     run.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
+    serve = sub.add_parser("serve", help="serve the guest to gdb (target remote :PORT)")
+    _machine_options(serve)
+    serve.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
+    serve.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
     return parser
 
 
@@ -142,7 +148,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run}
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``chronicorn serve``: the guest halted at reset, served to gdb until Ctrl-C."""
+    from machine.inputs import HostInputs
+
+    from .server import PacketLog, Server
+    from .target import MachineTarget
+
+    out = sys.stdout.buffer
+
+    def tx(byte: int) -> None:
+        out.write(bytes((byte,)))
+        out.flush()
+
+    image = load_image(args.guest, args.load_addr)
+    stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
+    machine = Machine(image, HostInputs(stdin), tx, _config(args))
+    log_stream = open(args.log_packets, "wb") if args.log_packets else None  # noqa: SIM115 - lives as long as the server
+    try:
+        server = Server(MachineTarget(machine), args.host, args.port, PacketLog(log_stream) if log_stream else None)
+    except OSError as exc:
+        print(f"chronicorn: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    host, port = server.address
+    print(f"listening on {host}:{port}", flush=True)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+    try:
+        server.serve_forever()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        server.close()
+        if log_stream is not None:
+            log_stream.close()
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

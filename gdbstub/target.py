@@ -1,0 +1,198 @@
+"""The Target seam the session drives, and its implementation over a live machine.
+
+Execution is synchronous: :meth:`Target.resume` returns a stop value when the
+machine stops; long runs poll ``interrupted()`` so Ctrl-C (0x03) stops them.
+Optional capabilities return None when absent, so ``qSupported`` advertises
+only what the target really implements.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from machine.arch.riscv_regs import RegisterError, target_xml
+from machine.engine import Cause
+from machine.machine import Machine
+from machine.results import RunKind, RunResult
+
+from .rsp.stops import SIGILL, SIGINT, SIGSEGV, SIGTRAP, Breakpoint, Exited, Signal, Stop
+
+log = logging.getLogger(__name__)
+
+
+class TargetError(Exception):
+    """A request the target refuses; ``errno`` becomes the ``Exx`` reply."""
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+EINVAL, EFAULT, EACCES = 0x16, 0x0E, 0x0D
+
+
+class ResumeAction(enum.Enum):
+    CONTINUE = "continue"
+    STEP = "step"
+
+
+class Breakpoints(Protocol):
+    """Capability: ``Z0``/``Z1`` breakpoints that never touch guest memory."""
+
+    def add(self, addr: int) -> None: ...
+
+    def remove(self, addr: int) -> None: ...
+
+
+class Target(Protocol):
+    """What the session needs from whatever it debugs."""
+
+    def read_registers(self) -> bytes: ...
+
+    def write_registers(self, data: bytes) -> None: ...
+
+    def read_register(self, regnum: int) -> bytes: ...
+
+    def write_register(self, regnum: int, data: bytes) -> None: ...
+
+    def read_memory(self, addr: int, length: int) -> bytes: ...
+
+    def write_memory(self, addr: int, data: bytes) -> None: ...
+
+    def resume(self, action: ResumeAction, interrupted: Callable[[], bool]) -> Stop: ...
+
+    def last_stop(self) -> Stop: ...
+
+    def breakpoints(self) -> Breakpoints | None: ...
+
+    def description(self) -> str | None:
+        """The target description XML, or None."""
+        ...
+
+    def memory_map(self) -> str | None: ...
+
+    def monitor(self, command: str) -> str:
+        """Run a ``monitor`` command; returns the text to show (raises TargetError)."""
+        ...
+
+
+@dataclass
+class _MachineBreakpoints:
+    machine: Machine
+
+    def add(self, addr: int) -> None:
+        self.machine.add_breakpoint(addr)
+
+    def remove(self, addr: int) -> None:
+        self.machine.remove_breakpoint(addr)
+
+
+FAULT_SIGNALS = {
+    Cause.ILLEGAL_INSTRUCTION: SIGILL,
+    Cause.BREAKPOINT: SIGTRAP,
+    Cause.ECALL: SIGTRAP,
+}
+
+
+def stop_for(result: RunResult) -> Stop:
+    """The gdb stop reason for a machine stop."""
+    if result.kind == RunKind.BREAKPOINT:
+        return Breakpoint()
+    if result.kind == RunKind.EXITED:
+        return Exited(result.exit_code or 0)
+    if result.kind == RunKind.FAULT:
+        return Signal(FAULT_SIGNALS.get(result.cause, SIGSEGV) if result.cause else SIGSEGV)
+    if result.kind == RunKind.INTERRUPTED:
+        return Signal(SIGINT)
+    return Signal(SIGTRAP)  # a completed step, or an idle/reset guest stopped for the user
+
+
+class MachineTarget:
+    """A live :class:`Machine` behind the Target seam (forward execution only)."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self._last: Stop = Signal(SIGTRAP)
+        self._breakpoints = _MachineBreakpoints(machine)
+
+    # -- registers and memory ------------------------------------------------
+    def read_registers(self) -> bytes:
+        return self.machine.registers.read_all()
+
+    def write_registers(self, data: bytes) -> None:
+        self._registers_call(self.machine.registers.write_all, data)
+
+    def read_register(self, regnum: int) -> bytes:
+        try:
+            return self.machine.registers.read(regnum)
+        except RegisterError as exc:
+            raise TargetError(EINVAL, str(exc)) from None
+
+    def write_register(self, regnum: int, data: bytes) -> None:
+        self._registers_call(self.machine.registers.write, regnum, data)
+
+    def _registers_call(self, fn: Callable[..., None], *args: object) -> None:
+        try:
+            fn(*args)
+        except RegisterError as exc:
+            raise TargetError(EINVAL, str(exc)) from None
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        try:
+            return self.machine.memory.read(addr, length)
+        except MemoryError as exc:
+            raise TargetError(EFAULT, str(exc)) from None
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        try:
+            self.machine.memory.write(addr, data)
+        except MemoryError as exc:
+            raise TargetError(EACCES, str(exc)) from None
+
+    # -- execution -------------------------------------------------------------
+    def resume(self, action: ResumeAction, interrupted: Callable[[], bool]) -> Stop:
+        if isinstance(self._last, Exited):
+            return self._last  # an exited guest stays exited until the server restarts it
+        limit = self.machine.icount + 1 if action == ResumeAction.STEP else None
+        result = self.machine.run(limit, interrupted)
+        log.debug("stopped: %s", result.describe())
+        self._last = stop_for(result)
+        return self._last
+
+    def last_stop(self) -> Stop:
+        return self._last
+
+    # -- capabilities ------------------------------------------------------------
+    def breakpoints(self) -> Breakpoints | None:
+        return self._breakpoints
+
+    def description(self) -> str | None:
+        return target_xml(self.machine.arch)
+
+    def memory_map(self) -> str | None:
+        return self.machine.memory.memory_map_xml()
+
+    def monitor(self, command: str) -> str:
+        words = command.split()
+        if not words or words[0] == "help":
+            return (
+                "chronicorn monitor commands:\n"
+                "  help     this text\n"
+                "  icount   instructions retired since reset\n"
+                "  info     the machine: architecture, board, RAM, icount shift, image\n"
+            )
+        if words[0] == "icount":
+            return f"{self.machine.icount}\n"
+        if words[0] == "info":
+            m = self.machine
+            return (
+                f"architecture: {m.arch.name}\nboard: virt\nRAM: {m.config.ram_size // (1 << 20)} MiB at 0x80000000\n"
+                f"icount shift: {m.config.icount_shift}\nicount: {m.icount}\npc: {m.pc:#x}\n"
+                f"image: {m.image.path} (sha256 {m.image.sha256[:16]}...)\n"
+                f"icount counter: {'native' if m.counter.is_native else 'pure Python'}\n"
+            )
+        raise TargetError(EINVAL, f"unknown monitor command {words[0]!r} (try: monitor help)")
