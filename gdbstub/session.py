@@ -32,16 +32,33 @@ class Session:
         self.interrupted = interrupted
         self.ack_mode = True
         self.closed = False
+        self._consumed_interrupts = 0
         self._decoder = Decoder(PACKET_SIZE)
         self._last_sent = b""
-        self._thread_list_done = False
+        self._early_interrupts = 0  # 0x03 bytes that arrived together with the resume packet
+
+    def _interrupted(self) -> bool:
+        if self._early_interrupts:
+            self._early_interrupts -= 1
+            self._consumed_interrupts += 1
+            return True
+        return self.interrupted()
 
     def feed(self, data: bytes) -> bytes:
         """Process received bytes; return what to send back."""
         out = bytearray()
-        for event in self._decoder.feed(data):
+        events = self._decoder.feed(data)
+        # gdb may send 0x03 right behind 'c': it must stop that run, not wait for it to end.
+        self._early_interrupts = sum(isinstance(e, Interrupt) for e in events)
+        self._consumed_interrupts = 0
+        for event in events:
             if self.closed:
                 break
+            if isinstance(event, Interrupt):
+                self._early_interrupts = max(0, self._early_interrupts - 1)
+                if self._consumed_interrupts:
+                    self._consumed_interrupts -= 1
+                    continue
             out += self._event(event)
         return bytes(out)
 
@@ -83,7 +100,7 @@ class Session:
 
     # -- shared by handlers --------------------------------------------------------
     def resume(self, action: ResumeAction) -> bytes:
-        return stop_reply(self.target.resume(action, self.interrupted), THREAD_ID)
+        return stop_reply(self.target.resume(action, self._interrupted), THREAD_ID)
 
 
 def _supported(s: Session, cmd: c.Command) -> Reply:

@@ -132,6 +132,7 @@ class Counter(Protocol):
 
     state: CounterState
     is_native: bool
+    checkpoint_interval: int  # instructions between checkpoints (input polling, Ctrl-C)
 
     def insns_before(self, pc: int) -> int:
         """Instructions of the current block that lie before ``pc``."""
@@ -194,6 +195,7 @@ class NativeCounter(_CounterBase):
     """Counter whose hooks are the C functions of ``machine/native/icount.c``."""
 
     is_native = True
+    checkpoint_interval = 1 << 22  # ~30 ms of guest time at native speed
 
     def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions, lib: ctypes.CDLL) -> None:
         super().__init__(uc, isa, trapped)
@@ -218,6 +220,8 @@ class NativeCounter(_CounterBase):
 
 class PythonCounter(_CounterBase):
     """Pure-Python twin of the native helper (same state, same algorithm)."""
+
+    checkpoint_interval = 1 << 18  # ~0.1 s of guest time at fallback speed
 
     def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions) -> None:
         super().__init__(uc, isa, trapped)

@@ -41,8 +41,6 @@ from .results import RunKind, RunResult
 log = logging.getLogger(__name__)
 
 DIGEST_CHUNK = 1 << 20
-CHECKPOINT_INTERVAL = 1 << 22
-"""Instructions between checkpoints (soft stops: input polling, Ctrl-C)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +279,7 @@ class Machine:
                     return outcome
                 continue
             limit = min(cap, self._timer_deadline(), self._next_input())
-            stop = self.engine.run(limit, self.icount + CHECKPOINT_INTERVAL)
+            stop = self.engine.run(limit, self.icount + self.counter.checkpoint_interval)
             result = self._handle(stop, limit)
             if result is not None:
                 return result

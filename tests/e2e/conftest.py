@@ -1,0 +1,29 @@
+"""Fixtures for end-to-end tests: a real server on a free port and a real gdb-multiarch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
+
+
+@pytest.fixture
+def debug() -> Iterator:  # noqa: ANN401 - returns a factory
+    """``debug(elf, *server_args) -> (server, gdb)`` connected; both are cleaned up after the test."""
+    require_gdb()
+    started: list[tuple[ServerProcess, Gdb]] = []
+
+    def start(elf, *args: str, stdin=None):  # noqa: ANN001, ANN202
+        kwargs = {} if stdin is None else {"stdin": stdin}
+        server = ServerProcess(elf, *args, **kwargs)
+        gdb = Gdb(elf)
+        started.append((server, gdb))
+        gdb.connect(server.port)
+        return server, gdb
+
+    yield start
+    for server, gdb in started:
+        gdb.close()
+        server.stop()

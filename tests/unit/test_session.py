@@ -1,0 +1,143 @@
+"""gdbstub/session.py without sockets: bytes in, bytes out, against a fake target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gdbstub.rsp.codec import Decoder, Packet, encode
+from gdbstub.rsp.stops import SIGINT, SIGTRAP, Breakpoint, Signal, Stop
+from gdbstub.session import Session
+from gdbstub.target import EFAULT, ResumeAction, TargetError
+
+
+class FakeTarget:
+    """Records what the session asks; resume runs until interrupted or a fixed number of polls."""
+
+    def __init__(self) -> None:
+        self.memory = {0x1000: 0xAB}
+        self.resumes: list[ResumeAction] = []
+        self.polls_before_stop = 3
+        self.added: list[int] = []
+        self._last: Stop = Signal(SIGTRAP)
+
+    def read_registers(self) -> bytes:
+        return bytes(range(8))
+
+    def write_registers(self, data: bytes) -> None: ...
+
+    def read_register(self, regnum: int) -> bytes:
+        if regnum > 40:
+            raise TargetError(0x16, "no such register")
+        return b"\x01\x00\x00\x00"
+
+    def write_register(self, regnum: int, data: bytes) -> None: ...
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        if addr not in self.memory:
+            raise TargetError(EFAULT, "unmapped")
+        return bytes([self.memory[addr]]) * length
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        self.memory[addr] = data[0]
+
+    def resume(self, action: ResumeAction, interrupted: Callable[[], bool]) -> Stop:
+        self.resumes.append(action)
+        for _ in range(self.polls_before_stop):
+            if interrupted():
+                self._last = Signal(SIGINT)
+                return self._last
+        self._last = Breakpoint() if action == ResumeAction.CONTINUE else Signal(SIGTRAP)
+        return self._last
+
+    def last_stop(self) -> Stop:
+        return self._last
+
+    def breakpoints(self):  # noqa: ANN201
+        return self
+
+    def add(self, addr: int) -> None:
+        self.added.append(addr)
+
+    def remove(self, addr: int) -> None:
+        self.added.remove(addr)
+
+    def description(self) -> str | None:
+        return "<target>" + "x" * 100 + "</target>"
+
+    def memory_map(self) -> str | None:
+        return None
+
+    def monitor(self, command: str) -> str:
+        return f"ran {command}\n"
+
+
+def replies(session: Session, data: bytes) -> list[bytes]:
+    return [e.payload for e in Decoder().feed(session.feed(data)) if isinstance(e, Packet)]
+
+
+def test_acks_then_no_ack_mode() -> None:
+    session = Session(FakeTarget())
+    out = session.feed(encode(b"QStartNoAckMode"))
+    assert out == b"+" + encode(b"OK")
+    assert session.feed(encode(b"?")) == encode(b"T05thread:1;")  # no '+' any more
+
+
+def test_bad_checksum_gets_a_nack_and_nothing_else() -> None:
+    assert Session(FakeTarget()).feed(b"$g#00") == b"-"
+
+
+def test_nack_resends_the_last_reply() -> None:
+    session = Session(FakeTarget())
+    first = session.feed(encode(b"g"))
+    assert session.feed(b"-") == first[1:]
+
+
+def test_supported_advertises_only_what_works() -> None:
+    (reply,) = replies(Session(FakeTarget()), encode(b"qSupported:swbreak+"))
+    features = reply.decode().split(";")
+    assert "qXfer:features:read+" in features and "swbreak+" in features
+    assert "qXfer:memory-map:read+" not in features  # the fake has no memory map
+    assert not any(f.startswith("Reverse") for f in features)
+
+
+def test_memory_errors_and_unknown_packets() -> None:
+    session = Session(FakeTarget())
+    assert replies(session, encode(b"m1000,2")) == [b"abab"]
+    assert replies(session, encode(b"m2000,2")) == [b"E0e"]
+    assert replies(session, encode(b"mzz,2")) == [b"E16"]
+    assert replies(session, encode(b"qTStatus")) == [b""]
+    assert replies(session, encode(b"p99")) == [b"E16"]
+
+
+def test_xfer_reads_in_chunks() -> None:
+    session = Session(FakeTarget())
+    (first,) = replies(session, encode(b"qXfer:features:read:target.xml:0,10"))
+    (last,) = replies(session, encode(b"qXfer:features:read:target.xml:10,1000"))
+    assert first[:1] == b"m" and last[:1] == b"l"
+    assert first[1:] + last[1:] == ("<target>" + "x" * 100 + "</target>").encode()
+
+
+def test_interrupt_right_behind_continue_stops_that_continue() -> None:
+    target = FakeTarget()
+    target.polls_before_stop = 1_000_000  # would run "forever" without the interrupt
+    session = Session(target, interrupted=lambda: False)
+    assert replies(session, encode(b"vCont;c") + b"\x03") == [b"T02thread:1;"]
+
+
+def test_interrupt_from_the_socket_while_running() -> None:
+    target = FakeTarget()
+    polls = iter([False, False, True])
+    session = Session(target, interrupted=lambda: next(polls))
+    assert replies(session, encode(b"c")) == [b"T02thread:1;"]
+
+
+def test_step_continue_breakpoints_monitor_detach() -> None:
+    target = FakeTarget()
+    session = Session(target)
+    assert replies(session, encode(b"vCont;s:1")) == [b"T05thread:1;"]
+    assert replies(session, encode(b"Z0,80000000,2")) == [b"OK"] and target.added == [0x80000000]
+    assert replies(session, encode(b"c")) == [b"T05thread:1;swbreak:;"]
+    assert replies(session, encode(b"Z2,1000,4")) == [b""]  # watchpoints not offered yet
+    assert replies(session, encode(b"qRcmd," + b"icount".hex().encode())) == [b"ran icount\n".hex().encode()]
+    assert target.resumes == [ResumeAction.STEP, ResumeAction.CONTINUE]
+    assert replies(session, encode(b"D")) == [b"OK"] and session.closed
