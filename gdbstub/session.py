@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .rsp import commands as c
 from .rsp.codec import Ack, BadPacket, Decoder, Interrupt, Nack, Packet, encode
 from .rsp.parse import ParseError, parse
-from .rsp.stops import SIGINT, Signal, stop_reply
+from .rsp.stops import SIGINT, Signal, WatchKind, stop_reply
 from .target import EINVAL, ResumeAction, Target, TargetError
 
 log = logging.getLogger(__name__)
@@ -171,15 +171,28 @@ def _vcont(s: Session, cmd: c.Command) -> Reply:
     return b"E%02x" % EINVAL
 
 
+WATCH_KINDS = {
+    c.BreakpointType.WRITE_WATCH: WatchKind.WRITE,
+    c.BreakpointType.READ_WATCH: WatchKind.READ,
+    c.BreakpointType.ACCESS_WATCH: WatchKind.ACCESS,
+}
+
+
 def _breakpoint(s: Session, cmd: c.Command) -> Reply:
     assert isinstance(cmd, c.InsertBreakpoint | c.RemoveBreakpoint)
+    insert = isinstance(cmd, c.InsertBreakpoint)
+    if cmd.type in WATCH_KINDS:
+        watchpoints = s.target.watchpoints()
+        if watchpoints is None:
+            return b""  # unsupported: gdb falls back to software watchpoints
+        if cmd.kind <= 0:
+            raise TargetError(EINVAL, "a watchpoint needs a length")
+        (watchpoints.add if insert else watchpoints.remove)(WATCH_KINDS[cmd.type], cmd.addr, cmd.kind)
+        return b"OK"
     breakpoints = s.target.breakpoints()
-    if breakpoints is None or cmd.type not in (c.BreakpointType.SOFTWARE, c.BreakpointType.HARDWARE):
-        return b""  # watchpoints are not offered yet: gdb falls back to software watchpoints
-    if isinstance(cmd, c.InsertBreakpoint):
-        breakpoints.add(cmd.addr)
-    else:
-        breakpoints.remove(cmd.addr)
+    if breakpoints is None:
+        return b""
+    (breakpoints.add if insert else breakpoints.remove)(cmd.addr)
     return b"OK"
 
 

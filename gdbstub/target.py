@@ -18,8 +18,9 @@ from machine.arch.riscv_regs import RegisterError, target_xml
 from machine.engine import Cause
 from machine.machine import Machine
 from machine.results import RunKind, RunResult
+from machine.watch import WatchKind as MachineWatch
 
-from .rsp.stops import SIGILL, SIGINT, SIGSEGV, SIGTRAP, Breakpoint, Exited, Signal, Stop
+from .rsp.stops import SIGILL, SIGINT, SIGSEGV, SIGTRAP, Breakpoint, Exited, Signal, Stop, WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ class Breakpoints(Protocol):
     def remove(self, addr: int) -> None: ...
 
 
+class Watchpoints(Protocol):
+    """Capability: ``Z2``/``Z3``/``Z4`` write, read and access watchpoints of any length."""
+
+    def add(self, kind: WatchKind, addr: int, length: int) -> None: ...
+
+    def remove(self, kind: WatchKind, addr: int, length: int) -> None: ...
+
+
 class Target(Protocol):
     """What the session needs from whatever it debugs."""
 
@@ -68,6 +77,8 @@ class Target(Protocol):
     def last_stop(self) -> Stop: ...
 
     def breakpoints(self) -> Breakpoints | None: ...
+
+    def watchpoints(self) -> Watchpoints | None: ...
 
     def description(self) -> str | None:
         """The target description XML, or None."""
@@ -91,6 +102,22 @@ class _MachineBreakpoints:
         self.machine.remove_breakpoint(addr)
 
 
+@dataclass
+class _MachineWatchpoints:
+    machine: Machine
+
+    def add(self, kind: WatchKind, addr: int, length: int) -> None:
+        self.machine.add_watchpoint(_MACHINE_WATCH[kind], addr, length)
+
+    def remove(self, kind: WatchKind, addr: int, length: int) -> None:
+        self.machine.remove_watchpoint(_MACHINE_WATCH[kind], addr, length)
+
+
+_MACHINE_WATCH = {WatchKind.WRITE: MachineWatch.WRITE, WatchKind.READ: MachineWatch.READ,
+                  WatchKind.ACCESS: MachineWatch.ACCESS}  # fmt: skip
+_RSP_WATCH = {machine_kind: rsp_kind for rsp_kind, machine_kind in _MACHINE_WATCH.items()}
+
+
 FAULT_SIGNALS = {
     Cause.ILLEGAL_INSTRUCTION: SIGILL,
     Cause.BREAKPOINT: SIGTRAP,
@@ -102,6 +129,8 @@ def stop_for(result: RunResult) -> Stop:
     """The gdb stop reason for a machine stop."""
     if result.kind == RunKind.BREAKPOINT:
         return Breakpoint()
+    if result.kind == RunKind.WATCHPOINT and result.watch_kind is not None:
+        return Watchpoint(_RSP_WATCH[result.watch_kind], result.fault_addr)
     if result.kind == RunKind.EXITED:
         return Exited(result.exit_code or 0)
     if result.kind == RunKind.FAULT:
@@ -118,6 +147,7 @@ class MachineTarget:
         self.machine = machine
         self._last: Stop = Signal(SIGTRAP)
         self._breakpoints = _MachineBreakpoints(machine)
+        self._watchpoints = _MachineWatchpoints(machine)
 
     # -- registers and memory ------------------------------------------------
     def read_registers(self) -> bytes:
@@ -169,6 +199,9 @@ class MachineTarget:
     # -- capabilities ------------------------------------------------------------
     def breakpoints(self) -> Breakpoints | None:
         return self._breakpoints
+
+    def watchpoints(self) -> Watchpoints | None:
+        return self._watchpoints
 
     def description(self) -> str | None:
         return target_xml(self.machine.arch)

@@ -10,6 +10,7 @@ faults, exactly *at* the faulting instruction, which has not retired):
   has *not* been performed: call :meth:`Engine.step_mmio` to execute it;
 * ``CSR``    - an instruction the board handles (counters, ``mip``, ``wfi``, ``mret``...);
 * ``BREAKPOINT`` - pc reached a breakpoint (the instruction there has not executed);
+* ``WATCHPOINT`` - the instruction at pc accesses watched memory (it has not taken effect);
 * ``EXCEPTION`` - any exception of the guest (illegal instruction, ``ecall``,
   ``ebreak``, access, misaligned and page faults).
 
@@ -37,6 +38,7 @@ from unicorn.unicorn_const import (
 )
 
 from .icount import NO_LIMIT, Counter, StopReason, add_landing_hook, del_landing_hook
+from .watch import WatchHit, WatchpointSet
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class StopKind(enum.Enum):
     CSR = "csr"
     EXCEPTION = "exception"
     BREAKPOINT = "breakpoint"
+    WATCHPOINT = "watchpoint"
 
 
 class Cause(enum.Enum):
@@ -78,6 +81,7 @@ class EngineStop:
     pc: int
     cause: Cause | None = None
     addr: int = 0  # faulting data address for load/store faults
+    watch: WatchHit | None = None
 
 
 _ERROR_CAUSES = {
@@ -124,6 +128,8 @@ class Engine:
         self._skip_special: int | None = None
         self._breakpoints: dict[int, int] = {}  # address -> hook handle
         self._resume_at: tuple[int, int] | None = None  # (icount, pc) where the current run began
+        self.watchpoints = WatchpointSet(uc, self._on_watch)
+        self._watch_hit: WatchHit | None = None
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
 
@@ -218,6 +224,21 @@ class Engine:
             return
         self._request_stop(StopKind.BREAKPOINT)
 
+    def _on_watch(self, hit: WatchHit) -> bool:
+        if self.counter.state.stop_reason != StopReason.NONE:
+            return False
+        self._watch_hit = hit
+        self._request_stop(StopKind.WATCHPOINT)
+        return True
+
+    def step_unwatched(self) -> EngineStop:
+        """Execute the instruction at pc with watchpoints suspended (stepping off a hit)."""
+        self.watchpoints.suspended = True
+        try:
+            return self.run(self.icount + 1, self.icount + 1)
+        finally:
+            self.watchpoints.suspended = False
+
     # -- running -------------------------------------------------------------
     def mark_resume_point(self) -> None:
         """The caller resumes here: a breakpoint at this very (icount, pc) does not fire."""
@@ -279,6 +300,11 @@ class Engine:
             self._correct_to(pc)
             return EngineStop(StopKind.EXCEPTION, self.icount, pc, pending.cause)
         self._correct_to(pc)
+        if pending is not None and pending.kind == StopKind.WATCHPOINT:
+            hit, self._watch_hit = self._watch_hit, None
+            if hit is not None and hit.restore is not None:
+                self.uc.mem_write(*hit.restore)  # undo the write: the instruction runs again later
+            return EngineStop(StopKind.WATCHPOINT, self.icount, pc, addr=hit.addr if hit else 0, watch=hit)
         if pending is not None:
             return EngineStop(pending.kind, self.icount, pc)
         if err is not None:

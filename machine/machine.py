@@ -37,6 +37,7 @@ from .icount import NO_LIMIT, make_counter, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .results import RunKind, RunResult
+from .watch import WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Machine:
         self.memory = DebugMemory(self.uc, self.regions, self.devices, self.engine.forget_code)
         self._trace_hook: int | None = None
         self._last_traced = (-1, -1)
+        self._resumed_at = (-1, -1)
 
     # -- construction ------------------------------------------------------
     def _map_ram(self, size: int) -> None:
@@ -243,6 +245,13 @@ class Machine:
     def remove_breakpoint(self, addr: int) -> None:
         self.engine.remove_breakpoint(addr)
 
+    def add_watchpoint(self, kind: WatchKind, addr: int, length: int) -> None:
+        """Stop :meth:`run` before an instruction that reads/writes [addr, addr+length) takes effect."""
+        self.engine.watchpoints.add(Watchpoint(kind, addr, length))
+
+    def remove_watchpoint(self, kind: WatchKind, addr: int, length: int) -> None:
+        self.engine.watchpoints.remove(Watchpoint(kind, addr, length))
+
     # -- tracing -------------------------------------------------------------
     def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:
         """Call ``emit(icount, pc, instruction bytes)`` once before each instruction executes."""
@@ -266,6 +275,7 @@ class Machine:
         """Run forward until the guest exits or faults, ``max_icount`` or ``interrupted()``."""
         cap = NO_LIMIT if max_icount is None else max_icount
         self.engine.mark_resume_point()
+        self._resumed_at = (self.icount, self.pc)
         while True:
             result = self._check_end(cap, interrupted)
             if result is not None:
@@ -353,11 +363,21 @@ class Machine:
             return None
         if stop.kind == StopKind.BREAKPOINT:
             return self._result(RunKind.BREAKPOINT)
+        if stop.kind == StopKind.WATCHPOINT:
+            return self._watch_stop(stop, limit)
         if stop.kind == StopKind.MMIO:
             return self._after_step(stop, self.engine.step_mmio(), limit)
         if stop.kind == StopKind.CSR:
             return self._trapped_instruction(stop, limit)
         return self._exception(stop)
+
+    def _watch_stop(self, stop: EngineStop, limit: int) -> RunResult | None:
+        """Report a watchpoint hit, except the one we resume from: step over that one."""
+        if (stop.icount, stop.pc) == self._resumed_at:
+            return self._after_step(stop, self.engine.step_unwatched(), limit)
+        assert stop.watch is not None
+        return RunResult(RunKind.WATCHPOINT, stop.icount, stop.pc, fault_addr=stop.addr,
+                         watch_kind=stop.watch.watchpoint.kind)  # fmt: skip
 
     def _after_step(self, before: EngineStop, stop: EngineStop, limit: int) -> RunResult | None:
         """A stepped instruction either retired (back to the loop) or faulted in place."""

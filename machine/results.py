@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from .engine import Cause
+from .watch import WatchKind
 
 
 class RunKind(enum.Enum):
@@ -18,6 +19,7 @@ class RunKind(enum.Enum):
     IDLE_FOREVER = "idle"  # wfi with no timer and no input that can ever come
     INTERRUPTED = "interrupted"  # the caller asked to stop
     BREAKPOINT = "breakpoint"  # pc reached a breakpoint (not yet executed)
+    WATCHPOINT = "watchpoint"  # the instruction at pc accesses watched memory (not yet executed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,8 @@ class RunResult:
     pc: int
     exit_code: int | None = None
     cause: Cause | None = None
-    fault_addr: int = 0
+    fault_addr: int = 0  # the faulting address, or the watched address accessed
+    watch_kind: WatchKind | None = None
 
     def describe(self) -> str:
         """One line for humans."""

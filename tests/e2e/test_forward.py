@@ -172,3 +172,24 @@ def test_kill_then_reconnect(xlen: str, debug) -> None:  # noqa: ANN001
         assert again.console("monitor icount").strip() == "0"
     finally:
         again.close()
+
+
+def test_watch_rwatch_awatch_show_the_right_line_and_values(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi("-break-insert main")
+    gdb.run("-exec-continue")  # past the .bss clearing
+    gdb.mi("-break-watch ticks")
+    stopped = gdb.run("-exec-continue")
+    assert stopped["reason"] == "watchpoint-trigger"
+    assert stopped["value"] == {"old": "0", "new": "1"}
+    assert stopped["frame"]["func"] == "trap_handler"  # the line that wrote it
+    stopped = gdb.run("-exec-continue")
+    assert stopped["value"] == {"old": "1", "new": "2"}
+    gdb.mi("-break-delete")
+    gdb.mi("-break-watch -r ticks")
+    stopped = gdb.run("-exec-continue")
+    assert stopped["reason"] == "read-watchpoint-trigger"
+    gdb.mi("-break-delete")
+    gdb.mi("-break-watch -a ticks")
+    stopped = gdb.run("-exec-continue")
+    assert stopped["reason"] == "access-watchpoint-trigger"

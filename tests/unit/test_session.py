@@ -55,6 +55,9 @@ class FakeTarget:
     def breakpoints(self):  # noqa: ANN201
         return self
 
+    def watchpoints(self) -> None:
+        return None
+
     def add(self, addr: int) -> None:
         self.added.append(addr)
 
@@ -137,7 +140,7 @@ def test_step_continue_breakpoints_monitor_detach() -> None:
     assert replies(session, encode(b"vCont;s:1")) == [b"T05thread:1;"]
     assert replies(session, encode(b"Z0,80000000,2")) == [b"OK"] and target.added == [0x80000000]
     assert replies(session, encode(b"c")) == [b"T05thread:1;swbreak:;"]
-    assert replies(session, encode(b"Z2,1000,4")) == [b""]  # watchpoints not offered yet
+    assert replies(session, encode(b"Z2,1000,4")) == [b""]  # the fake offers no watchpoints
     assert replies(session, encode(b"qRcmd," + b"icount".hex().encode())) == [b"ran icount\n".hex().encode()]
     assert target.resumes == [ResumeAction.STEP, ResumeAction.CONTINUE]
     assert replies(session, encode(b"D")) == [b"OK"] and session.closed
