@@ -111,6 +111,8 @@ class Server:
         while not session.closed and not self._stopping:
             ready, _, _ = select.select([conn, self._listener], [], [], 0.2)
             if self._listener in ready:
+                if _is_closed(conn):
+                    return  # the current client left: the newcomer is served next
                 self._refuse_extra_clients()
             if conn not in ready and not pending:
                 continue
@@ -133,3 +135,13 @@ class Server:
             self._packet_log.record(direction, data)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %r", direction, data[:200])
+
+
+def _is_closed(conn: socket.socket) -> bool:
+    """True when the peer has closed the connection (and sent nothing we have not read)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True

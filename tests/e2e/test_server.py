@@ -1,0 +1,43 @@
+"""The server survives anything a client sends; --log-packets writes a trace."""
+
+from __future__ import annotations
+
+import socket
+
+from gdbstub.rsp.codec import Decoder, Packet, encode
+from tests.conftest import guest
+from tests.e2e.gdb import ServerProcess
+
+
+def exchange(port: int, data: bytes, expect_packet: bool = True) -> list[bytes]:
+    """Send raw bytes; return the packets answered (reads until one arrives, with a guard timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        decoder = Decoder()
+        packets: list[bytes] = []
+        while expect_packet and not packets:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            packets += [e.payload for e in decoder.feed(chunk) if isinstance(e, Packet)]
+        return packets
+
+
+def test_junk_malformed_and_oversized_input_never_kill_the_server(tmp_path) -> None:  # noqa: ANN001
+    log = tmp_path / "packets.log"
+    server = ServerProcess(guest("rv32", "hello"), "--log-packets", str(log))
+    try:
+        assert exchange(server.port, b"\x00\xff garbage $g#00", expect_packet=False) == []
+        assert exchange(server.port, b"$" + b"m" * 100_000 + b"#00" + encode(b"?")) == [b"T05thread:1;"]
+        assert exchange(server.port, encode(b"mzzzz,4")) == [b"E16"]
+        assert exchange(server.port, encode(b"m50000000,4")) == [b"E0e"]  # unmapped
+        assert exchange(server.port, encode(b"M80000000,4:zz")) == [b"E16"]
+        assert exchange(server.port, encode(b"Z9,0,0")) == [b"E16"]
+        assert exchange(server.port, encode(b"p9999")) == [b"E16"]
+        assert exchange(server.port, encode(b"qRcmd," + b"nonsense".hex().encode()))[0].startswith(b"E")
+        # Still alive and unchanged: a fresh client sees the machine at its start.
+        assert exchange(server.port, encode(b"qRcmd," + b"icount".hex().encode())) == [b"0\n".hex().encode()]
+    finally:
+        server.stop()
+    trace = log.read_bytes()
+    assert b"<- $m50000000,4" in trace and b"-> " in trace
