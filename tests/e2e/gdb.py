@@ -57,7 +57,10 @@ class Gdb:
     controller: GdbController = field(init=False)
 
     def __post_init__(self) -> None:
-        self.controller = GdbController(command=[GDB, "--nx", "--quiet", "--interpreter=mi3", str(self.elf)])
+        self.controller = GdbController(
+            command=[GDB, "--nx", "--quiet", "--interpreter=mi3", str(self.elf)],
+            time_to_check_for_additional_output_sec=0.01,  # pygdbmi otherwise lingers 0.2 s per read
+        )
         self.mi("-gdb-set confirm off")
         self.mi("-gdb-set mi-async on")  # so -exec-interrupt works while the target runs
         self.mi(f"-environment-directory {GUESTS}")
