@@ -192,7 +192,8 @@ def _breakpoint(s: Session, cmd: c.Command) -> Reply:
     breakpoints = s.target.breakpoints()
     if breakpoints is None:
         return b""
-    (breakpoints.add if insert else breakpoints.remove)(cmd.addr)
+    hardware = cmd.type == c.BreakpointType.HARDWARE
+    (breakpoints.add if insert else breakpoints.remove)(cmd.addr, hardware)
     return b"OK"
 
 

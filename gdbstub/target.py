@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from machine.arch.riscv_regs import RegisterError, target_xml
@@ -44,9 +44,9 @@ class ResumeAction(enum.Enum):
 class Breakpoints(Protocol):
     """Capability: ``Z0``/``Z1`` breakpoints that never touch guest memory."""
 
-    def add(self, addr: int) -> None: ...
+    def add(self, addr: int, hardware: bool = False) -> None: ...
 
-    def remove(self, addr: int) -> None: ...
+    def remove(self, addr: int, hardware: bool = False) -> None: ...
 
 
 class Watchpoints(Protocol):
@@ -93,13 +93,24 @@ class Target(Protocol):
 
 @dataclass
 class _MachineBreakpoints:
-    machine: Machine
+    """Both kinds are the same code hook; the kind is kept for the stop reply (swbreak/hwbreak)."""
 
-    def add(self, addr: int) -> None:
+    machine: Machine
+    inserted: dict[int, set[bool]] = field(default_factory=dict)  # addr -> {hardware?}
+
+    def add(self, addr: int, hardware: bool = False) -> None:
+        self.inserted.setdefault(addr, set()).add(hardware)
         self.machine.add_breakpoint(addr)
 
-    def remove(self, addr: int) -> None:
-        self.machine.remove_breakpoint(addr)
+    def remove(self, addr: int, hardware: bool = False) -> None:
+        kinds = self.inserted.get(addr, set())
+        kinds.discard(hardware)
+        if not kinds:
+            self.inserted.pop(addr, None)
+            self.machine.remove_breakpoint(addr)
+
+    def is_hardware(self, addr: int) -> bool:
+        return self.inserted.get(addr) == {True}
 
 
 @dataclass
@@ -191,6 +202,8 @@ class MachineTarget:
         result = self.machine.run(limit, interrupted)
         log.debug("stopped: %s", result.describe())
         self._last = stop_for(result)
+        if result.kind == RunKind.BREAKPOINT and self._breakpoints.is_hardware(result.pc):
+            self._last = Breakpoint(hardware=True)
         return self._last
 
     def last_stop(self) -> Stop:

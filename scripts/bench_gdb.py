@@ -49,8 +49,8 @@ def until_stopped(gdb: GdbController, command: str) -> dict:
         records = gdb.get_gdb_response(timeout_sec=120, raise_error_on_timeout=False)
 
 
-def gdb_round(guest: Path, steps: int, stop_symbol: str) -> tuple[float, float]:
-    """(stepi round trips per second, seconds for continue to the breakpoint)."""
+def gdb_round(guest: Path, steps: int, stop_symbol: str) -> tuple[float, float, float]:
+    """(stepi round trips per second, seconds for continue to the breakpoint, Ctrl-C latency)."""
     server, port = start_server(guest)
     gdb = GdbController(
         command=["gdb-multiarch", "--nx", "--quiet", "--interpreter=mi3", str(guest)],
@@ -58,6 +58,7 @@ def gdb_round(guest: Path, steps: int, stop_symbol: str) -> tuple[float, float]:
     )
     try:
         gdb.write("-gdb-set confirm off", timeout_sec=10)
+        gdb.write("-gdb-set mi-async on", timeout_sec=10)
         gdb.write(f"-target-select remote 127.0.0.1:{port}", timeout_sec=30)
         start = time.perf_counter()
         for _ in range(steps):
@@ -69,7 +70,13 @@ def gdb_round(guest: Path, steps: int, stop_symbol: str) -> tuple[float, float]:
         elapsed = time.perf_counter() - start
         if stopped.get("reason") != "breakpoint-hit":
             sys.exit(f"continue did not stop at {stop_symbol}: {stopped}")
-        return rate, elapsed
+        # Ctrl-C latency: restart the guest's work by continuing, interrupt at once.
+        gdb.write("-break-delete", timeout_sec=10)
+        gdb.write("-exec-continue", read_response=False)
+        start = time.perf_counter()
+        stopped = until_stopped(gdb, "-exec-interrupt")
+        latency = time.perf_counter() - start
+        return rate, elapsed, latency
     finally:
         gdb.exit()
         server.terminate()
@@ -99,9 +106,10 @@ def main() -> int:
     parser.add_argument("--stop-at", default="uart_puts", help="symbol for the continue-to-breakpoint timing")
     args = parser.parse_args()
     never_hit = load_image(args.guest).symbols.get("trap_handler")
-    rates, continues, runs, plain, with_bp = [], [], [], [], []
+    rates, continues, latencies, runs, plain, with_bp = [], [], [], [], [], []
     for i in range(args.rounds):
-        rate, cont = gdb_round(args.guest, args.steps, args.stop_at)
+        rate, cont, latency = gdb_round(args.guest, args.steps, args.stop_at)
+        latencies.append(latency)
         rates.append(rate)
         continues.append(cont)
         runs.append(run_time(args.guest))
@@ -116,6 +124,7 @@ def main() -> int:
     print(f"  continue to breakpoint: {med(continues):.3f} s; chronicorn run (whole guest, with process start): "
           f"{med(runs):.3f} s")  # fmt: skip
     print(f"  unhit breakpoint cost: {(med(with_bp) / med(plain) - 1) * 100:+.1f} % of run time")
+    print(f"  Ctrl-C (-exec-interrupt) to stop reply: {med(latencies) * 1e3:.1f} ms")
     return 0
 
 

@@ -193,3 +193,16 @@ def test_watch_rwatch_awatch_show_the_right_line_and_values(xlen: str, debug) ->
     gdb.mi("-break-watch -a ticks")
     stopped = gdb.run("-exec-continue")
     assert stopped["reason"] == "access-watchpoint-trigger"
+
+
+def test_step_into_a_function_and_hbreak(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi("-break-insert -h main")  # hardware breakpoint: reported as hwbreak
+    stopped = gdb.run("-exec-continue")
+    assert stopped["reason"] == "breakpoint-hit" and stopped["frame"]["func"] == "main"
+    functions = set()
+    for _ in range(12):
+        stopped = gdb.run("-exec-step")
+        assert stopped["reason"] == "end-stepping-range"
+        functions.add(stopped["frame"].get("func"))
+    assert len(functions) > 1  # stepped into a callee (an inlined or called helper)

@@ -58,10 +58,10 @@ class FakeTarget:
     def watchpoints(self) -> None:
         return None
 
-    def add(self, addr: int) -> None:
+    def add(self, addr: int, hardware: bool = False) -> None:
         self.added.append(addr)
 
-    def remove(self, addr: int) -> None:
+    def remove(self, addr: int, hardware: bool = False) -> None:
         self.added.remove(addr)
 
     def description(self) -> str | None:
