@@ -110,25 +110,31 @@ class Server:
         session = Session(self.target, interrupted)
         while not session.closed and not self._stopping:
             ready, _, _ = select.select([conn, self._listener], [], [], 0.2)
+            if conn in ready or pending:
+                data = bytes(pending)
+                pending.clear()
+                if conn in ready:
+                    try:
+                        received = conn.recv(RECV_SIZE)
+                    except OSError:
+                        return
+                    if not received:
+                        return
+                    self._log("<-", received)
+                    data += received
+                interrupt_seen = False
+                reply = session.feed(data)
+                if reply:
+                    self._log("->", reply)
+                    try:
+                        conn.sendall(reply)
+                    except OSError:  # the client went away mid-reply
+                        return
             if self._listener in ready:
+                # Data already read: a client that has left frees its slot for the newcomer.
                 if _is_closed(conn):
-                    return  # the current client left: the newcomer is served next
-                self._refuse_extra_clients()
-            if conn not in ready and not pending:
-                continue
-            data = bytes(pending)
-            pending.clear()
-            if conn in ready:
-                received = conn.recv(RECV_SIZE)
-                if not received:
                     return
-                self._log("<-", received)
-                data += received
-            interrupt_seen = False
-            reply = session.feed(data)
-            if reply:
-                self._log("->", reply)
-                conn.sendall(reply)
+                self._refuse_extra_clients()
 
     def _log(self, direction: str, data: bytes) -> None:
         if self._packet_log is not None:
