@@ -50,6 +50,7 @@ def _machine_options(parser: argparse.ArgumentParser) -> None:
         "--icount-shift", type=int, default=3, metavar="N", help="virtual time = icount << N ns (default 3)"
     )
     parser.add_argument("--load-addr", type=_int, help="load address of a raw binary")
+    parser.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,13 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     _machine_options(run)
     run.add_argument("--max-insns", type=_int, metavar="N", help="stop after N instructions")
     run.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
-    run.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
     serve = sub.add_parser("serve", help="serve the guest to gdb (target remote :PORT)")
     _machine_options(serve)
     serve.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
-    serve.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
     return parser
 
 
@@ -97,8 +96,8 @@ class _Tracer:
         self._out.flush()
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """``chronicorn run``: the guest's UART on stdout, its exit code as ours."""
+def _live_machine(args: argparse.Namespace) -> Machine:
+    """The machine for ``run`` and ``serve``: UART to stdout as it comes, stdin to UART RX."""
     from machine.inputs import HostInputs
 
     out = sys.stdout.buffer
@@ -109,7 +108,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     image = load_image(args.guest, args.load_addr)
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
-    machine = Machine(image, HostInputs(stdin), tx, _config(args))
+    return Machine(image, HostInputs(stdin), tx, _config(args))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``chronicorn run``: the guest's UART on stdout, its exit code as ours."""
+    machine = _live_machine(args)
     if args.trace:
         machine.enable_trace(_Tracer(machine.arch.xlen, sys.stderr.buffer))
     stop_flag = {"stop": False}
@@ -122,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = machine.run(args.max_insns, lambda: stop_flag["stop"])
     finally:
         signal.signal(signal.SIGINT, previous)
-    out.flush()
+    sys.stdout.flush()
     log.info("%s", result.describe())
     if result.kind == RunKind.EXITED:
         return int(result.exit_code or 0)
@@ -150,20 +154,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``chronicorn serve``: the guest halted at reset, served to gdb until Ctrl-C."""
-    from machine.inputs import HostInputs
-
     from .server import PacketLog, Server
     from .target import MachineTarget
 
-    out = sys.stdout.buffer
-
-    def tx(byte: int) -> None:
-        out.write(bytes((byte,)))
-        out.flush()
-
-    image = load_image(args.guest, args.load_addr)
-    stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
-    machine = Machine(image, HostInputs(stdin), tx, _config(args))
+    machine = _live_machine(args)
     log_stream = open(args.log_packets, "wb") if args.log_packets else None  # noqa: SIM115 - lives as long as the server
     try:
         server = Server(MachineTarget(machine), args.host, args.port, PacketLog(log_stream) if log_stream else None)
