@@ -8,6 +8,7 @@ closes that client's connection and is logged with its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
@@ -73,6 +74,9 @@ class Server:
                 log.exception("connection from %s:%d failed; closing it", *peer[:2])
             finally:
                 conn.close()
+                # Breakpoints and watchpoints are the client's, not the guest's: a client
+                # that vanished without removing them must not leave them to the next one.
+                self.target.release_debug_state()
                 log.info("gdb disconnected")
 
     def _refuse_extra_clients(self) -> None:
@@ -91,11 +95,14 @@ class Server:
 
         def interrupted() -> bool:
             nonlocal interrupt_seen
-            if interrupt_seen:
+            if interrupt_seen or self._stopping:
                 return True
             ready, _, _ = select.select([conn], [], [], 0)
             if ready:
-                data = conn.recv(RECV_SIZE)
+                try:
+                    data = conn.recv(RECV_SIZE)
+                except OSError:  # reset by the peer
+                    data = b""
                 if not data:
                     interrupt_seen = True  # the client went away: stop running for it
                     return True
@@ -107,7 +114,12 @@ class Server:
             self._refuse_extra_clients()
             return interrupt_seen
 
-        session = Session(self.target, interrupted)
+        def send_now(data: bytes) -> None:
+            self._log("->", data)
+            with contextlib.suppress(OSError):  # the client went away; the read loop notices
+                conn.sendall(data)
+
+        session = Session(self.target, interrupted, send_now)
         while not session.closed and not self._stopping:
             ready, _, _ = select.select([conn, self._listener], [], [], 0.2)
             if conn in ready or pending:

@@ -25,22 +25,33 @@ Handler = Callable[["Session", c.Command], Reply]
 
 
 class Session:
-    """The RSP state of one client: ack mode, the selected thread, the target."""
+    """The RSP state of one client: ack mode, queued interrupts, the target.
 
-    def __init__(self, target: Target, interrupted: Callable[[], bool] = lambda: False) -> None:
+    ``send`` (optional) transmits the ``+`` for a packet as soon as it is
+    framed, before the command runs: gdb retransmits an un-acked packet after
+    its timeout, which would resume the target again. Without ``send`` the
+    acks are returned by :meth:`feed` together with the replies.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        interrupted: Callable[[], bool] = lambda: False,
+        send: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.target = target
         self.interrupted = interrupted
         self.ack_mode = True
         self.closed = False
-        self._consumed_interrupts = 0
+        self._send = send
         self._decoder = Decoder(PACKET_SIZE)
         self._last_sent = b""
-        self._early_interrupts = 0  # 0x03 bytes that arrived together with the resume packet
+        self._may_resend = False
+        self._queued_interrupt = False
 
     def _interrupted(self) -> bool:
-        if self._early_interrupts:
-            self._early_interrupts -= 1
-            self._consumed_interrupts += 1
+        if self._queued_interrupt:
+            self._queued_interrupt = False
             return True
         return self.interrupted()
 
@@ -48,39 +59,39 @@ class Session:
         """Process received bytes; return what to send back."""
         out = bytearray()
         events = self._decoder.feed(data)
-        # gdb may send 0x03 right behind 'c': it must stop that run, not wait for it to end.
-        self._early_interrupts = sum(isinstance(e, Interrupt) for e in events)
-        self._consumed_interrupts = 0
+        # A 0x03 is never answered by itself: it interrupts the next (or the current) resume,
+        # as the manual's "Interrupts" section says; gdb often sends it right behind 'c'.
+        if any(isinstance(e, Interrupt) for e in events):
+            self._queued_interrupt = True
         for event in events:
             if self.closed:
                 break
-            if isinstance(event, Interrupt):
-                self._early_interrupts = max(0, self._early_interrupts - 1)
-                if self._consumed_interrupts:
-                    self._consumed_interrupts -= 1
-                    continue
             out += self._event(event)
         return bytes(out)
 
     def _event(self, event: object) -> bytes:
         if isinstance(event, Packet):
-            ack = b"+" if self.ack_mode else b""
+            ack = b""
+            if self.ack_mode:
+                if self._send is not None:
+                    self._send(b"+")
+                else:
+                    ack = b"+"
             reply = self._packet(event.payload)
             if reply is None:
                 return ack
             framed = encode(reply)
             self._last_sent = framed
+            self._may_resend = self.ack_mode
             return ack + framed
         if isinstance(event, BadPacket):
             log.warning("bad packet from gdb: %s", event.reason)
             return b"-" if self.ack_mode else b""
-        if isinstance(event, Nack):
+        if isinstance(event, Nack) and self._may_resend:  # once per reply; ignored in no-ack mode
+            self._may_resend = False
             return self._last_sent
-        if isinstance(event, Interrupt):  # Ctrl-C while nothing runs: report it as a stop
-            framed = encode(stop_reply(Signal(SIGINT), THREAD_ID))
-            self._last_sent = framed
-            return framed
-        assert isinstance(event, Ack)
+        if isinstance(event, Ack):
+            self._may_resend = False
         return b""
 
     def _packet(self, payload: bytes) -> Reply:
@@ -99,8 +110,8 @@ class Session:
             return b"E%02x" % (exc.errno & 0xFF)
 
     # -- shared by handlers --------------------------------------------------------
-    def resume(self, action: ResumeAction) -> bytes:
-        return stop_reply(self.target.resume(action, self._interrupted), THREAD_ID)
+    def resume(self, action: ResumeAction, addr: int | None = None) -> bytes:
+        return stop_reply(self.target.resume(action, self._interrupted, addr), THREAD_ID)
 
 
 def _supported(s: Session, cmd: c.Command) -> Reply:
@@ -235,8 +246,8 @@ HANDLERS: dict[type, Handler] = {
     c.WriteRegister: _write_register,
     c.ReadMemory: _read_memory,
     c.WriteMemory: _write_memory,
-    c.Continue: lambda s, cmd: s.resume(ResumeAction.CONTINUE),
-    c.Step: lambda s, cmd: s.resume(ResumeAction.STEP),
+    c.Continue: lambda s, cmd: s.resume(ResumeAction.CONTINUE, cmd.addr),  # type: ignore[attr-defined]
+    c.Step: lambda s, cmd: s.resume(ResumeAction.STEP, cmd.addr),  # type: ignore[attr-defined]
     c.VContQuery: lambda s, cmd: b"vCont;c;C;s;S;t",
     c.VCont: _vcont,
     c.InsertBreakpoint: _breakpoint,

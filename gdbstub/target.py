@@ -72,7 +72,9 @@ class Target(Protocol):
 
     def write_memory(self, addr: int, data: bytes) -> None: ...
 
-    def resume(self, action: ResumeAction, interrupted: Callable[[], bool]) -> Stop: ...
+    def resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None = None) -> Stop:
+        """Continue or step (from ``addr`` when given) until the next stop."""
+        ...
 
     def last_stop(self) -> Stop: ...
 
@@ -90,6 +92,10 @@ class Target(Protocol):
         """Run a ``monitor`` command; returns the text to show (raises TargetError)."""
         ...
 
+    def release_debug_state(self) -> None:
+        """The client left: remove every breakpoint and watchpoint it inserted."""
+        ...
+
 
 @dataclass
 class _MachineBreakpoints:
@@ -99,8 +105,10 @@ class _MachineBreakpoints:
     inserted: dict[int, set[bool]] = field(default_factory=dict)  # addr -> {hardware?}
 
     def add(self, addr: int, hardware: bool = False) -> None:
-        self.inserted.setdefault(addr, set()).add(hardware)
+        if not 0 <= addr <= self.machine.arch.mask:
+            raise TargetError(EINVAL, f"no instruction at {addr:#x}")
         self.machine.add_breakpoint(addr)
+        self.inserted.setdefault(addr, set()).add(hardware)
 
     def remove(self, addr: int, hardware: bool = False) -> None:
         kinds = self.inserted.get(addr, set())
@@ -112,16 +120,26 @@ class _MachineBreakpoints:
     def is_hardware(self, addr: int) -> bool:
         return self.inserted.get(addr) == {True}
 
+    def clear(self) -> None:
+        for addr in list(self.inserted):
+            self.machine.remove_breakpoint(addr)
+        self.inserted.clear()
+
 
 @dataclass
 class _MachineWatchpoints:
     machine: Machine
 
     def add(self, kind: WatchKind, addr: int, length: int) -> None:
+        if not 0 <= addr <= addr + length - 1 <= self.machine.arch.mask:
+            raise TargetError(EINVAL, f"cannot watch {length} bytes at {addr:#x}")
         self.machine.add_watchpoint(_MACHINE_WATCH[kind], addr, length)
 
     def remove(self, kind: WatchKind, addr: int, length: int) -> None:
         self.machine.remove_watchpoint(_MACHINE_WATCH[kind], addr, length)
+
+    def clear(self) -> None:
+        self.machine.engine.watchpoints.clear()
 
 
 _MACHINE_WATCH = {WatchKind.WRITE: MachineWatch.WRITE, WatchKind.READ: MachineWatch.READ,
@@ -144,6 +162,9 @@ def stop_for(result: RunResult) -> Stop:
         return Watchpoint(_RSP_WATCH[result.watch_kind], result.fault_addr)
     if result.kind == RunKind.EXITED:
         return Exited(result.exit_code or 0)
+    if result.kind == RunKind.RESET:  # machine reset is not modelled: the run ends there
+        log.warning("the guest asked for a reset (0x7777): not supported, reported as exit 0")
+        return Exited(0)
     if result.kind == RunKind.FAULT:
         return Signal(FAULT_SIGNALS.get(result.cause, SIGSEGV) if result.cause else SIGSEGV)
     if result.kind == RunKind.INTERRUPTED:
@@ -195,9 +216,12 @@ class MachineTarget:
             raise TargetError(EACCES, str(exc)) from None
 
     # -- execution -------------------------------------------------------------
-    def resume(self, action: ResumeAction, interrupted: Callable[[], bool]) -> Stop:
+    def resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None = None) -> Stop:
         if isinstance(self._last, Exited):
             return self._last  # an exited guest stays exited until the server restarts it
+        if addr is not None:  # 'c ADDR' / 's ADDR': resume at ADDR
+            self._check_address(addr)
+            self.machine.engine.pc = addr
         limit = self.machine.icount + 1 if action == ResumeAction.STEP else None
         result = self.machine.run(limit, interrupted)
         log.debug("stopped: %s", result.describe())
@@ -212,6 +236,14 @@ class MachineTarget:
     # -- capabilities ------------------------------------------------------------
     def breakpoints(self) -> Breakpoints | None:
         return self._breakpoints
+
+    def _check_address(self, addr: int) -> None:
+        if not 0 <= addr <= self.machine.arch.mask:
+            raise TargetError(EINVAL, f"address {addr:#x} does not fit a {self.machine.arch.xlen}-bit hart")
+
+    def release_debug_state(self) -> None:
+        self._breakpoints.clear()
+        self._watchpoints.clear()
 
     def watchpoints(self) -> Watchpoints | None:
         return self._watchpoints

@@ -204,8 +204,13 @@ class Engine:
         """
         if addr in self._breakpoints:
             return
-        self._breakpoints[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=addr, end=addr)
-        self._flush(addr, addr + 1)
+        handle = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=addr, end=addr)
+        try:
+            self._flush(addr, addr + 1)
+        except UcError:
+            self.uc.hook_del(handle)
+            raise
+        self._breakpoints[addr] = handle
 
     def remove_breakpoint(self, addr: int) -> None:
         """Forget a breakpoint; its range is flushed so the deleted hook stops firing (#1640)."""

@@ -106,6 +106,7 @@ class Machine:
         self._trace_hook: int | None = None
         self._last_traced = (-1, -1)
         self._resumed_at = (-1, -1)
+        self._last_watch_stop: tuple[int, int] | None = None
 
     # -- construction ------------------------------------------------------
     def _map_ram(self, size: int) -> None:
@@ -275,7 +276,10 @@ class Machine:
         """Run forward until the guest exits or faults, ``max_icount`` or ``interrupted()``."""
         cap = NO_LIMIT if max_icount is None else max_icount
         self.engine.mark_resume_point()
-        self._resumed_at = (self.icount, self.pc)
+        # Only the watchpoint stop we reported and now resume from is stepped over silently.
+        here = (self.icount, self.pc)
+        self._resumed_at = here if self._last_watch_stop == here else (-1, -1)
+        self._last_watch_stop = None
         while True:
             result = self._check_end(cap, interrupted)
             if result is not None:
@@ -289,7 +293,10 @@ class Machine:
                     return outcome
                 continue
             limit = min(cap, self._timer_deadline(), self._next_input())
-            stop = self.engine.run(limit, self.icount + self.counter.checkpoint_interval)
+            interval = self.counter.checkpoint_interval
+            if self.engine.watchpoints:  # memory hooks make each instruction ~30x slower
+                interval >>= 5
+            stop = self.engine.run(limit, self.icount + interval)
             result = self._handle(stop, limit)
             if result is not None:
                 return result
@@ -376,6 +383,7 @@ class Machine:
         if (stop.icount, stop.pc) == self._resumed_at:
             return self._after_step(stop, self.engine.step_unwatched(), limit)
         assert stop.watch is not None
+        self._last_watch_stop = (stop.icount, stop.pc)
         return RunResult(RunKind.WATCHPOINT, stop.icount, stop.pc, fault_addr=stop.addr,
                          watch_kind=stop.watch.watchpoint.kind)  # fmt: skip
 

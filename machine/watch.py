@@ -74,6 +74,11 @@ class WatchpointSet:
             self._watchpoints.remove(watchpoint)
             self._rearm()
 
+    def clear(self) -> None:
+        if self._watchpoints:
+            self._watchpoints.clear()
+            self._rearm()
+
     def _rearm(self) -> None:
         for handle in self._hooks:
             self._uc.hook_del(handle)

@@ -16,11 +16,15 @@ class ParseError(ValueError):
     """A known packet whose arguments are malformed."""
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def _hex(text: bytes | str) -> int:
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise ParseError(f"not a hex number: {text!r}") from None
+    """Hex digits only: int() would also take a sign, '0x' and '_'."""
+    digits = text.decode("ascii", "replace") if isinstance(text, bytes) else text
+    if not digits or not set(digits) <= _HEX_DIGITS:
+        raise ParseError(f"not a hex number: {text!r}")
+    return int(digits, 16)
 
 
 def _thread(text: str) -> c.ThreadId:

@@ -41,3 +41,27 @@ def test_junk_malformed_and_oversized_input_never_kill_the_server(tmp_path) -> N
         server.stop()
     trace = log.read_bytes()
     assert b"<- $m50000000,4" in trace and b"-> " in trace
+
+
+def test_a_vanished_client_leaves_no_breakpoints_behind() -> None:
+    from machine.loader import load_image
+
+    handler = load_image(guest("rv32", "timer")).symbols["trap_handler"]
+    server = ServerProcess(guest("rv32", "timer"))
+    try:
+        assert exchange(server.port, encode(b"Z0,%x,2" % handler)) == [b"OK"]  # then the client vanishes
+        assert exchange(server.port, encode(b"Z2,80001000,4")) == [b"OK"]
+        assert exchange(server.port, encode(b"c")) == [b"W00"]  # no stale breakpoint or watchpoint stops
+    finally:
+        server.stop()
+
+
+def test_out_of_range_addresses_are_refused_and_the_session_goes_on() -> None:
+    server = ServerProcess(guest("rv32", "hello"))
+    try:
+        assert exchange(server.port, encode(b"Z0,ffffffffffff,2") + encode(b"?"))[0] == b"E16"
+        assert exchange(server.port, encode(b"Z0,-1,2")) == [b"E16"]
+        assert exchange(server.port, encode(b"m80000000,-4")) == [b"E16"]
+        assert exchange(server.port, encode(b"?")) == [b"T05thread:1;"]
+    finally:
+        server.stop()

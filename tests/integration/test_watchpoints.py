@@ -78,3 +78,24 @@ def test_removed_watchpoint_and_no_hooks_left(xlen: str) -> None:
     machine.remove_watchpoint(WatchKind.WRITE, addr, size)
     assert not machine.engine.watchpoints
     assert machine.run().kind == RunKind.EXITED
+
+
+def test_a_write_by_the_first_instruction_after_a_breakpoint_is_reported(xlen: str) -> None:
+    """Only a watchpoint stop we resume from is stepped over, not any first instruction."""
+    path = guest(xlen, "timer")
+    addr, size = symbol(path, "ticks")
+    finder = make_machine(path)
+    finder.add_watchpoint(WatchKind.WRITE, addr, size)
+    while (hit := finder.run()).kind == RunKind.WATCHPOINT and int.from_bytes(
+        finder.memory.read(addr, size), "little"
+    ) == 0:
+        finder.run(hit.icount + 1)  # skip the .bss clearing writes
+    store_pc, store_icount = hit.pc, hit.icount  # the handler's ticks++ store
+    machine = make_machine(path)
+    machine.add_breakpoint(store_pc)
+    while (stop := machine.run()).icount < store_icount:
+        assert stop.kind == RunKind.BREAKPOINT
+    assert (stop.kind, stop.icount) == (RunKind.BREAKPOINT, store_icount)
+    machine.add_watchpoint(WatchKind.WRITE, addr, size)
+    watched = machine.run()
+    assert (watched.kind, watched.icount, watched.pc) == (RunKind.WATCHPOINT, store_icount, store_pc)

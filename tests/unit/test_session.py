@@ -40,8 +40,9 @@ class FakeTarget:
     def write_memory(self, addr: int, data: bytes) -> None:
         self.memory[addr] = data[0]
 
-    def resume(self, action: ResumeAction, interrupted: Callable[[], bool]) -> Stop:
+    def resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None = None) -> Stop:
         self.resumes.append(action)
+        self.resume_addr = addr
         for _ in range(self.polls_before_stop):
             if interrupted():
                 self._last = Signal(SIGINT)
@@ -73,6 +74,9 @@ class FakeTarget:
     def monitor(self, command: str) -> str:
         return f"ran {command}\n"
 
+    def release_debug_state(self) -> None:
+        self.added.clear()
+
 
 def replies(session: Session, data: bytes) -> list[bytes]:
     return [e.payload for e in Decoder().feed(session.feed(data)) if isinstance(e, Packet)]
@@ -89,10 +93,49 @@ def test_bad_checksum_gets_a_nack_and_nothing_else() -> None:
     assert Session(FakeTarget()).feed(b"$g#00") == b"-"
 
 
-def test_nack_resends_the_last_reply() -> None:
+def test_nack_resends_the_last_reply_once() -> None:
     session = Session(FakeTarget())
     first = session.feed(encode(b"g"))
     assert session.feed(b"-") == first[1:]
+    assert session.feed(b"-" * 1000) == b""  # no amplification
+
+
+def test_nack_is_ignored_in_no_ack_mode() -> None:
+    session = Session(FakeTarget())
+    session.feed(encode(b"QStartNoAckMode"))
+    session.feed(encode(b"?"))
+    assert session.feed(b"-") == b""
+
+
+def test_ack_goes_out_before_the_command_runs() -> None:
+    """gdb retransmits an un-acked packet after its timeout: a long continue must be acked first."""
+    sent: list[bytes] = []
+    target = FakeTarget()
+    original = target.resume
+
+    def resume(action, interrupted, addr=None):  # noqa: ANN001, ANN202
+        assert sent == [b"+"]  # acked before the target runs
+        return original(action, interrupted, addr)
+
+    target.resume = resume  # type: ignore[method-assign]
+    session = Session(target, send=sent.append)
+    assert session.feed(encode(b"c")) == encode(b"T05thread:1;swbreak:;")
+
+
+def test_interrupt_while_stopped_is_not_answered_but_stops_the_next_resume() -> None:
+    target = FakeTarget()
+    target.polls_before_stop = 1_000_000
+    session = Session(target)
+    assert session.feed(b"\x03") == b""  # an answer here would be taken as the reply to gdb's next packet
+    assert replies(session, encode(b"qC")) == [b"QC1"]
+    assert replies(session, encode(b"c")) == [b"T02thread:1;"]
+
+
+def test_resume_at_an_address() -> None:
+    target = FakeTarget()
+    session = Session(target)
+    replies(session, encode(b"s80000010"))
+    assert target.resume_addr == 0x80000010
 
 
 def test_supported_advertises_only_what_works() -> None:
