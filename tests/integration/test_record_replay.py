@@ -1,0 +1,84 @@
+"""Record with scripted inputs, replay from the log, compare output and state digests."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from machine.inputs import ScriptedInputs
+from machine.loader import load_image
+from machine.machine import Machine
+from machine.results import RunKind
+from replay.events import End, EndReason, HostClock, UartInput
+from replay.log import LogReader, LogWriter
+from replay.recorder import Recorder
+from replay.replayer import ReplayDivergence, Replayer
+from tests.conftest import guest
+
+END_REASONS = {RunKind.EXITED: EndReason.GUEST_EXIT, RunKind.LIMIT: EndReason.ICOUNT_LIMIT}
+
+
+def record(path, schedule, checkpoints=()) -> tuple[bytes, bytes, list[str], object]:  # noqa: ANN001
+    """Run under a Recorder; return (log bytes, UART output, digests at checkpoints, end result)."""
+    stream, out = io.BytesIO(), bytearray()
+    recorder = Recorder(ScriptedInputs(schedule=schedule), LogWriter(stream, {"guest": str(path)}))
+    machine = Machine(load_image(path), recorder, out.append)
+    digests = []
+    for point in checkpoints:
+        machine.run(point)
+        digests.append(machine.digest())
+    result = machine.run()
+    recorder.finish(result.icount, END_REASONS[result.kind], result.exit_code or 0)
+    return stream.getvalue(), bytes(out), digests, (result, machine.digest())
+
+
+def replay(path, log: bytes, checkpoints=()) -> tuple[bytes, list[str], object]:  # noqa: ANN001
+    reader = LogReader(io.BytesIO(log))
+    replayer = Replayer(reader.events())
+    out = bytearray()
+    machine = Machine(load_image(path), replayer, out.append)
+    digests = []
+    for point in checkpoints:
+        machine.run(point)
+        digests.append(machine.digest())
+    result = machine.run(replayer.end.icount if replayer.end else None)
+    return bytes(out), digests, (result, machine.digest())
+
+
+@pytest.mark.parametrize("name", ["echo", "timer", "hello", "traps"])
+def test_replay_reproduces_output_and_digests(xlen: str, name: str) -> None:
+    path = guest(xlen, name)
+    schedule = [(20_000, b"hello\n"), (45_000, b"again\n"), (80_000, b"q")] if name == "echo" else []
+    points = [5_000, 17_000, 30_000, 50_000]
+    log, out, digests, end = record(path, schedule, points)
+    replayed_out, replayed_digests, replayed_end = replay(path, log, points)
+    assert replayed_out == out and replayed_digests == digests and replayed_end == end
+    if name == "echo":
+        events = list(LogReader(io.BytesIO(log)).events())
+        assert [e.data for e in events if isinstance(e, UartInput)] == [b"hello\n", b"again\n", b"q"]
+        assert isinstance(events[-1], End) and events[-1].reason == EndReason.GUEST_EXIT
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=60_000), st.binary(min_size=1, max_size=6)), max_size=4))
+def test_random_input_schedules_replay_identically(schedule: list[tuple[int, bytes]]) -> None:
+    path = guest("rv32", "echo")
+    schedule = [*schedule, (70_000, b"q")]
+    log, out, _, end = record(path, schedule)
+    replayed_out, _, replayed_end = replay(path, log)
+    assert (replayed_out, replayed_end) == (out, end)
+
+
+def test_replay_detects_a_missing_host_clock_read() -> None:
+    replayer = Replayer([HostClock(100, 5)])
+    with pytest.raises(ReplayDivergence, match="icount 99"):
+        replayer.host_clock_ns(99)
+
+
+def test_replay_detects_input_that_was_not_taken() -> None:
+    replayer = Replayer([UartInput(10, b"x")])
+    with pytest.raises(ReplayDivergence, match="not taken"):
+        replayer.poll_input(12, 16)
