@@ -19,6 +19,7 @@ from machine.arch.riscv import ARCHES
 from machine.engine import EngineError
 from machine.loader import ImageError, load_image
 from machine.machine import Machine, MachineConfig, RunKind
+from replay.log import RecordingError
 
 log = logging.getLogger("chronicorn")
 
@@ -66,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
+    record = sub.add_parser("record", help="run the guest and record its inputs to a file")
+    _machine_options(record)
+    record.add_argument("-o", "--output", required=True, metavar="FILE.chrec", help="the recording to write")
+    record.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
+    record.add_argument("--sleep", choices=["off"], default="off",
+                        help="idle wfi jumps straight to the next timer deadline (on: not built yet)")  # fmt: skip
+    record.add_argument("--max-insns", type=_int, metavar="N", help="stop recording after N instructions")
+    replay_cmd = sub.add_parser("replay", help="replay a recording: same output, same exit code")
+    replay_cmd.add_argument("recording", metavar="FILE.chrec")
+    replay_cmd.add_argument("--guest", help="the guest image (default: the path stored in the recording)")
+    info = sub.add_parser("info", help="describe a recording")
+    info.add_argument("recording", metavar="FILE.chrec")
+    events = sub.add_parser("events", help="list a recording's events")
+    events.add_argument("recording", metavar="FILE.chrec")
+    events.add_argument("--from", dest="from_icount", type=_int, metavar="N")
+    events.add_argument("--to", dest="to_icount", type=_int, metavar="N")
     return parser
 
 
@@ -177,7 +194,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "serve": cmd_serve}
+def _recording_command(name: str):  # noqa: ANN202 - the cli_recording entry points
+    def run(args: argparse.Namespace) -> int:
+        from . import cli_recording
+
+        if name == "record":
+            return cli_recording.cmd_record(args, _config(args))
+        return getattr(cli_recording, f"cmd_{name}")(args)
+
+    return run
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "serve": cmd_serve,
+    **{name: _recording_command(name) for name in ("record", "replay", "info", "events")},
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="chronicorn: %(message)s", stream=sys.stderr)
     try:
         return COMMANDS[args.command](args)
-    except ImageError as exc:
+    except (ImageError, RecordingError) as exc:
         print(f"chronicorn: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except EngineError as exc:  # a chronicorn or Unicorn limitation, not the user's fault

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from machine.inputs import IdleOutcome, InputSource
 
-from .events import ClockWarp, End, EndReason, Event, HostClock, UartInput
+from .events import ClockWarp, End, EndReason, Event, HostClock, UartInput, Verify
 from .log import LogWriter
 
 FLUSH_INTERVAL_S = 1.0
@@ -66,6 +66,10 @@ class Recorder:
         if outcome.data:
             self._log(UartInput(icount, outcome.data))
         return outcome
+
+    def verify(self, icount: int, digest: bytes) -> None:
+        """Log a verification point (a register digest replay must reproduce)."""
+        self._log(Verify(icount, digest))
 
     def finish(self, icount: int, reason: EndReason, code: int = 0) -> None:
         """Log the end of the recording and write everything out."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from machine.inputs import IdleOutcome
 
-from .events import ClockWarp, End, Event, HostClock, UartInput
+from .events import ClockWarp, End, Event, HostClock, UartInput, Verify
 
 
 class ReplayDivergence(Exception):
@@ -23,9 +23,10 @@ class Replayer:
 
     def __init__(self, events: Iterable[Event]) -> None:
         events = list(events)
-        self._events: deque[Event] = deque(e for e in events if not isinstance(e, End))
+        self._events: deque[Event] = deque(e for e in events if not isinstance(e, End | Verify))
         ends = [e for e in events if isinstance(e, End)]
         self.end: End | None = ends[-1] if ends else None
+        self.verify_points = [(e.icount, e.digest) for e in events if isinstance(e, Verify)]
 
     def _take(self, cls: type, icount: int, what: str) -> Event:
         event = self._events[0] if self._events else None
