@@ -64,6 +64,19 @@ def test_same_uart_output_as_qemu(xlen: str, name: str) -> None:
     assert ours.stdout  # every guest prints something
 
 
+def test_rtc_reads_the_host_clock_as_on_qemu(xlen: str) -> None:
+    """The RTC guest prints the host time: both emulators must give a plausible, current one."""
+    ours = run_cli("run", str(guest(xlen, "rtc")))
+    cmd = [qemu(xlen), "-M", "virt", "-m", "128M", "-bios", "none", "-nographic", "-kernel", str(guest(xlen, "rtc"))]
+    theirs = read_qemu(cmd, b"", None)
+    for out in (ours.stdout, theirs):
+        lines = out.decode().splitlines()
+        assert lines[0].startswith("rtc ns: 0x") and lines[1] == "rtc plausible"
+    ours_s = int(ours.stdout.split()[2], 16) // 10**9
+    theirs_s = int(theirs.split()[2], 16) // 10**9
+    assert abs(ours_s - theirs_s) < 120  # both read the same host clock
+
+
 CPU_MODEL_LINES = (
     "Boot HART Priv Version",
     "Boot HART Base ISA",

@@ -82,3 +82,23 @@ def test_replay_detects_input_that_was_not_taken() -> None:
     replayer = Replayer([UartInput(10, b"x")])
     with pytest.raises(ReplayDivergence, match="not taken"):
         replayer.poll_input(12, 16)
+
+
+@pytest.mark.parametrize("xlen_name", ["rv32", "rv64"])
+def test_rtc_differs_when_recorded_under_other_clocks_but_replays_identically(xlen_name: str) -> None:
+    """The RTC is the host clock: two recordings differ, each replay reproduces its recording."""
+    path = guest(xlen_name, "rtc")
+    outputs = []
+    for clock_ns in (1_700_000_000_000_000_000, 1_800_000_000_123_456_789):
+        stream, out = io.BytesIO(), bytearray()
+        recorder = Recorder(ScriptedInputs(clock_ns=clock_ns), LogWriter(stream, {}))
+        machine = Machine(load_image(path), recorder, out.append)
+        result = machine.run()
+        recorder.finish(result.icount, END_REASONS[result.kind], result.exit_code or 0)
+        replayed_out, _, (replayed_result, _) = replay(path, stream.getvalue())
+        assert replayed_out == bytes(out) and replayed_result == result
+        assert f"{clock_ns:016x}".encode() in bytes(out)
+        events = list(LogReader(io.BytesIO(stream.getvalue())).events())
+        assert any(isinstance(e, HostClock) and e.ns == clock_ns for e in events)
+        outputs.append(bytes(out))
+    assert outputs[0] != outputs[1]
