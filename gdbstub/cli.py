@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     _machine_options(record)
     record.add_argument("-o", "--output", required=True, metavar="FILE.chrec", help="the recording to write")
     record.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
-    record.add_argument("--sleep", choices=["off"], default="off",
-                        help="idle wfi jumps straight to the next timer deadline (on: not built yet)")  # fmt: skip
+    record.add_argument("--sleep", choices=["on", "off"], default="off",
+                        help="off: idle wfi jumps to the next timer deadline; on: virtual time follows real time "
+                             "while idle (the warps are logged)")  # fmt: skip
     record.add_argument("--max-insns", type=_int, metavar="N", help="stop recording after N instructions")
     replay_cmd = sub.add_parser("replay", help="replay a recording: same output, same exit code")
     replay_cmd.add_argument("recording", metavar="FILE.chrec")

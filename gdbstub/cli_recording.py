@@ -67,8 +67,8 @@ def cmd_record(args: argparse.Namespace, config: MachineConfig) -> int:
     with out, source or contextlib.nullcontext():
         probe = Machine(image, HostInputs(None), lambda b: None, config)  # validates the image and options
         options = {"max_insns": args.max_insns, "uart_input": args.uart_input}
-        header = make_header(image, probe.arch.name, config.ram_size, config.icount_shift, options)
-        recorder = Recorder(HostInputs(fd), LogWriter(out, header.to_json()))
+        header = make_header(image, probe.arch.name, config.ram_size, config.icount_shift, args.sleep, options)
+        recorder = Recorder(HostInputs(fd, sleep=args.sleep == "on"), LogWriter(out, header.to_json()))
         machine = Machine(image, recorder, _tx, MachineConfig(probe.arch, config.ram_size, config.icount_shift,
                                                               config.prefer_native))  # fmt: skip
         result = _run_interruptibly(lambda stop: record_run(machine, recorder, args.max_insns, stop))

@@ -56,12 +56,14 @@ class HostInputs:
     The thread uses ``os.read`` on the raw descriptor: a daemon thread blocked
     inside a buffered reader aborts the interpreter at exit.
 
-    With ``--sleep off`` semantics (the only mode so far) an idle guest with a
-    timer pending jumps straight to its deadline; with no timer it blocks until
-    input arrives, or idles forever once the stream has ended.
+    With ``sleep`` off an idle guest with a timer armed jumps straight to its
+    deadline; with ``sleep`` on the virtual clock advances with real time while
+    it waits (at most 0.1 s per call, so Ctrl-C is polled). With no timer it
+    blocks until input arrives, or idles forever once the stream has ended.
     """
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int | None, sleep: bool = False) -> None:
+        self._sleep = sleep
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._pending = b""
         self._eof = fd is None
@@ -81,12 +83,12 @@ class HostInputs:
     def host_clock_ns(self, icount: int) -> int:
         return time.time_ns()
 
-    def _take(self, block: bool) -> None:
-        """Move one chunk from the reader thread to ``_pending`` (waiting at most 0.1 s if ``block``)."""
+    def _take(self, block: bool, timeout: float = 0.1) -> None:
+        """Move one chunk from the reader thread to ``_pending`` (waiting at most ``timeout`` if ``block``)."""
         if self._eof:
             return
         try:
-            chunk = self._queue.get(block=block, timeout=0.1 if block else None)
+            chunk = self._queue.get(block=block, timeout=timeout if block else None)
         except queue.Empty:
             return
         if chunk:
@@ -104,12 +106,22 @@ class HostInputs:
         return None
 
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
-        if not self._pending:
-            self._take(block=False)
+        # The machine offered pending input before idling: if some is still here the UART
+        # is full, so it cannot wake the guest; only the timer can.
+        if self._pending:
+            return IdleOutcome(warp_ns=deadline_ns) if deadline_ns is not None else IdleOutcome(forever=True)
+        self._take(block=False)
         if self._pending:
             return IdleOutcome()
         if deadline_ns is not None:
-            return IdleOutcome(warp_ns=deadline_ns)
+            if not self._sleep:
+                return IdleOutcome(warp_ns=deadline_ns)
+            # --sleep on: the virtual clock follows real time while idle, up to the deadline;
+            # input that arrives first ends the idle period early (QEMU's warp timer).
+            start = time.monotonic_ns()
+            self._take(block=True, timeout=min(deadline_ns / 1e9, 0.1))
+            elapsed = time.monotonic_ns() - start
+            return IdleOutcome(warp_ns=min(deadline_ns, max(elapsed, 1)))
         # Wait briefly and return even if nothing came, so the caller can poll Ctrl-C.
         self._take(block=True)
         return IdleOutcome(forever=self._eof and not self._pending)
@@ -142,6 +154,8 @@ class ScriptedInputs:
         return self._schedule[0][0]
 
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
+        if self._pending:  # offered already and not taken: the UART is full (see HostInputs.idle)
+            return IdleOutcome(warp_ns=deadline_ns) if deadline_ns is not None else IdleOutcome(forever=True)
         self._due(icount)
         if self._pending:
             return IdleOutcome()

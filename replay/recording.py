@@ -39,8 +39,9 @@ class Header:
             raise RecordingError(f"recording header does not describe a recording: {exc}") from None
 
 
-def make_header(image: Image, arch: str, ram_size: int, icount_shift: int, options: dict[str, object]) -> Header:
-    return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, "off",
+def make_header(image: Image, arch: str, ram_size: int, icount_shift: int, sleep: str,
+                options: dict[str, object]) -> Header:  # fmt: skip
+    return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep,
                   os.path.abspath(image.path), image.sha256, options)  # fmt: skip
 
 

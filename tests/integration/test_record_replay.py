@@ -102,3 +102,31 @@ def test_rtc_differs_when_recorded_under_other_clocks_but_replays_identically(xl
         assert any(isinstance(e, HostClock) and e.ns == clock_ns for e in events)
         outputs.append(bytes(out))
     assert outputs[0] != outputs[1]
+
+
+def test_sleep_on_records_and_replays_identically(tmp_path) -> None:  # noqa: ANN001
+    """--sleep on (virtual time follows real time while idle): the recording replays identically."""
+    import os
+
+    from machine.inputs import HostInputs
+
+    path = guest("rv32", "timer")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"z")  # ends the first idle period at once (the timer guest never reads it)
+    stream, out = io.BytesIO(), bytearray()
+    recorder = Recorder(HostInputs(read_fd, sleep=True), LogWriter(stream, {}))
+    machine = Machine(load_image(path), recorder, out.append)
+    result = machine.run()
+    recorder.finish(result.icount, END_REASONS[result.kind], result.exit_code or 0)
+    os.close(write_fd)
+    events = list(LogReader(io.BytesIO(stream.getvalue())).events())
+    assert any(isinstance(e, UartInput) for e in events)
+    replayed_out, _, (replayed_result, replayed_digest) = replay(path, stream.getvalue())
+    assert replayed_out == bytes(out) == expected_output_timer()
+    assert (replayed_result, replayed_digest) == (result, machine.digest())
+
+
+def expected_output_timer() -> bytes:
+    from tests.conftest import expected_output
+
+    return expected_output("rv32", "timer")
