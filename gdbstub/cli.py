@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd = sub.add_parser("replay", help="replay a recording: same output, same exit code")
     replay_cmd.add_argument("recording", metavar="FILE.chrec")
     replay_cmd.add_argument("--guest", help="the guest image (default: the path stored in the recording)")
+    replay_cmd.add_argument("--ram", type=_int, help="must match the recording's RAM size if given")
+    replay_cmd.add_argument("--icount-shift", type=int, metavar="N", help="must match the recording's shift if given")
     info = sub.add_parser("info", help="describe a recording")
     info.add_argument("recording", metavar="FILE.chrec")
     events = sub.add_parser("events", help="list a recording's events")

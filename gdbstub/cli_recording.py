@@ -89,7 +89,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     reader = _open_recording(args.recording)
     header = Header.from_json(reader.header)
     image = load_image(args.guest or header.image_path)
-    check_replayable(header, image, None, None)
+    check_replayable(header, image, args.ram, args.icount_shift)
     events = list(reader.events())
     if reader.damage is not None:
         print(f"chronicorn: the recording is damaged at byte {reader.damage.offset} ({reader.damage.reason}); "

@@ -56,6 +56,9 @@ def replay_run(machine: Machine, replayer: Replayer, interrupted: Callable[[], b
             raise ReplayDivergence(
                 result.icount, f"the guest stopped ({result.describe()}) before a verification point"
             )
-        if _registers_digest(machine) != digest:
-            raise ReplayDivergence(icount, f"register state differs from the recording at pc {machine.pc:#x}")
+        actual = _registers_digest(machine)
+        if actual != digest:
+            raise ReplayDivergence(
+                icount, f"register digest {actual.hex()} differs from the recorded {digest.hex()} (pc {machine.pc:#x})"
+            )
     return machine.run(limit, interrupted)

@@ -107,3 +107,33 @@ def test_a_recorder_killed_with_sigkill_leaves_a_replayable_prefix(tmp_path: Pat
     replayed = run_cli("replay", str(rec))
     assert replayed.stdout.startswith(b"echo ready\nABC\n")
     assert b"no end record" in replayed.stderr
+
+
+def test_replay_refuses_other_machine_options(tmp_path: Path) -> None:
+    rec = _record(tmp_path)
+    proc = run_cli("replay", str(rec), "--ram", "64M")
+    assert proc.returncode == 2 and b"RAM" in proc.stderr
+    proc = run_cli("replay", str(rec), "--icount-shift", "4")
+    assert proc.returncode == 2 and b"icount shift 3, not 4" in proc.stderr
+
+
+def test_a_divergence_names_icount_pc_and_the_digests(tmp_path: Path) -> None:
+    """A recording whose verification point does not match what the guest does."""
+    import json
+
+    from machine.loader import load_image
+    from replay.events import End, EndReason, Verify
+    from replay.log import LogWriter
+    from replay.recording import make_header
+
+    image = load_image(guest("rv32", "compute"))
+    header = make_header(image, "riscv32", 128 << 20, 3, "off", {})
+    rec = tmp_path / "forged.chrec"
+    with open(rec, "wb") as f:
+        writer = LogWriter(f, header.to_json())
+        writer.write_events([Verify(1 << 20, b"\x00" * 16), End(2 << 20, EndReason.ICOUNT_LIMIT)])
+    proc = run_cli("replay", str(rec))
+    assert proc.returncode == 5
+    err = proc.stderr.decode()
+    assert "diverged at icount 1048576" in err and "differs from the recorded 000000" in err and "pc 0x" in err
+    assert json.loads(json.dumps(header.to_json()))["arch"] == "riscv32"
