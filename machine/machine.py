@@ -10,7 +10,6 @@ limit or a request from the caller.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import mmap
 from collections.abc import Callable
@@ -37,11 +36,10 @@ from .icount import NO_LIMIT, make_counter, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .results import RunKind, RunResult
+from .state import MachineState, capture, restore, state_digest
 from .watch import WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
-
-DIGEST_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,30 +211,16 @@ class Machine:
 
     def digest(self) -> str:
         """SHA-256 of everything guest-visible: registers, CSRs, RAM, devices, clock."""
-        h = hashlib.sha256()
-        for value in (
-            *self.hart.registers(),
-            *self.hart.digest_csrs(),
-            self.icount,
-            self.clock.bias_ns,
-            int(self.halted),
-        ):
-            h.update(value.to_bytes(16, "little", signed=True))
-        self._hash_ram(h)
-        for name, device in sorted(self.devices.items()):
-            h.update(name.encode())
-            h.update(device.state())
-        return h.hexdigest()
+        return state_digest(self)
 
-    def _hash_ram(self, h: hashlib._Hash) -> None:
-        """Hash RAM in 1 MiB chunks, skipping all-zero ones (a fresh 128 MiB is mostly zeros)."""
-        chunk = DIGEST_CHUNK
-        zero = bytes(chunk)
-        for index in range(0, len(self.ram), chunk):
-            data = self.ram[index : index + chunk]  # a copy: comparing bytes is a memcmp
-            if data != zero[: len(data)]:
-                h.update(index.to_bytes(8, "little"))
-                h.update(data)
+    # -- saving and restoring the whole machine ----------------------------------
+    def save_state(self) -> MachineState:
+        """The whole machine now (between instructions)."""
+        return capture(self)
+
+    def restore_state(self, state: MachineState) -> None:
+        """Go back (or forward) to a saved state; breakpoints and watchpoints stay as they are."""
+        restore(self, state)
 
     # -- breakpoints ----------------------------------------------------------
     def add_breakpoint(self, addr: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Protocol
 
@@ -43,3 +44,14 @@ def merge_word(old: int, offset: int, size: int, value: int, width: int = 8) -> 
     shift = 8 * offset
     mask = ((1 << (8 * size)) - 1) << shift
     return ((old & ~mask) | ((value << shift) & mask)) & ((1 << (8 * width)) - 1)
+
+
+def save_device(device: Device) -> dict[str, object]:
+    """A device's state: its public attributes (callbacks and wiring are private by convention)."""
+    return {k: copy.deepcopy(v) for k, v in vars(device).items() if not k.startswith("_")}
+
+
+def load_device(device: Device, state: dict[str, object]) -> None:
+    """Put back what :func:`save_device` captured."""
+    for key, value in state.items():
+        setattr(device, key, copy.deepcopy(value))
