@@ -16,9 +16,9 @@ from machine.machine import Machine, MachineConfig
 from machine.results import RunKind, RunResult
 from replay.driver import record_run, replay_run
 from replay.events import End
-from replay.log import LogReader, LogWriter, RecordingError
+from replay.log import ChunkKind, LogReader, LogWriter, RecordingError, decode_events
 from replay.recorder import Recorder
-from replay.recording import Header, check_replayable, make_header
+from replay.recording import Header, check_replayable, decode_state, encode_state, make_header
 from replay.replayer import ReplayDivergence, Replayer
 
 EXIT_BAD_INPUT = 2
@@ -68,9 +68,11 @@ def cmd_record(args: argparse.Namespace, config: MachineConfig) -> int:
         probe = Machine(image, HostInputs(None), lambda b: None, config)  # validates the image and options
         options = {"max_insns": args.max_insns, "uart_input": args.uart_input}
         header = make_header(image, probe.arch.name, config.ram_size, config.icount_shift, args.sleep, options)
-        recorder = Recorder(HostInputs(fd, sleep=args.sleep == "on"), LogWriter(out, header.to_json()))
+        writer = LogWriter(out, header.to_json())
+        recorder = Recorder(HostInputs(fd, sleep=args.sleep == "on"), writer)
         machine = Machine(image, recorder, _tx, MachineConfig(probe.arch, config.ram_size, config.icount_shift,
                                                               config.prefer_native))  # fmt: skip
+        writer.write_snapshot(0, encode_state(machine.save_state()))  # QEMU's rrsnapshot: replay starts here
         result = _run_interruptibly(lambda stop: record_run(machine, recorder, args.max_insns, stop))
     print(f"chronicorn: recorded {result.icount} instructions to {args.output} ({result.describe()})", file=sys.stderr)
     return _exit_code(result)
@@ -90,7 +92,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     header = Header.from_json(reader.header)
     image = load_image(args.guest or header.image_path)
     check_replayable(header, image, args.ram, args.icount_shift)
-    events = list(reader.events())
+    snapshot = None
+    events = []
+    for chunk in reader.chunks():
+        if chunk.kind == ChunkKind.SNAPSHOT and chunk.first_icount == 0 and snapshot is None:
+            snapshot = decode_state(chunk.data)
+        elif chunk.kind == ChunkKind.EVENTS:
+            events += decode_events(chunk.data, chunk.prefix_icount)
+    if snapshot is None:
+        raise RecordingError("the recording has no initial snapshot")
     if reader.damage is not None:
         print(f"chronicorn: the recording is damaged at byte {reader.damage.offset} ({reader.damage.reason}); "
               "replaying the intact part", file=sys.stderr)  # fmt: skip
@@ -98,6 +108,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from machine.arch.riscv import ARCHES
 
     machine = Machine(image, replayer, _tx, MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift))
+    machine.restore_state(snapshot)
     try:
         result = _run_interruptibly(lambda stop: replay_run(machine, replayer, stop))
     except ReplayDivergence as exc:

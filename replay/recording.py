@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import struct
+from collections import deque
 from dataclasses import asdict, dataclass
 
+from unicorn.unicorn_py3.unicorn import UcContext
+
 from machine.loader import Image
+from machine.state import MachineState
 
 from .log import FORMAT_VERSION, RecordingError
 
@@ -66,3 +72,48 @@ def state_digest(registers: list[int]) -> bytes:
     for value in registers:
         h.update(value.to_bytes(16, "little", signed=True))
     return h.digest()[:16]
+
+
+# -- the initial snapshot (QEMU's rrsnapshot) ---------------------------------------------
+def encode_state(state: MachineState) -> bytes:
+    """A machine state as bytes: u32 JSON length, JSON (fields), CPU context bytes, RAM chunks."""
+    context = bytes(state.context)
+    meta = {
+        "icount": state.icount,
+        "board": [[key, _plain(value)] for key, value in state.board],
+        "devices": [[name, {k: _plain(v) for k, v in fields.items()}] for name, fields in state.devices],
+        "context": [len(context), state.context.arch, state.context.mode],
+        "ram": [[offset, len(data)] for offset, data in state.ram],
+    }
+    body = json.dumps(meta).encode()
+    return struct.pack("<I", len(body)) + body + context + b"".join(data for _, data in state.ram)
+
+
+def decode_state(data: bytes) -> MachineState:
+    """Inverse of :func:`encode_state` (raises RecordingError on malformed input)."""
+    try:
+        (length,) = struct.unpack_from("<I", data)
+        meta = json.loads(data[4 : 4 + length])
+        pos = 4 + length
+        size, arch, mode = meta["context"]
+        context = UcContext.__new__(UcContext)
+        context.__setstate__((data[pos : pos + size], size, arch, mode))  # the binding's own unpickling path
+        pos += size
+        ram = []
+        for offset, chunk_len in meta["ram"]:
+            ram.append((offset, data[pos : pos + chunk_len]))
+            pos += chunk_len
+        board = tuple(
+            (key, tuple(v) if isinstance(v, list) and key.endswith("_stop") else v) for key, v in meta["board"]
+        )
+        devices = tuple((name, fields) for name, fields in meta["devices"])
+        return MachineState(meta["icount"], context, tuple(ram), devices, board)
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise RecordingError(f"the initial snapshot is malformed: {exc}") from None
+
+
+def _plain(value: object) -> object:
+    """JSON-able form of device/board fields (deques and tuples become lists)."""
+    if isinstance(value, deque | tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -54,4 +55,8 @@ def save_device(device: Device) -> dict[str, object]:
 def load_device(device: Device, state: dict[str, object]) -> None:
     """Put back what :func:`save_device` captured."""
     for key, value in state.items():
-        setattr(device, key, copy.deepcopy(value))
+        current = getattr(device, key, None)
+        value = copy.deepcopy(value)
+        if isinstance(current, deque) and not isinstance(value, deque):  # from a serialized snapshot
+            value = deque(value)
+        setattr(device, key, value)

@@ -124,16 +124,32 @@ def test_a_divergence_names_icount_pc_and_the_digests(tmp_path: Path) -> None:
     from machine.loader import load_image
     from replay.events import End, EndReason, Verify
     from replay.log import LogWriter
-    from replay.recording import make_header
+    from replay.recording import encode_state, make_header
+    from tests.conftest import make_machine
 
     image = load_image(guest("rv32", "compute"))
     header = make_header(image, "riscv32", 128 << 20, 3, "off", {})
     rec = tmp_path / "forged.chrec"
     with open(rec, "wb") as f:
         writer = LogWriter(f, header.to_json())
+        writer.write_snapshot(0, encode_state(make_machine(guest("rv32", "compute")).save_state()))
         writer.write_events([Verify(1 << 20, b"\x00" * 16), End(2 << 20, EndReason.ICOUNT_LIMIT)])
     proc = run_cli("replay", str(rec))
     assert proc.returncode == 5
     err = proc.stderr.decode()
     assert "diverged at icount 1048576" in err and "differs from the recorded 000000" in err and "pc 0x" in err
     assert json.loads(json.dumps(header.to_json()))["arch"] == "riscv32"
+
+
+def test_replay_starts_from_the_initial_snapshot(tmp_path: Path) -> None:
+    """The recording carries the state at icount 0 (QEMU's rrsnapshot); without it replay refuses."""
+    from replay.log import ChunkKind, read_all
+
+    rec = _record(tmp_path)
+    data = rec.read_bytes()
+    _, chunks, _ = read_all(data)
+    assert chunks[0].kind == ChunkKind.SNAPSHOT and chunks[0].first_icount == 0
+    stripped = tmp_path / "no-snapshot.chrec"
+    stripped.write_bytes(data[: chunks[0].offset] + data[chunks[1].offset :])
+    proc = run_cli("replay", str(stripped))
+    assert proc.returncode == 2 and b"no initial snapshot" in proc.stderr
