@@ -109,8 +109,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     machine = Machine(image, replayer, _tx, MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift))
     machine.restore_state(snapshot)
+    progress = _progress_bar if sys.stderr.isatty() else None
     try:
-        result = _run_interruptibly(lambda stop: replay_run(machine, replayer, stop))
+        result = _run_interruptibly(lambda stop: replay_run(machine, replayer, stop, progress))
+        if progress is not None:
+            print(file=sys.stderr)
     except ReplayDivergence as exc:
         print(f"chronicorn: {exc} (pc {machine.pc:#x})", file=sys.stderr)
         return EXIT_DIVERGED
@@ -121,6 +124,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"chronicorn: replay ended at icount {result.icount}, the recording at {end.icount}", file=sys.stderr)
         return EXIT_DIVERGED
     return _exit_code(result)
+
+
+def _progress_bar(icount: int, end: int) -> None:
+    """A one-line progress bar on a terminal (stderr), redrawn at each verification point."""
+    done = min(1.0, icount / end) if end else 1.0
+    width = 40
+    print(f"\rreplaying [{'#' * int(done * width):<{width}}] {done:6.1%} icount {icount}/{end}",
+          end="", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -43,8 +43,9 @@ def record_run(machine: Machine, recorder: Recorder, max_icount: int | None,
     return result
 
 
-def replay_run(machine: Machine, replayer: Replayer, interrupted: Callable[[], bool] | None = None) -> RunResult:
-    """Replay to the recording's end, checking every verification point."""
+def replay_run(machine: Machine, replayer: Replayer, interrupted: Callable[[], bool] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> RunResult:  # fmt: skip
+    """Replay to the recording's end, checking every verification point; ``progress(icount, end)`` at each."""
     end = replayer.end
     # A recording cut by the user or an icount limit stops there; one that ended by itself
     # (exit, fault, idling forever) must end the same way again.
@@ -56,6 +57,8 @@ def replay_run(machine: Machine, replayer: Replayer, interrupted: Callable[[], b
             raise ReplayDivergence(
                 result.icount, f"the guest stopped ({result.describe()}) before a verification point"
             )
+        if progress is not None and end is not None:
+            progress(icount, end.icount)
         actual = _registers_digest(machine)
         if actual != digest:
             raise ReplayDivergence(
