@@ -18,7 +18,8 @@ from replay.recorder import Recorder
 from replay.replayer import ReplayDivergence, Replayer
 from tests.conftest import guest
 
-END_REASONS = {RunKind.EXITED: EndReason.GUEST_EXIT, RunKind.LIMIT: EndReason.ICOUNT_LIMIT}
+END_REASONS = {RunKind.EXITED: EndReason.GUEST_EXIT, RunKind.LIMIT: EndReason.ICOUNT_LIMIT,
+               RunKind.FAULT: EndReason.GUEST_FAULT}  # fmt: skip
 
 
 def record(path, schedule, checkpoints=()) -> tuple[bytes, bytes, list[str], object]:  # noqa: ANN001
@@ -44,18 +45,22 @@ def replay(path, log: bytes, checkpoints=()) -> tuple[bytes, list[str], object]:
     for point in checkpoints:
         machine.run(point)
         digests.append(machine.digest())
-    result = machine.run(replayer.end.icount if replayer.end else None)
+    end = replayer.end
+    cut = end is not None and end.reason in (EndReason.USER_STOP, EndReason.ICOUNT_LIMIT)
+    result = machine.run(end.icount if cut else None)  # an exit or fault must happen again by itself
     return bytes(out), digests, (result, machine.digest())
 
 
-@pytest.mark.parametrize("name", ["echo", "timer", "hello", "traps"])
+@pytest.mark.parametrize("name", ["echo", "timer", "hello", "traps", "fault", "compute", "rtc"])
 def test_replay_reproduces_output_and_digests(xlen: str, name: str) -> None:
+    """Every guest in the repo: same output, same digests at checkpoints and at the end; twice."""
     path = guest(xlen, name)
     schedule = [(20_000, b"hello\n"), (45_000, b"again\n"), (80_000, b"q")] if name == "echo" else []
     points = [5_000, 17_000, 30_000, 50_000]
     log, out, digests, end = record(path, schedule, points)
     replayed_out, replayed_digests, replayed_end = replay(path, log, points)
     assert replayed_out == out and replayed_digests == digests and replayed_end == end
+    assert replay(path, log, points) == (replayed_out, replayed_digests, replayed_end)  # replay twice: the same
     if name == "echo":
         events = list(LogReader(io.BytesIO(log)).events())
         assert [e.data for e in events if isinstance(e, UartInput)] == [b"hello\n", b"again\n", b"q"]
@@ -130,3 +135,16 @@ def expected_output_timer() -> bytes:
     from tests.conftest import expected_output
 
     return expected_output("rv32", "timer")
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(min_value=0, max_value=(1 << 63) - 1))
+def test_any_host_clock_value_replays_identically(clock_ns: int) -> None:
+    path = guest("rv32", "rtc")
+    stream, out = io.BytesIO(), bytearray()
+    recorder = Recorder(ScriptedInputs(clock_ns=clock_ns), LogWriter(stream, {}))
+    machine = Machine(load_image(path), recorder, out.append)
+    result = machine.run()
+    recorder.finish(result.icount, END_REASONS[result.kind], result.exit_code or 0)
+    replayed_out, _, (replayed_result, replayed_digest) = replay(path, stream.getvalue())
+    assert (replayed_out, replayed_result, replayed_digest) == (bytes(out), result, machine.digest())

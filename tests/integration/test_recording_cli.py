@@ -153,3 +153,27 @@ def test_replay_starts_from_the_initial_snapshot(tmp_path: Path) -> None:
     stripped.write_bytes(data[: chunks[0].offset] + data[chunks[1].offset :])
     proc = run_cli("replay", str(stripped))
     assert proc.returncode == 2 and b"no initial snapshot" in proc.stderr
+
+
+def test_replay_refuses_another_board(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from replay.log import LogReader, LogWriter
+
+    rec = _record(tmp_path)
+    reader = LogReader(io.BytesIO(rec.read_bytes()))
+    header = dict(reader.header, board="sifive_u")
+    chunks = list(reader.chunks())
+    forged = tmp_path / "board.chrec"
+    with open(forged, "wb") as f:
+        LogWriter(f, header)
+        for chunk in chunks:  # copy the chunks verbatim after the new header
+            f.write(
+                rec.read_bytes()[
+                    chunk.offset : (chunks[chunks.index(chunk) + 1].offset if chunk is not chunks[-1] else None)
+                ]
+            )
+    proc = run_cli("replay", str(forged))
+    assert proc.returncode == 2 and b"board 'sifive_u'" in proc.stderr
+    assert json.loads(json.dumps(header))["board"] == "sifive_u"
