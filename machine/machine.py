@@ -274,6 +274,9 @@ class Machine:
             if self.halted:
                 outcome = self._idle()
                 if outcome is not None:
+                    # Ctrl-C during the idle wait wins over input that ended meanwhile.
+                    if interrupted is not None and interrupted():
+                        return self._result(RunKind.INTERRUPTED)
                     return outcome
                 continue
             limit = min(cap, self._timer_deadline(), self._next_input())
