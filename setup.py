@@ -32,7 +32,7 @@ setup(
     ext_modules=[
         Extension(
             "machine._icount_native",
-            sources=["machine/native/icount.c"],
+            sources=["machine/native/icount.c", "machine/native/pages.c"],
             extra_compile_args=["-O3", "-Wall", "-Wextra"],
         )
     ],

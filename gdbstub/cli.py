@@ -20,6 +20,7 @@ from machine.engine import EngineError
 from machine.loader import ImageError, load_image
 from machine.machine import Machine, MachineConfig, RunKind
 from replay.log import RecordingError
+from replay.store import DEFAULT_BUDGET
 
 log = logging.getLogger("chronicorn")
 
@@ -42,6 +43,15 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
+    if with_port:
+        parser.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
+    parser.add_argument("--snapshot-budget", type=_int, default=DEFAULT_BUDGET, metavar="BYTES",
+                        help=f"memory for snapshots, e.g. 512M (default {DEFAULT_BUDGET >> 20}M)")  # fmt: skip
+
+
 def _machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
@@ -62,11 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _machine_options(run)
     run.add_argument("--max-insns", type=_int, metavar="N", help="stop after N instructions")
     run.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
-    serve = sub.add_parser("serve", help="serve the guest to gdb (target remote :PORT)")
+    serve = sub.add_parser("serve", help="serve the guest to gdb (target remote :PORT), recording as it runs")
     _machine_options(serve)
-    serve.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
+    _server_options(serve)
+    serve.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
     record = sub.add_parser("record", help="run the guest and record its inputs to a file")
     _machine_options(record)
     record.add_argument("-o", "--output", required=True, metavar="FILE.chrec", help="the recording to write")
@@ -80,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--guest", help="the guest image (default: the path stored in the recording)")
     replay_cmd.add_argument("--ram", type=_int, help="must match the recording's RAM size if given")
     replay_cmd.add_argument("--icount-shift", type=int, metavar="N", help="must match the recording's shift if given")
+    replay_cmd.add_argument(
+        "--port",
+        type=int,
+        metavar="N",
+        help="serve the recording to gdb on port N (0: pick a free one) instead of replaying it",
+    )
+    _server_options(replay_cmd, with_port=False)
     info = sub.add_parser("info", help="describe a recording")
     info.add_argument("recording", metavar="FILE.chrec")
     events = sub.add_parser("events", help="list a recording's events")
@@ -173,28 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """``chronicorn serve``: the guest halted at reset, served to gdb until Ctrl-C."""
-    from .server import PacketLog, Server
-    from .target import MachineTarget
+    """``chronicorn serve``: the guest halted at reset, recorded as it runs, served to gdb until Ctrl-C."""
+    from . import cli_serve
 
-    machine = _live_machine(args)
-    log_stream = open(args.log_packets, "wb") if args.log_packets else None  # noqa: SIM115 - lives as long as the server
-    try:
-        server = Server(MachineTarget(machine), args.host, args.port, PacketLog(log_stream) if log_stream else None)
-    except OSError as exc:
-        print(f"chronicorn: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    host, port = server.address
-    print(f"listening on {host}:{port}", flush=True)
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
-    try:
-        server.serve_forever()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        server.close()
-        if log_stream is not None:
-            log_stream.close()
-    return 0
+    return cli_serve.cmd_serve(args, _config(args))
 
 
 def _recording_command(name: str):  # noqa: ANN202 - the cli_recording entry points

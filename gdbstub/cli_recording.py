@@ -10,15 +10,23 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from machine.arch.riscv import ARCHES
 from machine.inputs import HostInputs
 from machine.loader import ImageError, load_image
 from machine.machine import Machine, MachineConfig
 from machine.results import RunKind, RunResult
 from replay.driver import record_run, replay_run
 from replay.events import End
-from replay.log import ChunkKind, LogReader, LogWriter, RecordingError, decode_events
+from replay.log import LogReader, LogWriter, RecordingError
 from replay.recorder import Recorder
-from replay.recording import Header, check_replayable, decode_state, encode_state, make_header
+from replay.recording import (
+    Header,
+    LoadedRecording,
+    check_replayable,
+    encode_state,
+    load_recording,
+    make_header,
+)
 from replay.replayer import ReplayDivergence, Replayer
 
 EXIT_BAD_INPUT = 2
@@ -86,32 +94,39 @@ def _open_recording(path: str) -> LogReader:
     return LogReader(stream)
 
 
+def _load(path: str) -> LoadedRecording:
+    try:
+        with open(path, "rb") as stream:
+            return load_recording(stream)
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _warn_damage(loaded: LoadedRecording) -> None:
+    if loaded.damage is not None:
+        print(f"chronicorn: the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "
+              "replaying the intact part", file=sys.stderr)  # fmt: skip
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Re-run a recording: same UART output, same exit code, divergence detected."""
-    reader = _open_recording(args.recording)
-    header = Header.from_json(reader.header)
+    loaded = _load(args.recording)
+    header = loaded.header
     image = load_image(args.guest or header.image_path)
     check_replayable(header, image, args.ram, args.icount_shift)
-    snapshot = None
-    events = []
-    for chunk in reader.chunks():
-        if chunk.kind == ChunkKind.SNAPSHOT and chunk.first_icount == 0 and snapshot is None:
-            snapshot = decode_state(chunk.data)
-        elif chunk.kind == ChunkKind.EVENTS:
-            events += decode_events(chunk.data, chunk.prefix_icount)
-    if snapshot is None:
-        raise RecordingError("the recording has no initial snapshot")
-    if reader.damage is not None:
-        print(f"chronicorn: the recording is damaged at byte {reader.damage.offset} ({reader.damage.reason}); "
-              "replaying the intact part", file=sys.stderr)  # fmt: skip
+    _warn_damage(loaded)
+    events, snapshot = loaded.events, loaded.initial
     replayer = Replayer(events)
-    from machine.arch.riscv import ARCHES
+    config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift)
+    if args.port is not None:
+        from .cli_serve import serve_recording
 
-    machine = Machine(image, replayer, _tx, MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift))
+        return serve_recording(args, loaded, image, config, replayer)
+    machine = Machine(image, replayer, _tx, config)
     machine.restore_state(snapshot)
     progress = _progress_bar if sys.stderr.isatty() else None
     try:
-        result = _run_interruptibly(lambda stop: replay_run(machine, replayer, stop, progress))
+        result = _run_interruptibly(lambda stop: replay_run(machine, replayer, stop, progress, loaded.keyframes))
         if progress is not None:
             print(file=sys.stderr)
     except ReplayDivergence as exc:

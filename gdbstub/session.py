@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .rsp import commands as c
 from .rsp.codec import Ack, BadPacket, Decoder, Interrupt, Nack, Packet, encode
 from .rsp.parse import ParseError, parse
-from .rsp.stops import SIGINT, Signal, WatchKind, stop_reply
+from .rsp.stops import SIGINT, HistoryEnd, Signal, WatchKind, stop_reply
 from .target import EINVAL, ResumeAction, Target, TargetError
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Session:
         self._last_sent = b""
         self._may_resend = False
         self._queued_interrupt = False
+        self._console = b""  # O packets to send before the next reply
 
     def _interrupted(self) -> bool:
         if self._queued_interrupt:
@@ -80,7 +81,8 @@ class Session:
             reply = self._packet(event.payload)
             if reply is None:
                 return ack
-            framed = encode(reply)
+            framed = self._console + encode(reply)
+            self._console = b""
             self._last_sent = framed
             self._may_resend = self.ack_mode
             return ack + framed
@@ -111,7 +113,10 @@ class Session:
 
     # -- shared by handlers --------------------------------------------------------
     def resume(self, action: ResumeAction, addr: int | None = None) -> bytes:
-        return stop_reply(self.target.resume(action, self._interrupted, addr), THREAD_ID)
+        stop = self.target.resume(action, self._interrupted, addr)
+        if isinstance(stop, HistoryEnd) and stop.note:
+            self._console += encode(b"O" + stop.note.encode().hex().encode())
+        return stop_reply(stop, THREAD_ID)
 
 
 def _supported(s: Session, cmd: c.Command) -> Reply:
@@ -122,6 +127,8 @@ def _supported(s: Session, cmd: c.Command) -> Reply:
         features.append("qXfer:features:read+")
     if s.target.memory_map() is not None:
         features.append("qXfer:memory-map:read+")
+    if s.target.can_reverse():
+        features += ["ReverseStep+", "ReverseContinue+"]
     return ";".join(features).encode()
 
 
@@ -248,6 +255,8 @@ HANDLERS: dict[type, Handler] = {
     c.WriteMemory: _write_memory,
     c.Continue: lambda s, cmd: s.resume(ResumeAction.CONTINUE, cmd.addr),  # type: ignore[attr-defined]
     c.Step: lambda s, cmd: s.resume(ResumeAction.STEP, cmd.addr),  # type: ignore[attr-defined]
+    c.ReverseStep: lambda s, cmd: s.resume(ResumeAction.REVERSE_STEP) if s.target.can_reverse() else b"",
+    c.ReverseContinue: lambda s, cmd: s.resume(ResumeAction.REVERSE_CONTINUE) if s.target.can_reverse() else b"",
     c.VContQuery: lambda s, cmd: b"vCont;c;C;s;S;t",
     c.VCont: _vcont,
     c.InsertBreakpoint: _breakpoint,

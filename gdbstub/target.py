@@ -16,11 +16,25 @@ from typing import Protocol
 
 from machine.arch.riscv_regs import RegisterError, target_xml
 from machine.engine import Cause
-from machine.machine import Machine
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind as MachineWatch
+from machine.watch import Watchpoint as MachineWatchpoint
+from replay.timeline import Timeline
 
-from .rsp.stops import SIGILL, SIGINT, SIGSEGV, SIGTRAP, Breakpoint, Exited, Signal, Stop, WatchKind, Watchpoint
+from .rsp.stops import (
+    SIGILL,
+    SIGINT,
+    SIGSEGV,
+    SIGTRAP,
+    Breakpoint,
+    Exited,
+    HistoryBoundary,
+    HistoryEnd,
+    Signal,
+    Stop,
+    WatchKind,
+    Watchpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,8 @@ EINVAL, EFAULT, EACCES = 0x16, 0x0E, 0x0D
 class ResumeAction(enum.Enum):
     CONTINUE = "continue"
     STEP = "step"
+    REVERSE_CONTINUE = "reverse-continue"  # bc
+    REVERSE_STEP = "reverse-step"  # bs
 
 
 class Breakpoints(Protocol):
@@ -80,6 +96,10 @@ class Target(Protocol):
 
     def breakpoints(self) -> Breakpoints | None: ...
 
+    def can_reverse(self) -> bool:
+        """True when ``bs``/``bc`` work (``ReverseStep+``/``ReverseContinue+`` in qSupported)."""
+        ...
+
     def watchpoints(self) -> Watchpoints | None: ...
 
     def description(self) -> str | None:
@@ -98,16 +118,16 @@ class Target(Protocol):
 
 
 @dataclass
-class _MachineBreakpoints:
+class _TimelineBreakpoints:
     """Both kinds are the same code hook; the kind is kept for the stop reply (swbreak/hwbreak)."""
 
-    machine: Machine
+    timeline: Timeline
     inserted: dict[int, set[bool]] = field(default_factory=dict)  # addr -> {hardware?}
 
     def add(self, addr: int, hardware: bool = False) -> None:
-        if not 0 <= addr <= self.machine.arch.mask:
+        if not 0 <= addr <= self.timeline.machine.arch.mask:
             raise TargetError(EINVAL, f"no instruction at {addr:#x}")
-        self.machine.add_breakpoint(addr)
+        self.timeline.add_breakpoint(addr)
         self.inserted.setdefault(addr, set()).add(hardware)
 
     def remove(self, addr: int, hardware: bool = False) -> None:
@@ -115,31 +135,31 @@ class _MachineBreakpoints:
         kinds.discard(hardware)
         if not kinds:
             self.inserted.pop(addr, None)
-            self.machine.remove_breakpoint(addr)
+            self.timeline.remove_breakpoint(addr)
 
     def is_hardware(self, addr: int) -> bool:
         return self.inserted.get(addr) == {True}
 
     def clear(self) -> None:
         for addr in list(self.inserted):
-            self.machine.remove_breakpoint(addr)
+            self.timeline.remove_breakpoint(addr)
         self.inserted.clear()
 
 
 @dataclass
-class _MachineWatchpoints:
-    machine: Machine
+class _TimelineWatchpoints:
+    timeline: Timeline
 
     def add(self, kind: WatchKind, addr: int, length: int) -> None:
-        if not 0 <= addr <= addr + length - 1 <= self.machine.arch.mask:
+        if not 0 <= addr <= addr + length - 1 <= self.timeline.machine.arch.mask:
             raise TargetError(EINVAL, f"cannot watch {length} bytes at {addr:#x}")
-        self.machine.add_watchpoint(_MACHINE_WATCH[kind], addr, length)
+        self.timeline.add_watchpoint(MachineWatchpoint(_MACHINE_WATCH[kind], addr, length))
 
     def remove(self, kind: WatchKind, addr: int, length: int) -> None:
-        self.machine.remove_watchpoint(_MACHINE_WATCH[kind], addr, length)
+        self.timeline.remove_watchpoint(MachineWatchpoint(_MACHINE_WATCH[kind], addr, length))
 
     def clear(self) -> None:
-        self.machine.engine.watchpoints.clear()
+        self.timeline.watchpoints.clear()
 
 
 _MACHINE_WATCH = {WatchKind.WRITE: MachineWatch.WRITE, WatchKind.READ: MachineWatch.READ,
@@ -169,24 +189,35 @@ def stop_for(result: RunResult) -> Stop:
         return Signal(FAULT_SIGNALS.get(result.cause, SIGSEGV) if result.cause else SIGSEGV)
     if result.kind == RunKind.INTERRUPTED:
         return Signal(SIGINT)
+    if result.kind == RunKind.HISTORY_BEGIN:
+        return HistoryEnd(HistoryBoundary.BEGIN)
+    if result.kind == RunKind.HISTORY_END:
+        return HistoryEnd(HistoryBoundary.END)
     return Signal(SIGTRAP)  # a completed step, or an idle/reset guest stopped for the user
 
 
-class MachineTarget:
-    """A live :class:`Machine` behind the Target seam (forward execution only)."""
+class TimelineTarget:
+    """A machine's :class:`~replay.timeline.Timeline` behind the Target seam: both directions of time.
 
-    def __init__(self, machine: Machine) -> None:
-        self.machine = machine
+    Live (``serve``): going forward past the end of history runs and records
+    the guest live. Saved (``replay --port``): the history is fixed. A guest
+    exit ends the history without a ``W`` reply, so the user can still go back.
+    """
+
+    def __init__(self, timeline: Timeline, monitor: Callable[[str], str] | None = None) -> None:
+        self.timeline = timeline
+        self.machine = timeline.machine
+        self._monitor = monitor
         self._last: Stop = Signal(SIGTRAP)
-        self._breakpoints = _MachineBreakpoints(machine)
-        self._watchpoints = _MachineWatchpoints(machine)
+        self._breakpoints = _TimelineBreakpoints(timeline)
+        self._watchpoints = _TimelineWatchpoints(timeline)
 
     # -- registers and memory ------------------------------------------------
     def read_registers(self) -> bytes:
         return self.machine.registers.read_all()
 
     def write_registers(self, data: bytes) -> None:
-        self._registers_call(self.machine.registers.write_all, data)
+        self._write(self.machine.registers.write_all, data)
 
     def read_register(self, regnum: int) -> bytes:
         try:
@@ -195,13 +226,7 @@ class MachineTarget:
             raise TargetError(EINVAL, str(exc)) from None
 
     def write_register(self, regnum: int, data: bytes) -> None:
-        self._registers_call(self.machine.registers.write, regnum, data)
-
-    def _registers_call(self, fn: Callable[..., None], *args: object) -> None:
-        try:
-            fn(*args)
-        except RegisterError as exc:
-            raise TargetError(EINVAL, str(exc)) from None
+        self._write(self.machine.registers.write, regnum, data)
 
     def read_memory(self, addr: int, length: int) -> bytes:
         try:
@@ -210,25 +235,54 @@ class MachineTarget:
             raise TargetError(EFAULT, str(exc)) from None
 
     def write_memory(self, addr: int, data: bytes) -> None:
+        self._write(self.machine.memory.write, addr, data)
+
+    def _write(self, fn: Callable[..., None], *args: object) -> None:
+        """A debugger write at the end of a live history becomes part of it (a keyframe)."""
+        self._check_writable()
         try:
-            self.machine.memory.write(addr, data)
+            fn(*args)
+        except RegisterError as exc:
+            raise TargetError(EINVAL, str(exc)) from None
         except MemoryError as exc:
             raise TargetError(EACCES, str(exc)) from None
+        self.timeline.note_write()
+
+    def _check_writable(self) -> None:
+        """History is fixed: a write inside it would make it unreplayable (branching timelines are not built)."""
+        t = self.timeline
+        if not t.is_writable:
+            where = "a saved recording" if not t.is_live else f"history (icount {t.icount}; it ends at {t.end})"
+            raise TargetError(EACCES, f"cannot write registers or memory inside {where}")
 
     # -- execution -------------------------------------------------------------
     def resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None = None) -> Stop:
-        if isinstance(self._last, Exited):
-            return self._last  # an exited guest stays exited until the server restarts it
-        if addr is not None:  # 'c ADDR' / 's ADDR': resume at ADDR
+        if addr is not None and addr != self.machine.pc:  # 'c ADDR' / 's ADDR': a jump is a write
             self._check_address(addr)
+            self._check_writable()
             self.machine.engine.pc = addr
-        limit = self.machine.icount + 1 if action == ResumeAction.STEP else None
-        result = self.machine.run(limit, interrupted)
+            self.timeline.note_write()
+        t = self.timeline
+        if action == ResumeAction.REVERSE_STEP:
+            result = t.step_backward()
+        elif action == ResumeAction.REVERSE_CONTINUE:
+            result = t.continue_backward(interrupted)
+        else:
+            result = t.run_forward(action == ResumeAction.STEP, interrupted)
         log.debug("stopped: %s", result.describe())
-        self._last = stop_for(result)
-        if result.kind == RunKind.BREAKPOINT and self._breakpoints.is_hardware(result.pc):
-            self._last = Breakpoint(hardware=True)
+        self._last = self._stop_for(result)
         return self._last
+
+    def _stop_for(self, result: RunResult) -> Stop:
+        if result.kind in (RunKind.EXITED, RunKind.RESET, RunKind.IDLE_FOREVER):
+            # The end of this history: no 'W' (gdb would forget the program and refuse to go back).
+            note = f"chronicorn: {result.describe()}; history ends here (reverse commands still work)\n"
+            log.info("%s", note.strip())
+            return HistoryEnd(HistoryBoundary.END, note)
+        stop = stop_for(result)
+        if result.kind == RunKind.BREAKPOINT and self._breakpoints.is_hardware(result.pc):
+            return Breakpoint(hardware=True)
+        return stop
 
     def last_stop(self) -> Stop:
         return self._last
@@ -236,6 +290,9 @@ class MachineTarget:
     # -- capabilities ------------------------------------------------------------
     def breakpoints(self) -> Breakpoints | None:
         return self._breakpoints
+
+    def can_reverse(self) -> bool:
+        return True
 
     def _check_address(self, addr: int) -> None:
         if not 0 <= addr <= self.machine.arch.mask:
@@ -255,22 +312,6 @@ class MachineTarget:
         return self.machine.memory.memory_map_xml()
 
     def monitor(self, command: str) -> str:
-        words = command.split()
-        if not words or words[0] == "help":
-            return (
-                "chronicorn monitor commands:\n"
-                "  help     this text\n"
-                "  icount   instructions retired since reset\n"
-                "  info     the machine: architecture, board, RAM, icount shift, image\n"
-            )
-        if words[0] == "icount":
-            return f"{self.machine.icount}\n"
-        if words[0] == "info":
-            m = self.machine
-            return (
-                f"architecture: {m.arch.name}\nboard: virt\nRAM: {m.config.ram_size // (1 << 20)} MiB at 0x80000000\n"
-                f"icount shift: {m.config.icount_shift}\nicount: {m.icount}\npc: {m.pc:#x}\n"
-                f"image: {m.image.path} (sha256 {m.image.sha256[:16]}...)\n"
-                f"icount counter: {'native' if m.counter.is_native else 'pure Python'}\n"
-            )
-        raise TargetError(EINVAL, f"unknown monitor command {words[0]!r} (try: monitor help)")
+        if self._monitor is None:
+            raise TargetError(EINVAL, "no monitor commands")
+        return self._monitor(command)

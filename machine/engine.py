@@ -245,9 +245,9 @@ class Engine:
             self.watchpoints.suspended = False
 
     # -- running -------------------------------------------------------------
-    def mark_resume_point(self) -> None:
-        """The caller resumes here: a breakpoint at this very (icount, pc) does not fire."""
-        self._resume_at = (self.icount, self.pc)
+    def mark_resume_point(self, resume: bool = True) -> None:
+        """The caller resumes here: a breakpoint at this very (icount, pc) does not fire (unless not ``resume``)."""
+        self._resume_at = (self.icount, self.pc) if resume else (-1, -1)
 
     def run(self, limit: int, soft_limit: int) -> EngineStop:
         """Run forward until the next event; never past ``limit``."""

@@ -35,6 +35,7 @@ from .engine import Cause, Engine, EngineStop, StopKind
 from .icount import NO_LIMIT, make_counter, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
+from .ram import RamPages
 from .results import RunKind, RunResult
 from .state import MachineState, capture, restore, state_digest
 from .watch import WatchKind, Watchpoint
@@ -111,6 +112,7 @@ class Machine:
         self.ram = mmap.mmap(-1, size)
         self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
         self.uc.mem_map_ptr(virt.RAM_BASE, size, UC_PROT_ALL, self._ram_ptr)
+        self.ram_pages = RamPages(self.ram, self._ram_ptr, self.config.prefer_native)
 
     def _map_device(self, region: virt.Region, device: Device) -> None:
         engine = self.engine
@@ -256,13 +258,19 @@ class Machine:
         self.uc.ctl_flush_tb()
 
     # -- running -------------------------------------------------------------
-    def run(self, max_icount: int | None = None, interrupted: Callable[[], bool] | None = None) -> RunResult:
-        """Run forward until the guest exits or faults, ``max_icount`` or ``interrupted()``."""
+    def run(self, max_icount: int | None = None, interrupted: Callable[[], bool] | None = None,
+            resume: bool = True) -> RunResult:  # fmt: skip
+        """Run forward until the guest exits or faults, ``max_icount`` or ``interrupted()``.
+
+        ``resume``: the caller resumes from a stop it reported, so a breakpoint or
+        watchpoint hit right here is stepped over. False when continuing a run
+        that was only cut for the caller's bookkeeping (a hit here must fire).
+        """
         cap = NO_LIMIT if max_icount is None else max_icount
-        self.engine.mark_resume_point()
+        self.engine.mark_resume_point(resume)
         # Only the watchpoint stop we reported and now resume from is stepped over silently.
         here = (self.icount, self.pc)
-        self._resumed_at = here if self._last_watch_stop == here else (-1, -1)
+        self._resumed_at = here if resume and self._last_watch_stop == here else (-1, -1)
         self._last_watch_stop = None
         while True:
             result = self._check_end(cap, interrupted)

@@ -20,6 +20,9 @@ class RunKind(enum.Enum):
     INTERRUPTED = "interrupted"  # the caller asked to stop
     BREAKPOINT = "breakpoint"  # pc reached a breakpoint (not yet executed)
     WATCHPOINT = "watchpoint"  # the instruction at pc accesses watched memory (not yet executed)
+    # Reported by replay's timeline, never by the machine itself:
+    HISTORY_BEGIN = "history-begin"  # going backward reached icount 0
+    HISTORY_END = "history-end"  # going forward reached the end of a fixed recording
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ same states as the original run did (a test proves it).
 from __future__ import annotations
 
 import copy
-import ctypes
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,11 +17,12 @@ from typing import TYPE_CHECKING
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from .devices.base import load_device, save_device
+from .ram import PageTable
 
 if TYPE_CHECKING:
     from .machine import Machine
 
-RAM_CHUNK = 1 << 16
+RAM_CHUNK = 1 << 16  # for digests
 DIGEST_CHUNK = 1 << 20
 
 
@@ -32,13 +32,13 @@ class MachineState:
 
     icount: int
     context: UcContext
-    ram: tuple[tuple[int, bytes], ...]  # (offset, bytes) of the non-zero RAM chunks
+    ram: PageTable  # shares unchanged pages with the states captured before it
     devices: tuple[tuple[str, dict[str, object]], ...]
     board: tuple[tuple[str, object], ...]  # machine and hart bookkeeping
 
     @property
     def ram_bytes(self) -> int:
-        return sum(len(chunk) for _, chunk in self.ram)
+        return self.ram.ram_bytes
 
 
 def nonzero_chunks(ram: object, size: int, chunk: int = RAM_CHUNK) -> tuple[tuple[int, bytes], ...]:
@@ -55,10 +55,6 @@ def nonzero_chunks(ram: object, size: int, chunk: int = RAM_CHUNK) -> tuple[tupl
     return tuple(chunks)
 
 
-def zero_ram(address: int, size: int) -> None:
-    ctypes.memset(address, 0, size)
-
-
 # Board bookkeeping outside Unicorn, by owner: restored field by field.
 _BOARD_FIELDS = ("halted", "exit_code", "reset_requested", "_plic_out", "_msip", "_last_watch_stop")
 _HART_FIELDS = ("mip_soft", "mcycle_offset", "minstret_offset")
@@ -70,15 +66,12 @@ def capture(machine: Machine) -> MachineState:
     board += [(f"hart.{n}", getattr(machine.hart, n)) for n in _HART_FIELDS]
     board.append(("clock.bias_ns", machine.clock.bias_ns))
     devices = tuple((name, save_device(device)) for name, device in sorted(machine.devices.items()))
-    ram = nonzero_chunks(machine.ram, len(machine.ram))
-    return MachineState(machine.icount, machine.uc.context_save(), ram, devices, tuple(board))
+    return MachineState(machine.icount, machine.uc.context_save(), machine.ram_pages.capture(), devices, tuple(board))
 
 
 def restore(machine: Machine, state: MachineState) -> None:
     """Put a captured state back; breakpoints and watchpoints stay as they are."""
-    zero_ram(machine._ram_ptr, len(machine.ram))
-    for offset, data in state.ram:
-        machine.ram[offset : offset + len(data)] = data
+    machine.ram_pages.restore(state.ram)
     machine.uc.context_restore(state.context)
     machine.engine.icount = state.icount
     owners = {"machine": machine, "hart": machine.hart, "clock": machine.clock}

@@ -10,7 +10,7 @@ execution resumes (unicorn-facts.md, "Watchpoints").
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc
@@ -75,9 +75,16 @@ class WatchpointSet:
             self._rearm()
 
     def clear(self) -> None:
-        if self._watchpoints:
-            self._watchpoints.clear()
+        self.replace([])
+
+    def replace(self, watchpoints: list[Watchpoint]) -> None:
+        """Watch exactly these (one re-arm, none when nothing changes)."""
+        if set(watchpoints) != set(self._watchpoints):
+            self._watchpoints = list(watchpoints)
             self._rearm()
+
+    def __iter__(self) -> Iterator[Watchpoint]:
+        return iter(list(self._watchpoints))
 
     def _rearm(self) -> None:
         for handle in self._hooks:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from machine.machine import Machine
 from machine.results import RunKind, RunResult
+from machine.state import MachineState
 
 from .events import EndReason
 from .recorder import Recorder
@@ -44,24 +45,32 @@ def record_run(machine: Machine, recorder: Recorder, max_icount: int | None,
 
 
 def replay_run(machine: Machine, replayer: Replayer, interrupted: Callable[[], bool] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> RunResult:  # fmt: skip
-    """Replay to the recording's end, checking every verification point; ``progress(icount, end)`` at each."""
+               progress: Callable[[int, int], None] | None = None,
+               keyframes: dict[int, tuple[MachineState, int]] | None = None) -> RunResult:  # fmt: skip
+    """Replay to the recording's end, checking every verification point; ``progress(icount, end)`` at each.
+
+    ``keyframes`` (icount -> state, log position): states after debugger writes, put in place on arrival.
+    """
     end = replayer.end
+    keyframes = keyframes or {}
     # A recording cut by the user or an icount limit stops there; one that ended by itself
     # (exit, fault, idling forever) must end the same way again.
     stops_by_itself = end is not None and end.reason not in (EndReason.USER_STOP, EndReason.ICOUNT_LIMIT)
     limit = None if end is None or stops_by_itself else end.icount
-    for icount, digest in replayer.verify_points:
-        result = machine.run(icount, interrupted)
+    digests = dict(replayer.verify_points)
+    for icount in sorted({*digests, *keyframes}):
+        result = machine.run(icount, interrupted, resume=False)
         if result.kind != RunKind.LIMIT:
             raise ReplayDivergence(
                 result.icount, f"the guest stopped ({result.describe()}) before a verification point"
             )
         if progress is not None and end is not None:
             progress(icount, end.icount)
+        if icount in keyframes:
+            state, replayer.position = keyframes[icount]
+            machine.restore_state(state)
         actual = _registers_digest(machine)
-        if actual != digest:
-            raise ReplayDivergence(
-                icount, f"register digest {actual.hex()} differs from the recorded {digest.hex()} (pc {machine.pc:#x})"
-            )
-    return machine.run(limit, interrupted)
+        if icount in digests and actual != digests[icount]:
+            raise ReplayDivergence(icount, f"register digest {actual.hex()} differs from the recorded "
+                                           f"{digests[icount].hex()} (pc {machine.pc:#x})")  # fmt: skip
+    return machine.run(limit, interrupted, resume=False)

@@ -8,13 +8,16 @@ import os
 import struct
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import BinaryIO
 
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from machine.loader import Image
+from machine.ram import PageTable
 from machine.state import MachineState
 
-from .log import FORMAT_VERSION, RecordingError
+from .events import Event
+from .log import FORMAT_VERSION, ChunkKind, Damage, LogReader, LogWriter, RecordingError, decode_events
 
 CHRONICORN_VERSION = "0.1.0"
 
@@ -75,22 +78,29 @@ def state_digest(registers: list[int]) -> bytes:
 
 
 # -- the initial snapshot (QEMU's rrsnapshot) ---------------------------------------------
-def encode_state(state: MachineState) -> bytes:
+def encode_state(state: MachineState, log_position: int = 0) -> bytes:
     """A machine state as bytes: u32 JSON length, JSON (fields), CPU context bytes, RAM chunks."""
     context = bytes(state.context)
+    pages = list(state.ram.chunks())
     meta = {
         "icount": state.icount,
         "board": [[key, _plain(value)] for key, value in state.board],
         "devices": [[name, {k: _plain(v) for k, v in fields.items()}] for name, fields in state.devices],
         "context": [len(context), state.context.arch, state.context.mode],
-        "ram": [[offset, len(data)] for offset, data in state.ram],
+        "ram": [[offset, len(data)] for offset, data in pages],
+        "log_position": log_position,
     }
     body = json.dumps(meta).encode()
-    return struct.pack("<I", len(body)) + body + context + b"".join(data for _, data in state.ram)
+    return struct.pack("<I", len(body)) + body + context + b"".join(data for _, data in pages)
 
 
-def decode_state(data: bytes) -> MachineState:
+def decode_state(data: bytes, ram_size: int) -> MachineState:
     """Inverse of :func:`encode_state` (raises RecordingError on malformed input)."""
+    return decode_snapshot(data, ram_size)[0]
+
+
+def decode_snapshot(data: bytes, ram_size: int) -> tuple[MachineState, int]:
+    """A state and the log position stored with it."""
     try:
         (length,) = struct.unpack_from("<I", data)
         meta = json.loads(data[4 : 4 + length])
@@ -107,7 +117,8 @@ def decode_state(data: bytes) -> MachineState:
             (key, tuple(v) if isinstance(v, list) and key.endswith("_stop") else v) for key, v in meta["board"]
         )
         devices = tuple((name, fields) for name, fields in meta["devices"])
-        return MachineState(meta["icount"], context, tuple(ram), devices, board)
+        state = MachineState(meta["icount"], context, PageTable.from_chunks(ram_size, ram), devices, board)
+        return state, int(meta.get("log_position", 0))
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise RecordingError(f"the initial snapshot is malformed: {exc}") from None
 
@@ -117,3 +128,48 @@ def _plain(value: object) -> object:
     if isinstance(value, deque | tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+# -- whole recordings ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadedRecording:
+    """A recording read into memory: header, initial snapshot, events, and damage if any."""
+
+    header: Header
+    initial: MachineState
+    events: list[Event]
+    damage: Damage | None
+    keyframes: dict[int, tuple[MachineState, int]]  # icount -> state after debugger writes, log position
+
+
+def load_recording(stream: BinaryIO) -> LoadedRecording:
+    """Read a whole recording (raises RecordingError when it has no usable header or initial snapshot)."""
+    reader = LogReader(stream)
+    header = Header.from_json(reader.header)
+    initial = None
+    events: list[Event] = []
+    keyframes: dict[int, tuple[MachineState, int]] = {}
+    for chunk in reader.chunks():
+        if chunk.kind == ChunkKind.SNAPSHOT and chunk.first_icount == 0 and initial is None:
+            initial = decode_state(chunk.data, header.ram_size)
+        elif chunk.kind == ChunkKind.SNAPSHOT:
+            keyframes[chunk.first_icount] = decode_snapshot(chunk.data, header.ram_size)
+        elif chunk.kind == ChunkKind.EVENTS:
+            events += decode_events(chunk.data, chunk.prefix_icount)
+    if initial is None:
+        raise RecordingError("the recording has no initial snapshot")
+    return LoadedRecording(header, initial, events, reader.damage, keyframes)
+
+
+def write_recording(stream: BinaryIO, header: Header, initial: MachineState, events: list[Event],
+                    keyframes: dict[int, tuple[MachineState, int]] | None = None) -> None:  # fmt: skip
+    """Write a whole recording: header, the initial snapshot, keyframes, the events (ending with an End event)."""
+    writer = LogWriter(stream, header.to_json())
+    writer.write_snapshot(initial.icount, encode_state(initial))
+    for icount, (state, position) in sorted((keyframes or {}).items()):
+        writer.write_snapshot(icount, encode_state(state, position))
+    for start in range(0, len(events), EVENTS_PER_CHUNK):
+        writer.write_events(events[start : start + EVENTS_PER_CHUNK])
+
+
+EVENTS_PER_CHUNK = 4096

@@ -54,9 +54,13 @@ class Exited:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEnd:
-    """Reverse or replayed execution reached an end of the recorded history."""
+    """Reverse or replayed execution reached an end of the recorded history.
+
+    ``note`` (optional) is shown on gdb's console before the stop (an ``O`` packet), e.g. why history ends here.
+    """
 
     boundary: HistoryBoundary
+    note: str = ""
 
 
 Stop = Signal | Breakpoint | Watchpoint | Exited | HistoryEnd

@@ -55,6 +55,7 @@ class Gdb:
 
     elf: Path
     controller: GdbController = field(init=False)
+    output: str = ""
 
     def __post_init__(self) -> None:
         self.controller = GdbController(
@@ -77,7 +78,11 @@ class Gdb:
         if result["message"] == "error":
             raise GdbError(result["payload"].get("msg", str(result)))
         self._pending = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        self._collect(records)
         return records
+
+    def _collect(self, records: list[Record]) -> None:
+        self.output += "".join(r["payload"] for r in records if r["type"] in ("console", "target") and r["payload"])
 
     def console(self, command: str) -> str:
         """A CLI command's console output (and target output: monitor replies)."""
@@ -89,6 +94,7 @@ class Gdb:
         deadline = time.monotonic() + timeout
         while not stopped and time.monotonic() < deadline:
             records = self.controller.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
+            self._collect(records)
             stopped = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
         self._pending = []
         if not stopped:
@@ -96,7 +102,11 @@ class Gdb:
         return stopped[-1]["payload"]
 
     def run(self, command: str, timeout: float = 60) -> Record:
-        """An execution command (-exec-continue, -exec-step...) up to its ``*stopped``."""
+        """An execution command (-exec-continue, -exec-step...) up to its ``*stopped``.
+
+        ``self.output`` then holds the console and target output seen meanwhile.
+        """
+        self.output = ""
         self.mi(command)
         return self.wait_stopped(timeout)
 

@@ -1,0 +1,112 @@
+/* Dirty-page tracking for snapshots (machine/ram.py).
+ *
+ * A snapshot shares every 4 KiB page that did not change since the previous
+ * one. Comparing all of RAM to find the changed pages costs ~16 ms per
+ * 128 MiB, too much for a snapshot every few milliseconds of guest time. So
+ * tracked RAM is kept read-only: the first write to a page after a snapshot
+ * faults, this SIGSEGV handler marks the page dirty and makes it writable,
+ * and the write is retried. A snapshot then costs the pages written since the
+ * last one plus one mprotect call. Faults outside tracked RAM go to the
+ * handler that was installed before (Python's faulthandler, or the default).
+ *
+ * Writes by the kernel (a read(2) into RAM) would fail with EFAULT instead of
+ * faulting: chronicorn only writes RAM from user space (Unicorn, mmap slices).
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_REGIONS 256
+
+struct region {
+    volatile uintptr_t base; /* 0: free slot */
+    volatile uintptr_t size;
+    volatile uint8_t *dirty; /* one byte per page */
+};
+
+static struct region regions[MAX_REGIONS];
+static struct sigaction previous;
+static int installed;
+static uintptr_t page_size;
+
+static void on_segv(int sig, siginfo_t *info, void *context)
+{
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    for (int i = 0; i < MAX_REGIONS; i++) {
+        struct region *r = &regions[i];
+        uintptr_t base = r->base;
+        if (base && addr - base < r->size) {
+            uintptr_t page = (addr - base) / page_size;
+            r->dirty[page] = 1;
+            if (mprotect((void *)(base + page * page_size), page_size, PROT_READ | PROT_WRITE) == 0)
+                return; /* the write is retried and succeeds */
+            break;
+        }
+    }
+    /* Not ours: hand over to whoever handled SIGSEGV before us. */
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(sig, info, context);
+    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        previous.sa_handler(sig);
+    } else {
+        sigaction(SIGSEGV, &previous, NULL); /* returning re-runs the access: it dies as it would have */
+    }
+}
+
+/* Start tracking [base, base+size) (page-aligned); dirty has size/page bytes. Returns a slot or -1. */
+int chron_track(void *base, uint64_t size, uint8_t *dirty)
+{
+    page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!installed) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = on_segv;
+        action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&action.sa_mask);
+        if (sigaction(SIGSEGV, &action, &previous) != 0)
+            return -1;
+        installed = 1;
+    }
+    for (int i = 0; i < MAX_REGIONS; i++) {
+        if (!regions[i].base) {
+            regions[i].size = size;
+            regions[i].dirty = dirty;
+            regions[i].base = (uintptr_t)base;
+            if (mprotect(base, size, PROT_READ) != 0) {
+                regions[i].base = 0;
+                return -1;
+            }
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Stop tracking a slot: RAM becomes writable again. */
+void chron_untrack(int slot)
+{
+    if (slot < 0 || slot >= MAX_REGIONS || !regions[slot].base)
+        return;
+    mprotect((void *)regions[slot].base, regions[slot].size, PROT_READ | PROT_WRITE);
+    regions[slot].base = 0;
+}
+
+/* Write the indices of the pages written since the last call into out, clear the marks and
+ * make the region read-only again. Returns how many, or -1 if mprotect failed. */
+int64_t chron_take_dirty(int slot, uint32_t *out)
+{
+    struct region *r = &regions[slot];
+    uint64_t npages = r->size / page_size, n = 0;
+    if (mprotect((void *)r->base, r->size, PROT_READ) != 0)
+        return -1;
+    for (uint64_t i = 0; i < npages; i++) {
+        if (r->dirty[i]) {
+            r->dirty[i] = 0;
+            out[n++] = (uint32_t)i;
+        }
+    }
+    return (int64_t)n;
+}

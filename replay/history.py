@@ -1,0 +1,104 @@
+"""The timeline's input source: replays logged events inside history, records live ones past its end.
+
+One event list serves both directions of time. Inside history (before the
+*frontier*, the furthest icount the run has reached) every input comes from the
+list, at the position a snapshot restored. At the frontier of a live history the
+live source is asked and its answers are appended, so going forward past the end
+simply continues live recording (QEMU's record mode, rr's "replay then go live").
+A saved recording has no live source: its frontier is fixed.
+"""
+
+from __future__ import annotations
+
+from machine.inputs import IdleOutcome, InputSource
+
+from .errors import ReplayDivergence
+from .events import ClockWarp, Event, HostClock, UartInput
+
+InputEvent = UartInput | HostClock | ClockWarp
+
+
+class HistoryInputs:
+    """An :class:`InputSource` over one growing event list; ``position`` is the next event to replay."""
+
+    def __init__(self, events: list[InputEvent], frontier: int, live: InputSource | None = None) -> None:
+        self.events = events
+        self.position = 0
+        self.frontier = frontier
+        self.live = live
+
+    @classmethod
+    def from_log(cls, events: list[Event], frontier: int) -> HistoryInputs:
+        """A fixed history from a recording's events (verification points and the end left out)."""
+        return cls([e for e in events if isinstance(e, UartInput | HostClock | ClockWarp)], frontier)
+
+    def _is_live(self, icount: int) -> bool:
+        return self.live is not None and self.position == len(self.events) and icount >= self.frontier
+
+    def _append(self, event: InputEvent) -> None:
+        self.events.append(event)
+        self.position += 1
+
+    def _next(self) -> InputEvent | None:
+        return self.events[self.position] if self.position < len(self.events) else None
+
+    def _take(self, cls: type, icount: int, what: str) -> InputEvent:
+        event = self._next()
+        if event is None or not isinstance(event, cls) or event.icount != icount:
+            found = "no more events" if event is None else f"{type(event).__name__} at icount {event.icount}"
+            raise ReplayDivergence(icount, f"the guest {what}, the history has {found}")
+        self.position += 1
+        return event
+
+    # -- InputSource -----------------------------------------------------------------------
+    def host_clock_ns(self, icount: int) -> int:
+        if self.live is not None and self._is_live(icount):
+            ns = self.live.host_clock_ns(icount)
+            self._append(HostClock(icount, ns))
+            return ns
+        event = self._take(HostClock, icount, "read the host clock")
+        assert isinstance(event, HostClock)
+        return event.ns
+
+    def poll_input(self, icount: int, space: int) -> bytes:
+        if self.live is not None and self._is_live(icount):
+            data = self.live.poll_input(icount, space)
+            if data:
+                self._append(UartInput(icount, data))
+            return data
+        event = self._next()
+        if not isinstance(event, UartInput) or event.icount > icount:
+            return b""
+        if event.icount < icount:
+            raise ReplayDivergence(icount, f"UART input logged at icount {event.icount} was not taken")
+        if len(event.data) > space:
+            raise ReplayDivergence(icount, f"UART input of {len(event.data)} bytes does not fit ({space} free)")
+        self.position += 1
+        return event.data
+
+    def next_input_icount(self, icount: int) -> int | None:
+        if self.live is not None and self._is_live(icount):
+            return self.live.next_input_icount(icount)
+        event = self._next()
+        return event.icount if isinstance(event, UartInput) else None
+
+    def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
+        if self.live is not None and self._is_live(icount):
+            outcome = self.live.idle(icount, deadline_ns)
+            if outcome.warp_ns and outcome.warp_ns != deadline_ns:
+                self._append(ClockWarp(icount, outcome.warp_ns))
+            if outcome.data:
+                self._append(UartInput(icount, outcome.data))
+            return outcome
+        event = self._next()
+        if isinstance(event, ClockWarp) and event.icount == icount:
+            self.position += 1
+            return IdleOutcome(warp_ns=event.warp_ns)
+        if isinstance(event, UartInput) and event.icount == icount:
+            return IdleOutcome()  # the machine polls it next
+        if deadline_ns is not None:
+            return IdleOutcome(warp_ns=deadline_ns)
+        if event is not None:
+            found = type(event).__name__
+            raise ReplayDivergence(icount, f"the guest idles with no timer, the history has {found} next")
+        return IdleOutcome(forever=True)

@@ -1,0 +1,276 @@
+"""The timeline: seek, step and continue in both directions over one history (rr's ReplayTimeline).
+
+The machine only runs forward; every backward move restores the nearest
+snapshot at or before the target and replays forward to it. Snapshots are
+taken periodically on the way forward (every ``interval`` instructions, past
+the furthest point reached so far) and on the way to every seek target, halving
+the distance each time, so repeated steps back near where the user works
+replay only a few thousand instructions.
+
+Positions are icounts: position ``i`` is the state before the instruction with
+icount ``i`` executes (and before an interrupt due there is taken).
+
+Breakpoints and watchpoints belong to the timeline; they are armed in the
+machine only for runs that report them (never for seeks). Going backward,
+:meth:`continue_backward` scans window after window ``[snapshot, end)`` forward
+and reports the *last* hit: a breakpoint at its position, a watchpoint one
+instruction after the accessing instruction (gdb's rule for non-steppable
+watchpoints on RISC-V and ARM: it steps back over the access itself).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from machine.machine import Machine
+from machine.results import RunKind, RunResult
+from machine.watch import Watchpoint
+
+from .errors import ReplayDivergence
+from .history import HistoryInputs
+from .snapshot import Snapshot, restore_snapshot, take_snapshot
+from .store import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+Interrupted = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
+
+
+class Timeline:
+    """One machine's history: where it is, where it can go, and how to get there."""
+
+    def __init__(self, machine: Machine, inputs: HistoryInputs, store: SnapshotStore | None = None,
+                 interval: int | None = None) -> None:  # fmt: skip
+        if machine.inputs is not inputs:
+            raise ValueError("the machine must take its inputs from the timeline's history")
+        self.machine = machine
+        self.inputs = inputs
+        self.store = store if store is not None else SnapshotStore()
+        self.interval = interval or max(1 << 12, machine.counter.checkpoint_interval // 2)
+        self.min_gap = max(1 << 10, self.interval >> 5)
+        self.breakpoints: set[int] = set()
+        self.watchpoints: set[Watchpoint] = set()
+        self._scanned = machine.icount  # the furthest icount run so far: periodic snapshots past it
+        self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
+        self.store.add(take_snapshot(machine, inputs.position))
+
+    # -- where we are ----------------------------------------------------------------------
+    @property
+    def icount(self) -> int:
+        return self.machine.icount
+
+    @property
+    def start(self) -> int:
+        """The first icount of history (0 for a run from reset)."""
+        return self.store.icounts()[0]
+
+    @property
+    def end(self) -> int:
+        """The last icount of history: the frontier of a live run, the end of a recording."""
+        return self.inputs.frontier
+
+    @property
+    def is_live(self) -> bool:
+        """Going forward past the end continues live execution (and records it)."""
+        return self.inputs.live is not None
+
+    @property
+    def is_in_history(self) -> bool:
+        """True before the end: the state here is fixed by the history."""
+        return self.icount < self.end or not self.is_live
+
+    def _result(self, kind: RunKind) -> RunResult:
+        return RunResult(kind, self.machine.icount, self.machine.pc)
+
+    # -- breakpoints and watchpoints -----------------------------------------------------------
+    def add_breakpoint(self, addr: int) -> None:
+        self.machine.add_breakpoint(addr)  # validates the address now
+        self.breakpoints.add(addr)
+
+    def remove_breakpoint(self, addr: int) -> None:
+        self.breakpoints.discard(addr)
+        self.machine.remove_breakpoint(addr)
+
+    def add_watchpoint(self, watchpoint: Watchpoint) -> None:
+        self.watchpoints.add(watchpoint)
+
+    def remove_watchpoint(self, watchpoint: Watchpoint) -> None:
+        self.watchpoints.discard(watchpoint)
+
+    def _arm(self, on: bool) -> None:
+        """Make the machine report our breakpoints and watchpoints (or none of them)."""
+        want = self.breakpoints if on else set()
+        have = self.machine.engine.breakpoints
+        for addr in have - want:
+            self.machine.remove_breakpoint(addr)
+        for addr in want - have:
+            self.machine.add_breakpoint(addr)
+        self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr) if on else [])
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """A snapshot of now, kept in the store."""
+        snapshot = take_snapshot(self.machine, self.inputs.position)
+        self.store.add(snapshot)
+        return snapshot
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        self.inputs.position = restore_snapshot(self.machine, snapshot)
+
+    def load(self, snapshot: Snapshot) -> None:
+        """Go to a snapshot taken on this timeline (``monitor snapshot load``)."""
+        if snapshot.icount > self.end:
+            raise ValueError(f"snapshot at icount {snapshot.icount} lies past the end of history ({self.end})")
+        self.store.focus = snapshot.icount
+        self._restore(snapshot)
+
+    @property
+    def is_writable(self) -> bool:
+        """Registers and memory may be written: at the end of a live history (inside it, history is fixed)."""
+        return self.is_live and self.machine.icount >= self.end
+
+    def note_write(self) -> None:
+        """The debugger wrote registers or memory here, at the live end: keep the new state as a keyframe.
+
+        Replaying forward through this icount later restores the keyframe, so the
+        write is part of history (and of a saved recording) like any input.
+        """
+        if not self.is_writable:
+            raise ValueError("history is fixed here: writes are only possible at the end of a live run")
+        self.add_keyframe(self.snapshot())
+
+    def add_keyframe(self, snapshot: Snapshot) -> None:
+        """Replaying through ``snapshot.icount`` puts this state in place (a recording's debugger writes)."""
+        self.keyframes[snapshot.icount] = snapshot
+        self.store.pin(snapshot)
+
+    def _run(self, limit: int | None, interrupted: Interrupted = _never, resume: bool = True) -> RunResult:
+        """``machine.run`` that passes keyframes: reaching one's icount puts its state in place."""
+        while True:
+            later = [k for k in self.keyframes if k > self.machine.icount and (limit is None or k <= limit)]
+            if not later:
+                result = self.machine.run(limit, interrupted, resume=resume)
+                self._note_progress()
+                return result
+            key = min(later)
+            result = self.machine.run(key, interrupted, resume=resume)
+            self._note_progress()
+            if result.kind != RunKind.LIMIT or self.machine.icount != key:
+                return result
+            self._restore(self.keyframes[key])
+            if key == limit:
+                return result
+            resume = False
+
+    def _note_progress(self) -> None:
+        icount = self.machine.icount
+        self._scanned = max(self._scanned, icount)
+        if self.is_live and icount > self.inputs.frontier:
+            self.inputs.frontier = icount
+
+    # -- seeking -------------------------------------------------------------------------------
+    def seek(self, target: int) -> None:
+        """Go to ``target`` (start <= target <= end): restore a snapshot, replay forward to it."""
+        if not self.start <= target <= self.end:
+            raise ValueError(f"icount {target} is outside history ({self.start}..{self.end})")
+        self.store.focus = target
+        self._arm(False)
+        snapshot = self.store.at_or_before(target)
+        if not snapshot.icount <= self.machine.icount <= target:
+            self._restore(snapshot)
+        # Snapshots on the way, each halving the distance left: the next steps back are short replays.
+        distance = target - self.machine.icount
+        points = []
+        while distance >= 2 * self.min_gap:
+            distance //= 2
+            points.append(target - distance)
+        for point in [*points, target]:
+            self._replay_to(point)
+            if point != target and not self.store.has(point):
+                self.snapshot()
+
+    def _replay_to(self, target: int) -> None:
+        while self.machine.icount < target:
+            result = self._run(target, resume=False)
+            if result.kind != RunKind.LIMIT and self.machine.icount < target:
+                raise ReplayDivergence(result.icount, f"the guest stopped ({result.describe()}) inside history")
+
+    # -- forward -------------------------------------------------------------------------------
+    def run_forward(self, step: bool = False, interrupted: Interrupted = _never) -> RunResult:
+        """Continue (or step one instruction) forward; past the end of a live history, record live."""
+        self.store.focus = self.machine.icount
+        if not self.is_live and self.machine.icount >= self.end:
+            return self._result(RunKind.HISTORY_END)
+        limit = self.machine.icount + 1 if step else None
+        if not self.is_live:
+            limit = self.end if limit is None else min(limit, self.end)
+        self._arm(True)
+        resume = True
+        while True:
+            point = (max(self.machine.icount, self._scanned) // self.interval + 1) * self.interval
+            cut = limit is None or point < limit
+            result = self._run(point if cut else limit, interrupted, resume=resume)
+            resume = False
+            if not (cut and result.kind == RunKind.LIMIT):
+                break
+            if not self.store.has(point):
+                self.snapshot()
+        if not self.is_live and result.icount >= self.end and result.kind in _ENDS_AT_HISTORY_END:
+            return self._result(RunKind.HISTORY_END)
+        return result
+
+    # -- backward ------------------------------------------------------------------------------
+    def step_backward(self) -> RunResult:
+        """Go back one instruction (``bs``)."""
+        if self.machine.icount <= self.start:
+            return self._result(RunKind.HISTORY_BEGIN)
+        self.seek(self.machine.icount - 1)
+        return self._result(RunKind.LIMIT)
+
+    def continue_backward(self, interrupted: Interrupted = _never) -> RunResult:
+        """Go back to the last breakpoint or watchpoint hit before here (``bc``), or the start."""
+        end = self.machine.icount
+        self.store.focus = end
+        window_end = end
+        while window_end > self.start:
+            snapshot = self.store.at_or_before(window_end - 1)
+            self._arm(False)
+            self._restore(snapshot)
+            hits = self._scan(window_end, interrupted)
+            if hits is None:
+                return self._result(RunKind.INTERRUPTED)  # Ctrl-C: stop at the window's start
+            if hits:
+                position, hit = hits[-1]
+                self.seek(position)
+                return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
+                                 watch_kind=hit.watch_kind)  # fmt: skip
+            window_end = snapshot.icount
+        self.seek(self.start)
+        return self._result(RunKind.HISTORY_BEGIN)
+
+    def _scan(self, window_end: int, interrupted: Interrupted) -> list[tuple[int, RunResult]] | None:
+        """Run forward to ``window_end`` (excluded), collecting (position, hit); None if interrupted."""
+        self._arm(True)
+        hits: list[tuple[int, RunResult]] = []
+        resume = False  # a hit at the window's first instruction counts
+        while True:
+            result = self._run(window_end, interrupted, resume=resume)
+            resume = True
+            if result.kind == RunKind.BREAKPOINT:
+                hits.append((result.icount, result))
+            elif result.kind == RunKind.WATCHPOINT:
+                hits.append((result.icount + 1, result))  # reported after the access going backward
+            elif result.kind == RunKind.INTERRUPTED:
+                return None
+            else:
+                if result.kind != RunKind.LIMIT or result.icount < window_end:
+                    raise ReplayDivergence(result.icount, f"the guest stopped ({result.describe()}) inside history")
+                return hits
+
+
+_ENDS_AT_HISTORY_END = (RunKind.LIMIT, RunKind.EXITED, RunKind.IDLE_FOREVER, RunKind.RESET)
