@@ -1,0 +1,190 @@
+"""The timeline against a forward-only reference: every position has the digest the reference had there.
+
+The reference is a plain machine run forward once with the same scripted inputs, tracing the pc of every
+instruction; digests at any icount come from fresh reference runs. The timeline is driven live (recording
+its inputs as it goes) and then as a fixed history, with a small snapshot interval so that seeks and
+backward scans cross many snapshots and windows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from machine.inputs import ScriptedInputs
+from machine.loader import load_image
+from machine.machine import Machine, MachineConfig
+from machine.results import RunKind
+from machine.watch import Watchpoint, WatchKind
+from replay.history import HistoryInputs
+from replay.store import SnapshotStore
+from replay.timeline import Timeline
+from tests.conftest import guest
+
+SCHEDULE = {"echo": [(16_800, b"ab\n"), (30_000, b"hello\n"), (45_000, b"q")], "timer": []}
+INTERVAL = 4096
+
+
+def _machine(name: str, inputs: object) -> Machine:
+    return Machine(load_image(guest("rv32", name)), inputs, lambda b: None, MachineConfig())  # type: ignore[arg-type]
+
+
+def _scripted(name: str) -> ScriptedInputs:
+    return ScriptedInputs(0, list(SCHEDULE[name]))
+
+
+@cache
+def reference_trace(name: str) -> tuple[tuple[int, ...], int]:
+    """The pc before each icount (index = icount) and the icount at which the guest exits."""
+    machine = _machine(name, _scripted(name))
+    pcs: dict[int, int] = {}
+    machine.enable_trace(lambda icount, pc, code: pcs.__setitem__(icount, pc))
+    result = machine.run()
+    assert result.kind == RunKind.EXITED
+    return tuple(pcs[i] for i in range(result.icount)), result.icount
+
+
+@cache
+def reference_digest(name: str, icount: int) -> str:
+    machine = _machine(name, _scripted(name))
+    machine.run(icount)
+    assert machine.icount == icount
+    return machine.digest()
+
+
+def live_timeline(name: str) -> Timeline:
+    inputs = HistoryInputs([], 0, _scripted(name))
+    return Timeline(_machine(name, inputs), inputs, SnapshotStore(), INTERVAL)
+
+
+def fixed_timeline(name: str) -> Timeline:
+    """A saved history: the live run's events, its end fixed, on a fresh machine."""
+    live = live_timeline(name)
+    live.run_forward()
+    inputs = HistoryInputs(list(live.inputs.events), live.end)
+    return Timeline(_machine(name, inputs), inputs, SnapshotStore(), INTERVAL)
+
+
+def check_here(timeline: Timeline, name: str) -> None:
+    assert timeline.machine.digest() == reference_digest(name, timeline.icount), timeline.icount
+
+
+@pytest.mark.parametrize("name", ["timer", "echo"])
+def test_live_run_records_then_seeks_anywhere(name: str) -> None:
+    timeline = live_timeline(name)
+    result = timeline.run_forward()
+    pcs, end = reference_trace(name)
+    assert result.kind == RunKind.EXITED and timeline.end == end == result.icount
+    assert len(timeline.store) > 3  # periodic snapshots were taken
+    for target in (end // 2, 1, end, 0, end - 1, end // 3):
+        timeline.seek(target)
+        assert timeline.icount == target and timeline.machine.pc == (pcs[target] if target < end else result.pc)
+        check_here(timeline, name)
+
+
+def test_step_backward_at_the_start_is_the_history_begin() -> None:
+    timeline = live_timeline("timer")
+    assert timeline.step_backward().kind == RunKind.HISTORY_BEGIN
+    timeline.run_forward(step=True)
+    assert timeline.step_backward().kind == RunKind.LIMIT and timeline.icount == 0
+
+
+def test_fixed_history_ends_without_exit() -> None:
+    timeline = fixed_timeline("echo")
+    _, end = reference_trace("echo")
+    assert timeline.run_forward().kind == RunKind.HISTORY_END and timeline.icount == end
+    assert timeline.run_forward(step=True).kind == RunKind.HISTORY_END
+    assert timeline.step_backward().kind == RunKind.LIMIT and timeline.icount == end - 1
+    check_here(timeline, "echo")
+
+
+@pytest.mark.parametrize("name", ["timer", "echo"])
+def test_continue_backward_finds_every_earlier_hit_in_turn(name: str) -> None:
+    pcs, end = reference_trace(name)
+    timeline = fixed_timeline(name)
+    timeline.seek(end)
+    handler = load_image(guest("rv32", name)).symbols["trap_handler"]
+    expected = [i for i, pc in enumerate(pcs) if pc == handler]
+    assert len(expected) >= 2
+    timeline.add_breakpoint(handler)
+    found = []
+    while (result := timeline.continue_backward()).kind == RunKind.BREAKPOINT:
+        assert result.pc == handler and timeline.icount == result.icount
+        found.append(result.icount)
+    assert result.kind == RunKind.HISTORY_BEGIN and timeline.icount == 0
+    assert found == expected[::-1]  # the last hit first, none skipped, the one we stand on never again
+
+
+def test_continue_backward_watchpoint_reports_after_the_write() -> None:
+    image = load_image(guest("rv32", "timer"))
+    ticks = image.symbols["ticks"]
+    timeline = fixed_timeline("timer")
+    timeline.seek(timeline.end)
+    final = int.from_bytes(timeline.machine.memory.read(ticks, 4), "little")
+    timeline.add_watchpoint(Watchpoint(WatchKind.WRITE, ticks, 4))
+    result = timeline.continue_backward()
+    assert result.kind == RunKind.WATCHPOINT and result.fault_addr == ticks
+    # Reported one instruction after the write: the value is the new one; one step back it is the old one.
+    assert int.from_bytes(timeline.machine.memory.read(ticks, 4), "little") == final
+    timeline.watchpoints.clear()
+    timeline.step_backward()
+    assert int.from_bytes(timeline.machine.memory.read(ticks, 4), "little") == final - 1
+    check_here(timeline, "timer")
+
+
+def test_debugger_write_at_the_live_end_is_replayed() -> None:
+    timeline = live_timeline("timer")
+    timeline.run_forward(step=False, interrupted=lambda: timeline.icount > 5000)
+    ticks = load_image(guest("rv32", "timer")).symbols["ticks"]
+    timeline.machine.memory.write(ticks, (7).to_bytes(4, "little"))
+    timeline.note_write()
+    written_at, digest = timeline.icount, timeline.machine.digest()
+    timeline.run_forward(step=True)
+    timeline.seek(0)
+    timeline.seek(written_at)
+    assert timeline.machine.digest() == digest
+    with pytest.raises(ValueError):
+        timeline.note_write()  # inside history now
+
+
+MOVES = st.lists(
+    st.one_of(
+        st.tuples(st.just("seek"), st.floats(0, 1)),
+        st.tuples(st.just("back"), st.just(0.0)),
+        st.tuples(st.just("step"), st.just(0.0)),
+        st.tuples(st.just("rcont"), st.just(0.0)),
+        st.tuples(st.just("cont"), st.just(0.0)),
+    ),
+    min_size=3,
+    max_size=8,
+)
+
+
+@settings(max_examples=12, deadline=None)
+@given(moves=MOVES, name=st.sampled_from(["timer", "echo"]))
+def test_random_walk_matches_the_forward_reference(moves: list[tuple[str, float]], name: str) -> None:
+    pcs, end = reference_trace(name)
+    timeline = fixed_timeline(name)
+    handler = load_image(guest("rv32", name)).symbols["trap_handler"]
+    timeline.add_breakpoint(handler)
+    hits = [i for i, pc in enumerate(pcs) if pc == handler]
+    for move, fraction in moves:
+        before = timeline.icount
+        if move == "seek":
+            timeline.seek(round(fraction * end))
+        elif move == "back":
+            timeline.step_backward()
+            assert timeline.icount == max(0, before - 1)
+        elif move == "step":
+            timeline.run_forward(step=True)
+            assert timeline.icount == min(end, before + 1)
+        elif move == "rcont":
+            timeline.continue_backward()
+            assert timeline.icount == max([i for i in hits if i < before], default=0)
+        else:
+            timeline.run_forward()
+            assert timeline.icount == min([i for i in hits if i > before], default=end)
+        check_here(timeline, name)
