@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
+from typing import BinaryIO
 
 from machine.inputs import HostInputs, InputSource
 from machine.loader import Image, ImageError, load_image
@@ -100,11 +101,12 @@ def _serve(args: argparse.Namespace, timeline: Timeline, image: Image) -> int:
     return 0
 
 
-def _uart_input(path: str) -> int | None:
+def _uart_input(path: str) -> BinaryIO | None:
+    """The UART input stream: stdin for '-', else the file (kept open for the server's lifetime)."""
     if path == "-":
-        return None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
+        return None if sys.stdin is None or sys.stdin.closed else sys.stdin.buffer
     try:
-        return open(path, "rb").fileno()  # noqa: SIM115 - read by the input thread for the server's lifetime
+        return open(path, "rb")  # noqa: SIM115 - read by the input thread for the server's lifetime
     except OSError as exc:
         raise ImageError(f"cannot read UART input {path}: {exc.strerror or exc}") from exc
 
@@ -112,9 +114,14 @@ def _uart_input(path: str) -> int | None:
 def cmd_serve(args: argparse.Namespace, config: MachineConfig) -> int:
     """Serve a guest halted at reset; it is recorded as it runs, so gdb can go back at any moment."""
     image = load_image(args.guest, args.load_addr)
-    live: InputSource = HostInputs(_uart_input(args.uart_input))
+    stream = _uart_input(args.uart_input)
+    live: InputSource = HostInputs(None if stream is None else stream.fileno())
     timeline, _ = build_timeline(image, HistoryInputs([], 0, live), config, args.snapshot_budget)
-    return _serve(args, timeline, image)
+    try:
+        return _serve(args, timeline, image)
+    finally:
+        if stream is not None and stream is not sys.stdin.buffer:
+            stream.close()
 
 
 def serve_recording(args: argparse.Namespace, loaded: LoadedRecording, image: Image, config: MachineConfig,

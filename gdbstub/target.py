@@ -276,8 +276,9 @@ class TimelineTarget:
     def _stop_for(self, result: RunResult) -> Stop:
         if result.kind in (RunKind.EXITED, RunKind.RESET, RunKind.IDLE_FOREVER):
             # The end of this history: no 'W' (gdb would forget the program and refuse to go back).
-            note = f"chronicorn: {result.describe()}; history ends here (reverse commands still work)\n"
-            log.info("%s", note.strip())
+            text = f"{result.describe()}; history ends here (reverse commands still work)"
+            log.info("%s", text)
+            note = f"chronicorn: {text}\n"
             return HistoryEnd(HistoryBoundary.END, note)
         stop = stop_for(result)
         if result.kind == RunKind.BREAKPOINT and self._breakpoints.is_hardware(result.pc):

@@ -1,0 +1,224 @@
+"""Reverse debugging from the real gdb-multiarch against ``chronicorn serve`` and ``replay --port`` (rv32, rv64).
+
+Every backward move is checked against what was seen going forward at the same icount.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, expected_output, guest, guest_input
+from tests.e2e.gdb import Gdb, GdbError, ServerProcess, require_gdb
+
+pytestmark = pytest.mark.gdb
+
+
+def icount(gdb: Gdb) -> int:
+    return int(gdb.console("monitor icount"))
+
+
+def line(stopped: dict) -> int:
+    return int(stopped["frame"]["line"])
+
+
+def is_history_begin(gdb: Gdb, stopped: dict) -> bool:
+    """gdb 13 over MI: a ``*stopped`` without reason plus the console line (gdb-protocol-facts.md)."""
+    return "reason" not in stopped and "No more reverse-execution history" in gdb.output
+
+
+def test_reverse_stepi_retraces_every_register(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi("-break-insert trap_handler")
+    gdb.run("-exec-continue")  # inside an interrupt handler: the way back crosses the trap entry
+    gdb.mi("-break-delete")
+    seen = []
+    for _ in range(12):
+        seen.append((icount(gdb), gdb.registers()))
+        gdb.run("-exec-step-instruction")
+    for expected_icount, expected_registers in reversed(seen):
+        gdb.run("-exec-step-instruction --reverse")
+        assert icount(gdb) == expected_icount
+        assert gdb.registers() == expected_registers
+
+
+def test_reverse_continue_skips_its_start_and_finds_the_last_hit(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi("-break-insert trap_handler")
+    hits = []
+    for _ in range(4):
+        gdb.run("-exec-continue")
+        hits.append((icount(gdb), gdb.evaluate("ticks")))
+    for expected in reversed(hits[:-1]):
+        stopped = gdb.run("-exec-continue --reverse")
+        assert stopped["reason"] == "breakpoint-hit" and stopped["frame"]["func"] == "trap_handler"
+        assert (icount(gdb), gdb.evaluate("ticks")) == expected
+    stopped = gdb.run("-exec-continue --reverse")
+    assert is_history_begin(gdb, stopped) and icount(gdb) == 0
+    stopped = gdb.run("-exec-continue")  # and forward again to the same first hit
+    assert (icount(gdb), gdb.evaluate("ticks")) == hits[0]
+
+
+def test_conditional_breakpoint_in_reverse(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi('-break-insert -c "ticks == 4" trap_handler')
+    gdb.run("-exec-continue")
+    gdb.mi("-break-delete")
+    gdb.mi('-break-insert -c "ticks == 1" trap_handler')
+    stopped = gdb.run("-exec-continue --reverse")
+    assert stopped["reason"] == "breakpoint-hit" and gdb.evaluate("ticks") == "1"
+
+
+def test_reverse_next_step_and_finish_land_where_forward_was(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "hello"))
+    gdb.mi("-break-insert main")
+    gdb.run("-exec-continue")
+    forward = []
+    for _ in range(4):
+        forward.append((icount(gdb), line(gdb.run("-exec-next"))))
+    here = (icount(gdb), int(gdb.frame()["line"]))
+    for expected_icount, _ in reversed(forward[1:]):
+        stopped = gdb.run("-exec-next --reverse")
+        assert stopped["reason"] == "end-stepping-range"
+        assert icount(gdb) == expected_icount
+    # reverse-step into the callee of the previous line, then reverse-finish back out to its call
+    gdb.run("-exec-next")
+    stopped = gdb.run("-exec-step --reverse")
+    callee = stopped["frame"]["func"]
+    if callee != "main":  # the previous line called a function: we are at its last line
+        stopped = gdb.run("-exec-finish --reverse")
+        assert stopped["frame"]["func"] == "main"
+    assert (icount(gdb), line(stopped)) != here
+
+
+def test_reverse_watch_rwatch_awatch_show_the_writing_line_and_values(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi('-break-insert -c "ticks == 3" trap_handler')
+    gdb.run("-exec-continue")
+    gdb.mi("-break-delete")
+    gdb.mi("-break-watch ticks")
+    stopped = gdb.run("-exec-continue --reverse")
+    assert stopped["reason"] == "watchpoint-trigger"
+    # Going backward gdb shows the value before the write as "new": the write 2 -> 3 (the last one) undone.
+    assert stopped["value"] == {"old": "3", "new": "2"}
+    assert stopped["frame"]["func"] == "trap_handler"  # stopped at the writing line
+    writing_line = line(stopped)
+    stopped = gdb.run("-exec-continue")  # forward again over the same write
+    assert stopped["value"] == {"old": "2", "new": "3"} and line(stopped) >= writing_line
+    gdb.mi("-break-delete")
+    gdb.mi("-break-watch -r ticks")
+    stopped = gdb.run("-exec-continue --reverse")
+    assert stopped["reason"] == "read-watchpoint-trigger" and stopped["frame"]["func"] in ("trap_handler", "main")
+    gdb.mi("-break-delete")
+    gdb.mi("-break-watch -a ticks")
+    stopped = gdb.run("-exec-continue --reverse")
+    assert stopped["reason"] == "access-watchpoint-trigger"
+
+
+def test_no_more_history_at_the_start(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "hello"))
+    stopped = gdb.run("-exec-step-instruction --reverse")
+    assert is_history_begin(gdb, stopped) and icount(gdb) == 0
+    gdb.run("-exec-step-instruction")
+    gdb.run("-exec-step-instruction")
+    stopped = gdb.run("-exec-continue --reverse")
+    assert is_history_begin(gdb, stopped) and icount(gdb) == 0 and int(gdb.frame()["addr"], 16) == 0x1000
+
+
+def test_writes_inside_history_are_refused_and_allowed_at_the_live_end(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi('-break-insert -c "ticks == 2" trap_handler')
+    gdb.run("-exec-continue")
+    gdb.run("-exec-step-instruction --reverse")
+    with pytest.raises(GdbError, match="(?i)cannot access memory|error"):
+        gdb.mi("-gdb-set var ticks = 40")
+    assert gdb.evaluate("ticks") != "40"
+    gdb.run("-exec-step-instruction")  # back at the end of history: live, writable
+    gdb.mi("-gdb-set var ticks = 40")
+    end = icount(gdb)
+    gdb.run("-exec-step-instruction --reverse")
+    gdb.run("-exec-step-instruction")  # replayed through the write
+    assert icount(gdb) == end and gdb.evaluate("ticks") == "40"
+
+
+def test_echo_forward_again_replays_the_same_output_then_continues_live(xlen: str, debug, tmp_path) -> None:  # noqa: ANN001
+    elf = guest(xlen, "echo")
+    source = tmp_path / "input.txt"
+    source.write_bytes(guest_input("echo"))
+    server, gdb = debug(elf, "--uart-input", str(source))
+    gdb.mi("-break-insert trap_handler")
+    gdb.run("-exec-continue")  # the first input interrupt: the end of history so far
+    middle = icount(gdb)
+    gdb.mi("-break-delete")
+    gdb.mi("-break-insert main")
+    stopped = gdb.run("-exec-continue --reverse")
+    assert stopped["reason"] == "breakpoint-hit" and icount(gdb) < middle
+    gdb.mi("-break-delete")
+    stopped = gdb.run("-exec-continue")  # replays to the end of history, then runs live to the exit
+    assert "guest exited with code 0" in gdb.output
+    assert icount(gdb) > middle
+    history = gdb.console("monitor history")
+    assert "live" in history
+    out, err = server.stop()
+    assert out == expected_output(xlen, "echo")  # each byte shown once, in order
+    assert b"diverged" not in err, err
+
+
+def test_monitor_seek_snapshots_history_and_record_save(xlen: str, debug, tmp_path) -> None:  # noqa: ANN001
+    elf = guest(xlen, "timer")
+    _, gdb = debug(elf)
+    gdb.mi("-break-insert trap_handler")
+    gdb.run("-exec-continue")
+    first = (icount(gdb), gdb.registers())
+    assert "saved at icount" in gdb.console("monitor snapshot save first")
+    gdb.run("-exec-continue")
+    gdb.run("-exec-continue")
+    assert "first" in gdb.console("monitor snapshot list")
+    gdb.console("monitor snapshot load first")
+    gdb.mi("-stack-info-frame")  # gdb re-reads the frame
+    gdb.mi("maint flush register-cache")
+    assert (icount(gdb), gdb.registers()) == first
+    assert gdb.console("monitor seek 1000").startswith("icount 1000")
+    gdb.mi("maint flush register-cache")
+    assert icount(gdb) == 1000
+    assert "error" in gdb.console("monitor seek 999999999999")
+    assert "error" in gdb.console("monitor snapshot load nosuch")
+    assert "snapshots:" in gdb.console("monitor history")
+    gdb.mi("-break-delete")
+    stopped = gdb.run("-exec-continue")
+    assert "guest exited with code 0" in gdb.output and "reason" not in stopped
+    path = tmp_path / "session.chrec"
+    assert "saved icount 0.." in gdb.console(f"monitor record save {path}")
+    replay = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(path)], cwd=ROOT,
+                            capture_output=True, timeout=120)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout == expected_output(xlen, "timer")
+
+
+def test_replay_port_serves_a_recording_with_reverse(xlen: str, tmp_path) -> None:  # noqa: ANN001
+    require_gdb()
+    elf = guest(xlen, "echo")
+    recording = tmp_path / "echo.chrec"
+    subprocess.run([sys.executable, "-m", "gdbstub.cli", "record", str(elf), "-o", str(recording)],
+                   input=guest_input("echo"), cwd=ROOT, capture_output=True, check=True, timeout=120)  # fmt: skip
+    server = ServerProcess(recording, command="replay")
+    gdb = Gdb(elf)
+    try:
+        gdb.connect(server.port)
+        stopped = gdb.run("-exec-continue")
+        assert "reason" not in stopped and "No more reverse-execution history" in gdb.output
+        end = icount(gdb)
+        gdb.mi("-break-insert trap_handler")
+        stopped = gdb.run("-exec-continue --reverse")
+        assert stopped["reason"] == "breakpoint-hit" and icount(gdb) < end
+        with pytest.raises(GdbError):
+            gdb.mi("-gdb-set var ring_head = 0")  # a saved recording is fixed
+        gdb.mi("-break-delete")
+        stopped = gdb.run("-exec-continue")
+        assert icount(gdb) == end  # the fixed end again, never an exit
+    finally:
+        gdb.close()
+        out, _ = server.stop()
+    assert out == expected_output(xlen, "echo")
