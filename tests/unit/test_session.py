@@ -65,6 +65,9 @@ class FakeTarget:
     def remove(self, addr: int, hardware: bool = False) -> None:
         self.added.remove(addr)
 
+    def can_reverse(self) -> bool:
+        return False
+
     def description(self) -> str | None:
         return "<target>" + "x" * 100 + "</target>"
 
@@ -187,3 +190,10 @@ def test_step_continue_breakpoints_monitor_detach() -> None:
     assert replies(session, encode(b"qRcmd," + b"icount".hex().encode())) == [b"ran icount\n".hex().encode()]
     assert target.resumes == [ResumeAction.STEP, ResumeAction.CONTINUE]
     assert replies(session, encode(b"D")) == [b"OK"] and session.closed
+
+
+def test_reverse_packets_are_unsupported_without_the_capability() -> None:
+    session = Session(FakeTarget())
+    assert b"ReverseStep+" not in replies(session, encode(b"qSupported:swbreak+"))[0]
+    assert replies(session, encode(b"bs")) == [b""]
+    assert replies(session, encode(b"bc")) == [b""]

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Reverse execution speed on the compute guest (~75-90M instructions), medians of ``--rounds`` runs.
+
+Server-side figures go through the real server objects (Session -> TimelineTarget -> Timeline), timing the
+handling of the packet gdb sends (``bs``, ``bc``), as "measured at the server":
+
+- forward execution while recording live with periodic snapshots (``c`` from reset to the guest's exit),
+  as a ratio to a plain ``Machine.run`` of the same guest in the same round (what ``chronicorn run`` does);
+- snapshot memory held after the whole run;
+- ``bs`` (reverse-stepi) latency at 1M, 10M, 50M instructions and at the end of history: the first ``bs``
+  after arriving there by a forward run (only periodic snapshots around) and the median of the next 9;
+- ``bc`` (reverse-continue) from the end back to a breakpoint at ``main`` (hit once, near the start).
+
+``reverse-next`` goes through the real gdb-multiarch (pygdbmi): wall time of ``-exec-next --reverse`` over
+``fill(...)`` in the last round of the loop, far from the start (gdb's own per-stop work included).
+
+    scripts/bench_reverse.py [--guest tests/guests/riscv/build/rv64/compute.elf] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pygdbmi.gdbcontroller import GdbController
+
+from gdbstub.cli_serve import build_timeline
+from gdbstub.rsp.codec import encode
+from gdbstub.session import Session
+from gdbstub.target import TimelineTarget
+from machine.inputs import ScriptedInputs
+from machine.loader import load_image
+from machine.machine import Machine, MachineConfig
+from replay.history import HistoryInputs
+from replay.store import DEFAULT_BUDGET
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/rv64/compute.elf"
+DEPTHS = (1_000_000, 10_000_000, 50_000_000)
+
+
+def new_session(guest: Path) -> tuple[Session, TimelineTarget]:
+    image = load_image(str(guest))
+    timeline, _ = build_timeline(image, HistoryInputs([], 0, ScriptedInputs()), MachineConfig(), DEFAULT_BUDGET)
+    target = TimelineTarget(timeline)
+    session = Session(target)
+    session.feed(encode(b"QStartNoAckMode"))
+    return session, target
+
+
+def timed(session: Session, packet: bytes) -> float:
+    start = time.perf_counter()
+    session.feed(encode(packet))
+    return time.perf_counter() - start
+
+
+def server_round(guest: Path) -> dict[str, float]:
+    image = load_image(str(guest))
+    plain = Machine(image, ScriptedInputs(), lambda b: None, MachineConfig())
+    start = time.perf_counter()
+    plain.run()
+    plain_s = time.perf_counter() - start
+
+    session, target = new_session(guest)
+    timeline = target.timeline
+    record_s = timed(session, b"c")
+    end = timeline.icount
+    out = {"plain_s": plain_s, "record_s": record_s, "end": end,
+           "snapshot_mib": timeline.store.stats().bytes_used / (1 << 20)}  # fmt: skip
+    for label, depth in (*((f"{d // 1_000_000}M", d) for d in DEPTHS), ("end", end)):
+        # Arrive as a forward run does: only the periodic snapshots around, none at the target's doorstep.
+        gap, timeline.min_gap = timeline.min_gap, 1 << 62
+        timeline.seek(depth)
+        timeline.min_gap = gap
+        first = timed(session, b"bs")
+        rest = [timed(session, b"bs") for _ in range(9)]
+        out[f"bs_first_{label}"] = first
+        out[f"bs_next_{label}"] = statistics.median(rest)
+    timeline.seek(end)
+    main = image.symbols["main"]
+    session.feed(encode(b"Z0,%x,2" % main))
+    bc_s = timed(session, b"bc")
+    out["bc_s"] = bc_s
+    out["bc_distance"] = end - timeline.icount
+    return out
+
+
+def reverse_next(guest: Path) -> float:
+    proc = subprocess.Popen([sys.executable, "-m", "gdbstub.cli", "serve", str(guest), "--port", "0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline().decode().rsplit(":", 1)[1])
+    gdb = GdbController(command=["gdb-multiarch", "--nx", "--quiet", "--interpreter=mi3", str(guest)],
+                        time_to_check_for_additional_output_sec=0.005)  # fmt: skip
+    try:
+        gdb.write("-gdb-set confirm off", timeout_sec=10)
+        gdb.write(f"-target-select remote 127.0.0.1:{port}", timeout_sec=30)
+        line = _line_of(guest, "fill(acc ^ r);")
+        gdb.write(f'-break-insert -c "r == 115" compute.c:{line}', timeout_sec=10)
+        until_stopped(gdb, "-exec-continue")
+        gdb.write("-break-delete", timeout_sec=10)
+        until_stopped(gdb, "-exec-next")
+        start = time.perf_counter()
+        until_stopped(gdb, "-exec-next --reverse")
+        return time.perf_counter() - start
+    finally:
+        gdb.exit()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _line_of(guest: Path, text: str) -> int:
+    source = (ROOT / "tests/guests/riscv/compute.c").read_text().splitlines()
+    return next(i + 1 for i, line in enumerate(source) if text in line)
+
+
+def until_stopped(gdb: GdbController, command: str) -> dict:
+    records = gdb.write(command, timeout_sec=120, raise_error_on_timeout=False)
+    while True:
+        stopped = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        if stopped:
+            return stopped[-1]["payload"]
+        records = gdb.get_gdb_response(timeout_sec=120, raise_error_on_timeout=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--guest", type=Path, default=DEFAULT_GUEST)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rounds = [server_round(args.guest) for _ in range(args.rounds)]
+    rnext = [reverse_next(args.guest) for _ in range(args.rounds)]
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    end = int(med("end"))
+    print(f"guest {args.guest.relative_to(ROOT)}: {end} instructions; medians of {args.rounds} rounds")
+    print(f"forward while recording (c to exit): {med('record_s'):.3f} s vs plain run {med('plain_s'):.3f} s "
+          f"-> {statistics.median(r['plain_s'] / r['record_s'] for r in rounds):.2f}x of plain speed")  # fmt: skip
+    print(f"snapshot memory after the run: {med('snapshot_mib'):.1f} MiB")
+    for label in (*(f"{d // 1_000_000}M" for d in DEPTHS), "end"):
+        where = f"{end / 1e6:.1f}M (end)" if label == "end" else label
+        print(f"reverse-stepi (bs) at {where:>12}: first {med('bs_first_' + label) * 1e3:6.1f} ms, "
+              f"next ones {med('bs_next_' + label) * 1e3:5.2f} ms")  # fmt: skip
+    print(f"reverse-continue (bc) over {med('bc_distance') / 1e6:.1f}M instructions: {med('bc_s'):.3f} s")
+    print(f"reverse-next (gdb-multiarch, wall) in the last round: {statistics.median(rnext) * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
