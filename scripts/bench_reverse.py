@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reverse execution speed on the compute guest (~75-90M instructions), medians of ``--rounds`` runs.
+"""Reverse execution speed on the compute guest built with 155 rounds (~100M instructions), medians of runs.
 
 Server-side figures go through the real server objects (Session -> TimelineTarget -> Timeline), timing the
 handling of the packet gdb sends (``bs``, ``bc``), as "measured at the server":
@@ -14,7 +14,7 @@ handling of the packet gdb sends (``bs``, ``bc``), as "measured at the server":
 ``reverse-next`` goes through the real gdb-multiarch (pygdbmi): wall time of ``-exec-next --reverse`` over
 ``fill(...)`` in the last round of the loop, far from the start (gdb's own per-stop work included).
 
-    scripts/bench_reverse.py [--guest tests/guests/riscv/build/rv64/compute.elf] [--rounds 3]
+    scripts/bench_reverse.py [--guest tests/guests/riscv/build/bench/rv64/compute100m.elf] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from replay.history import HistoryInputs
 from replay.store import DEFAULT_BUDGET
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/rv64/compute.elf"
-DEPTHS = (1_000_000, 10_000_000, 50_000_000)
+DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/bench/rv64/compute100m.elf"  # compute with 155 rounds
+DEPTHS = (1_000_000, 10_000_000, 50_000_000)  # and the end of history
 
 
 def new_session(guest: Path) -> tuple[Session, TimelineTarget]:
@@ -100,7 +100,8 @@ def reverse_next(guest: Path) -> float:
         gdb.write("-gdb-set confirm off", timeout_sec=10)
         gdb.write(f"-target-select remote 127.0.0.1:{port}", timeout_sec=30)
         line = _line_of(guest, "fill(acc ^ r);")
-        gdb.write(f'-break-insert -c "r == 115" compute.c:{line}', timeout_sec=10)
+        last_round = 154 if "compute100m" in guest.name else 115  # ROUNDS - 1 of the build
+        gdb.write(f'-break-insert -c "r == {last_round}" compute.c:{line}', timeout_sec=10)
         until_stopped(gdb, "-exec-continue")
         gdb.write("-break-delete", timeout_sec=10)
         until_stopped(gdb, "-exec-next")
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--guest", type=Path, default=DEFAULT_GUEST)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    args.guest = args.guest.resolve()
     rounds = [server_round(args.guest) for _ in range(args.rounds)]
     rnext = [reverse_next(args.guest) for _ in range(args.rounds)]
 
