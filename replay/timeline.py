@@ -79,11 +79,6 @@ class Timeline:
         """Going forward past the end continues live execution (and records it)."""
         return self.inputs.live is not None
 
-    @property
-    def is_in_history(self) -> bool:
-        """True before the end: the state here is fixed by the history."""
-        return self.icount < self.end or not self.is_live
-
     def _result(self, kind: RunKind) -> RunResult:
         return RunResult(kind, self.machine.icount, self.machine.pc)
 
@@ -127,7 +122,8 @@ class Timeline:
         if snapshot.icount > self.end:
             raise ValueError(f"snapshot at icount {snapshot.icount} lies past the end of history ({self.end})")
         self.store.focus = snapshot.icount
-        self._restore(snapshot)
+        # History at that icount includes any debugger write made there after the snapshot was taken.
+        self._restore(self.keyframes.get(snapshot.icount, snapshot))
 
     @property
     def is_writable(self) -> bool:
@@ -220,6 +216,7 @@ class Timeline:
                 break
             if not self.store.has(point):
                 self.snapshot()
+        self.store.focus = self.machine.icount
         if not self.is_live and result.icount >= self.end and result.kind in _ENDS_AT_HISTORY_END:
             return self._result(RunKind.HISTORY_END)
         return result

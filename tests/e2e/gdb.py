@@ -27,7 +27,9 @@ def require_gdb() -> None:
 class ServerProcess:
     """``chronicorn serve GUEST --port 0`` (or ``replay FILE``); the port is read from its first line (no sleeping)."""
 
-    def __init__(self, guest: Path, *extra: str, stdin: int | None = subprocess.DEVNULL, command: str = "serve") -> None:
+    def __init__(
+        self, guest: Path, *extra: str, stdin: int | None = subprocess.DEVNULL, command: str = "serve"
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gdbstub.cli", command, str(guest), "--port", "0", *extra],
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,

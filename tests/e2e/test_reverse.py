@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, expected_output, guest, guest_input
+from tests.conftest import ROOT, expected_output, guest, guest_input, make_machine
 from tests.e2e.gdb import Gdb, GdbError, ServerProcess, require_gdb
 
 pytestmark = pytest.mark.gdb
@@ -222,3 +222,51 @@ def test_replay_port_serves_a_recording_with_reverse(xlen: str, tmp_path) -> Non
         gdb.close()
         out, _ = server.stop()
     assert out == expected_output(xlen, "echo")
+
+
+def test_reverse_nexti_steps_back_over_a_call(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "hello"))  # main calls uart_puts() (another file: never inlined)
+    gdb.mi("-break-insert main")
+    gdb.run("-exec-continue")
+    seen = [(icount(gdb), int(gdb.frame()["addr"], 16))]
+    while len(seen) < 100 and all(a[0] + 1 == b[0] for a, b in zip(seen, seen[1:], strict=False)):
+        gdb.run("-exec-next-instruction")  # forward until one nexti steps over a whole call
+        seen.append((icount(gdb), int(gdb.frame()["addr"], 16)))
+    assert seen[-1][0] - seen[-2][0] > 10  # that was a call
+    gdb.run("-exec-next-instruction")
+    seen.append((icount(gdb), int(gdb.frame()["addr"], 16)))
+    for expected in reversed(seen[:-1]):
+        gdb.run("-exec-next-instruction --reverse")
+        assert (icount(gdb), int(gdb.frame()["addr"], 16)) == expected
+
+
+def test_ctrl_c_stops_a_long_reverse_continue(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "compute"))
+    stopped = gdb.run("-exec-continue")
+    assert "reason" not in stopped  # the guest's exit: the end of history
+    end = icount(gdb)
+    gdb.mi("-break-watch -a *(int*)0x80400000")  # never accessed: the scan would cover all of history
+    gdb.mi("-exec-continue --reverse")
+    gdb.mi("-exec-interrupt")
+    stopped = gdb.wait_stopped()
+    assert stopped["reason"] == "signal-received" and stopped["signal-name"] == "SIGINT"
+    assert 0 < icount(gdb) < end
+
+
+def test_a_debugger_write_is_part_of_the_saved_recording(xlen: str, debug, tmp_path) -> None:  # noqa: ANN001
+    elf = guest(xlen, "timer")
+    server, gdb = debug(elf)
+    gdb.mi('-break-insert -c "ticks == 2" trap_handler')
+    gdb.run("-exec-continue")
+    gdb.mi("-gdb-set var ticks = 4")  # at the live end: becomes a keyframe of history
+    gdb.mi("-break-delete")
+    gdb.run("-exec-continue")
+    path = tmp_path / "written.chrec"
+    gdb.console(f"monitor record save {path}")
+    end = icount(gdb)
+    live_output, _ = server.stop()
+    assert end != make_machine(elf).run().icount  # the write changed the run (it printed its ticks sooner)
+    replay = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(path)], cwd=ROOT,
+                            capture_output=True, timeout=120)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr  # without the keyframe: "replay ended at icount ..." (exit 5)
+    assert replay.stdout == live_output == expected_output(xlen, "timer")

@@ -18,7 +18,7 @@ from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine, MachineConfig
 from machine.results import RunKind
-from machine.watch import Watchpoint, WatchKind
+from machine.watch import WatchKind, Watchpoint
 from replay.history import HistoryInputs
 from replay.store import SnapshotStore
 from replay.timeline import Timeline
