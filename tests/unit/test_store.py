@@ -40,6 +40,7 @@ def test_shared_pages_count_once_and_are_freed_with_their_last_holder() -> None:
     store.add(snapshot(20, base))  # replaced: its pages are released
     assert store.stats().bytes_used - one == 2 * shared
 
+
 def test_eviction_keeps_icount_zero_pins_and_density_near_the_focus() -> None:
     budget_snapshots = 12
     store = SnapshotStore(budget=budget_snapshots * (PAGE + 5000), focus_scale=1000)
