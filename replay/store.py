@@ -51,6 +51,7 @@ class SnapshotStore:
         self._refs: dict[int, list[object]] = {}  # id -> [count, object, bytes]
         self._bytes = 0
         self._evicted = 0
+        self._warned = False
 
     # -- lookup ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -114,7 +115,9 @@ class SnapshotStore:
         while self._bytes > self.budget:
             victim = self._cheapest_loss()
             if victim is None:
-                log.warning("snapshot budget %d bytes exceeded by snapshots that cannot be evicted", self.budget)
+                if not self._warned:
+                    log.warning("snapshot budget %d bytes exceeded by snapshots that cannot be evicted", self.budget)
+                    self._warned = True
                 return
             self._icounts.remove(victim)
             self._release(self._by_icount.pop(victim))
