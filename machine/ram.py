@@ -148,12 +148,13 @@ class _Tracker(Protocol):
 class _ProtectTracker:
     """RAM kept read-only between snapshots; the native SIGSEGV handler marks written pages."""
 
-    def __init__(self, lib: ctypes.CDLL, slot: int, dirty: ctypes.Array[ctypes.c_uint8], npages: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, slot: int, dirty: ctypes.Array[ctypes.c_uint8], ram: mmap.mmap) -> None:
         self._lib = lib
         self._slot = slot
-        self._dirty = dirty  # the handler writes here: keep it alive as long as the slot
-        self._out = (ctypes.c_uint32 * npages)()
-        weakref.finalize(self, lib.chron_untrack, slot)
+        self._out = (ctypes.c_uint32 * (len(ram) // PAGE))()
+        # The finalizer holds the RAM and the dirty marks the handler writes to, so neither is freed (and
+        # the address range reused by another mapping) before the slot is released.
+        weakref.finalize(self, _untrack, lib, slot, ram, dirty)
 
     @classmethod
     def start(cls, lib: ctypes.CDLL, ram: mmap.mmap, ram_ptr: int) -> _ProtectTracker | None:
@@ -165,7 +166,7 @@ class _ProtectTracker:
         if slot < 0:
             log.warning("page-protection tracking unavailable; comparing RAM with a copy at each snapshot")
             return None
-        return cls(lib, slot, dirty, npages)
+        return cls(lib, slot, dirty, ram)
 
     def take_changed(self) -> list[int]:
         n = self._lib.chron_take_dirty(self._slot, self._out)
@@ -194,6 +195,10 @@ class _ShadowTracker:
                         shadow[off : off + PAGE] = page
                         changed.append(off // PAGE)
         return changed
+
+
+def _untrack(lib: ctypes.CDLL, slot: int, ram: mmap.mmap, dirty: object) -> None:
+    lib.chron_untrack(slot)
 
 
 def _load_native() -> ctypes.CDLL | None:

@@ -81,3 +81,16 @@ def test_the_native_tracker_is_used_when_built() -> None:
         pytest.skip("native helper not built")
     _, pages = new_ram(True)
     assert pages.is_tracked
+
+
+def test_tracking_slots_are_released_with_their_ram() -> None:
+    from machine.icount import native_library_path
+
+    if native_library_path() is None:
+        pytest.skip("native helper not built")
+    for _ in range(300):  # more than the native helper's 256 slots
+        ram, pages = new_ram(True)
+        assert pages.is_tracked
+        ram[0] = 1  # writable through the handler
+        assert pages.capture().page(0)[:1] == b"\1"
+        del ram, pages
