@@ -96,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the recording to gdb on port N (0: pick a free one) instead of replaying it",
     )
     _server_options(replay_cmd, with_port=False)
+    locate = sub.add_parser("locate", help="find the last write to an expression (in a recording, or a guest "
+                                           "recorded first)")  # fmt: skip
+    locate.add_argument("target", metavar="RECORDING.chrec|GUEST")
+    locate.add_argument("--watch", required=True, metavar="EXPR", help="a variable, array element, *(T*)ADDR, ...")
+    moment = locate.add_mutually_exclusive_group()
+    moment.add_argument("--at", type=_int, metavar="ICOUNT", help="search backward from this icount")
+    moment.add_argument("--at-end", action="store_true", help="search backward from the end of history (default)")
+    locate.add_argument("--depth", type=int, default=1, metavar="N", help="follow N writes back (default 1)")
+    locate.add_argument("--json", action="store_true", help="a machine-readable report on stdout")
+    locate.add_argument("--uart-input", metavar="FILE", help="for a GUEST: UART input while recording it")
+    locate.add_argument("--guest", metavar="ELF", help="for a recording: its guest image, if it has moved")
+    demo = sub.add_parser("demo", help="the bug hunt: record the example firmware, find the culprit with gdb")
+    demo.add_argument("--arch", choices=["rv32", "rv64"], default="rv32", help="which build of the example")
     info = sub.add_parser("info", help="describe a recording")
     info.add_argument("recording", metavar="FILE.chrec")
     events = sub.add_parser("events", help="list a recording's events")
@@ -206,9 +219,23 @@ def _recording_command(name: str):  # noqa: ANN202 - the cli_recording entry poi
     return run
 
 
+def cmd_locate(args: argparse.Namespace) -> int:
+    from .locate import cmd_locate as locate
+
+    return locate(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.arch)
+
+
 COMMANDS = {
     "run": cmd_run,
     "serve": cmd_serve,
+    "locate": cmd_locate,
+    "demo": cmd_demo,
     **{name: _recording_command(name) for name in ("record", "replay", "info", "events")},
 }
 

@@ -35,7 +35,7 @@ fi
 PY="$VENV/bin/python"
 stamp="$VENV/.chronicorn-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
-   || [ "$ROOT/machine/native/icount.c" -nt "$stamp" ] || ! "$PY" -c "import machine, pytest" 2>/dev/null; then
+   || [ -n "$(find "$ROOT/machine/native" -name '*.c' -newer "$stamp")" ] || ! "$PY" -c "import machine, pytest" 2>/dev/null; then
     echo "setup: installing chronicorn and its dependencies into $VENV" >&2
     if ! (cd "$ROOT" && "$PY" -m pip install -e ".[dev]") >"$VENV/pip.log" 2>&1; then
         cat "$VENV/pip.log" >&2

@@ -146,9 +146,19 @@ static void set_scale(unsigned long value)
     probe.scale = (uint32_t)value;
 }
 
+static uint32_t window[32];   /* the last scaled readings, newest first */
+static uint32_t average;
+
 static void take_sample(void)
 {
     uint32_t reading = (uint32_t)(ticks * 7u + 3u) % 50u;
+    uint32_t sum = 0;
+    for (unsigned i = 31; i > 0; i--) {   /* slide the window and average it */
+        window[i] = window[i - 1];
+        sum += window[i];
+    }
+    window[0] = reading * probe.scale;
+    average = (sum + window[0]) / 32u;
     probe.samples++;
     probe.total += reading * probe.scale;
 }
@@ -169,6 +179,8 @@ static void report(void)
     uart_putdec(probe.samples);
     uart_puts(" samples, total ");
     uart_putdec(probe.total);
+    uart_puts(", average ");
+    uart_putdec(average);
     uart_putc('\n');
 }
 

@@ -26,7 +26,7 @@ static struct slot *pending;
 static volatile unsigned long ticks;
 static uint64_t next_cmp;
 
-static struct slot *slot_alloc(uint32_t kind)
+static __attribute__((noinline)) struct slot *slot_alloc(uint32_t kind)
 {
     for (unsigned i = 0; i < 2; i++) {
         if (!pool[i].in_use) {
@@ -38,7 +38,7 @@ static struct slot *slot_alloc(uint32_t kind)
     return 0;
 }
 
-static void slot_free(struct slot *s)
+static __attribute__((noinline)) void slot_free(struct slot *s)
 {
     s->in_use = 0;
 }
@@ -61,14 +61,14 @@ static void wait_ticks(unsigned long n)
         wfi();
 }
 
-static void start_request(void)
+static __attribute__((noinline)) void start_request(void)
 {
     pending = slot_alloc(1);
     pending->value = 42;
     slot_free(pending);          /* BUG: released while still pending */
 }
 
-static void complete_request(void)
+static __attribute__((noinline)) void complete_request(void)
 {
     pending->value = 0;          /* the stray write: this slot is the alarm now */
     pending = 0;

@@ -1,0 +1,340 @@
+"""Drive gdb-multiarch against chronicorn from Python (pygdbmi): the API of the demo, ``locate`` and the tests.
+
+:class:`Server` starts ``chronicorn serve GUEST`` or ``chronicorn replay FILE`` on a free loopback port.
+:class:`Debugger` is one gdb-multiarch over MI, connected to it. Execution commands in both directions
+return a :class:`Stop` value; the ends of history are values too (``StopReason.NO_HISTORY``), never
+exceptions: over MI gdb 13 reports them as a ``*stopped`` record without a reason, with "No more
+reverse-execution history." on the console (gdb-protocol-facts.md).
+
+    with Server(elf) as server, Debugger(elf) as gdb:
+        gdb.connect(server.port)
+        gdb.break_at("main")
+        stop = gdb.cont()
+        gdb.watch("probe.scale")
+        stop = gdb.cont(reverse=True)      # the last write before here
+        print(stop.location, stop.old_value, stop.new_value)
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pygdbmi.gdbcontroller import GdbController
+
+GDB = "gdb-multiarch"
+Record = dict[str, Any]
+NO_HISTORY_TEXT = "No more reverse-execution history"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class GdbError(Exception):
+    """gdb answered ``^error`` (the message is gdb's)."""
+
+
+class ServerError(Exception):
+    """The chronicorn server did not start (its first line or stderr says why)."""
+
+
+def has_gdb(gdb: str = GDB) -> bool:
+    return shutil.which(gdb) is not None
+
+
+class Server:
+    """``chronicorn serve GUEST --port 0`` (or ``replay FILE``); the port is read from its first line."""
+
+    def __init__(self, target: Path | str, *extra: str, command: str = "serve",
+                 stdin: int | None = subprocess.DEVNULL) -> None:  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gdbstub.cli", command, str(target), "--port", "0", *extra],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        )  # fmt: skip
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            error = self.proc.stderr.read().decode().strip()
+            raise ServerError(error or f"the server did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> tuple[bytes, bytes]:
+        """End the server; returns its stdout (the guest's UART output) and stderr."""
+        self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return out, err
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.stop()
+
+
+class StopReason(enum.Enum):
+    """Why execution stopped; the values are MI's ``reason`` strings."""
+
+    BREAKPOINT = "breakpoint-hit"
+    WATCHPOINT = "watchpoint-trigger"
+    READ_WATCHPOINT = "read-watchpoint-trigger"
+    ACCESS_WATCHPOINT = "access-watchpoint-trigger"
+    END_STEPPING = "end-stepping-range"
+    FUNCTION_FINISHED = "function-finished"
+    LOCATION_REACHED = "location-reached"
+    SIGNAL = "signal-received"
+    EXITED = "exited"
+    NO_HISTORY = "no-history"  # an end of history: the start going back, the end of a recording going forward
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the target is: pc, and the function and source line when gdb knows them."""
+
+    pc: int
+    function: str | None = None
+    file: str | None = None
+    fullname: str | None = None
+    line: int | None = None
+
+    @classmethod
+    def from_frame(cls, frame: Record) -> Location:
+        line = frame.get("line")
+        return cls(int(frame.get("addr", "0"), 16), frame.get("func"), frame.get("file"), frame.get("fullname"),
+                   int(line) if line else None)  # fmt: skip
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file and self.line else "no source"
+        return f"{self.pc:#x} in {self.function or '??'} ({where})"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """One stop, as a value: reason, location, and for watchpoints the old and new values gdb printed."""
+
+    reason: StopReason
+    location: Location
+    old_value: str | None = None
+    new_value: str | None = None
+    signal: str | None = None
+    console: str = ""  # what gdb and the target printed meanwhile
+    raw: Record = field(default_factory=dict, compare=False)
+
+    @property
+    def is_watchpoint(self) -> bool:
+        return self.reason in (StopReason.WATCHPOINT, StopReason.READ_WATCHPOINT, StopReason.ACCESS_WATCHPOINT)
+
+
+def stop_from_record(payload: Record, console: str) -> Stop:
+    """A ``*stopped`` payload (and the console text around it) as a :class:`Stop`."""
+    frame = payload.get("frame") or {}
+    reason_text = payload.get("reason")
+    if reason_text is None:
+        reason = StopReason.NO_HISTORY if NO_HISTORY_TEXT in console else StopReason.OTHER
+    elif reason_text.startswith("exited"):
+        reason = StopReason.EXITED
+    else:
+        reason = next((r for r in StopReason if r.value == reason_text), StopReason.OTHER)
+    value = payload.get("value") or {}
+    return Stop(reason, Location.from_frame(frame), value.get("old"), value.get("new"), payload.get("signal-name"),
+                console, payload)  # fmt: skip
+
+
+@dataclass
+class Debugger:
+    """One gdb-multiarch over MI, loaded with the guest's ELF (symbols and sources)."""
+
+    elf: Path
+    source_dirs: tuple[Path, ...] = ()
+    gdb: str = GDB
+    controller: GdbController = field(init=False)
+    output: str = ""  # console and target output seen by the last run()
+
+    def __post_init__(self) -> None:
+        self.controller = GdbController(
+            command=[self.gdb, "--nx", "--quiet", "--interpreter=mi3", str(self.elf)],
+            time_to_check_for_additional_output_sec=0.01,  # pygdbmi otherwise lingers 0.2 s per read
+        )
+        self.mi("-gdb-set confirm off")
+        self.mi("-gdb-set mi-async on")  # so -exec-interrupt works while the target runs
+        self.mi("-gdb-set pagination off")
+        # Guests are built with file names relative to their source tree (build/ARCH/x.elf below it).
+        guesses = Path(self.elf).resolve().parents[1:4]
+        for directory in (*self.source_dirs, *guesses):
+            self.mi(f'-environment-directory "{directory}"')
+
+    def __enter__(self) -> Debugger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- MI primitives ----------------------------------------------------------------------
+    def mi(self, command: str, timeout: float = 20) -> list[Record]:
+        """Send an MI command; return the records up to its result (``^error`` raises GdbError)."""
+        records = self.controller.write(command, timeout_sec=timeout, raise_error_on_timeout=False)
+        deadline = time.monotonic() + timeout
+        while not any(r["type"] == "result" for r in records) and time.monotonic() < deadline:
+            records += self.controller.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
+        result = next((r for r in records if r["type"] == "result"), None)
+        if result is None:
+            raise TimeoutError(f"no result for {command!r}: {records}")
+        self._pending = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        self._collect(records)
+        if result["message"] == "error":
+            raise GdbError(result["payload"].get("msg", str(result)))
+        return records
+
+    def _collect(self, records: list[Record]) -> None:
+        self.output += "".join(r["payload"] for r in records if r["type"] in ("console", "target") and r["payload"])
+
+    def console(self, command: str) -> str:
+        """A CLI command's console output (and target output: monitor replies)."""
+        escaped = command.replace("\\", "\\\\").replace('"', '\\"')
+        records = self.mi(f'-interpreter-exec console "{escaped}"')
+        return "".join(r["payload"] for r in records if r["type"] in ("console", "target"))
+
+    def wait_stopped(self, timeout: float = 120) -> Record:
+        """The next ``*stopped`` record's payload."""
+        stopped = getattr(self, "_pending", [])
+        deadline = time.monotonic() + timeout
+        while not stopped and time.monotonic() < deadline:
+            records = self.controller.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
+            self._collect(records)
+            stopped = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        self._pending = []
+        if not stopped:
+            raise TimeoutError("the target did not stop")
+        return stopped[-1]["payload"]
+
+    def run(self, command: str, timeout: float = 120) -> Record:
+        """An MI execution command up to its ``*stopped`` payload; ``output`` holds the text seen meanwhile."""
+        self.output = ""
+        self.mi(command)
+        return self.wait_stopped(timeout)
+
+    def _execute(self, command: str, reverse: bool) -> Stop:
+        payload = self.run(command + (" --reverse" if reverse else ""))
+        return stop_from_record(payload, self.output)
+
+    # -- connecting -------------------------------------------------------------------------
+    def connect(self, port: int, host: str = "127.0.0.1") -> Location:
+        """``target remote HOST:PORT``; returns where the target stands."""
+        self.mi(f"-target-select remote {host}:{port}", timeout=60)
+        return self.location()
+
+    def close(self) -> None:
+        self.controller.exit()
+
+    # -- breakpoints and watchpoints -----------------------------------------------------------
+    def break_at(self, spec: str, condition: str | None = None, hardware: bool = False) -> int:
+        """A breakpoint at a function, FILE:LINE or ``*ADDR``; returns its number."""
+        options = (" -h" if hardware else "") + (f' -c "{condition}"' if condition else "")
+        records = self.mi(f"-break-insert{options} {spec}")
+        return int(self._result(records)["bkpt"]["number"])
+
+    def watch(self, expression: str, kind: str = "write") -> int:
+        """A hardware watchpoint (``write``, ``read`` or ``access``) on an expression; returns its number."""
+        flag = {"write": "", "read": " -r", "access": " -a"}[kind]
+        records = self.mi(f'-break-watch{flag} "{expression}"')
+        result = self._result(records)
+        entry = result.get("wpt") or result.get("hw-rwpt") or result.get("hw-awpt") or {}
+        return int(entry.get("number", 0))
+
+    def delete(self, number: int | None = None) -> None:
+        """Delete one breakpoint/watchpoint, or all."""
+        self.mi("-break-delete" + ("" if number is None else f" {number}"))
+
+    # -- execution: both directions -------------------------------------------------------------
+    def cont(self, reverse: bool = False) -> Stop:
+        return self._execute("-exec-continue", reverse)
+
+    def step(self, reverse: bool = False) -> Stop:
+        return self._execute("-exec-step", reverse)
+
+    def next(self, reverse: bool = False) -> Stop:
+        return self._execute("-exec-next", reverse)
+
+    def stepi(self, reverse: bool = False) -> Stop:
+        return self._execute("-exec-step-instruction", reverse)
+
+    def nexti(self, reverse: bool = False) -> Stop:
+        return self._execute("-exec-next-instruction", reverse)
+
+    def finish(self, reverse: bool = False) -> Stop:
+        return self._execute("-exec-finish", reverse)
+
+    def interrupt(self) -> Stop:
+        """Stop a running ``cont`` (sent with ``-exec-interrupt``)."""
+        self.mi("-exec-interrupt")
+        return stop_from_record(self.wait_stopped(), self.output)
+
+    # -- the timeline (monitor commands) ---------------------------------------------------------
+    def monitor(self, command: str) -> str:
+        return self.console(f"monitor {command}")
+
+    def icount(self) -> int:
+        """Where the target is in its history (instructions retired since reset)."""
+        return int(self.monitor("icount"))
+
+    def seek(self, icount: int) -> Location:
+        """Jump to an icount anywhere in history; gdb's caches are flushed."""
+        reply = self.monitor(f"seek {icount}")
+        if reply.startswith("error"):
+            raise GdbError(reply.strip())
+        self.mi('-interpreter-exec console "maint flush register-cache"')
+        return self.location()
+
+    # -- reading state ---------------------------------------------------------------------------
+    def location(self) -> Location:
+        return Location.from_frame(self.frame())
+
+    def frame(self) -> Record:
+        return self._result(self.mi("-stack-info-frame"))["frame"]
+
+    def evaluate(self, expression: str) -> str:
+        """gdb's value of an expression (as gdb prints it)."""
+        escaped = expression.replace("\\", "\\\\").replace('"', '\\"')
+        return self._result(self.mi(f'-data-evaluate-expression "{escaped}"'))["value"]
+
+    def registers(self, numbers: range = range(33)) -> dict[str, int]:
+        """Register values by name (default: x0-x31 and pc, gdb's numbers 0-32)."""
+        names = self._result(self.mi("-data-list-register-names"))["register-names"]
+        listed = " ".join(str(n) for n in numbers)
+        values = self._result(self.mi(f"-data-list-register-values x {listed}"))["register-values"]
+        return {names[int(v["number"])]: int(v["value"], 16) for v in values}
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        blocks = self._result(self.mi(f"-data-read-memory-bytes {addr:#x} {length}"))["memory"]
+        return bytes.fromhex("".join(block["contents"] for block in blocks))
+
+    def instruction(self, pc: int | None = None) -> str:
+        """The disassembled instruction at ``pc`` (default: the current one), as gdb shows it."""
+        where = "$pc" if pc is None else f"{pc:#x}"
+        records = self.mi(f"-data-disassemble -s {where} -e {where}+1 -- 0")
+        lines = self._result(records).get("asm_insns") or []
+        return lines[0]["inst"] if lines else "(unknown)"
+
+    def source_line(self, location: Location) -> str | None:
+        """The text of the location's source line, from the file gdb found."""
+        if location.fullname is None or location.line is None:
+            return None
+        try:
+            lines = Path(location.fullname).read_text(errors="replace").splitlines()
+        except OSError:
+            return None
+        return lines[location.line - 1] if 0 < location.line <= len(lines) else None
+
+    @staticmethod
+    def _result(records: list[Record]) -> Record:
+        return next(r for r in records if r["type"] == "result")["payload"] or {}

@@ -1,0 +1,142 @@
+"""``chronicorn locate``, ``chronicorn demo`` and the Python API behind them, on three bugs of different kinds.
+
+Expected lines come from the guests' sources (the line carrying the bug's comment), never hard-coded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gdbstub.api import Debugger, Server, StopReason
+from tests.conftest import GUESTS, ROOT, guest
+from tests.e2e.gdb import require_gdb
+
+pytestmark = pytest.mark.gdb
+
+BUG_INPUT = GUESTS / "inputs" / "cmdint-bug.txt"
+OK_INPUT = GUESTS / "inputs" / "cmdint-ok.txt"
+
+
+def line_of(source: str, marker: str) -> int:
+    lines = (GUESTS / source).read_text().splitlines()
+    return next(n for n, text in enumerate(lines, 1) if marker in text)
+
+
+def chronicorn(*args: str) -> subprocess.CompletedProcess[str]:
+    require_gdb()
+    return subprocess.run([sys.executable, "-m", "gdbstub.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cmdint_recording(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("rec") / "cmdint.chrec"
+    proc = chronicorn("record", str(guest("rv32", "cmdint")), "-o", str(path), "--uart-input", str(BUG_INPUT))
+    assert proc.returncode == 7 and "ASSERT FAILED" in proc.stdout
+    return str(path)
+
+
+def test_locate_finds_the_overflowing_copy(cmdint_recording: str) -> None:
+    proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale")
+    assert proc.returncode == 0, proc.stderr
+    copy_line = line_of("cmdint.c", "*dst++ = *text++;")
+    assert f"set_name  ./cmdint.c:{copy_line}" in proc.stdout
+    assert "*dst++ = *text++;" in proc.stdout and "instruction: sb" in proc.stdout
+
+
+def test_locate_json_report_is_complete_and_consistent(cmdint_recording: str) -> None:
+    proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--depth", "4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # stdout is only the JSON document
+    assert report["found"] is True and report["watch"] == "probe.scale"
+    writes = report["writes"]
+    assert len(writes) == 4
+    for write in writes:
+        assert set(write) == {"icount", "pc", "function", "file", "line", "source", "instruction", "old", "new"}
+        assert isinstance(write["icount"], int) and isinstance(write["pc"], int)
+        assert write["icount"] < report["from_icount"]
+    # The chain: each write's "old" is the next (earlier) write's "new"; three overflowing bytes, then set_scale.
+    for later, earlier in zip(writes, writes[1:], strict=False):
+        assert later["old"] == earlier["new"] and later["icount"] > earlier["icount"]
+    assert [w["function"] for w in writes] == ["set_name"] * 3 + ["set_scale"]
+    assert writes[3]["new"] == "3" and writes[3]["line"] == line_of("cmdint.c", "probe.scale = (uint32_t)value;")
+
+
+@pytest.mark.parametrize("xlen", ["rv32", "rv64"])
+def test_locate_records_a_guest_first_stray_pointer(xlen: str) -> None:
+    proc = chronicorn("locate", str(guest(xlen, "stray")), "--watch", "pool[0].value")
+    assert proc.returncode == 0, proc.stderr
+    assert "CHECK FAILED" in proc.stdout  # the recording's output is shown
+    assert f"complete_request  ./stray.c:{line_of('stray.c', 'the stray write')}" in proc.stdout
+    assert "value: 100 -> 0" in proc.stdout
+
+
+@pytest.mark.parametrize("xlen", ["rv32", "rv64"])
+def test_locate_off_by_one_in_an_interrupt_handler(xlen: str) -> None:
+    proc = chronicorn("locate", str(guest(xlen, "isrbug")), "--watch", "capture.guard", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (write,) = json.loads(proc.stdout)["writes"]
+    assert write["function"] == "trap_handler"
+    assert write["line"] == line_of("isrbug.c", "capture.samples[count++] =")
+    assert write["old"] == str(0x600DCAFE)
+
+
+def test_locate_not_found_before_the_write_and_bad_inputs(cmdint_recording: str, tmp_path) -> None:  # noqa: ANN001
+    proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--at", "1000")
+    assert proc.returncode == 1 and "none" in proc.stdout
+    proc = chronicorn("locate", cmdint_recording, "--watch", "no_such_variable")
+    assert proc.returncode == 2 and 'No symbol "no_such_variable"' in proc.stderr
+    junk = tmp_path / "junk.chrec"
+    junk.write_bytes(b"CHRONREC" + b"\xff" * 40)
+    proc = chronicorn("locate", str(junk), "--watch", "probe.scale")
+    assert proc.returncode == 2 and "chronicorn:" in proc.stderr and "Traceback" not in proc.stderr
+    proc = chronicorn("locate", str(ROOT / "README.md"), "--watch", "x")
+    assert proc.returncode == 2 and "not an ELF file" in proc.stderr
+    proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--depth", "0")
+    assert proc.returncode == 2
+
+
+def test_locate_at_an_icount_with_a_healthy_run() -> None:
+    proc = chronicorn("locate", str(guest("rv32", "cmdint")), "--uart-input", str(OK_INPUT),
+                      "--watch", "probe.scale", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (write,) = json.loads(proc.stdout)["writes"]
+    assert write["function"] == "set_scale" and (write["old"], write["new"]) == ("1", "3")
+
+
+def test_demo_finds_the_culprit() -> None:
+    proc = chronicorn("demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "ASSERT FAILED" in proc.stdout and "(gdb) reverse-continue" in proc.stdout
+    assert f"set_name  ./cmdint.c:{line_of('cmdint.c', '*dst++ = *text++;')}" in proc.stdout
+
+
+def test_api_stops_are_values_including_the_ends_of_history(cmdint_recording: str) -> None:
+    require_gdb()
+    elf = guest("rv32", "cmdint")
+    with Server(cmdint_recording, command="replay") as server, Debugger(elf) as gdb:
+        start = gdb.connect(server.port)
+        assert start.pc == 0x1000 and gdb.icount() == 0
+        assert gdb.stepi(reverse=True).reason == StopReason.NO_HISTORY  # a value, not an exception
+        number = gdb.break_at("set_name")
+        stop = gdb.cont()
+        assert stop.reason == StopReason.BREAKPOINT and stop.location.function == "set_name"
+        first = gdb.icount()
+        assert gdb.evaluate("probe.scale") == "1"
+        gdb.delete(number)
+        stop = gdb.finish()
+        assert stop.reason == StopReason.FUNCTION_FINISHED and stop.location.function == "main"
+        stop = gdb.step(reverse=True)
+        assert stop.location.function == "set_name"
+        assert gdb.finish(reverse=True).location.function == "main"
+        assert gdb.icount() <= first  # set_name is inlined: its first instruction is also main's
+
+        assert gdb.cont().reason == StopReason.NO_HISTORY  # the end of the recording
+        assert gdb.read_memory(0x1000, 4) == bytes.fromhex("97020000")  # auipc t0, 0 (the reset vector)
+        location = gdb.seek(first)
+        assert location.function == "set_name" and gdb.source_line(location) is not None
+        assert gdb.registers()["pc"] == location.pc
