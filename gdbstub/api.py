@@ -31,7 +31,6 @@ from pygdbmi.gdbcontroller import GdbController
 GDB = "gdb-multiarch"
 Record = dict[str, Any]
 NO_HISTORY_TEXT = "No more reverse-execution history"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class GdbError(Exception):
@@ -53,7 +52,7 @@ class Server:
                  stdin: int | None = subprocess.DEVNULL) -> None:  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gdbstub.cli", command, str(target), "--port", "0", *extra],
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         assert self.proc.stdout is not None and self.proc.stderr is not None
         line = self.proc.stdout.readline().decode()
