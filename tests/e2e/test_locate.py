@@ -140,3 +140,16 @@ def test_api_stops_are_values_including_the_ends_of_history(cmdint_recording: st
         location = gdb.seek(first)
         assert location.function == "set_name" and gdb.source_line(location) is not None
         assert gdb.registers()["pc"] == location.pc
+
+
+def test_the_bisection_script_finds_when_the_invariant_broke(cmdint_recording: str) -> None:
+    require_gdb()
+    script = ROOT / "scripts" / "find_invariant_break.py"
+    proc = subprocess.run([sys.executable, str(script), cmdint_recording, "probe.scale >= 1 && probe.scale <= 100"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # The second overflowing byte makes scale 0x3332 (> 100): one of the copy loop's stores, in set_name.
+    assert "set_name" in proc.stdout and "*dst++ = *text++;" in proc.stdout
+    first = int(proc.stdout.split("first broken at icount ")[1].split(":")[0])
+    report = json.loads(chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--json").stdout)
+    assert first <= report["writes"][0]["icount"] + 1  # no later than the last write of the overflow
