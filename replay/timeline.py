@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from machine.boards.virt import RAM_BASE
 from machine.machine import Machine
+from machine.ram import NODE_PAGES, PAGE, PageTable
 from machine.results import RunKind, RunResult
-from machine.watch import Watchpoint
+from machine.watch import WatchKind, Watchpoint
 
 from .errors import ReplayDivergence
 from .history import HistoryInputs
@@ -35,6 +37,7 @@ from .store import SnapshotStore
 log = logging.getLogger(__name__)
 
 Interrupted = Callable[[], bool]
+Hit = tuple[int, RunResult]  # (the position to report, the machine's stop)
 
 
 def _never() -> bool:
@@ -57,6 +60,7 @@ class Timeline:
         self.watchpoints: set[Watchpoint] = set()
         self._scanned = machine.icount  # the furthest icount run so far: periodic snapshots past it
         self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
+        self.skip_unwritten = True  # backward scans skip windows where no watched page was written
         self.store.add(take_snapshot(machine, inputs.position))
 
     # -- where we are ----------------------------------------------------------------------
@@ -97,15 +101,15 @@ class Timeline:
     def remove_watchpoint(self, watchpoint: Watchpoint) -> None:
         self.watchpoints.discard(watchpoint)
 
-    def _arm(self, on: bool) -> None:
-        """Make the machine report our breakpoints and watchpoints (or none of them)."""
+    def _arm(self, on: bool, watch: bool = True) -> None:
+        """Make the machine report our breakpoints and (unless not ``watch``) watchpoints, or none of them."""
         want = self.breakpoints if on else set()
         have = self.machine.engine.breakpoints
         for addr in have - want:
             self.machine.remove_breakpoint(addr)
         for addr in want - have:
             self.machine.add_breakpoint(addr)
-        self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr) if on else [])
+        self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr) if on and watch else [])
 
     # -- snapshots ----------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -234,26 +238,59 @@ class Timeline:
         end = self.machine.icount
         self.store.focus = end
         window_end = end
+        later_ram = self.machine.ram_pages.capture()
         while window_end > self.start:
             snapshot = self.store.at_or_before(window_end - 1)
-            self._arm(False)
-            self._restore(snapshot)
-            hits = self._scan(window_end, interrupted)
-            if hits is None:
-                return self._result(RunKind.INTERRUPTED)  # Ctrl-C: stop at the window's start
-            if hits:
-                position, hit = hits[-1]
-                self.seek(position)
-                return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
-                                 watch_kind=hit.watch_kind)  # fmt: skip
+            watch = self._may_hit_watchpoints(snapshot.state.ram, later_ram)
+            if self.breakpoints or watch:
+                self._arm(False)
+                self._restore(snapshot)
+                hits = self._scan(window_end, interrupted, watch)
+                if hits is None:
+                    return self._result(RunKind.INTERRUPTED)  # Ctrl-C: stop inside the window
+                if hits:
+                    position, hit = hits[-1]
+                    self.seek(position)
+                    return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
+                                     watch_kind=hit.watch_kind)  # fmt: skip
+            elif interrupted():
+                self.seek(window_end)
+                return self._result(RunKind.INTERRUPTED)
+            later_ram = snapshot.state.ram
             window_end = snapshot.icount
         self.seek(self.start)
         return self._result(RunKind.HISTORY_BEGIN)
 
-    def _scan(self, window_end: int, interrupted: Interrupted) -> list[tuple[int, RunResult]] | None:
+    def _may_hit_watchpoints(self, earlier: PageTable, later: PageTable) -> bool:
+        """Whether a watchpoint can fire between two RAM images (False lets a window run without memory hooks).
+
+        Write watchpoints on RAM cannot fire where every watched page is the same page object at both ends:
+        with page-protection tracking any write, even of the same bytes, gives the page a new object. An
+        all-zero page has no object (None), so there the node must be the same object instead. Reads leave
+        no trace: read and access watchpoints always need the hooks, as does the shadow-copy fallback.
+        """
+        if not self.watchpoints:
+            return False
+        if not self.skip_unwritten or not self.machine.ram_pages.is_tracked:
+            return True
+        ram = self.machine.config.ram_size
+        for watchpoint in self.watchpoints:
+            offset = watchpoint.addr - RAM_BASE
+            if watchpoint.kind != WatchKind.WRITE or offset < 0 or offset + watchpoint.length > ram:
+                return True
+            for index in range(offset // PAGE, (offset + watchpoint.length - 1) // PAGE + 1):
+                page = earlier.page(index)
+                node = earlier.nodes[index // NODE_PAGES]
+                unchanged = page is later.page(index) if page is not None else (
+                    node is not None and node is later.nodes[index // NODE_PAGES])  # fmt: skip
+                if not unchanged:
+                    return True
+        return False
+
+    def _scan(self, window_end: int, interrupted: Interrupted, watch: bool = True) -> list[Hit] | None:
         """Run forward to ``window_end`` (excluded), collecting (position, hit); None if interrupted."""
-        self._arm(True)
-        hits: list[tuple[int, RunResult]] = []
+        self._arm(True, watch)
+        hits: list[Hit] = []
         resume = False  # a hit at the window's first instruction counts
         while True:
             result = self._run(window_end, interrupted, resume=resume)

@@ -9,7 +9,8 @@ handling of the packet gdb sends (``bs``, ``bc``), as "measured at the server":
 - snapshot memory held after the whole run;
 - ``bs`` (reverse-stepi) latency at 1M, 10M, 50M instructions and at the end of history: the first ``bs``
   after arriving there by a forward run (only periodic snapshots around) and the median of the next 9;
-- ``bc`` (reverse-continue) from the end back to a breakpoint at ``main`` (hit once, near the start).
+- ``bc`` (reverse-continue) from the end back to a breakpoint at ``main`` (hit once, near the start);
+- ``bc`` from the end with a write watchpoint on a word that is never written, all the way to icount 0.
 
 ``reverse-next`` goes through the real gdb-multiarch (pygdbmi): wall time of ``-exec-next --reverse`` over
 ``fill(...)`` in the last round of the loop, far from the start (gdb's own per-stop work included).
@@ -86,6 +87,13 @@ def server_round(guest: Path) -> dict[str, float]:
     bc_s = timed(session, b"bc")
     out["bc_s"] = bc_s
     out["bc_distance"] = end - timeline.icount
+    session.feed(encode(b"z0,%x,2" % main))
+    # A write watchpoint on a word that is never written (code): the search goes back to the start.
+    timeline.seek(end)
+    session.feed(encode(b"Z2,%x,4" % main))
+    out["bc_watch_s"] = timed(session, b"bc")
+    assert timeline.icount == 0
+    session.feed(encode(b"z2,%x,4" % main))
     return out
 
 
@@ -150,6 +158,7 @@ def main() -> None:
         print(f"reverse-stepi (bs) at {where:>12}: first {med('bs_first_' + label) * 1e3:6.1f} ms, "
               f"next ones {med('bs_next_' + label) * 1e3:5.2f} ms")  # fmt: skip
     print(f"reverse-continue (bc) over {med('bc_distance') / 1e6:.1f}M instructions: {med('bc_s'):.3f} s")
+    print(f"reverse-continue with a write watchpoint never hit, back to icount 0: {med('bc_watch_s'):.3f} s")
     print(f"reverse-next (gdb-multiarch, wall) in the last round: {statistics.median(rnext) * 1e3:.0f} ms")
 
 
