@@ -18,9 +18,12 @@ reverse-execution history." on the console (gdb-protocol-facts.md).
 from __future__ import annotations
 
 import enum
+import queue
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,38 +49,60 @@ def has_gdb(gdb: str = GDB) -> bool:
 
 
 class Server:
-    """``chronicorn serve GUEST --port 0`` (or ``replay FILE``); the port is read from its first line."""
+    """``chronicorn serve GUEST --port 0`` (or ``replay FILE``); the port is read from its first line.
+
+    Its stdout (the guest's UART output) and stderr are drained by threads as they come, so a talkative
+    guest never blocks on a full pipe; :meth:`stop` returns them.
+    """
 
     def __init__(self, target: Path | str, *extra: str, command: str = "serve",
-                 stdin: int | None = subprocess.DEVNULL) -> None:  # fmt: skip
+                 stdin: int | None = subprocess.DEVNULL, start_timeout: float = 60) -> None:  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gdbstub.cli", command, str(target), "--port", "0", *extra],
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        line = self.proc.stdout.readline().decode()
+        self._out, self._err = bytearray(), bytearray()
+        self._first_line: queue.Queue[bytes] = queue.Queue()
+        self._readers = [
+            threading.Thread(target=self._drain, args=(self.proc.stdout, self._out, True), daemon=True),
+            threading.Thread(target=self._drain, args=(self.proc.stderr, self._err, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        try:
+            line = self._first_line.get(timeout=start_timeout).decode(errors="replace")
+        except queue.Empty:
+            line = ""
         if not line.startswith("listening on "):
-            self.proc.kill()
-            error = self.proc.stderr.read().decode().strip()
-            raise ServerError(error or f"the server did not start: {line!r}")
+            self.stop()
+            raise ServerError(self._err.decode(errors="replace").strip() or f"the server did not start: {line!r}")
         self.port = int(line.rsplit(":", 1)[1])
 
+    def _drain(self, stream: Any, into: bytearray, first_line: bool) -> None:
+        if first_line:
+            line = stream.readline()
+            self._first_line.put(line)
+        while chunk := stream.read1(65536):
+            into += chunk
+
     def stop(self) -> tuple[bytes, bytes]:
-        """End the server; returns its stdout (the guest's UART output) and stderr."""
-        self.proc.terminate()
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        return out, err
+        """End the server; returns its stdout after the first line (the guest's UART output) and stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return bytes(self._out), bytes(self._err)
 
     def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.stop()
+        self.stop()
 
 
 class StopReason(enum.Enum):
@@ -158,6 +183,8 @@ class Debugger:
     gdb: str = GDB
     controller: GdbController = field(init=False)
     output: str = ""  # console and target output seen by the last run()
+    _token: int = field(default=0, init=False, repr=False)
+    _pending: list[Record] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.controller = GdbController(
@@ -180,15 +207,25 @@ class Debugger:
 
     # -- MI primitives ----------------------------------------------------------------------
     def mi(self, command: str, timeout: float = 20) -> list[Record]:
-        """Send an MI command; return the records up to its result (``^error`` raises GdbError)."""
-        records = self.controller.write(command, timeout_sec=timeout, raise_error_on_timeout=False)
+        """Send an MI command; return the records up to its result (``^error`` raises GdbError).
+
+        Each command carries a token and its result is matched on it, so a late record of an earlier
+        command is never taken for this one's answer.
+        """
+        self._token += 1
+        token = self._token
+        records = self.controller.write(f"{token}{command}", timeout_sec=timeout, raise_error_on_timeout=False)
         deadline = time.monotonic() + timeout
-        while not any(r["type"] == "result" for r in records) and time.monotonic() < deadline:
+
+        def answer() -> Record | None:
+            return next((r for r in records if r["type"] == "result" and r.get("token") == token), None)
+
+        while answer() is None and time.monotonic() < deadline:
             records += self.controller.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
-        result = next((r for r in records if r["type"] == "result"), None)
+        result = answer()
         if result is None:
             raise TimeoutError(f"no result for {command!r}: {records}")
-        self._pending = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        self._pending += [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
         self._collect(records)
         if result["message"] == "error":
             raise GdbError(result["payload"].get("msg", str(result)))
@@ -205,7 +242,7 @@ class Debugger:
 
     def wait_stopped(self, timeout: float = 120) -> Record:
         """The next ``*stopped`` record's payload."""
-        stopped = getattr(self, "_pending", [])
+        stopped = self._pending
         deadline = time.monotonic() + timeout
         while not stopped and time.monotonic() < deadline:
             records = self.controller.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
@@ -219,6 +256,7 @@ class Debugger:
     def run(self, command: str, timeout: float = 120) -> Record:
         """An MI execution command up to its ``*stopped`` payload; ``output`` holds the text seen meanwhile."""
         self.output = ""
+        self._pending = []
         self.mi(command)
         return self.wait_stopped(timeout)
 
@@ -284,7 +322,11 @@ class Debugger:
 
     def icount(self) -> int:
         """Where the target is in its history (instructions retired since reset)."""
-        return int(self.monitor("icount"))
+        reply = self.monitor("icount")
+        found = re.search(r"^\s*(\d+)\s*$", reply, re.MULTILINE)
+        if found is None:
+            raise GdbError(f"unexpected reply to monitor icount: {reply!r}")
+        return int(found.group(1))
 
     def seek(self, icount: int) -> Location:
         """Jump to an icount anywhere in history; gdb's caches are flushed."""

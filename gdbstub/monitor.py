@@ -15,13 +15,17 @@ HELP = """chronicorn monitor commands:
   help                  this text
   icount                instructions retired since reset (where we are in history)
   info                  the machine: architecture, board, RAM, icount shift, image
-  seek N                go to icount N (anywhere in history; like rr's 'run N')
+  seek N                go to icount N (anywhere in history; like rr's 'run N'), then
+                        'maint flush register-cache' so that gdb re-reads the registers
   snapshot save NAME    keep a snapshot of this moment under NAME
   snapshot load NAME    go back (or forward) to the moment saved as NAME
   snapshot list         the named snapshots
   history               icount range, snapshots held, memory used
   record save FILE      write the history as a recording that 'chronicorn replay' accepts
 """
+
+
+_REFRESH = "(gdb still shows the old state: 'maint flush register-cache' or any step refreshes it)\n"
 
 
 class MonitorError(Exception):
@@ -72,7 +76,7 @@ def _seek(m: Monitor, args: list[str]) -> str:
     if not t.start <= target <= t.end:
         raise MonitorError(f"icount {target} is outside history ({t.start}..{t.end})")
     t.seek(target)
-    return f"icount {t.icount}, pc {t.machine.pc:#x}\n"
+    return f"icount {t.icount}, pc {t.machine.pc:#x}\n{_REFRESH}"
 
 
 def _snapshot_save(m: Monitor, args: list[str]) -> str:
@@ -87,7 +91,7 @@ def _snapshot_load(m: Monitor, args: list[str]) -> str:
     if snapshot is None:
         raise MonitorError(f"no snapshot named {name!r} (see: monitor snapshot list)")
     m.timeline.load(snapshot)
-    return f"icount {m.timeline.icount}, pc {m.timeline.machine.pc:#x}\n"
+    return f"icount {m.timeline.icount}, pc {m.timeline.machine.pc:#x}\n{_REFRESH}"
 
 
 def _snapshot_list(m: Monitor, args: list[str]) -> str:

@@ -49,6 +49,7 @@ class Session:
         self._may_resend = False
         self._queued_interrupt = False
         self._console = b""  # O packets to send before the next reply
+        self._console_sent = b""  # O packets sent, not yet acked
 
     def _interrupted(self) -> bool:
         if self._queued_interrupt:
@@ -81,14 +82,19 @@ class Session:
             reply = self._packet(event.payload)
             if reply is None:
                 return ack
-            framed = self._console + encode(reply)
-            self._console = b""
+            framed = encode(reply)
+            console, self._console = self._console, b""
             self._last_sent = framed
             self._may_resend = self.ack_mode
-            return ack + framed
+            # In ack mode gdb acks the O packet first: that ack (or nack) is not the reply's.
+            self._console_sent = console if self.ack_mode else b""
+            return ack + console + framed
         if isinstance(event, BadPacket):
             log.warning("bad packet from gdb: %s", event.reason)
             return b"-" if self.ack_mode else b""
+        if isinstance(event, Ack | Nack) and self._console_sent:
+            resend, self._console_sent = self._console_sent, b""
+            return resend if isinstance(event, Nack) else b""
         if isinstance(event, Nack) and self._may_resend:  # once per reply; ignored in no-ack mode
             self._may_resend = False
             return self._last_sent

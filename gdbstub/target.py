@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from machine.arch.riscv_regs import RegisterError, target_xml
+from machine.debug_memory import DebugMemoryError
 from machine.engine import Cause
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind as MachineWatch
@@ -231,7 +232,7 @@ class TimelineTarget:
     def read_memory(self, addr: int, length: int) -> bytes:
         try:
             return self.machine.memory.read(addr, length)
-        except MemoryError as exc:
+        except DebugMemoryError as exc:
             raise TargetError(EFAULT, str(exc)) from None
 
     def write_memory(self, addr: int, data: bytes) -> None:
@@ -244,7 +245,7 @@ class TimelineTarget:
             fn(*args)
         except RegisterError as exc:
             raise TargetError(EINVAL, str(exc)) from None
-        except MemoryError as exc:
+        except DebugMemoryError as exc:
             raise TargetError(EACCES, str(exc)) from None
         self.timeline.note_write()
 

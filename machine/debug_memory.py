@@ -10,6 +10,10 @@ from .boards.virt import Region
 from .devices.base import Device
 
 
+class DebugMemoryError(Exception):
+    """A debugger access to memory that is not there (or not writable)."""
+
+
 class DebugMemory:
     """``m``/``M``/``X`` and ``qXfer:memory-map:read`` for one machine.
 
@@ -31,13 +35,13 @@ class DebugMemory:
         return next((r for r in self._regions if r.contains(addr)), None)
 
     def read(self, addr: int, length: int) -> bytes:
-        """Bytes at guest physical ``addr``; MemoryError where nothing is mapped."""
+        """Bytes at guest physical ``addr``; DebugMemoryError where nothing is mapped."""
         out = bytearray()
         while len(out) < length:
             at = addr + len(out)
             region = self._region_at(at)
             if region is None:
-                raise MemoryError(f"no memory at {at:#x}")
+                raise DebugMemoryError(f"no memory at {at:#x}")
             chunk = min(length - len(out), region.end - at)
             if region.kind == "mmio":
                 device = self._devices[region.name]
@@ -51,12 +55,12 @@ class DebugMemory:
         return bytes(out)
 
     def write(self, addr: int, data: bytes) -> None:
-        """Write RAM. MemoryError for unmapped memory, the boot ROM and devices
+        """Write RAM. DebugMemoryError for unmapped memory, the boot ROM and devices
         (a debugger's device write would be an unlogged, non-deterministic input)."""
         end = addr + len(data)
         ram = self._regions[-1]
         if data and not (ram.base <= addr and end <= ram.end):
-            raise MemoryError(f"cannot write {len(data)} bytes at {addr:#x}: only RAM is writable")
+            raise DebugMemoryError(f"cannot write {len(data)} bytes at {addr:#x}: only RAM is writable")
         if not data:
             return
         self._uc.mem_write(addr, data)

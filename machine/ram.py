@@ -98,9 +98,20 @@ class RamPages:
         """True when writes are tracked by page protection (else RAM is compared with a shadow copy)."""
         return isinstance(self._tracker, _ProtectTracker)
 
+    def _take_changed(self) -> list[int]:
+        try:
+            return self._tracker.take_changed()
+        except TrackingOverflow as exc:
+            # From now on compare contents (is_tracked turns False, so nothing relies on page identity).
+            log.warning("%s; comparing RAM with a copy from now on", exc)
+            assert isinstance(self._tracker, _ProtectTracker)
+            self._tracker.stop()
+            self._tracker = _ShadowTracker(self._ram, self._table)
+            return self._tracker.take_changed()
+
     def capture(self) -> PageTable:
         """An image of RAM now, sharing every page unchanged since the last capture or restore."""
-        changed = self._tracker.take_changed()
+        changed = self._take_changed()
         if not changed:
             return self._table
         nodes: list[Node | None] = list(self._table.nodes)
@@ -123,7 +134,7 @@ class RamPages:
         """Make RAM equal to ``table``, writing only the pages that differ."""
         if len(table.nodes) != len(self._table.nodes):
             raise ValueError("RAM image of another RAM size")
-        dirty = set(self._tracker.take_changed())
+        dirty = set(self._take_changed())
         current = self._table.nodes
         for n, node in enumerate(table.nodes):
             old = current[n]
@@ -135,7 +146,7 @@ class RamPages:
         for index in dirty:
             off = index * PAGE
             self._ram[off : off + PAGE] = table.page(index) or _ZERO_PAGE
-        self._tracker.take_changed()  # our own writes: RAM now equals the table
+        self._take_changed()  # our own writes: RAM now equals the table
         self._table = table
 
 
@@ -154,7 +165,7 @@ class _ProtectTracker:
         self._out = (ctypes.c_uint32 * (len(ram) // PAGE))()
         # The finalizer holds the RAM and the dirty marks the handler writes to, so neither is freed (and
         # the address range reused by another mapping) before the slot is released.
-        weakref.finalize(self, _untrack, lib, slot, ram, dirty)
+        self._finalizer = weakref.finalize(self, _untrack, lib, slot, ram, dirty)
 
     @classmethod
     def start(cls, lib: ctypes.CDLL, ram: mmap.mmap, ram_ptr: int) -> _ProtectTracker | None:
@@ -170,18 +181,29 @@ class _ProtectTracker:
 
     def take_changed(self) -> list[int]:
         n = self._lib.chron_take_dirty(self._slot, self._out)
+        if n == -2:
+            raise TrackingOverflow("too many memory mappings: page-protection tracking given up")
         if n < 0:
             raise OSError("mprotect failed on guest RAM")
         return self._out[:n]
+
+    def stop(self) -> None:
+        self._finalizer()
+
+
+class TrackingOverflow(Exception):
+    """Page-protection tracking had to stop (the kernel's limit on memory mappings was reached)."""
 
 
 class _ShadowTracker:
     """The fallback: compare RAM with a shadow copy of it (16 ms per 128 MiB)."""
 
-    def __init__(self, ram: mmap.mmap) -> None:
+    def __init__(self, ram: mmap.mmap, table: PageTable | None = None) -> None:
         self._ram = ram
         self._size = len(ram)
         self._shadow = mmap.mmap(-1, self._size)
+        for offset, page in table.chunks() if table is not None else ():  # RAM as of the last capture
+            self._shadow[offset : offset + PAGE] = page
 
     def take_changed(self) -> list[int]:
         changed = []

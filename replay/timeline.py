@@ -160,10 +160,10 @@ class Timeline:
             key = min(later)
             result = self.machine.run(key, interrupted, resume=resume)
             self._note_progress()
-            if result.kind != RunKind.LIMIT or self.machine.icount != key:
+            if self.machine.icount != key:
                 return result
-            self._restore(self.keyframes[key])
-            if key == limit:
+            self._restore(self.keyframes[key])  # (also when the guest exited right there)
+            if key == limit or result.kind != RunKind.LIMIT:
                 return result
             resume = False
 
@@ -227,11 +227,26 @@ class Timeline:
 
     # -- backward ------------------------------------------------------------------------------
     def step_backward(self) -> RunResult:
-        """Go back one instruction (``bs``)."""
-        if self.machine.icount <= self.start:
+        """Go back one instruction (``bs``); a watched access by that instruction is reported instead.
+
+        As in :meth:`continue_backward`, the watchpoint is reported where we stand (one instruction after
+        the access): gdb then removes its watchpoints and steps back over the access itself.
+        """
+        here = self.machine.icount
+        if here <= self.start:
             return self._result(RunKind.HISTORY_BEGIN)
-        self.seek(self.machine.icount - 1)
-        return self._result(RunKind.LIMIT)
+        self.seek(here - 1)
+        if not self.watchpoints:
+            return self._result(RunKind.LIMIT)
+        self._arm(False)
+        self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr))
+        hit = self._run(here, resume=False)
+        if hit.kind != RunKind.WATCHPOINT:
+            self.seek(here - 1)
+            return self._result(RunKind.LIMIT)
+        self.seek(here)
+        return RunResult(RunKind.WATCHPOINT, here, self.machine.pc, fault_addr=hit.fault_addr,
+                         watch_kind=hit.watch_kind)  # fmt: skip
 
     def continue_backward(self, interrupted: Interrupted = _never) -> RunResult:
         """Go back to the last breakpoint or watchpoint hit before here (``bc``), or the start."""

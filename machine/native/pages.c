@@ -25,6 +25,7 @@ struct region {
     volatile uintptr_t base; /* 0: free slot */
     volatile uintptr_t size;
     volatile uint8_t *dirty; /* one byte per page */
+    volatile int overflow;   /* mprotect failed (too many mappings): the region is writable, untracked */
 };
 
 static struct region regions[MAX_REGIONS];
@@ -43,6 +44,12 @@ static void on_segv(int sig, siginfo_t *info, void *context)
             r->dirty[page] = 1;
             if (mprotect((void *)(base + page * page_size), page_size, PROT_READ | PROT_WRITE) == 0)
                 return; /* the write is retried and succeeds */
+            /* Each unprotected page splits the mapping; past the kernel's limit on mappings
+             * (vm.max_map_count) mprotect fails. Give up tracking this region: make all of it
+             * writable again (that merges the mappings) and let Python compare contents instead. */
+            r->overflow = 1;
+            if (mprotect((void *)base, r->size, PROT_READ | PROT_WRITE) == 0)
+                return;
             break;
         }
     }
@@ -74,6 +81,7 @@ int chron_track(void *base, uint64_t size, uint8_t *dirty)
         if (!regions[i].base) {
             regions[i].size = size;
             regions[i].dirty = dirty;
+            regions[i].overflow = 0;
             regions[i].base = (uintptr_t)base;
             if (mprotect(base, size, PROT_READ) != 0) {
                 regions[i].base = 0;
@@ -95,11 +103,14 @@ void chron_untrack(int slot)
 }
 
 /* Write the indices of the pages written since the last call into out, clear the marks and
- * make the region read-only again. Returns how many, or -1 if mprotect failed. */
+ * make the region read-only again. Returns how many; -1 if mprotect failed, -2 if tracking
+ * overflowed (then the region stays writable and the caller must compare contents). */
 int64_t chron_take_dirty(int slot, uint32_t *out)
 {
     struct region *r = &regions[slot];
     uint64_t npages = r->size / page_size, n = 0;
+    if (r->overflow)
+        return -2;
     if (mprotect((void *)r->base, r->size, PROT_READ) != 0)
         return -1;
     for (uint64_t i = 0; i < npages; i++) {

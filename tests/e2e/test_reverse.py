@@ -270,3 +270,17 @@ def test_a_debugger_write_is_part_of_the_saved_recording(xlen: str, debug, tmp_p
                             capture_output=True, timeout=120)  # fmt: skip
     assert replay.returncode == 0, replay.stderr  # without the keyframe: "replay ended at icount ..." (exit 5)
     assert replay.stdout == live_output == expected_output(xlen, "timer")
+
+
+def test_reverse_stepi_over_a_watched_write_triggers_the_watchpoint(xlen: str, debug) -> None:  # noqa: ANN001
+    _, gdb = debug(guest(xlen, "timer"))
+    gdb.mi('-break-insert -c "ticks == 2" trap_handler')
+    gdb.run("-exec-continue")
+    gdb.mi("-break-delete")
+    gdb.mi("-break-watch ticks")
+    stopped = gdb.run("-exec-continue")  # forward onto the write 2 -> 3: gdb lands just after it
+    assert stopped["reason"] == "watchpoint-trigger" and stopped["value"] == {"old": "2", "new": "3"}
+    after = icount(gdb)
+    stopped = gdb.run("-exec-step-instruction --reverse")
+    assert stopped["reason"] == "watchpoint-trigger" and stopped["value"] == {"old": "3", "new": "2"}
+    assert icount(gdb) < after and gdb.evaluate("ticks") == "2"

@@ -205,11 +205,14 @@ def test_skipping_unwritten_windows_finds_the_same_writes(variable: str, offset:
         scan, scans[skip] = timeline._scan, []
         timeline._scan = lambda *args, s=scan, n=scans[skip]: n.append(args[2]) or s(*args)  # type: ignore[method-assign]
         timeline.seek(timeline.end)
-        timeline.add_watchpoint(Watchpoint(WatchKind.WRITE, addr, 4))
+        watchpoint = Watchpoint(WatchKind.WRITE, addr, 4)
+        timeline.add_watchpoint(watchpoint)
         stops = []
         while (result := timeline.continue_backward()).kind == RunKind.WATCHPOINT:
             stops.append((result.icount, result.pc, timeline.machine.digest()))
-            timeline.step_backward()  # as gdb does: back over the write itself, then on
+            timeline.remove_watchpoint(watchpoint)  # as gdb does: back over the write itself, then on
+            timeline.step_backward()
+            timeline.add_watchpoint(watchpoint)
         assert result.kind == RunKind.HISTORY_BEGIN
         found[skip] = stops
     assert found[True] == found[False]
@@ -217,3 +220,24 @@ def test_skipping_unwritten_windows_finds_the_same_writes(variable: str, offset:
         assert len(found[True]) == 5
     else:  # code is never written: not one window needs the memory hooks
         assert found[True] == [] and scans[True].count(True) == 0 < scans[False].count(True)
+
+
+def test_step_backward_over_a_watched_write_reports_it() -> None:
+    """``bs`` onto a write of a watched word: reported where we stand, as gdb's rule wants; then gdb steps."""
+    ticks = load_image(guest("rv32", "timer")).symbols["ticks"]
+    timeline = fixed_timeline("timer")
+    timeline.seek(timeline.end)
+    watchpoint = Watchpoint(WatchKind.WRITE, ticks, 4)
+    timeline.add_watchpoint(watchpoint)
+    hit = timeline.continue_backward()
+    assert hit.kind == RunKind.WATCHPOINT
+    after_write = timeline.icount
+    timeline.remove_watchpoint(watchpoint)
+    timeline.step_backward()  # onto the writing instruction
+    timeline.run_forward(step=True)  # and forward over it again
+    timeline.add_watchpoint(watchpoint)
+    result = timeline.step_backward()
+    assert result.kind == RunKind.WATCHPOINT and result.fault_addr == ticks and timeline.icount == after_write
+    check_here(timeline, "timer")
+    timeline.remove_watchpoint(watchpoint)
+    assert timeline.step_backward().kind == RunKind.LIMIT and timeline.icount == after_write - 1

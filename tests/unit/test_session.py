@@ -197,3 +197,15 @@ def test_reverse_packets_are_unsupported_without_the_capability() -> None:
     assert b"ReverseStep+" not in replies(session, encode(b"qSupported:swbreak+"))[0]
     assert replies(session, encode(b"bs")) == [b""]
     assert replies(session, encode(b"bc")) == [b""]
+
+
+def test_console_note_before_a_stop_reply_is_acked_separately() -> None:
+    from gdbstub.rsp.stops import HistoryBoundary, HistoryEnd
+
+    target = FakeTarget()
+    target.resume = lambda action, interrupted, addr=None: HistoryEnd(HistoryBoundary.END, "bye\n")  # type: ignore[method-assign]
+    session = Session(target)
+    out = session.feed(encode(b"c"))
+    assert out == b"+" + encode(b"O" + b"bye\n".hex().encode()) + encode(b"T05thread:1;replaylog:end;")
+    assert session.feed(b"+") == b""  # acks the O packet
+    assert session.feed(b"-") == encode(b"T05thread:1;replaylog:end;")  # the reply itself is resent
