@@ -20,6 +20,7 @@ from machine.engine import Cause
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind as MachineWatch
 from machine.watch import Watchpoint as MachineWatchpoint
+from replay.errors import ReplayDivergence
 from replay.timeline import Timeline
 
 from .rsp.stops import (
@@ -264,12 +265,24 @@ class TimelineTarget:
             self.machine.engine.pc = addr
             self.timeline.note_write()
         t = self.timeline
-        if action == ResumeAction.REVERSE_STEP:
-            result = t.step_backward()
-        elif action == ResumeAction.REVERSE_CONTINUE:
-            result = t.continue_backward(interrupted)
-        else:
-            result = t.run_forward(action == ResumeAction.STEP, interrupted)
+        start = t.icount
+        try:
+            if action == ResumeAction.REVERSE_STEP:
+                result = t.step_backward()
+            elif action == ResumeAction.REVERSE_CONTINUE:
+                result = t.continue_backward(interrupted)
+            else:
+                result = t.run_forward(action == ResumeAction.STEP, interrupted)
+        except ReplayDivergence as exc:
+            # A damaged or foreign recording: it is only known good up to where this command started.
+            # Say so, go back there and keep the session.
+            log.error("%s", exc)
+            if not t.is_live:
+                t.inputs.frontier = min(t.inputs.frontier, start)
+            t.seek(start)
+            note = f"chronicorn: {exc}; history ends at icount {start}, where this command started\n"
+            self._last = HistoryEnd(HistoryBoundary.END, note)
+            return self._last
         log.debug("stopped: %s", result.describe())
         self._last = self._stop_for(result)
         return self._last

@@ -284,3 +284,39 @@ def test_reverse_stepi_over_a_watched_write_triggers_the_watchpoint(xlen: str, d
     stopped = gdb.run("-exec-step-instruction --reverse")
     assert stopped["reason"] == "watchpoint-trigger" and stopped["value"] == {"old": "3", "new": "2"}
     assert icount(gdb) < after and gdb.evaluate("ticks") == "2"
+
+
+def test_a_diverging_recording_ends_history_and_keeps_the_session(tmp_path) -> None:  # noqa: ANN001
+    from replay.events import HostClock
+    from replay.recording import Header, load_recording, write_recording
+
+    require_gdb()
+    elf = guest("rv32", "rtc")
+    good = tmp_path / "rtc.chrec"
+    subprocess.run([sys.executable, "-m", "gdbstub.cli", "record", str(elf), "-o", str(good)], cwd=ROOT,
+                   capture_output=True, check=True, timeout=120)  # fmt: skip
+    with open(good, "rb") as stream:
+        loaded = load_recording(stream)
+    assert any(isinstance(e, HostClock) for e in loaded.events)
+    bad = tmp_path / "tampered.chrec"
+    with open(bad, "wb") as stream:  # the host clock reads are gone: replay must notice
+        write_recording(stream, Header(**loaded.header.to_json()), loaded.initial,
+                        [e for e in loaded.events if not isinstance(e, HostClock)])  # fmt: skip
+    server = ServerProcess(bad, command="replay")
+    gdb = Gdb(elf)
+    try:
+        gdb.connect(server.port)
+        gdb.mi("-break-insert main")
+        gdb.run("-exec-continue")
+        gdb.mi("-break-delete")  # so that gdb resumes right here (no step off a breakpoint first)
+        start = icount(gdb)
+        stopped = gdb.run("-exec-continue")
+        assert "reason" not in stopped and "diverged" in gdb.output
+        assert icount(gdb) == start  # back where the failing command started; the session goes on
+        stopped = gdb.run("-exec-step-instruction --reverse")
+        assert icount(gdb) == start - 1
+        stopped = gdb.run("-exec-continue")
+        assert "reason" not in stopped and icount(gdb) == start  # the end of what is known good
+    finally:
+        gdb.close()
+        server.stop()
