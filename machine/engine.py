@@ -125,6 +125,7 @@ class Engine:
         self._pending: EngineStop | None = None
         self._unmapped_addr = 0
         self._mmio_apply = False
+        self._mmio_icount = 0
         self._skip_special: int | None = None
         self._breakpoints: dict[int, int] = {}  # address -> hook handle
         self._resume_at: tuple[int, int] | None = None  # (icount, pc) where the current run began
@@ -363,8 +364,18 @@ class Engine:
                 self._flush(addr, addr + 4)
         self.counter.remember_block(st.miss_addr, st.miss_size, st.miss_insns)
 
+    @property
+    def access_icount(self) -> int:
+        """The icount of the instruction whose device access is being applied (else the icount).
+
+        Mid-block the counter is ahead of the instruction (it counts whole blocks); the deferred access
+        knows its instruction's exact icount, which is what input events are stamped with.
+        """
+        return self._mmio_icount if self._mmio_apply else self.icount
+
     def step_mmio(self) -> EngineStop:
         """Execute the instruction at pc with device accesses applied; stop right after it."""
+        self._mmio_icount = self.icount
         self._mmio_apply = True
         try:
             return self.run(self.icount + 1, self.icount + 1)

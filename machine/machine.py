@@ -87,7 +87,7 @@ class Machine:
         self.plic = Plic(self._on_plic)
         self.uart = Uart16550(uart_tx, self.plic.line(virt.UART0_IRQ))
         self.clint = Clint(lambda: self.clock.ticks(self.engine.icount), self._on_msip)
-        self.rtc = GoldfishRtc(lambda: self.inputs.host_clock_ns(self.engine.icount))
+        self.rtc = GoldfishRtc(lambda: self.inputs.host_clock_ns(self.engine.access_icount))
         self.finisher = TestFinisher(self._on_exit, self._on_reset)
         self.devices: dict[str, Device] = {
             "test": self.finisher,

@@ -30,7 +30,7 @@ import zstandard
 from .events import KIND_OF, ClockWarp, End, EndReason, Event, EventKind, HostClock, UartInput, Verify
 
 MAGIC = b"CHRONREC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: host-clock events stamped with the reading instruction's exact icount
 _CHUNK_HEAD = struct.Struct("<2sBIIQQ")
 
 
