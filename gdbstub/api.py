@@ -225,7 +225,8 @@ class Debugger:
         result = answer()
         if result is None:
             raise TimeoutError(f"no result for {command!r}: {records}")
-        self._pending += [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        # Stops announced while this command ran (a run() waits for them next); older ones are stale.
+        self._pending = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
         self._collect(records)
         if result["message"] == "error":
             raise GdbError(result["payload"].get("msg", str(result)))
@@ -256,7 +257,6 @@ class Debugger:
     def run(self, command: str, timeout: float = 120) -> Record:
         """An MI execution command up to its ``*stopped`` payload; ``output`` holds the text seen meanwhile."""
         self.output = ""
-        self._pending = []
         self.mi(command)
         return self.wait_stopped(timeout)
 
