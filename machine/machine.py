@@ -135,33 +135,10 @@ class Machine:
         self.uc.mmio_map(region.base, region.size, read, None, write, None)
 
     def _load(self, image: Image) -> None:
-        ram = self.regions[-1]
-        for seg in image.segments:
-            if not ram.contains(seg.addr, max(seg.mem_size, 1)):
-                raise ImageError(
-                    f"{image.path}: segment at {seg.addr:#x}..{seg.addr + seg.mem_size:#x} lies outside RAM "
-                    f"({ram.base:#x}..{ram.end:#x})"
-                )
-            off = seg.addr - ram.base
-            self.ram[off : off + len(seg.data)] = seg.data
-        if not ram.contains(image.entry, 2):
-            raise ImageError(f"{image.path}: entry point {image.entry:#x} lies outside RAM")
-        blob = virt.build_fdt(self.arch, self.config.ram_size)
-        self.fdt_addr = virt.fdt_address(self.config.ram_size, len(blob))
-        fdt_end = self.fdt_addr + len(blob)
-        for seg in image.segments:
-            if seg.addr < fdt_end and self.fdt_addr < seg.addr + seg.mem_size:
-                raise ImageError(
-                    f"{image.path}: the device tree at {self.fdt_addr:#x} would overlap the image "
-                    f"(segment at {seg.addr:#x}); give more RAM with --ram"
-                )
-        off = self.fdt_addr - ram.base
-        self.ram[off : off + len(blob)] = blob
-        # As QEMU: start in the reset vector ROM, which sets a0/a1/a2 and jumps to the image.
-        # The image is the firmware (QEMU's -bios IMAGE): no next stage, next_addr 0.
-        rom = virt.boot_rom(self.arch.xlen, image.entry, self.fdt_addr, next_addr=0)
+        placed = virt.place_image(self.ram, image, self.arch, self.config.ram_size)
+        self.fdt_addr = placed.fdt_addr
         self.uc.mem_map(virt.MROM.base, virt.MROM.size, UC_PROT_READ | UC_PROT_EXEC)
-        self.uc.mem_write(virt.MROM.base, rom)
+        self.uc.mem_write(virt.MROM.base, placed.boot_rom)
         self.engine.pc = virt.MROM.base
 
     def _board_csr(self, csr: int) -> int:

@@ -8,11 +8,13 @@ hart id, a1 = FDT address at entry.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import fdt
 
 from ..arch.riscv import RiscvArch
+from ..loader import Image, ImageError
 
 RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 * 1024 * 1024
@@ -211,3 +213,42 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
     if len(blob) > FDT_MAX_SIZE:
         raise ValueError("device tree too large")
     return blob
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where :func:`place_image` put things: the device tree, and the boot ROM to map at MROM."""
+
+    fdt_addr: int
+    boot_rom: bytes
+
+
+def place_image(ram: mmap.mmap, image: Image, arch: RiscvArch, ram_size: int) -> Placed:
+    """Copy the image's segments and the device tree into RAM (``ram[offset]`` from RAM_BASE), as QEMU does.
+
+    The image is the firmware (QEMU's ``-bios IMAGE``): the reset vector ROM sets a0/a1/a2 and jumps to
+    its entry, with no next stage (next_addr 0).
+    """
+    region = memory_map(ram_size)[-1]
+    for seg in image.segments:
+        if not region.contains(seg.addr, max(seg.mem_size, 1)):
+            raise ImageError(
+                f"{image.path}: segment at {seg.addr:#x}..{seg.addr + seg.mem_size:#x} lies outside RAM "
+                f"({region.base:#x}..{region.end:#x})"
+            )
+        off = seg.addr - region.base
+        ram[off : off + len(seg.data)] = seg.data
+    if not region.contains(image.entry, 2):
+        raise ImageError(f"{image.path}: entry point {image.entry:#x} lies outside RAM")
+    blob = build_fdt(arch, ram_size)
+    fdt_addr = fdt_address(ram_size, len(blob))
+    fdt_end = fdt_addr + len(blob)
+    for seg in image.segments:
+        if seg.addr < fdt_end and fdt_addr < seg.addr + seg.mem_size:
+            raise ImageError(
+                f"{image.path}: the device tree at {fdt_addr:#x} would overlap the image "
+                f"(segment at {seg.addr:#x}); give more RAM with --ram"
+            )
+    off = fdt_addr - region.base
+    ram[off : off + len(blob)] = blob
+    return Placed(fdt_addr, boot_rom(arch.xlen, image.entry, fdt_addr, next_addr=0))
