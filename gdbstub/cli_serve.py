@@ -16,7 +16,7 @@ from typing import BinaryIO
 from machine.inputs import HostInputs, InputSource
 from machine.loader import Image, ImageError, load_image
 from machine.machine import Machine, MachineConfig
-from replay.events import End, EndReason
+from replay.events import End, EndReason, Verify
 from replay.history import HistoryInputs
 from replay.output import OutputLog
 from replay.recording import LoadedRecording, make_header, write_recording
@@ -67,14 +67,17 @@ def _saver(timeline: Timeline, image: Image) -> Callable[[str], str]:
         m = timeline.machine
         header = make_header(image, m.arch.name, m.config.ram_size, m.config.icount_shift, "off", {"source": "serve"})
         initial = timeline.store.at_or_before(timeline.start).state
-        events = [*timeline.inputs.events, End(timeline.end, EndReason.USER_STOP)]
+        checks = [Verify(icount, digest) for icount, digest in timeline.verify_points.items() if icount < timeline.end]
+        ordered = sorted([*timeline.inputs.events, *checks], key=lambda event: event.icount)  # stable: inputs first
+        events = [*ordered, End(timeline.end, EndReason.USER_STOP)]
         keyframes = {icount: (k.state, k.log_position) for icount, k in timeline.keyframes.items()}
         try:
             with open(path, "wb") as stream:
                 write_recording(stream, header, initial, events, keyframes)
         except OSError as exc:
             return f"error: cannot write {path}: {exc.strerror or exc}\n"
-        return f"saved icount {timeline.start}..{timeline.end} ({len(events) - 1} events) to {path}\n"
+        counts = f"{len(timeline.inputs.events)} events, {len(checks)} verification points"
+        return f"saved icount {timeline.start}..{timeline.end} ({counts}) to {path}\n"
 
     return save
 

@@ -10,7 +10,7 @@ from machine.state import MachineState
 
 from .events import EndReason
 from .recorder import Recorder
-from .recording import state_digest
+from .recording import registers_digest
 from .replayer import ReplayDivergence, Replayer
 
 VERIFY_INTERVAL = 1 << 20
@@ -25,10 +25,6 @@ END_REASONS = {
 }
 
 
-def _registers_digest(machine: Machine) -> bytes:
-    return state_digest(machine.hart.registers() + machine.hart.digest_csrs())
-
-
 def record_run(machine: Machine, recorder: Recorder, max_icount: int | None,
                interrupted: Callable[[], bool] | None = None) -> RunResult:  # fmt: skip
     """Run to the end, logging a verification point every VERIFY_INTERVAL instructions."""
@@ -39,7 +35,7 @@ def record_run(machine: Machine, recorder: Recorder, max_icount: int | None,
         result = machine.run(target, interrupted)
         if result.kind != RunKind.LIMIT or result.icount == max_icount:
             break
-        recorder.verify(result.icount, _registers_digest(machine))
+        recorder.verify(result.icount, registers_digest(machine))
     recorder.finish(result.icount, END_REASONS[result.kind], result.exit_code or 0)
     return result
 
@@ -69,7 +65,7 @@ def replay_run(machine: Machine, replayer: Replayer, interrupted: Callable[[], b
         if icount in keyframes:
             state, replayer.position = keyframes[icount]
             machine.restore_state(state)
-        actual = _registers_digest(machine)
+        actual = registers_digest(machine)
         if icount in digests and actual != digests[icount]:
             raise ReplayDivergence(icount, f"register digest {actual.hex()} differs from the recorded "
                                            f"{digests[icount].hex()} (pc {machine.pc:#x})")  # fmt: skip

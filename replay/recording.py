@@ -13,6 +13,7 @@ from typing import BinaryIO
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from machine.loader import Image
+from machine.machine import Machine
 from machine.ram import PageTable
 from machine.state import MachineState
 
@@ -75,6 +76,11 @@ def state_digest(registers: list[int]) -> bytes:
     for value in registers:
         h.update(value.to_bytes(16, "little", signed=True))
     return h.digest()[:16]
+
+
+def registers_digest(machine: Machine) -> bytes:
+    """The verification-point digest of a machine: its registers and CSRs."""
+    return state_digest(machine.hart.registers() + machine.hart.digest_csrs())
 
 
 # -- the initial snapshot (QEMU's rrsnapshot) ---------------------------------------------

@@ -31,6 +31,7 @@ from machine.watch import WatchKind, Watchpoint
 
 from .errors import ReplayDivergence
 from .history import HistoryInputs
+from .recording import registers_digest
 from .snapshot import Snapshot, restore_snapshot, take_snapshot
 from .store import SnapshotStore
 
@@ -61,6 +62,7 @@ class Timeline:
         self._scanned = machine.icount  # the furthest icount run so far: periodic snapshots past it
         self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
         self.skip_unwritten = True  # backward scans skip windows where no watched page was written
+        self.verify_points: dict[int, bytes] = {}  # icount -> register digest, taken going forward live
         self.store.add(take_snapshot(machine, inputs.position))
 
     # -- where we are ----------------------------------------------------------------------
@@ -142,6 +144,7 @@ class Timeline:
         """
         if not self.is_writable:
             raise ValueError("history is fixed here: writes are only possible at the end of a live run")
+        self.verify_points.pop(self.machine.icount, None)  # taken before the write
         self.add_keyframe(self.snapshot())
 
     def add_keyframe(self, snapshot: Snapshot) -> None:
@@ -220,6 +223,8 @@ class Timeline:
                 break
             if not self.store.has(point):
                 self.snapshot()
+            if self.is_live and point not in self.verify_points:  # for a saved recording's replay to check
+                self.verify_points[point] = registers_digest(self.machine)
         self.store.focus = self.machine.icount
         if not self.is_live and result.icount >= self.end and result.kind in _ENDS_AT_HISTORY_END:
             return self._result(RunKind.HISTORY_END)

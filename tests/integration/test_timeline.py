@@ -243,3 +243,18 @@ def test_step_backward_over_a_watched_write_reports_it() -> None:
     check_here(timeline, "timer")
     timeline.remove_watchpoint(watchpoint)
     assert timeline.step_backward().kind == RunKind.LIMIT and timeline.icount == after_write - 1
+
+
+def test_live_runs_take_verification_points_a_replay_can_check() -> None:
+    from replay.recording import registers_digest
+
+    inputs = HistoryInputs([], 0, ScriptedInputs())
+    machine = _machine("compute", inputs)
+    timeline = Timeline(machine, inputs, SnapshotStore(), 1 << 20)
+    timeline.run_forward(interrupted=lambda: machine.icount >= 4_500_000)
+    points = sorted(timeline.verify_points)
+    assert points[:4] == [1 << 20, 2 << 20, 3 << 20, 4 << 20] and points[-1] <= machine.icount
+    reference = _machine("compute", ScriptedInputs())
+    for icount, digest in sorted(timeline.verify_points.items()):
+        reference.run(icount)
+        assert registers_digest(reference) == digest
