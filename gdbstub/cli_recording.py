@@ -165,7 +165,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key, value in header.to_json().items():
         print(f"{key:20} {value}")
     print(f"{'file size':20} {Path(args.recording).stat().st_size} bytes")
-    print(f"{'icount range':20} {first or 0} .. {last or 0}")
+    print(f"{'history':20} icount 0 .. {end.icount if end else last or 0}")
+    print(f"{'events from':20} icount {first or 0} .. {last or 0}")
     print(f"{'end':20} {f'{end.reason.name.lower()} (code {end.code}) at icount {end.icount}' if end else 'none'}")
     for kind, count in sorted(counts.items()):
         print(f"{'events ' + kind:20} {count}")

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from machine.inputs import HostInputs, InputSource
 from machine.loader import Image, ImageError, load_image
 from machine.machine import Machine, MachineConfig
+from replay.driver import END_REASONS
 from replay.events import End, EndReason, Verify
 from replay.history import HistoryInputs
 from replay.output import OutputLog
@@ -69,7 +70,12 @@ def _saver(timeline: Timeline, image: Image) -> Callable[[str], str]:
         initial = timeline.store.at_or_before(timeline.start).state
         checks = [Verify(icount, digest) for icount, digest in timeline.verify_points.items() if icount < timeline.end]
         ordered = sorted([*timeline.inputs.events, *checks], key=lambda event: event.icount)  # stable: inputs first
-        events = [*ordered, End(timeline.end, EndReason.USER_STOP)]
+        ended = timeline.end_result
+        if ended is not None and ended.icount == timeline.end:
+            end = End(ended.icount, END_REASONS[ended.kind], ended.exit_code or 0)
+        else:
+            end = End(timeline.end, EndReason.USER_STOP)
+        events = [*ordered, end]
         keyframes = {icount: (k.state, k.log_position) for icount, k in timeline.keyframes.items()}
         try:
             with open(path, "wb") as stream:

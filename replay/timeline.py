@@ -63,6 +63,7 @@ class Timeline:
         self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
         self.skip_unwritten = True  # backward scans skip windows where no watched page was written
         self.verify_points: dict[int, bytes] = {}  # icount -> register digest, taken going forward live
+        self.end_result: RunResult | None = None  # the guest's own end of a live run (exit, fault, ...)
         self.store.add(take_snapshot(machine, inputs.position))
 
     # -- where we are ----------------------------------------------------------------------
@@ -226,6 +227,8 @@ class Timeline:
             if self.is_live and point not in self.verify_points:  # for a saved recording's replay to check
                 self.verify_points[point] = registers_digest(self.machine)
         self.store.focus = self.machine.icount
+        if self.is_live and result.kind in _ENDS_BY_ITSELF and result.icount >= self.end:
+            self.end_result = result  # how the live run ended (a saved recording says so)
         if not self.is_live and result.icount >= self.end and result.kind in _ENDS_AT_HISTORY_END:
             return self._result(RunKind.HISTORY_END)
         return result
@@ -328,3 +331,4 @@ class Timeline:
 
 
 _ENDS_AT_HISTORY_END = (RunKind.LIMIT, RunKind.EXITED, RunKind.IDLE_FOREVER, RunKind.RESET)
+_ENDS_BY_ITSELF = (RunKind.EXITED, RunKind.IDLE_FOREVER, RunKind.RESET, RunKind.FAULT)

@@ -6,8 +6,8 @@ Uses chronicorn's Python API directly (gdbstub/api.py): serves the recording wit
 point. The invariant must hold at the start and, once broken, stay broken (what bisection needs); the
 answer is checked by looking one instruction either side.
 
-    scripts/find_invariant_break.py RECORDING.chrec 'probe.scale >= 1 && probe.scale <= 100'
-    scripts/find_invariant_break.py --guest tests/guests/riscv/build/rv32/cmdint.elf \\
+    .venv/bin/python scripts/find_invariant_break.py RECORDING.chrec 'probe.scale >= 1 && probe.scale <= 100'
+    .venv/bin/python scripts/find_invariant_break.py --guest tests/guests/riscv/build/rv32/cmdint.elf \\
         --uart-input tests/guests/riscv/inputs/cmdint-bug.txt 'probe.scale >= 1 && probe.scale <= 100'
 """
 

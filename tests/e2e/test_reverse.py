@@ -195,6 +195,9 @@ def test_monitor_seek_snapshots_history_and_record_save(xlen: str, debug, tmp_pa
                             capture_output=True, timeout=120)  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout == expected_output(xlen, "timer")
+    info = subprocess.run([sys.executable, "-m", "gdbstub.cli", "info", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "guest_exit (code 0)" in info.stdout  # the live run ended by itself: the recording says so
 
 
 def test_replay_port_serves_a_recording_with_reverse(xlen: str, tmp_path) -> None:  # noqa: ANN001
