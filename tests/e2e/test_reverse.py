@@ -323,3 +323,44 @@ def test_a_diverging_recording_ends_history_and_keeps_the_session(tmp_path) -> N
     finally:
         gdb.close()
         server.stop()
+
+
+@pytest.mark.parametrize("name", ["hello", "timer"])
+def test_reverse_step_next_finish_stop_in_states_seen_going_forward(xlen: str, name: str, debug) -> None:  # noqa: ANN001
+    """Where gdb's line stepping stops depends on the line tables (-O2, inlined code); the states must not.
+
+    Each reverse step, next and finish must go back, and stop with exactly the registers a plain forward run
+    of the machine has at that icount.
+    """
+    elf = guest(xlen, name)
+    _, gdb = debug(elf)
+    gdb.mi("-break-insert main")
+    gdb.run("-exec-continue")
+    start = icount(gdb)
+    gdb.mi("-break-delete")
+    for _ in range(8):
+        gdb.run("-exec-next")
+    previous = icount(gdb)
+
+    def check(command: str) -> int:
+        here = icount(gdb)
+        reference = make_machine(elf)
+        reference.run(here)
+        assert list(gdb.registers().values()) == reference.hart.registers()[:33], (command, here)
+        return here
+
+    finishes = 0
+    for command in ["-exec-step --reverse"] * 6 + ["-exec-next --reverse"] * 3 + ["-exec-step --reverse"] * 3:
+        stopped = gdb.run(command)
+        here = check(command)
+        assert here < previous, (command, here)
+        if here <= start:
+            break
+        frames = next(r for r in gdb.mi("-stack-list-frames 0 1") if r["type"] == "result")["payload"]["stack"]
+        if command.startswith("-exec-step") and len(frames) == 2 and frames[1].get("func") == "main":
+            stopped = gdb.run("-exec-finish --reverse")  # out of a callee of main, back to its call
+            assert stopped["frame"]["func"] == "main"
+            here = check("-exec-finish --reverse")
+            finishes += 1
+        previous = here
+    assert finishes >= 1 or name != "hello"  # hello's main calls uart_puts(): a reverse-finish was exercised
