@@ -364,3 +364,49 @@ def test_reverse_step_next_finish_stop_in_states_seen_going_forward(xlen: str, n
             finishes += 1
         previous = here
     assert finishes >= 1 or name != "hello"  # hello's main calls uart_puts(): a reverse-finish was exercised
+
+
+def test_reverse_in_a_recording_with_uart_interrupts_matches_its_replay(xlen: str, tmp_path) -> None:  # noqa: ANN001
+    """echo with UART input, served by replay --port: states after reverse moves equal a plain replay's."""
+    from machine.arch.riscv import ARCHES
+    from machine.loader import load_image
+    from machine.machine import Machine, MachineConfig
+    from replay.recording import load_recording
+    from replay.replayer import Replayer
+
+    require_gdb()
+    elf = guest(xlen, "echo")
+    recording = tmp_path / "echo.chrec"
+    subprocess.run([sys.executable, "-m", "gdbstub.cli", "record", str(elf), "-o", str(recording)],
+                   input=guest_input("echo"), cwd=ROOT, capture_output=True, check=True, timeout=120)  # fmt: skip
+    with open(recording, "rb") as stream:
+        loaded = load_recording(stream)
+
+    def replayed_registers(at: int) -> list[int]:
+        header = loaded.header
+        replayer = Replayer(loaded.events)
+        machine = Machine(load_image(elf), replayer, lambda b: None,
+                          MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift))  # fmt: skip
+        machine.restore_state(loaded.initial)
+        machine.run(at)
+        assert machine.icount == at
+        return machine.hart.registers()[:33]
+
+    server = ServerProcess(recording, command="replay")
+    gdb = Gdb(elf)
+    try:
+        gdb.connect(server.port)
+        gdb.mi("-break-insert trap_handler")
+        assert gdb.run("-exec-continue")["reason"] == "breakpoint-hit"  # the first UART interrupt
+        gdb.run("-exec-continue")  # the next one (or the end of the recording)
+        gdb.mi("-break-delete")
+        for command in ["-exec-step-instruction --reverse"] * 4 + ["-exec-next --reverse", "-exec-step --reverse",
+                                                                   "-exec-finish --reverse"]:  # fmt: skip
+            gdb.run(command)
+            assert list(gdb.registers().values()) == replayed_registers(icount(gdb)), command
+        gdb.mi("-break-insert trap_handler")
+        assert gdb.run("-exec-continue --reverse")["reason"] == "breakpoint-hit"  # an earlier UART interrupt
+        assert list(gdb.registers().values()) == replayed_registers(icount(gdb))
+    finally:
+        gdb.close()
+        server.stop()
