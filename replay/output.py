@@ -35,7 +35,3 @@ class OutputLog:
         if i == len(self._icounts) or self._icounts[i] != icount or self._bytes[i] != byte:
             self.mismatches += 1
             log.error("replay diverged: UART output %#04x at icount %d differs from the first run", byte, icount)
-
-    def text_until(self, icount: int) -> bytes:
-        """Everything the guest wrote before ``icount``."""
-        return bytes(self._bytes[: bisect.bisect_left(self._icounts, icount)])

@@ -64,11 +64,6 @@ class SnapshotStore:
             raise LookupError(f"no snapshot at or before icount {icount}")
         return self._by_icount[self._icounts[i]]
 
-    def before(self, icount: int) -> Snapshot | None:
-        """The latest snapshot strictly before ``icount``."""
-        i = bisect.bisect_left(self._icounts, icount) - 1
-        return self._by_icount[self._icounts[i]] if i >= 0 else None
-
     def has(self, icount: int) -> bool:
         return icount in self._by_icount
 

@@ -52,4 +52,3 @@ def test_output_is_shown_once_and_checked_when_replayed() -> None:
     assert output.mismatches == 2 and bytes(shown) == b"ABC"
     output.emit(40, 68)  # new again
     assert bytes(shown) == b"ABCD"
-    assert output.text_until(30) == b"AB"

@@ -18,12 +18,11 @@ def table_with(*pages: tuple[int, bytes]) -> PageTable:
     return PageTable.from_chunks(RAM, [(index * PAGE, data) for index, data in pages])
 
 
-def test_at_or_before_and_before() -> None:
+def test_at_or_before() -> None:
     store = SnapshotStore()
     for icount in (0, 100, 200):
         store.add(snapshot(icount, PageTable.empty(RAM)))
     assert store.at_or_before(150).icount == 100 and store.at_or_before(200).icount == 200
-    assert store.before(100).icount == 0 and store.before(0) is None
     assert store.icounts() == [0, 100, 200]
 
 
