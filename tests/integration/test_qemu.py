@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GUEST_NAMES, guest, guest_input, run_cli
+from tests.conftest import GUEST_NAMES, GUESTS, guest, guest_input, run_cli
 
 pytestmark = pytest.mark.qemu
 OPENSBI_DIR = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic")
@@ -62,6 +62,17 @@ def test_same_uart_output_as_qemu(xlen: str, name: str) -> None:
     theirs = read_qemu(cmd, guest_input(name), len(ours.stdout) if name == "fault" else None)
     assert ours.stdout == theirs
     assert ours.stdout  # every guest prints something
+
+
+@pytest.mark.parametrize(("name", "input_name", "exit_code"), [("cmdint", "cmdint-bug.txt", 7), ("stray", None, 7)])
+def test_bug_guests_fail_the_same_way_on_qemu(xlen: str, name: str, input_name: str | None, exit_code: int) -> None:
+    """The firmware with bugs (demo, locate) fails on QEMU exactly as here: same output, same exit code."""
+    stdin = (GUESTS / "inputs" / input_name).read_bytes() if input_name else b""
+    ours = run_cli("run", str(guest(xlen, name)), stdin=stdin)
+    cmd = [qemu(xlen), "-M", "virt", "-m", "128M", "-bios", "none", "-nographic", "-kernel", str(guest(xlen, name))]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=60)
+    assert ours.returncode == proc.returncode == exit_code
+    assert ours.stdout == proc.stdout and b"FAILED" in ours.stdout
 
 
 def test_rtc_reads_the_host_clock_as_on_qemu(xlen: str) -> None:
