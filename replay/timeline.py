@@ -188,12 +188,15 @@ class Timeline:
         if not snapshot.icount <= self.machine.icount <= target:
             self._restore(snapshot)
         # Snapshots on the way, each halving the distance left: the next steps back are short replays.
+        # Through ground not run before, the periodic ones too (as a forward run would have taken them).
         distance = target - self.machine.icount
-        points = []
+        points = set()
         while distance >= 2 * self.min_gap:
             distance //= 2
-            points.append(target - distance)
-        for point in [*points, target]:
+            points.add(target - distance)
+        first_new = (max(self.machine.icount, self._scanned) // self.interval + 1) * self.interval
+        points.update(range(first_new, target, self.interval))
+        for point in [*sorted(points), target]:
             self._replay_to(point)
             if point != target and not self.store.has(point):
                 self.snapshot()

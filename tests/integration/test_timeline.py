@@ -258,3 +258,13 @@ def test_live_runs_take_verification_points_a_replay_can_check() -> None:
     for icount, digest in sorted(timeline.verify_points.items()):
         reference.run(icount)
         assert registers_digest(reference) == digest
+
+
+def test_a_far_seek_leaves_periodic_snapshots_on_ground_not_run_before() -> None:
+    timeline = fixed_timeline("echo")
+    assert timeline.store.icounts() == [0]
+    timeline.seek(timeline.end)
+    held = set(timeline.store.icounts())
+    assert {INTERVAL * k for k in range(1, timeline.end // INTERVAL)} <= held  # as a forward run would have
+    timeline.seek(INTERVAL * 2 + 5)
+    check_here(timeline, "echo")
