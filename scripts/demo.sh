@@ -3,5 +3,6 @@
 # record the example firmware with the input that breaks it, and let gdb find the culprit going backward.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHRONICORN_APT_PACKAGES="gdb-multiarch" . scripts/setup.sh
+CHRONICORN_APT_PACKAGES="gdb-multiarch" CHRONICORN_PIP_TARGET="." CHRONICORN_NEEDS="machine, pygdbmi" \
+    . scripts/setup.sh
 exec "$VENV/bin/chronicorn" demo "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for demo.sh and test.sh: installs what is missing, idempotently.
 #   - Debian/Ubuntu packages (apt-get, with sudo when not root): $CHRONICORN_APT_PACKAGES
-#   - a virtualenv in .venv with chronicorn installed editable (this builds the native icount helper)
+#   - a virtualenv in .venv with chronicorn installed editable (this builds the native icount helper);
+#     with the test tools unless $CHRONICORN_PIP_TARGET says otherwise (demo.sh installs only what it runs)
 # Source it from the project root: `. scripts/setup.sh`; afterwards $PY is the venv's python.
 set -euo pipefail
 
@@ -35,9 +36,10 @@ fi
 PY="$VENV/bin/python"
 stamp="$VENV/.chronicorn-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
-   || [ -n "$(find "$ROOT/machine/native" -name '*.c' -newer "$stamp")" ] || ! "$PY" -c "import machine, pytest" 2>/dev/null; then
+   || [ -n "$(find "$ROOT/machine/native" -name '*.c' -newer "$stamp")" ] \
+   || ! "$PY" -c "import ${CHRONICORN_NEEDS:-machine, pytest}" 2>/dev/null; then
     echo "setup: installing chronicorn and its dependencies into $VENV" >&2
-    if ! (cd "$ROOT" && "$PY" -m pip install -e ".[dev]") >"$VENV/pip.log" 2>&1; then
+    if ! (cd "$ROOT" && "$PY" -m pip install -e "${CHRONICORN_PIP_TARGET:-.[dev]}") >"$VENV/pip.log" 2>&1; then
         cat "$VENV/pip.log" >&2
         echo "setup: pip install failed (log above, also in $VENV/pip.log)" >&2
         exit 1
