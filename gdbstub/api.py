@@ -181,6 +181,7 @@ class Debugger:
     elf: Path
     source_dirs: tuple[Path, ...] = ()
     gdb: str = GDB
+    poll_interval: float = 0.01  # how long pygdbmi waits for more output after each read (its default: 0.2 s)
     controller: GdbController = field(init=False)
     output: str = ""  # console and target output seen by the last run()
     _token: int = field(default=0, init=False, repr=False)
@@ -189,7 +190,7 @@ class Debugger:
     def __post_init__(self) -> None:
         self.controller = GdbController(
             command=[self.gdb, "--nx", "--quiet", "--interpreter=mi3", str(self.elf)],
-            time_to_check_for_additional_output_sec=0.01,  # pygdbmi otherwise lingers 0.2 s per read
+            time_to_check_for_additional_output_sec=self.poll_interval,
         )
         self.mi("-gdb-set confirm off")
         self.mi("-gdb-set mi-async on")  # so -exec-interrupt works while the target runs
@@ -274,9 +275,10 @@ class Debugger:
         self.controller.exit()
 
     # -- breakpoints and watchpoints -----------------------------------------------------------
-    def break_at(self, spec: str, condition: str | None = None, hardware: bool = False) -> int:
-        """A breakpoint at a function, FILE:LINE or ``*ADDR``; returns its number."""
-        options = (" -h" if hardware else "") + (f' -c "{condition}"' if condition else "")
+    def break_at(self, spec: str, condition: str | None = None, hardware: bool = False, ignore: int = 0) -> int:
+        """A breakpoint at a function, FILE:LINE or ``*ADDR`` (the first ``ignore`` hits pass); returns its number."""
+        options = (" -h" if hardware else "") + (f' -c "{condition}"' if condition else "") + (
+            f" -i {ignore}" if ignore else "")  # fmt: skip
         records = self.mi(f"-break-insert{options} {spec}")
         return int(self._result(records)["bkpt"]["number"])
 

@@ -12,8 +12,9 @@ handling of the packet gdb sends (``bs``, ``bc``), as "measured at the server":
 - ``bc`` (reverse-continue) from the end back to a breakpoint at ``main`` (hit once, near the start);
 - ``bc`` from the end with a write watchpoint on a word that is never written, all the way to icount 0.
 
-``reverse-next`` goes through the real gdb-multiarch (pygdbmi): wall time of ``-exec-next --reverse`` over
-``fill(...)`` in the last round of the loop, far from the start (gdb's own per-stop work included).
+``reverse-next`` goes through the real gdb-multiarch (the project's Python API): wall time of
+``-exec-next --reverse`` over the call ``uart_putdec(acc)`` after the loop, ~100M instructions from the start
+(gdb's own per-stop work included).
 
     scripts/bench_reverse.py [--guest tests/guests/riscv/build/bench/rv64/compute100m.elf] [--rounds 3]
 """
@@ -22,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pygdbmi.gdbcontroller import GdbController
-
+from gdbstub.api import Debugger, Server, StopReason
 from gdbstub.cli_serve import build_timeline
 from gdbstub.rsp.codec import encode
 from gdbstub.session import Session
@@ -46,7 +45,7 @@ DEPTHS = (1_000_000, 10_000_000, 50_000_000)  # and the end of history
 
 def new_session(guest: Path) -> tuple[Session, TimelineTarget]:
     image = load_image(str(guest))
-    timeline, _ = build_timeline(image, HistoryInputs([], 0, ScriptedInputs()), MachineConfig(), DEFAULT_BUDGET)
+    timeline = build_timeline(image, HistoryInputs([], 0, ScriptedInputs()), MachineConfig(), DEFAULT_BUDGET)
     target = TimelineTarget(timeline)
     session = Session(target)
     session.feed(encode(b"QStartNoAckMode"))
@@ -98,42 +97,26 @@ def server_round(guest: Path) -> dict[str, float]:
 
 
 def reverse_next(guest: Path) -> float:
-    proc = subprocess.Popen([sys.executable, "-m", "gdbstub.cli", "serve", str(guest), "--port", "0"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline().decode().rsplit(":", 1)[1])
-    gdb = GdbController(command=["gdb-multiarch", "--nx", "--quiet", "--interpreter=mi3", str(guest)],
-                        time_to_check_for_additional_output_sec=0.005)  # fmt: skip
-    try:
-        gdb.write("-gdb-set confirm off", timeout_sec=10)
-        gdb.write(f"-target-select remote 127.0.0.1:{port}", timeout_sec=30)
-        line = _line_of(guest, "fill(acc ^ r);")
-        last_round = 154 if "compute100m" in guest.name else 115  # ROUNDS - 1 of the build
-        gdb.write(f'-break-insert -c "r == {last_round}" compute.c:{line}', timeout_sec=10)
-        until_stopped(gdb, "-exec-continue")
-        gdb.write("-break-delete", timeout_sec=10)
-        until_stopped(gdb, "-exec-next")
+    """Wall time of gdb's ``reverse-next`` over the call ``uart_putdec(acc)`` at the end (~100M in)."""
+    with Server(guest) as server, Debugger(guest, poll_interval=0.005) as gdb:
+        gdb.connect(server.port)
+        gdb.break_at(f"compute.c:{_line_of('uart_putdec(acc);')}")  # after the loop: the end of the run
+        stop = gdb.cont()
+        assert stop.reason == StopReason.BREAKPOINT, stop
+        gdb.delete()
+        gdb.next()
+        where = gdb.icount()
         start = time.perf_counter()
-        until_stopped(gdb, "-exec-next --reverse")
-        return time.perf_counter() - start
-    finally:
-        gdb.exit()
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop = gdb.next(reverse=True)
+        elapsed = time.perf_counter() - start
+        assert stop.reason == StopReason.END_STEPPING and gdb.icount() < where, stop
+        print(f"reverse-next from icount {where} to {gdb.icount()}", file=sys.stderr)
+        return elapsed
 
 
-def _line_of(guest: Path, text: str) -> int:
+def _line_of(text: str) -> int:
     source = (ROOT / "tests/guests/riscv/compute.c").read_text().splitlines()
     return next(i + 1 for i, line in enumerate(source) if text in line)
-
-
-def until_stopped(gdb: GdbController, command: str) -> dict:
-    records = gdb.write(command, timeout_sec=120, raise_error_on_timeout=False)
-    while True:
-        stopped = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
-        if stopped:
-            return stopped[-1]["payload"]
-        records = gdb.get_gdb_response(timeout_sec=120, raise_error_on_timeout=False)
 
 
 def main() -> None:
@@ -159,7 +142,7 @@ def main() -> None:
               f"next ones {med('bs_next_' + label) * 1e3:5.2f} ms")  # fmt: skip
     print(f"reverse-continue (bc) over {med('bc_distance') / 1e6:.1f}M instructions: {med('bc_s'):.3f} s")
     print(f"reverse-continue with a write watchpoint never hit, back to icount 0: {med('bc_watch_s'):.3f} s")
-    print(f"reverse-next (gdb-multiarch, wall) in the last round: {statistics.median(rnext) * 1e3:.0f} ms")
+    print(f"reverse-next over a call at the end (gdb-multiarch, wall): {statistics.median(rnext) * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":
