@@ -16,6 +16,7 @@ from typing import BinaryIO
 from machine.inputs import HostInputs, InputSource
 from machine.loader import Image, ImageError, load_image
 from machine.machine import Machine, MachineConfig
+from machine.state import MachineState
 from replay.driver import END_REASONS
 from replay.events import End, EndReason, Verify
 from replay.history import HistoryInputs
@@ -38,15 +39,18 @@ def _stdout_byte(byte: int) -> None:
 
 
 def build_timeline(image: Image, inputs: HistoryInputs, config: MachineConfig, budget: int,
-                   initial: object | None = None) -> tuple[Timeline, OutputLog]:  # fmt: skip
-    """A machine on ``inputs`` (restored to ``initial`` when given) and its timeline."""
+                   initial: MachineState | None = None) -> Timeline:  # fmt: skip
+    """A machine on ``inputs`` (restored to ``initial`` when given) and its timeline.
+
+    The guest's UART output goes to stdout the first time it is produced (see :class:`OutputLog`).
+    """
     output = OutputLog(_stdout_byte)
-    holder: list[Machine] = []
+    holder: list[Machine] = []  # the UART callback needs the machine's icount; the machine needs the callback
     machine = Machine(image, inputs, lambda byte: output.emit(holder[0].icount, byte), config)
     holder.append(machine)
     if initial is not None:
-        machine.restore_state(initial)  # type: ignore[arg-type]
-    return Timeline(machine, inputs, SnapshotStore(budget)), output
+        machine.restore_state(initial)
+    return Timeline(machine, inputs, SnapshotStore(budget))
 
 
 def _describe(timeline: Timeline) -> Callable[[], str]:
@@ -125,7 +129,7 @@ def cmd_serve(args: argparse.Namespace, config: MachineConfig) -> int:
     image = load_image(args.guest, args.load_addr)
     stream = _uart_input(args.uart_input)
     live: InputSource = HostInputs(None if stream is None else stream.fileno())
-    timeline, _ = build_timeline(image, HistoryInputs([], 0, live), config, args.snapshot_budget)
+    timeline = build_timeline(image, HistoryInputs([], 0, live), config, args.snapshot_budget)
     try:
         return _serve(args, timeline, image)
     finally:
@@ -136,7 +140,7 @@ def cmd_serve(args: argparse.Namespace, config: MachineConfig) -> int:
 def serve_recording(args: argparse.Namespace, loaded: LoadedRecording, image: Image, config: MachineConfig,
                     inputs: HistoryInputs) -> int:  # fmt: skip
     """Serve a saved recording: reverse and forward over all of it, the end fixed."""
-    timeline, _ = build_timeline(image, inputs, config, args.snapshot_budget, loaded.initial)
+    timeline = build_timeline(image, inputs, config, args.snapshot_budget, loaded.initial)
     for state, position in loaded.keyframes.values():
         timeline.add_keyframe(Snapshot(state, position))
     return _serve(args, timeline, image)

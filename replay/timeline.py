@@ -261,11 +261,12 @@ class Timeline:
         self.seek(here - 1)
         if not self.watchpoints:
             return self._result(RunKind.LIMIT)
+        before = self.snapshot()  # to come back to without a second seek
         self._arm(False)
         self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr))
         hit = self._run(here, resume=False)
         if hit.kind != RunKind.WATCHPOINT:
-            self.seek(here - 1)
+            self._restore(before)
             return self._result(RunKind.LIMIT)
         self.seek(here)
         return RunResult(RunKind.WATCHPOINT, here, self.machine.pc, fault_addr=hit.fault_addr,
