@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from machine.watch import WatchKind
+
 from .rsp import commands as c
 from .rsp.codec import Ack, BadPacket, Decoder, Interrupt, Nack, Packet, encode
 from .rsp.parse import ParseError, parse
-from .rsp.stops import SIGINT, HistoryEnd, Signal, WatchKind, stop_reply
+from .rsp.stops import SIGINT, HistoryEnd, Signal, stop_reply
 from .target import EINVAL, ResumeAction, Target, TargetError
 
 log = logging.getLogger(__name__)

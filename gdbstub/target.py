@@ -18,7 +18,7 @@ from machine.arch.riscv_regs import RegisterError, target_xml
 from machine.debug_memory import DebugMemoryError
 from machine.engine import Cause
 from machine.results import RunKind, RunResult
-from machine.watch import WatchKind as MachineWatch
+from machine.watch import WatchKind
 from machine.watch import Watchpoint as MachineWatchpoint
 from replay.errors import ReplayDivergence
 from replay.timeline import Timeline
@@ -29,12 +29,10 @@ from .rsp.stops import (
     SIGSEGV,
     SIGTRAP,
     Breakpoint,
-    Exited,
     HistoryBoundary,
     HistoryEnd,
     Signal,
     Stop,
-    WatchKind,
     Watchpoint,
 )
 
@@ -155,18 +153,13 @@ class _TimelineWatchpoints:
     def add(self, kind: WatchKind, addr: int, length: int) -> None:
         if not 0 <= addr <= addr + length - 1 <= self.timeline.machine.arch.mask:
             raise TargetError(EINVAL, f"cannot watch {length} bytes at {addr:#x}")
-        self.timeline.add_watchpoint(MachineWatchpoint(_MACHINE_WATCH[kind], addr, length))
+        self.timeline.add_watchpoint(MachineWatchpoint(WatchKind(kind), addr, length))
 
     def remove(self, kind: WatchKind, addr: int, length: int) -> None:
-        self.timeline.remove_watchpoint(MachineWatchpoint(_MACHINE_WATCH[kind], addr, length))
+        self.timeline.remove_watchpoint(MachineWatchpoint(WatchKind(kind), addr, length))
 
     def clear(self) -> None:
         self.timeline.watchpoints.clear()
-
-
-_MACHINE_WATCH = {WatchKind.WRITE: MachineWatch.WRITE, WatchKind.READ: MachineWatch.READ,
-                  WatchKind.ACCESS: MachineWatch.ACCESS}  # fmt: skip
-_RSP_WATCH = {machine_kind: rsp_kind for rsp_kind, machine_kind in _MACHINE_WATCH.items()}
 
 
 FAULT_SIGNALS = {
@@ -176,26 +169,26 @@ FAULT_SIGNALS = {
 }
 
 
-def stop_for(result: RunResult) -> Stop:
-    """The gdb stop reason for a machine stop."""
-    if result.kind == RunKind.BREAKPOINT:
-        return Breakpoint()
-    if result.kind == RunKind.WATCHPOINT and result.watch_kind is not None:
-        return Watchpoint(_RSP_WATCH[result.watch_kind], result.fault_addr)
-    if result.kind == RunKind.EXITED:
-        return Exited(result.exit_code or 0)
-    if result.kind == RunKind.RESET:  # machine reset is not modelled: the run ends there
-        log.warning("the guest asked for a reset (0x7777): not supported, reported as exit 0")
-        return Exited(0)
-    if result.kind == RunKind.FAULT:
-        return Signal(FAULT_SIGNALS.get(result.cause, SIGSEGV) if result.cause else SIGSEGV)
-    if result.kind == RunKind.INTERRUPTED:
-        return Signal(SIGINT)
-    if result.kind == RunKind.HISTORY_BEGIN:
-        return HistoryEnd(HistoryBoundary.BEGIN)
-    if result.kind == RunKind.HISTORY_END:
-        return HistoryEnd(HistoryBoundary.END)
-    return Signal(SIGTRAP)  # a completed step, or an idle/reset guest stopped for the user
+def _history_ends_here(result: RunResult) -> Stop:
+    # The guest ended this history: no 'W' (gdb would forget the program and refuse to go back).
+    text = f"{result.describe()}; history ends here (reverse commands still work)"
+    log.info("%s", text)
+    return HistoryEnd(HistoryBoundary.END, f"chronicorn: {text}\n")
+
+
+STOP_REPLIES: dict[RunKind, Callable[[RunResult], Stop]] = {
+    RunKind.BREAKPOINT: lambda r: Breakpoint(),
+    RunKind.WATCHPOINT: lambda r: Watchpoint(int(r.watch_kind or WatchKind.WRITE), r.fault_addr),
+    RunKind.FAULT: lambda r: Signal(FAULT_SIGNALS.get(r.cause, SIGSEGV) if r.cause else SIGSEGV),
+    RunKind.INTERRUPTED: lambda r: Signal(SIGINT),
+    RunKind.LIMIT: lambda r: Signal(SIGTRAP),  # a completed step
+    RunKind.EXITED: _history_ends_here,
+    RunKind.RESET: _history_ends_here,  # machine reset is not modelled: the history ends there
+    RunKind.IDLE_FOREVER: _history_ends_here,
+    RunKind.HISTORY_BEGIN: lambda r: HistoryEnd(HistoryBoundary.BEGIN),
+    RunKind.HISTORY_END: lambda r: HistoryEnd(HistoryBoundary.END),
+}
+"""The one mapping from how a run ended to what gdb is told (GDB manual, "Stop Reply Packets")."""
 
 
 class TimelineTarget:
@@ -288,14 +281,8 @@ class TimelineTarget:
         return self._last
 
     def _stop_for(self, result: RunResult) -> Stop:
-        if result.kind in (RunKind.EXITED, RunKind.RESET, RunKind.IDLE_FOREVER):
-            # The end of this history: no 'W' (gdb would forget the program and refuse to go back).
-            text = f"{result.describe()}; history ends here (reverse commands still work)"
-            log.info("%s", text)
-            note = f"chronicorn: {text}\n"
-            return HistoryEnd(HistoryBoundary.END, note)
-        stop = stop_for(result)
-        if result.kind == RunKind.BREAKPOINT and self._breakpoints.is_hardware(result.pc):
+        stop = STOP_REPLIES[result.kind](result)
+        if isinstance(stop, Breakpoint) and self._breakpoints.is_hardware(result.pc):
             return Breakpoint(hardware=True)
         return stop
 

@@ -9,20 +9,35 @@ from .engine import Cause
 from .watch import WatchKind
 
 
-class RunKind(enum.Enum):
-    """How a run ended."""
+class RunKind(enum.IntEnum):
+    """How a run ended: the one stop vocabulary, from the machine to the wire.
 
-    EXITED = "exited"  # the guest wrote to the test finisher
-    RESET = "reset"  # the guest asked for a reset
-    LIMIT = "limit"  # the requested icount was reached
-    FAULT = "fault"  # an exception with no guest trap handler
-    IDLE_FOREVER = "idle"  # wfi with no timer and no input that can ever come
-    INTERRUPTED = "interrupted"  # the caller asked to stop
-    BREAKPOINT = "breakpoint"  # pc reached a breakpoint (not yet executed)
-    WATCHPOINT = "watchpoint"  # the instruction at pc accesses watched memory (not yet executed)
+    The timeline reports the same kinds (plus the two history ends), the gdb stub maps each to one stop
+    reply (``gdbstub.target.STOP_REPLIES``), the client derives its stop reasons from it, and a recording's
+    End event stores the value: these numbers are written to files, never renumber or reuse one.
+    """
+
+    EXITED = 1  # the guest wrote to the test finisher
+    INTERRUPTED = 2  # the caller asked to stop (Ctrl-C; a recording cut by the user)
+    LIMIT = 3  # the requested icount was reached (a completed step; --max-insns)
+    RESET = 4  # the guest asked for a reset
+    IDLE_FOREVER = 5  # wfi with no timer and no input that can ever come
+    FAULT = 6  # an exception with no guest trap handler
+    BREAKPOINT = 7  # pc reached a breakpoint (not yet executed)
+    WATCHPOINT = 8  # the instruction at pc accesses watched memory (not yet executed)
     # Reported by replay's timeline, never by the machine itself:
-    HISTORY_BEGIN = "history-begin"  # going backward reached icount 0
-    HISTORY_END = "history-end"  # going forward reached the end of a fixed recording
+    HISTORY_BEGIN = 9  # going backward reached the start of history
+    HISTORY_END = 10  # going forward reached the end of a fixed recording
+
+    @property
+    def ends_by_itself(self) -> bool:
+        """The guest ended the run (exit, reset, fault, idling forever), not the caller or a limit."""
+        return self in (RunKind.EXITED, RunKind.RESET, RunKind.IDLE_FOREVER, RunKind.FAULT)
+
+    @property
+    def label(self) -> str:
+        """A short human name: ``idle-forever``, ``history-begin``..."""
+        return self.name.lower().replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +60,4 @@ class RunResult:
             return f"guest fault at {where}: {self.cause.value}{extra}"
         if self.kind == RunKind.EXITED:
             return f"guest exited with code {self.exit_code} at {where}"
-        return f"{self.kind.value} at {where}"
+        return f"{self.kind.label} at {where}"

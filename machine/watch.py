@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc
 
 
-class WatchKind(enum.Enum):
-    """What a watchpoint watches (gdb's ``watch``, ``rwatch``, ``awatch``)."""
+class WatchKind(enum.IntEnum):
+    """What a watchpoint watches (gdb's ``watch``, ``rwatch``, ``awatch``).
 
-    WRITE = "write"
-    READ = "read"
-    ACCESS = "access"
+    The one watch vocabulary: the values are the ``Z``/``z`` packet types gdb uses for them (GDB manual,
+    "Packets": Z2 write, Z3 read, Z4 access), so the protocol layer needs no table of its own.
+    """
+
+    WRITE = 2
+    READ = 3
+    ACCESS = 4
 
 
 @dataclass(frozen=True, slots=True)

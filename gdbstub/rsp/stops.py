@@ -8,12 +8,8 @@ from dataclasses import dataclass
 SIGINT, SIGILL, SIGTRAP, SIGSEGV = 2, 4, 5, 11
 
 
-class WatchKind(enum.Enum):
-    """Which watchpoint fired; the value is the stop-reply keyword."""
-
-    WRITE = "watch"
-    READ = "rwatch"
-    ACCESS = "awatch"
+WATCH_KEYWORDS = {2: b"watch", 3: b"rwatch", 4: b"awatch"}
+"""Stop-reply keyword by ``Z`` packet type (2 write, 3 read, 4 access watchpoint)."""
 
 
 class HistoryBoundary(enum.Enum):
@@ -39,9 +35,9 @@ class Breakpoint:
 
 @dataclass(frozen=True, slots=True)
 class Watchpoint:
-    """A watchpoint on ``addr`` fired."""
+    """A watchpoint on ``addr`` fired; ``ztype`` is its ``Z`` packet type (2 write, 3 read, 4 access)."""
 
-    kind: WatchKind
+    ztype: int
     addr: int
 
 
@@ -74,7 +70,7 @@ def stop_reply(stop: Stop, thread: int = 1) -> bytes:
     if isinstance(stop, Breakpoint):
         return prefix + (b"hwbreak:;" if stop.hardware else b"swbreak:;")
     if isinstance(stop, Watchpoint):
-        return prefix + b"%s:%x;" % (stop.kind.value.encode(), stop.addr)
+        return prefix + b"%s:%x;" % (WATCH_KEYWORDS[stop.ztype], stop.addr)
     if isinstance(stop, HistoryEnd):
         return prefix + b"replaylog:%s;" % stop.boundary.value.encode()
     return prefix

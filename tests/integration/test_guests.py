@@ -44,7 +44,7 @@ def test_fault_pc_is_the_faulting_load(xlen: str) -> None:
     import capstone
 
     run = run_machine(guest(xlen, "fault"))
-    assert run.result.kind.value == "fault"
+    assert run.result.kind.label == "fault"
     mode = capstone.CS_MODE_RISCV32 if xlen == "rv32" else capstone.CS_MODE_RISCV64
     cs = capstone.Cs(capstone.CS_ARCH_RISCV, mode | capstone.CS_MODE_RISCVC)
     code = bytes(run.machine.uc.mem_read(run.result.pc, 4))

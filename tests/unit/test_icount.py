@@ -59,7 +59,7 @@ def test_native_and_fallback_stop_at_the_same_icount_and_state(xlen: str, name: 
         a = native.run(target)
         b = fallback.run(target)
         assert (a.kind, a.icount, a.pc) == (b.kind, b.icount, b.pc)
-        if a.kind.value == "limit":
+        if a.kind.label == "limit":
             assert a.icount == target
         assert native.digest() == fallback.digest(), f"states differ at icount {target}"
 
