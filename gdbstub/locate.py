@@ -1,6 +1,6 @@
 """Fault localisation: from a moment of a recording, find the last write to an expression (and the ones before).
 
-``locate`` drives gdb-multiarch through :mod:`gdbstub.api` against ``chronicorn replay FILE --port 0``: go to
+``locate`` drives gdb-multiarch through :mod:`gdbstub.client` against ``chronicorn replay FILE --port 0``: go to
 the moment (the end by default), set a hardware watchpoint on the expression, ``reverse-continue``. gdb stops
 on the writing instruction with the values before and after it; each further step of ``depth`` goes on
 backward from there. (gdb reports a write watchpoint only when the value changes, so a write that stores the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from replay.log import MAGIC
 
-from .api import Debugger, GdbError, Server, ServerError, StopReason, has_gdb
+from .client import GdbClient, GdbError, ServerError, ServerProcess, StopReason, has_gdb
 
 EXIT_FOUND, EXIT_NOT_FOUND, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -80,7 +80,7 @@ class Report:
         return "\n".join(lines)
 
 
-def locate(gdb: Debugger, watch: str, at: int | None = None, depth: int = 1,
+def locate(gdb: GdbClient, watch: str, at: int | None = None, depth: int = 1,
            recording: str = "") -> Report:  # fmt: skip
     """Run the search on a connected debugger; ``at`` None means the end of history."""
     if at is None:
@@ -167,10 +167,10 @@ def run_locate(target: Path, watch: str, at: int | None, depth: int, guest: Path
             record_guest(target, uart_input, recording, echo)
         extra = ["--guest", str(elf)] if guest is not None else []
         try:
-            server = Server(recording, *extra, command="replay")
+            server = ServerProcess(recording, *extra, command="replay")
         except ServerError as exc:
             raise LocateError(str(exc)) from None
-        with server, Debugger(elf) as gdb:
+        with server, GdbClient(elf) as gdb:
             gdb.connect(server.port)
             return locate(gdb, watch, at, depth, str(target))
 

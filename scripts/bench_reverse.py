@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from gdbstub.api import Debugger, Server, StopReason
 from gdbstub.cli_serve import build_timeline
+from gdbstub.client import GdbClient, ServerProcess, StopReason
 from gdbstub.rsp.codec import encode
 from gdbstub.session import Session
 from gdbstub.target import TimelineTarget
@@ -98,7 +98,7 @@ def server_round(guest: Path) -> dict[str, float]:
 
 def reverse_next(guest: Path) -> float:
     """Wall time of gdb's ``reverse-next`` over the call ``uart_putdec(acc)`` at the end (~100M in)."""
-    with Server(guest) as server, Debugger(guest, poll_interval=0.005) as gdb:
+    with ServerProcess(guest) as server, GdbClient(guest, poll_interval=0.005) as gdb:
         gdb.connect(server.port)
         gdb.break_at(f"compute.c:{_line_of('uart_putdec(acc);')}")  # after the loop: the end of the run
         stop = gdb.cont()

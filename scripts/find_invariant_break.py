@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Find the first icount at which an invariant breaks, by bisection over a recording's timeline.
 
-Uses chronicorn's Python API directly (gdbstub/api.py): serves the recording with ``chronicorn replay
+Uses chronicorn's Python API directly (gdbstub/client.py): serves the recording with ``chronicorn replay
 --port 0``, then jumps around history with ``monitor seek`` and asks gdb to evaluate the invariant at each
 point. The invariant must hold at the start and, once broken, stay broken (what bisection needs); the
 answer is checked by looking one instruction either side.
@@ -18,16 +18,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gdbstub.api import Debugger, Server
+from gdbstub.client import GdbClient, ServerProcess
 from gdbstub.locate import guest_of, record_guest
 
 
-def holds(gdb: Debugger, invariant: str, icount: int) -> bool:
+def holds(gdb: GdbClient, invariant: str, icount: int) -> bool:
     gdb.seek(icount)
     return gdb.evaluate(invariant) not in ("0", "false")
 
 
-def first_break(gdb: Debugger, invariant: str, end: int) -> int | None:
+def first_break(gdb: GdbClient, invariant: str, end: int) -> int | None:
     """The first icount where the invariant is false (None if it holds at the end)."""
     if holds(gdb, invariant, end):
         return None
@@ -61,7 +61,7 @@ def main() -> int:
         if recording is None:
             parser.error("give a recording or --guest")
         elf = args.guest or guest_of(recording)
-        with Server(recording, command="replay") as server, Debugger(elf) as gdb:
+        with ServerProcess(recording, command="replay") as server, GdbClient(elf) as gdb:
             gdb.connect(server.port)
             gdb.cont()  # to the end of history
             end = gdb.icount()

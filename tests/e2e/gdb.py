@@ -1,14 +1,13 @@
-"""The end-to-end harness: the project's own Python API (gdbstub/api.py), so tests and tools share one driver."""
+"""The end-to-end harness: the project's own gdb client (gdbstub/client.py), so tests and tools share one driver."""
 
 from __future__ import annotations
 
 import pytest
 
-from gdbstub.api import Debugger as Gdb
-from gdbstub.api import GdbError, Server, has_gdb
-from gdbstub.api import Server as ServerProcess
+from gdbstub.client import GdbClient as Gdb
+from gdbstub.client import GdbError, ServerProcess, has_gdb
 
-__all__ = ["Gdb", "GdbError", "Server", "ServerProcess", "require_gdb"]
+__all__ = ["Gdb", "GdbError", "ServerProcess", "require_gdb"]
 
 
 def require_gdb() -> None:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from gdbstub.api import Debugger, Server, StopReason
+from gdbstub.client import GdbClient, ServerProcess, StopReason
 from tests.conftest import GUESTS, ROOT, guest
 from tests.e2e.gdb import require_gdb
 
@@ -118,7 +118,7 @@ def test_demo_finds_the_culprit() -> None:
 def test_api_stops_are_values_including_the_ends_of_history(cmdint_recording: str) -> None:
     require_gdb()
     elf = guest("rv32", "cmdint")
-    with Server(cmdint_recording, command="replay") as server, Debugger(elf) as gdb:
+    with ServerProcess(cmdint_recording, command="replay") as server, GdbClient(elf) as gdb:
         start = gdb.connect(server.port)
         assert start.pc == 0x1000 and gdb.icount() == 0
         assert gdb.stepi(reverse=True).reason == StopReason.NO_HISTORY  # a value, not an exception

@@ -1,12 +1,12 @@
 """Drive gdb-multiarch against chronicorn from Python (pygdbmi): the API of the demo, ``locate`` and the tests.
 
-:class:`Server` starts ``chronicorn serve GUEST`` or ``chronicorn replay FILE`` on a free loopback port.
-:class:`Debugger` is one gdb-multiarch over MI, connected to it. Execution commands in both directions
+:class:`ServerProcess` starts ``chronicorn serve GUEST`` or ``chronicorn replay FILE`` on a free loopback port.
+:class:`GdbClient` is one gdb-multiarch over MI, connected to it. Execution commands in both directions
 return a :class:`Stop` value; the ends of history are values too (``StopReason.NO_HISTORY``), never
 exceptions: over MI gdb 13 reports them as a ``*stopped`` record without a reason, with "No more
 reverse-execution history." on the console (gdb-protocol-facts.md).
 
-    with Server(elf) as server, Debugger(elf) as gdb:
+    with ServerProcess(elf) as server, GdbClient(elf) as gdb:
         gdb.connect(server.port)
         gdb.break_at("main")
         stop = gdb.cont()
@@ -44,11 +44,18 @@ class ServerError(Exception):
     """The chronicorn server did not start (its first line or stderr says why)."""
 
 
+def mi_quote(text: str) -> str:
+    """``text`` as an MI c-string argument (in double quotes, backslashes and quotes escaped)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 def has_gdb(gdb: str = GDB) -> bool:
+    """Whether the gdb executable is on PATH."""
     return shutil.which(gdb) is not None
 
 
-class Server:
+class ServerProcess:
     """``chronicorn serve GUEST --port 0`` (or ``replay FILE``); the port is read from its first line.
 
     Its stdout (the guest's UART output) and stderr are drained by threads as they come, so a talkative
@@ -98,7 +105,7 @@ class Server:
             reader.join(timeout=10)
         return bytes(self._out), bytes(self._err)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -159,6 +166,18 @@ class Stop:
         return self.reason in (StopReason.WATCHPOINT, StopReason.READ_WATCHPOINT, StopReason.ACCESS_WATCHPOINT)
 
 
+@dataclass(frozen=True, slots=True)
+class CliOutput:
+    """What gdb printed for one command typed at its ``(gdb)`` prompt, and the stop when it resumed the target."""
+
+    text: str  # gdb's console and target streams, exactly as a terminal would show them
+    stop: Stop | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+
 def stop_from_record(payload: Record, console: str) -> Stop:
     """A ``*stopped`` payload (and the console text around it) as a :class:`Stop`."""
     frame = payload.get("frame") or {}
@@ -175,7 +194,7 @@ def stop_from_record(payload: Record, console: str) -> Stop:
 
 
 @dataclass
-class Debugger:
+class GdbClient:
     """One gdb-multiarch over MI, loaded with the guest's ELF (symbols and sources)."""
 
     elf: Path
@@ -200,7 +219,7 @@ class Debugger:
         for directory in (*self.source_dirs, *guesses):
             self.mi(f'-environment-directory "{directory}"')
 
-    def __enter__(self) -> Debugger:
+    def __enter__(self) -> GdbClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -238,9 +257,25 @@ class Debugger:
 
     def console(self, command: str) -> str:
         """A CLI command's console output (and target output: monitor replies)."""
-        escaped = command.replace("\\", "\\\\").replace('"', '\\"')
-        records = self.mi(f'-interpreter-exec console "{escaped}"')
+        records = self.mi(f"-interpreter-exec console {mi_quote(command)}")
         return "".join(r["payload"] for r in records if r["type"] in ("console", "target"))
+
+    def cli(self, command: str, timeout: float = 120) -> CliOutput:
+        """Run a command as if typed at the ``(gdb)`` prompt; return exactly what gdb printed for it.
+
+        It goes through ``-interpreter-exec console``, so gdb prints what its command line would. A command
+        that resumes the target (gdb answers ``^running``: ``continue``, ``reverse-step``, ...) is followed up
+        to its ``*stopped`` record: gdb prints the stop (the frame, a watchpoint's old and new values) on the
+        console before that record, so the text is complete and :attr:`CliOutput.stop` holds the stop.
+        """
+        self.output = ""
+        records = self.mi(f"-interpreter-exec console {mi_quote(command)}")
+        token = self._token
+        resumed = any(r["type"] == "result" and r.get("token") == token and r["message"] == "running" for r in records)
+        if not resumed:
+            return CliOutput(self.output)
+        payload = self.wait_stopped(timeout)
+        return CliOutput(self.output, stop_from_record(payload, self.output))
 
     def wait_stopped(self, timeout: float = 120) -> Record:
         """The next ``*stopped`` record's payload."""
@@ -285,7 +320,7 @@ class Debugger:
     def watch(self, expression: str, kind: str = "write") -> int:
         """A hardware watchpoint (``write``, ``read`` or ``access``) on an expression; returns its number."""
         flag = {"write": "", "read": " -r", "access": " -a"}[kind]
-        records = self.mi(f'-break-watch{flag} "{expression}"')
+        records = self.mi(f"-break-watch{flag} {mi_quote(expression)}")
         result = self._result(records)
         entry = result.get("wpt") or result.get("hw-rwpt") or result.get("hw-awpt") or {}
         return int(entry.get("number", 0))
@@ -347,8 +382,7 @@ class Debugger:
 
     def evaluate(self, expression: str) -> str:
         """gdb's value of an expression (as gdb prints it)."""
-        escaped = expression.replace("\\", "\\\\").replace('"', '\\"')
-        return self._result(self.mi(f'-data-evaluate-expression "{escaped}"'))["value"]
+        return self._result(self.mi(f"-data-evaluate-expression {mi_quote(expression)}"))["value"]
 
     def registers(self, numbers: range = range(33)) -> dict[str, int]:
         """Register values by name (default: x0-x31 and pc, gdb's numbers 0-32)."""
