@@ -4,7 +4,7 @@
 :class:`GdbClient` is one gdb-multiarch over MI, connected to it. Execution commands in both directions
 return a :class:`Stop` value; the ends of history are values too (``StopReason.NO_HISTORY``), never
 exceptions: over MI gdb 13 reports them as a ``*stopped`` record without a reason, with "No more
-reverse-execution history." on the console (gdb-protocol-facts.md).
+reverse-execution history." on the console (docs/gdb-protocol-facts.md, "History ends").
 
     with ServerProcess(elf) as server, GdbClient(elf) as gdb:
         gdb.connect(server.port)
