@@ -1,11 +1,13 @@
-"""The device seam: memory-mapped registers, digests, interrupt lines."""
+"""The device seam: memory-mapped registers, explicit saved state, interrupt lines."""
 
 from __future__ import annotations
 
-import copy
-from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ..fields import FieldError, check_fields
+
+S = TypeVar("S")
 
 IrqLine = Callable[[bool], None]
 """Sets the level of one interrupt line (True = asserted)."""
@@ -13,6 +15,10 @@ IrqLine = Callable[[bool], None]
 
 class Device(Protocol):
     """A memory-mapped device. Offsets are relative to the device's base address.
+
+    Its state is explicit: every public instance attribute is a field of its
+    ``state_type`` (tests/unit/test_state.py checks it); callbacks and other
+    wiring are underscore-private and never saved.
 
     ``peek`` answers reads that neither change state nor depend on the current
     icount; it returns None when the read must happen at an exact instruction
@@ -23,6 +29,7 @@ class Device(Protocol):
     name: str
     size: int
     access_size: int  # natural register width in bytes (how a debugger should read it)
+    state_type: ClassVar[type]  # the frozen dataclass save() returns (it has a VERSION)
 
     def read(self, offset: int, size: int) -> int: ...
 
@@ -30,8 +37,15 @@ class Device(Protocol):
 
     def peek(self, offset: int, size: int) -> int | None: ...
 
-    def state(self) -> bytes:
-        """Everything guest-visible about the device, for state digests."""
+    def save(self) -> Any:
+        """The device's whole state, a frozen ``state_type`` (also what state digests cover)."""
+        ...
+
+    def load(self, state: Any) -> None:
+        """Make a saved state the device's own, after validating it (raises FieldError).
+
+        Interrupt lines are not driven: their levels are part of the board's state.
+        """
         ...
 
 
@@ -47,16 +61,9 @@ def merge_word(old: int, offset: int, size: int, value: int, width: int = 8) -> 
     return ((old & ~mask) | ((value << shift) & mask)) & ((1 << (8 * width)) - 1)
 
 
-def save_device(device: Device) -> dict[str, object]:
-    """A device's state: its public attributes (callbacks and wiring are private by convention)."""
-    return {k: copy.deepcopy(v) for k, v in vars(device).items() if not k.startswith("_")}
-
-
-def load_device(device: Device, state: dict[str, object]) -> None:
-    """Put back what :func:`save_device` captured."""
-    for key, value in state.items():
-        current = getattr(device, key, None)
-        value = copy.deepcopy(value)
-        if isinstance(current, deque) and not isinstance(value, deque):  # from a serialized snapshot
-            value = deque(value)
-        setattr(device, key, value)
+def checked(state: object, state_type: type[S]) -> S:
+    """``state`` if it is a valid ``state_type`` (types, ranges, lengths), else FieldError."""
+    if type(state) is not state_type:
+        raise FieldError(f"{state_type.__name__} expected, got {type(state).__name__}")
+    check_fields(state)
+    return state  # type: ignore[return-value]

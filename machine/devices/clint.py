@@ -7,13 +7,26 @@ divided into 10 MHz ticks. Guest writes to mtime move an offset.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .base import IrqLine, merge_word, sub_word
+from ..fields import Int, spec
+from .base import IrqLine, checked, merge_word, sub_word
 
 MSIP, MTIMECMP, MTIME = 0x0000, 0x4000, 0xBFF8
 TIMEBASE_HZ = 10_000_000
 NS_PER_TICK = 1_000_000_000 // TIMEBASE_HZ
 U64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClintState:
+    """msip, mtimecmp, and how far guest writes moved mtime from the virtual clock (signed ticks)."""
+
+    VERSION: ClassVar[int] = 1
+    msip: int = spec(Int(32, mask=1))
+    mtimecmp: int = spec(Int(64))
+    mtime_offset: int = spec(Int(128, signed=True))
 
 
 class Clint:
@@ -22,6 +35,7 @@ class Clint:
     name = "clint"
     access_size = 4
     size = 0x10000
+    state_type = ClintState
 
     def __init__(self, now_ticks: Callable[[], int], msip_irq: IrqLine) -> None:
         self._now = now_ticks
@@ -68,5 +82,9 @@ class Clint:
             new = merge_word(self.mtime(ticks), offset - MTIME, size, value)
             self.mtime_offset = new - ticks
 
-    def state(self) -> bytes:
-        return b"".join(v.to_bytes(9, "little", signed=True) for v in (self.msip, self.mtimecmp, self.mtime_offset))
+    def save(self) -> ClintState:
+        return ClintState(self.msip, self.mtimecmp, self.mtime_offset)
+
+    def load(self, state: ClintState) -> None:
+        state = checked(state, ClintState)
+        self.msip, self.mtimecmp, self.mtime_offset = state.msip, state.mtimecmp, state.mtime_offset

@@ -5,11 +5,31 @@ per hart (0 = M-mode, 1 = S-mode), level-triggered sources, claim/complete.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..fields import Bool, Int, Tuple, spec
+from .base import checked
 
 NUM_SOURCES = 96  # source 0 is reserved
 NUM_CONTEXTS = 2
 PRIORITY_BASE, PENDING_BASE, ENABLE_BASE = 0x0000, 0x1000, 0x2000
 ENABLE_STRIDE, CONTEXT_BASE, CONTEXT_STRIDE = 0x80, 0x200000, 0x1000
+MAX_PRIORITY = 7
+_FLAGS = Tuple(NUM_SOURCES, Bool())
+
+
+@dataclass(frozen=True, slots=True)
+class PlicState:
+    """Per source: priority, line level, pending, claimed; per context: enables and threshold."""
+
+    VERSION: ClassVar[int] = 1
+    priority: tuple[int, ...] = spec(Tuple(NUM_SOURCES, Int(8, maximum=MAX_PRIORITY)))
+    level: tuple[bool, ...] = spec(_FLAGS)
+    pending: tuple[bool, ...] = spec(_FLAGS)
+    claimed: tuple[bool, ...] = spec(_FLAGS)
+    enable: tuple[tuple[bool, ...], ...] = spec(Tuple(NUM_CONTEXTS, _FLAGS))
+    threshold: tuple[int, ...] = spec(Tuple(NUM_CONTEXTS, Int(8, maximum=MAX_PRIORITY)))
 
 
 class Plic:
@@ -18,6 +38,7 @@ class Plic:
     name = "plic"
     access_size = 4
     size = 0x600000
+    state_type = PlicState
 
     def __init__(self, on_change: Callable[[int, bool], None]) -> None:
         self._on_change = on_change
@@ -91,7 +112,7 @@ class Plic:
         if offset < PENDING_BASE:
             src = offset // 4
             if src < NUM_SOURCES:
-                self.priority[src] = value & 7
+                self.priority[src] = value & MAX_PRIORITY
         elif ENABLE_BASE <= offset < CONTEXT_BASE:
             ctx, word = divmod(offset - ENABLE_BASE, ENABLE_STRIDE)
             if ctx < NUM_CONTEXTS:
@@ -103,7 +124,7 @@ class Plic:
             ctx, reg = divmod(offset - CONTEXT_BASE, CONTEXT_STRIDE)
             if ctx >= NUM_CONTEXTS:
                 return
-            if reg == 0 and value <= 7:  # as QEMU: an out-of-range threshold is ignored
+            if reg == 0 and value <= MAX_PRIORITY:  # as QEMU: an out-of-range threshold is ignored
                 self.threshold[ctx] = value
             elif reg == 4 and 0 < value < NUM_SOURCES and self.claimed[value]:
                 self.claimed[value] = False
@@ -111,6 +132,12 @@ class Plic:
                     self.pending[value] = True
         self._update()
 
-    def state(self) -> bytes:
-        flags = [self.level, self.pending, self.claimed, *self.enable]
-        return bytes(self.priority) + bytes(self.threshold) + b"".join(bytes(map(int, f)) for f in flags)
+    def save(self) -> PlicState:
+        return PlicState(tuple(self.priority), tuple(self.level), tuple(self.pending), tuple(self.claimed),
+                         tuple(map(tuple, self.enable)), tuple(self.threshold))  # fmt: skip
+
+    def load(self, state: PlicState) -> None:
+        state = checked(state, PlicState)
+        self.priority, self.level = list(state.priority), list(state.level)
+        self.pending, self.claimed = list(state.pending), list(state.claimed)
+        self.enable, self.threshold = list(map(list, state.enable)), list(state.threshold)

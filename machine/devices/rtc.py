@@ -8,11 +8,25 @@ they would be a second, unlogged channel from the host clock.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .base import merge_word
+from ..fields import Int, spec
+from .base import checked, merge_word
 
 TIME_LOW, TIME_HIGH, ALARM_LOW, ALARM_HIGH = 0x00, 0x04, 0x08, 0x0C
 IRQ_ENABLED, CLEAR_ALARM, ALARM_STATUS, CLEAR_INTERRUPT = 0x10, 0x14, 0x18, 0x1C
+
+
+@dataclass(frozen=True, slots=True)
+class RtcState:
+    """How far the guest moved its clock from the host's, the latched TIME_HIGH, the (inert) alarm."""
+
+    VERSION: ClassVar[int] = 1
+    offset_ns: int = spec(Int(128, signed=True))
+    time_high: int = spec(Int(32))
+    alarm: int = spec(Int(64))
+    irq_enabled: int = spec(Int(32, mask=1))
 
 
 class GoldfishRtc:
@@ -21,6 +35,7 @@ class GoldfishRtc:
     name = "rtc"
     access_size = 4
     size = 0x1000
+    state_type = RtcState
 
     def __init__(self, host_clock_ns: Callable[[], int]) -> None:
         self._clock = host_clock_ns
@@ -57,7 +72,10 @@ class GoldfishRtc:
         elif offset == IRQ_ENABLED:
             self.irq_enabled = value & 1
 
-    def state(self) -> bytes:
-        return b"".join(
-            v.to_bytes(9, "little", signed=True) for v in (self.offset_ns, self.time_high, self.alarm, self.irq_enabled)
-        )
+    def save(self) -> RtcState:
+        return RtcState(self.offset_ns, self.time_high, self.alarm, self.irq_enabled)
+
+    def load(self, state: RtcState) -> None:
+        state = checked(state, RtcState)
+        self.offset_ns, self.time_high, self.alarm, self.irq_enabled = (
+            state.offset_ns, state.time_high, state.alarm, state.irq_enabled)  # fmt: skip

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .base import checked
 
 FINISHER_FAIL, FINISHER_PASS, FINISHER_RESET = 0x3333, 0x5555, 0x7777
+
+
+@dataclass(frozen=True, slots=True)
+class FinisherState:
+    """The test finisher keeps nothing: a write acts at once (on the board's exit and reset flags)."""
+
+    VERSION: ClassVar[int] = 1
 
 
 class TestFinisher:
@@ -14,6 +25,7 @@ class TestFinisher:
     name = "test"
     access_size = 4
     size = 0x1000
+    state_type = FinisherState
 
     def __init__(self, on_exit: Callable[[int], None], on_reset: Callable[[], None]) -> None:
         self._on_exit = on_exit
@@ -36,5 +48,8 @@ class TestFinisher:
         elif status == FINISHER_RESET:
             self._on_reset()
 
-    def state(self) -> bytes:
-        return b""
+    def save(self) -> FinisherState:
+        return FinisherState()
+
+    def load(self, state: FinisherState) -> None:
+        checked(state, FinisherState)

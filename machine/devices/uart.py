@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .base import IrqLine
+from ..fields import Bool, Bytes, FieldError, Int, spec
+from .base import IrqLine, checked
 
 RBR_THR_DLL, IER_DLM, IIR_FCR, LCR, MCR, LSR, MSR, SCR = range(8)
 LSR_DR, LSR_THRE, LSR_TEMT = 0x01, 0x20, 0x40
@@ -21,6 +24,27 @@ IIR_NO_INT, IIR_THRI, IIR_RDI = 0x01, 0x02, 0x04
 LCR_DLAB = 0x80
 FCR_ENABLE, FCR_CLEAR_RX = 0x01, 0x02
 FIFO_SIZE = 16
+U8 = Int(8)
+
+
+@dataclass(frozen=True, slots=True)
+class UartState:
+    """The UART's registers and received bytes not yet read (the RX FIFO or holding register)."""
+
+    VERSION: ClassVar[int] = 1
+    rx: bytes = spec(Bytes(FIFO_SIZE))
+    ier: int = spec(Int(8, mask=0x0F))
+    lcr: int = spec(U8)
+    mcr: int = spec(Int(8, mask=0x1F))
+    scr: int = spec(U8)
+    fcr: int = spec(Int(8, mask=0xC9))
+    dll: int = spec(U8)
+    dlm: int = spec(U8)
+    thr_ipending: bool = spec(Bool())
+
+    def check_invariants(self) -> None:
+        if not self.fcr & FCR_ENABLE and len(self.rx) > 1:
+            raise FieldError(f"UartState.rx: {len(self.rx)} bytes in the holding register (FIFO off)")
 
 
 class Uart16550:
@@ -29,6 +53,7 @@ class Uart16550:
     name = "uart0"
     size = 0x100
     access_size = 1
+    state_type = UartState
 
     def __init__(self, tx: Callable[[int], None], irq: IrqLine) -> None:
         self._tx = tx
@@ -130,6 +155,13 @@ class Uart16550:
             self.scr = value
         self._update()
 
-    def state(self) -> bytes:
-        regs = bytes([self.ier, self.lcr, self.mcr, self.scr, self.fcr, self.dll, self.dlm, self.thr_ipending])
-        return regs + bytes([len(self.rx)]) + bytes(self.rx)
+    # -- state ---------------------------------------------------------------
+    def save(self) -> UartState:
+        return UartState(bytes(self.rx), self.ier, self.lcr, self.mcr, self.scr, self.fcr, self.dll, self.dlm,
+                         self.thr_ipending)  # fmt: skip
+
+    def load(self, state: UartState) -> None:
+        state = checked(state, UartState)
+        self.rx = deque(state.rx)
+        self.ier, self.lcr, self.mcr, self.scr = state.ier, state.lcr, state.mcr, state.scr
+        self.fcr, self.dll, self.dlm, self.thr_ipending = state.fcr, state.dll, state.dlm, state.thr_ipending
