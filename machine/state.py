@@ -5,21 +5,42 @@ back: snapshots cost ~0.2 ms), the non-zero RAM pages, each device's own frozen
 state dataclass and the board's bookkeeping (:class:`BoardState`). Restoring one
 and running forward gives the same states as the original run did (a test
 proves it). Nothing is saved by attribute name: every field is declared.
+
+Files hold a MachineState in one binary encoding (:func:`encode_state`,
+:func:`decode_state`), little-endian, versioned as a whole and per part::
+
+    magic "CHRNSTAT" | u16 format version | u8 xlen | u8 0 | u64 icount
+    CPU      u16 register-list version | u16 count N | N x u64 (machine.arch.riscv_cpu.cpu_registers order)
+    RAM      u32 count P | P x (u64 offset, 4096 bytes): the non-zero pages, offsets increasing
+    devices  u16 count D | D x (u8 name length, name, u16 VERSION, u32 length, fields)
+    board    u16 VERSION | u32 length | fields
+    (nothing after)
+
+Fields are each state dataclass's declared kinds (:mod:`machine.fields`). The
+CPU is saved as register values read through Unicorn's public register API,
+not as Unicorn's private context bytes. What that leaves out (the LR/SC
+reservation, the TLB, the address of a fault being raised) is listed in
+:mod:`machine.arch.riscv_cpu`: none of it outlives the instruction boundary a
+state is taken at in a way a correct guest can see. Decoding treats the bytes
+as hostile: every count, length, offset and value is checked before use and
+any malformed input raises :class:`StateError` with a one-line reason.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import UcContext
 
-from .arch.riscv import SOFTWARE_WRITABLE_MIP
+from .arch.riscv import SOFTWARE_WRITABLE_MIP, RiscvArch
+from .arch.riscv_cpu import CPU_STATE_VERSION, CpuStateError, build_context, cpu_registers, read_cpu
 from .devices.plic import NUM_CONTEXTS
-from .fields import Bool, Int, Optional, Tuple, check_fields, encode_fields, spec
-from .ram import PageTable
+from .fields import Bool, FieldError, Int, Optional, Reader, Tuple, check_fields, decode_fields, encode_fields, spec
+from .ram import PAGE, PageTable
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -67,7 +88,7 @@ class MachineState:
     """Everything needed to resume the machine exactly where it was."""
 
     icount: int
-    context: UcContext  # Unicorn's own (uc.context_save()): fast
+    context: UcContext  # Unicorn's own (uc.context_save()): fast; files hold register values instead
     ram: PageTable  # shares unchanged pages with the states captured before it
     devices: tuple[tuple[str, Any], ...]  # (name, the device's frozen state), by name
     board: BoardState
@@ -155,3 +176,118 @@ def state_digest(machine: Machine) -> str:
         h.update(name.encode())
         h.update(encode_fields(device.save()))
     return h.hexdigest()
+
+
+# -- files ------------------------------------------------------------------------------------------
+MAGIC = b"CHRNSTAT"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sHBBQ")
+_U8, _U16, _U32, _U64 = (struct.Struct(f"<{c}") for c in "BHIQ")
+
+
+class StateError(ValueError):
+    """Bytes that do not hold a machine state this machine can take (the message says why, in one line)."""
+
+
+def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
+    """A machine state as bytes (layout in the module docstring); ``arch`` is the machine's."""
+    out = bytearray(_HEADER.pack(MAGIC, FORMAT_VERSION, arch.xlen, 0, state.icount))
+    values = read_cpu(arch, state.context)
+    out += _U16.pack(CPU_STATE_VERSION) + _U16.pack(len(values))
+    out += struct.pack(f"<{len(values)}Q", *values)
+    pages = list(state.ram.chunks())
+    out += _U32.pack(len(pages))
+    for offset, page in pages:
+        out += _U64.pack(offset) + page
+    out += _U16.pack(len(state.devices))
+    for name, device_state in state.devices:
+        raw = name.encode("ascii")
+        body = encode_fields(device_state)
+        out += _U8.pack(len(raw)) + raw + _U16.pack(type(device_state).VERSION) + _U32.pack(len(body)) + body
+    body = encode_fields(state.board)
+    out += _U16.pack(BoardState.VERSION) + _U32.pack(len(body)) + body
+    return bytes(out)
+
+
+def decode_state(data: bytes | memoryview, machine: Machine) -> MachineState:
+    """Inverse of :func:`encode_state`: a state restorable into ``machine`` (same arch, RAM size, devices).
+
+    Raises StateError for anything but a well-formed state for this machine.
+    """
+    try:
+        return _decode(Reader(data), machine)
+    except FieldError as exc:
+        raise StateError(f"malformed machine state: {exc}") from None
+    except CpuStateError as exc:
+        raise StateError(f"machine state has a bad CPU: {exc}") from None
+
+
+def _decode(reader: Reader, machine: Machine) -> MachineState:
+    magic, version, xlen, _, icount = reader.unpack(_HEADER, "header")
+    if magic != MAGIC:
+        raise StateError("not a chronicorn machine state (bad magic)")
+    if version != FORMAT_VERSION:
+        raise StateError(f"machine state format version {version}, this chronicorn reads {FORMAT_VERSION}")
+    if xlen != machine.arch.xlen:
+        raise StateError(f"machine state of a {xlen}-bit hart, the machine is {machine.arch.name}")
+    context = _decode_cpu(reader, machine.arch)
+    ram = _decode_ram(reader, machine.config.ram_size)
+    devices = _decode_devices(reader, machine)
+    (board_version,) = reader.unpack(_U16, "board version")
+    if board_version != BoardState.VERSION:
+        raise StateError(f"board state version {board_version}, this chronicorn has {BoardState.VERSION}")
+    board = decode_fields(BoardState, _body(reader, "board"))
+    reader.expect_end("the machine state")
+    return MachineState(icount, context, ram, devices, board)
+
+
+def _decode_cpu(reader: Reader, arch: RiscvArch) -> UcContext:
+    version, count = reader.unpack(_U16, "CPU version")[0], reader.unpack(_U16, "CPU count")[0]
+    if version != CPU_STATE_VERSION:
+        raise StateError(f"CPU register list version {version}, this chronicorn has {CPU_STATE_VERSION}")
+    expected = len(cpu_registers(arch))
+    if count != expected:
+        raise StateError(f"{count} CPU registers, {arch.name} has {expected}")
+    values = struct.unpack(f"<{count}Q", reader.take(8 * count, "CPU registers"))
+    return build_context(arch, values)
+
+
+def _decode_ram(reader: Reader, ram_size: int) -> PageTable:
+    (count,) = reader.unpack(_U32, "RAM page count")
+    if count > ram_size // PAGE or count * (8 + PAGE) > reader.remaining:
+        raise StateError(f"{count} RAM pages: more than RAM ({ram_size // PAGE}) or than the bytes left hold")
+    pages = []
+    previous = -1
+    for _ in range(count):
+        (offset,) = reader.unpack(_U64)
+        if offset % PAGE or offset >= ram_size or offset <= previous:
+            raise StateError(f"RAM page at {offset:#x}: not page-aligned, outside RAM, or out of order")
+        pages.append((offset, bytes(reader.take(PAGE))))
+        previous = offset
+    return PageTable.from_chunks(ram_size, pages)
+
+
+def _decode_devices(reader: Reader, machine: Machine) -> tuple[tuple[str, Any], ...]:
+    (count,) = reader.unpack(_U16, "device count")
+    if count != len(machine.devices):
+        raise StateError(f"{count} devices in the state, the machine has {len(machine.devices)}")
+    devices: dict[str, Any] = {}
+    for _ in range(count):
+        (length,) = reader.unpack(_U8, "device name length")
+        try:
+            name = bytes(reader.take(length, "device name")).decode("ascii")
+        except UnicodeDecodeError:
+            raise StateError("a device name is not ASCII") from None
+        device = machine.devices.get(name)
+        if device is None or name in devices:
+            raise StateError(f"device {name!r} is unknown to this machine or appears twice")
+        (version,) = reader.unpack(_U16, "device version")
+        if version != device.state_type.VERSION:
+            raise StateError(f"device {name} state version {version}, this chronicorn has {device.state_type.VERSION}")
+        devices[name] = decode_fields(device.state_type, _body(reader, name))
+    return tuple(sorted(devices.items()))
+
+
+def _body(reader: Reader, what: str) -> memoryview:
+    (length,) = reader.unpack(_U32, f"{what} length")
+    return reader.take(length, f"{what} state")
