@@ -12,14 +12,14 @@ from __future__ import annotations
 import ctypes
 import logging
 import mmap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from unicorn import UC_HOOK_CODE, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
+from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
 from unicorn import riscv_const as rc
 
 from .arch import riscv_insn as ri
-from .arch.riscv import DATA_FAULTS, FETCH_FAULTS, INTR_CAUSES, MEI, MSI, MTI, SEI, RiscvArch, arch_for_elf
+from .arch.riscv import INTR_CAUSES, MEI, MSI, MTI, SEI, RiscvArch, choose_arch
 from .arch.riscv_hart import Hart
 from .arch.riscv_regs import RegisterFile
 from .boards import virt
@@ -32,12 +32,13 @@ from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
 from .engine import Cause, Engine, EngineStop, StopKind
-from .icount import NO_LIMIT, make_counter, read_code
+from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError
-from .ram import RamPages
+from .ram import PageTable, RamPages, is_shared_between
 from .results import RunKind, RunResult
 from .state import MachineState, capture, restore, state_digest
+from .trace import hook_trace
 from .watch import WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Machine:
         uart_tx: Callable[[int], None],
         config: MachineConfig = MachineConfig(),
     ) -> None:
-        arch = _choose_arch(image, config.arch)
+        arch = choose_arch(image, config.arch)
         if config.ram_size <= 0 or config.ram_size % 4096 or config.ram_size > 0x8000_0000:
             raise ImageError(f"bad RAM size {config.ram_size}: a multiple of 4 KiB up to 2 GiB")
         if not 0 <= config.icount_shift <= 10:
@@ -103,7 +104,6 @@ class Machine:
         self.registers = RegisterFile(arch, self.hart, self._board_csr, self._write_board_csr)
         self.memory = DebugMemory(self.uc, self.regions, self.devices, self.engine.forget_code)
         self._trace_hook: int | None = None
-        self._last_traced = (-1, -1)
         self._resumed_at = (-1, -1)
         self._last_watch_stop: tuple[int, int] | None = None
 
@@ -201,7 +201,56 @@ class Machine:
         """Go back (or forward) to a saved state; breakpoints and watchpoints stay as they are."""
         restore(self, state)
 
+    @property
+    def checkpoint_interval(self) -> int:
+        """Instructions between the icount counter's checkpoints (a natural unit for snapshot spacing)."""
+        return self.counter.checkpoint_interval
+
+    @property
+    def is_counter_native(self) -> bool:
+        """True when instructions are counted by the native helper (else in pure Python, slower)."""
+        return self.counter.is_native
+
+    @property
+    def is_ram_tracked(self) -> bool:
+        """True when RAM writes are tracked by page protection (else RAM is compared with a copy)."""
+        return self.ram_pages.is_tracked
+
+    def ram_image(self) -> PageTable:
+        """An image of RAM now, sharing every page unchanged since the last image or restore."""
+        return self.ram_pages.capture()
+
+    def is_unwritten_between(self, earlier: PageTable, later: PageTable, addr: int, length: int) -> bool:
+        """True only if [addr, addr+length) lies wholly in RAM and provably no byte of it was written
+        between the two images of :meth:`ram_image` (page identity, so only with page-protection tracking).
+        """
+        offset = addr - virt.RAM_BASE
+        if not self.is_ram_tracked or offset < 0 or offset + length > self.config.ram_size:
+            return False
+        return is_shared_between(earlier, later, offset, length)
+
+    def set_pc(self, addr: int) -> None:
+        """Make ``addr`` the next instruction to execute (gdb's ``jump``, ``c ADDR``)."""
+        if not 0 <= addr <= self.arch.mask:
+            raise ValueError(f"pc {addr:#x} is not a {self.arch.xlen}-bit address")
+        self.engine.pc = addr
+
     # -- breakpoints ----------------------------------------------------------
+    def arm(self, breakpoints: Iterable[int], watchpoints: Iterable[Watchpoint]) -> None:
+        """Make the next runs report exactly these breakpoints and watchpoints.
+
+        Only what changed is re-armed (nothing, when nothing did): breakpoints cost a flush of their
+        address's translation, watchpoints a flush of every translation.
+        """
+        want = frozenset(breakpoints)
+        have = self.engine.breakpoints
+        for addr in have - want:
+            self.engine.remove_breakpoint(addr)
+        for addr in sorted(want - have):
+            self.engine.add_breakpoint(addr)
+        # A fixed order: it decides which watchpoint is reported when one access hits several.
+        self.engine.watchpoints.replace(sorted(set(watchpoints), key=repr))
+
     def add_breakpoint(self, addr: int) -> None:
         """Stop :meth:`run` before the instruction at ``addr`` executes (guest memory untouched)."""
         self.engine.add_breakpoint(addr)
@@ -219,20 +268,7 @@ class Machine:
     # -- tracing -------------------------------------------------------------
     def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:
         """Call ``emit(icount, pc, instruction bytes)`` once before each instruction executes."""
-
-        def on_code(uc: Uc, addr: int, size: int, _data: object) -> None:
-            st = self.counter.state
-            icount = st.block_icount + self.counter.insns_before(addr)
-            # Not yet (at or past the limit, or a stop is pending) or already printed
-            # (an instruction re-executed after a deferred device access). A trap's
-            # first handler instruction shares the faulting one's icount: key on both.
-            if (icount, addr) <= self._last_traced or icount >= st.limit or st.stop_reason:
-                return
-            self._last_traced = (icount, addr)
-            emit(icount, addr, read_code(uc, addr, size))
-
-        self._trace_hook = self.uc.hook_add(UC_HOOK_CODE, on_code)
-        self.uc.ctl_flush_tb()
+        self._trace_hook = hook_trace(self.uc, self.counter, emit)
 
     # -- running -------------------------------------------------------------
     def run(self, max_icount: int | None = None, interrupted: Callable[[], bool] | None = None,
@@ -391,30 +427,5 @@ class Machine:
         code = self.hart.exception_code(stop.cause)
         if not self.hart.has_trap_handler(code):
             return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
-        self.hart.enter_trap(stop.pc, code, self._trap_value(stop))
+        self.hart.enter_trap(stop.pc, code, self.hart.trap_value(stop.cause, stop.pc, stop.addr))
         return None
-
-    def _trap_value(self, stop: EngineStop) -> int:
-        """mtval/stval as QEMU 7.2 sets them."""
-        if stop.cause == Cause.ILLEGAL_INSTRUCTION:
-            return self.hart.read_insn(stop.pc) or 0
-        if stop.cause in FETCH_FAULTS:
-            return stop.addr or stop.pc
-        if stop.cause in DATA_FAULTS:
-            insn = self.hart.read_insn(stop.pc)
-            addr = None if insn is None else ri.data_address(insn, self.hart.gpr, self.arch.xlen)
-            return addr or 0
-        if stop.cause in (Cause.LOAD_FAULT, Cause.STORE_FAULT):
-            return stop.addr
-        return 0
-
-
-def _choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:
-    if image.xlen is None:
-        if wanted is None:
-            raise ImageError(f"{image.path} is a raw binary: say which core with --arch riscv32|riscv64")
-        return wanted
-    arch = arch_for_elf(image.xlen)
-    if wanted is not None and wanted != arch:
-        raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file but --arch {wanted.name} was given")
-    return arch

@@ -83,6 +83,31 @@ class PageTable:
         return sum(len(page) for _, page in self.chunks())
 
 
+def is_shared_between(earlier: PageTable, later: PageTable, offset: int, length: int) -> bool:
+    """True when every page of RAM bytes [offset, offset + length) is the same object in both images.
+
+    Under page-protection tracking that means no byte of it was written between them: :meth:`RamPages.capture`
+    gives every page written since the last capture a new object, even if its bytes did not change. An
+    all-zero page has no object (None): there the whole node must be the same object instead (a node that
+    is None in both, all zeros, proves nothing). Callers check that tracking is on.
+    """
+    if len(earlier.nodes) != len(later.nodes):
+        raise ValueError("RAM images of different RAM sizes")
+    if length <= 0 or offset < 0 or offset + length > len(earlier.nodes) * _NODE_BYTES:
+        return False
+    for index in range(offset // PAGE, (offset + length - 1) // PAGE + 1):
+        node = earlier.nodes[index // NODE_PAGES]
+        if node is None:
+            return False
+        page = node[index % NODE_PAGES]
+        if page is None:
+            if node is not later.nodes[index // NODE_PAGES]:
+                return False
+        elif page is not later.page(index):
+            return False
+    return True
+
+
 class RamPages:
     """Captures and restores :class:`PageTable` images of one RAM mapping."""
 

@@ -13,6 +13,7 @@ from unicorn import riscv_const as rc
 
 from ..engine import Cause
 from ..icount import Isa
+from ..loader import Image, ImageError
 
 _ABI_NAMES = "zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6"
 GPR_NAMES = tuple(_ABI_NAMES.split())
@@ -100,3 +101,15 @@ def arch_for_elf(elf_class: int) -> RiscvArch:
 
 
 ARCHES = {"riscv32": RV32, "riscv64": RV64}
+
+
+def choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:
+    """The hart for an image: from its ELF header, or ``wanted`` (``--arch``) for a raw binary."""
+    if image.xlen is None:
+        if wanted is None:
+            raise ImageError(f"{image.path} is a raw binary: say which core with --arch riscv32|riscv64")
+        return wanted
+    arch = arch_for_elf(image.xlen)
+    if wanted is not None and wanted != arch:
+        raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file but --arch {wanted.name} was given")
+    return arch

@@ -14,8 +14,10 @@ from ..engine import Cause
 from ..icount import read_code
 from . import riscv_insn as ri
 from .riscv import (
+    DATA_FAULTS,
     ECALL_CODES,
     EXCEPTION_CODES,
+    FETCH_FAULTS,
     FPR_IDS,
     GPR_IDS,
     INTERRUPT_PRIORITY,
@@ -162,6 +164,20 @@ class Hart:
         if target_priv != priv:
             self.uc.reg_write(rc.UC_RISCV_REG_PRIV, target_priv)
         self.set_reg(PC, target)
+
+    def trap_value(self, cause: Cause, pc: int, addr: int) -> int:
+        """mtval/stval for an exception at ``pc`` (``addr``: the faulting address, if known), as QEMU 7.2."""
+        if cause == Cause.ILLEGAL_INSTRUCTION:
+            return self.read_insn(pc) or 0
+        if cause in FETCH_FAULTS:
+            return addr or pc
+        if cause in DATA_FAULTS:
+            insn = self.read_insn(pc)
+            data = None if insn is None else ri.data_address(insn, self.gpr, self.arch.xlen)
+            return data or 0
+        if cause in (Cause.LOAD_FAULT, Cause.STORE_FAULT):
+            return addr
+        return 0
 
     def exception_code(self, cause: Cause) -> int:
         if cause == Cause.ECALL:

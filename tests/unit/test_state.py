@@ -37,7 +37,7 @@ MACHINE_NOT_STATE = {
     "clock", "uc", "hart", "counter", "engine", "ram", "_ram_ptr", "ram_pages", "registers", "memory",  # parts
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "_trace_hook",  # a debugging hook, not the guest's
-    "_last_traced", "_resumed_at",  # set at the start of every run
+    "_resumed_at",  # set at the start of every run
 }  # fmt: skip
 HART_NOT_STATE = {"uc", "arch"}
 CLOCK_NOT_STATE = {"shift"}  # configuration
