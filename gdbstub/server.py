@@ -4,23 +4,32 @@ The machine outlives connections: gdb can detach or quit and reconnect to the
 same, unchanged machine. A second simultaneous client is accepted and closed
 at once. Nothing a client sends kills the server: an unexpected exception
 closes that client's connection and is logged with its traceback.
+
+The protocol itself lives in the sans-IO :class:`~gdbstub.session.Session`;
+this module reads the socket, carries out the session's actions (send, run
+the target, close) and, while the target runs, polls the socket for Ctrl-C.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import select
 import socket
+from collections import deque
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from .session import Session
-from .target import Target
+from .session import Action, Close, Run, Send, Session
+from .target import Target, TargetError
+
+if TYPE_CHECKING:
+    from .rsp.stops import Stop
 
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
+IDLE_POLL_S = 0.2  # how often an idle server looks at its stop flag
+INTERRUPT_BYTE = b"\x03"
 
 
 class PacketLog:
@@ -61,7 +70,7 @@ class Server:
     def serve_forever(self, on_idle: Callable[[], None] | None = None) -> None:
         """Accept clients one at a time."""
         while not self._stopping:
-            ready, _, _ = select.select([self._listener], [], [], 0.2)
+            ready, _, _ = select.select([self._listener], [], [], IDLE_POLL_S)
             if on_idle is not None:
                 on_idle()
             if not ready:
@@ -69,7 +78,8 @@ class Server:
             conn, peer = self._listener.accept()
             log.info("gdb connected from %s:%d", *peer[:2])
             try:
-                self._serve_client(conn)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                _Client(self, conn).serve()
             except Exception:  # noqa: BLE001 - a client must never take the server down
                 log.exception("connection from %s:%d failed; closing it", *peer[:2])
             finally:
@@ -79,80 +89,150 @@ class Server:
                 self.target.release_debug_state()
                 log.info("gdb disconnected")
 
-    def _refuse_extra_clients(self) -> None:
+    def _refuse_extra_clients(self, current: socket.socket) -> None:
+        """Close the clients waiting to connect while ``current`` is served.
+
+        One that connects just after ``current`` has left is the next client: it waits for its turn.
+        """
         while True:
             ready, _, _ = select.select([self._listener], [], [], 0)
-            if not ready:
+            if not ready or _is_closed(current):
                 return
             extra, peer = self._listener.accept()
             log.warning("refused a second gdb connection from %s:%d (one client at a time)", *peer[:2])
             extra.close()
-
-    def _serve_client(self, conn: socket.socket) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        pending = bytearray()  # bytes that arrived while the target ran (other than 0x03)
-        interrupt_seen = False
-
-        def interrupted() -> bool:
-            nonlocal interrupt_seen
-            if interrupt_seen or self._stopping:
-                return True
-            ready, _, _ = select.select([conn], [], [], 0)
-            if ready:
-                try:
-                    data = conn.recv(RECV_SIZE)
-                except OSError:  # reset by the peer
-                    data = b""
-                if not data:
-                    interrupt_seen = True  # the client went away: stop running for it
-                    return True
-                self._log("<-", data)
-                if b"\x03" in data:
-                    interrupt_seen = True
-                    data = data.replace(b"\x03", b"")
-                pending.extend(data)
-            self._refuse_extra_clients()
-            return interrupt_seen
-
-        def send_now(data: bytes) -> None:
-            self._log("->", data)
-            with contextlib.suppress(OSError):  # the client went away; the read loop notices
-                conn.sendall(data)
-
-        session = Session(self.target, interrupted, send_now)
-        while not session.closed and not self._stopping:
-            ready, _, _ = select.select([conn, self._listener], [], [], 0.2)
-            if conn in ready or pending:
-                data = bytes(pending)
-                pending.clear()
-                if conn in ready:
-                    try:
-                        received = conn.recv(RECV_SIZE)
-                    except OSError:
-                        return
-                    if not received:
-                        return
-                    self._log("<-", received)
-                    data += received
-                interrupt_seen = False
-                reply = session.feed(data)
-                if reply:
-                    self._log("->", reply)
-                    try:
-                        conn.sendall(reply)
-                    except OSError:  # the client went away mid-reply
-                        return
-            if self._listener in ready:
-                # Data already read: a client that has left frees its slot for the newcomer.
-                if _is_closed(conn):
-                    return
-                self._refuse_extra_clients()
 
     def _log(self, direction: str, data: bytes) -> None:
         if self._packet_log is not None:
             self._packet_log.record(direction, data)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %r", direction, data[:200])
+
+
+class _Client:
+    """One connection: the read loop, the session's actions, Ctrl-C polling while the target runs."""
+
+    def __init__(self, server: Server, conn: socket.socket) -> None:
+        self._server = server
+        self._conn = conn
+        self._session = Session(server.target)
+        self._held = bytearray()  # bytes that arrived during a run (0x03 removed): fed after it
+        self._interrupt = False  # a Ctrl-C for the run in progress
+        self._gone = False  # the peer closed or reset the connection
+
+    def serve(self) -> None:
+        """Feed what gdb sends to the session and carry out its actions until either side ends."""
+        while not self._gone and not self._server._stopping:
+            data = self._next_input()
+            if data and not self._perform(self._session.feed(data)):
+                return
+
+    def _next_input(self) -> bytes:
+        """Bytes held during the last run first (in arrival order), else what the socket brings."""
+        if self._held:
+            data = bytes(self._held)
+            self._held.clear()
+            return data
+        listener = self._server._listener
+        ready, _, _ = select.select([self._conn, listener], [], [], IDLE_POLL_S)
+        data = self._receive() if self._conn in ready else b""
+        if listener in ready and not self._gone:
+            if _is_closed(self._conn):  # a client that has left frees its slot for the newcomer
+                self._gone = True
+            else:
+                self._server._refuse_extra_clients(self._conn)
+        return data
+
+    def _receive(self) -> bytes:
+        try:
+            data = self._conn.recv(RECV_SIZE)
+        except OSError:  # reset by the peer
+            data = b""
+        if not data:
+            self._gone = True
+        else:
+            self._server._log("<-", data)
+        return data
+
+    def _perform(self, actions: list[Action]) -> bool:
+        return carry_out(self._session, actions, self._send, self._run)
+
+    def _send(self, data: bytes) -> bool:
+        self._server._log("->", data)
+        try:
+            self._conn.sendall(data)
+        except OSError:  # the client went away mid-reply
+            self._gone = True
+            return False
+        return True
+
+    def _run(self, run: Run) -> Stop | TargetError:
+        self._interrupt = run.interrupt_pending
+        return resume(self._server.target, run, self._interrupted)
+
+    def _interrupted(self) -> bool:
+        """Polled by the target at every checkpoint: has gdb sent Ctrl-C (0x03) or gone away?"""
+        if self._interrupt or self._gone or self._server._stopping:
+            return True
+        ready, _, _ = select.select([self._conn], [], [], 0)
+        if ready:
+            data = self._receive()  # EOF: the client went away, stop running for it
+            if INTERRUPT_BYTE in data:
+                self._interrupt = True
+                data = data.replace(INTERRUPT_BYTE, b"")
+            self._held += data
+        if self._gone:  # the client left: a newcomer waiting to connect is the next client, not an extra one
+            return True
+        self._server._refuse_extra_clients(self._conn)
+        return self._interrupt
+
+
+def carry_out(session: Session, actions: list[Action], send: Callable[[bytes], bool],
+              run: Callable[[Run], Stop | TargetError]) -> bool:  # fmt: skip
+    """Carry out a session's ``actions`` in order, and those each run's stop brings.
+
+    ``send`` transmits (False: the client is gone); ``run`` executes a :class:`Run` and returns its outcome.
+    Returns False when the connection is to end (a :class:`Close`, or a failed send).
+    """
+    queue = deque(actions)
+    while queue:
+        action = queue.popleft()
+        if isinstance(action, Send):
+            if not send(action.data):
+                return False
+        elif isinstance(action, Run):
+            queue.extend(session.stopped(run(action)))
+        elif isinstance(action, Close):
+            return False
+    return True
+
+
+def resume(target: Target, run: Run, interrupted: Callable[[], bool]) -> Stop | TargetError:
+    """``target.resume`` for ``run``; a refusal (e.g. ``c ADDR`` inside a fixed history) is returned, for ``Exx``."""
+    try:
+        return target.resume(run.action, interrupted, run.addr)
+    except TargetError as exc:
+        return exc
+
+
+def drive(session: Session, data: bytes, interrupted: Callable[[], bool] = lambda: False) -> bytes:
+    """Feed ``data`` and carry out the actions in-process, without a socket; returns every byte sent.
+
+    For scripts and benchmarks that time packets at the server (a run sees ``interrupted``, and a 0x03
+    that came with its packet). The bytes are returned once all is done: no use for a live client.
+    """
+    out = bytearray()
+
+    def send(chunk: bytes) -> bool:
+        out.extend(chunk)
+        return True
+
+    def run(action: Run) -> Stop | TargetError:
+        pending = iter([action.interrupt_pending])
+        return resume(session.target, action, lambda: next(pending, False) or interrupted())
+
+    carry_out(session, session.feed(data), send, run)
+    return bytes(out)
 
 
 def _is_closed(conn: socket.socket) -> bool:

@@ -1,115 +1,194 @@
-"""One gdb connection: bytes in, bytes out; each command handled by one small function from a table.
+"""One gdb connection as a sans-IO state machine: bytes in, actions out.
 
-The session is sans-IO: :meth:`Session.feed` takes bytes from the client and
-returns bytes to send. Execution commands call the target synchronously,
-polling ``interrupted`` (the server watches the socket for 0x03).
+:meth:`Session.feed` takes the bytes received from gdb and returns the
+:data:`Action` values its caller must carry out, in order: :class:`Send`
+bytes (acks, replies, console ``O`` packets), :class:`Run` the target, or
+:class:`Close` the connection. After executing a :class:`Run` (calling
+``Target.resume`` with an ``interrupted`` poll of its own), the caller hands
+the outcome back to :meth:`Session.stopped`, which returns the stop reply
+followed by whatever the packets that waited behind the run produce.
+
+The session never resumes the target, never reads a socket, never waits:
+:mod:`gdbstub.server` does all of that (the h11 design). Each packet is
+handled by one small function from the ``HANDLERS`` table.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from machine.watch import WatchKind
 
 from .rsp import commands as c
-from .rsp.codec import Ack, BadPacket, Decoder, Interrupt, Nack, Packet, encode
+from .rsp.codec import BadPacket, Decoder, Event, Interrupt, Nack, Packet, encode
 from .rsp.parse import ParseError, parse
 from .rsp.stops import SIGINT, HistoryEnd, Signal, stop_reply
 from .target import EINVAL, ResumeAction, Target, TargetError
+
+if TYPE_CHECKING:
+    from .rsp.stops import Stop
 
 log = logging.getLogger(__name__)
 
 PACKET_SIZE = 0x4000
 THREAD_ID = 1
-Reply = bytes | None  # None: send nothing (a kill)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Transmit ``data`` to gdb now: acks, framed replies and console ``O`` packets, already in wire order."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Resume the target: ``target.resume(action, interrupted, addr)``, then :meth:`Session.stopped`.
+
+    ``interrupt_pending``: gdb's Ctrl-C (0x03) already arrived, often right behind ``c``; the caller's
+    ``interrupted()`` must answer True from its first call. Otherwise ``interrupted()`` reports a 0x03
+    that arrives during the run; other bytes received meanwhile are fed to :meth:`Session.feed` after it.
+    """
+
+    action: ResumeAction
+    addr: int | None = None
+    interrupt_pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The client detached or killed the target: close the connection (after the sends before it)."""
+
+
+Action = Send | Run | Close
+Reply = bytes | Run | None  # None: send nothing (a kill)
 Handler = Callable[["Session", c.Command], Reply]
 
 
 class Session:
-    """The RSP state of one client: ack mode, queued interrupts, the target.
+    """The RSP state of one client: ack mode, the run in progress, queued packets and interrupts.
 
-    ``send`` (optional) transmits the ``+`` for a packet as soon as it is
-    framed, before the command runs: gdb retransmits an un-acked packet after
-    its timeout, which would resume the target again. Without ``send`` the
-    acks are returned by :meth:`feed` together with the replies.
+    Protocol for the caller::
+
+        actions = session.feed(received)        # or session.stopped(outcome) after a Run
+        for each action, in order:
+            Send  -> transmit its bytes
+            Run   -> outcome = target.resume(...) (or the TargetError it raised);
+                     carry out session.stopped(outcome)
+            Close -> close the connection
+
+    The ``+`` ack of a packet comes before its :class:`Run`: gdb retransmits an
+    un-acked packet after its timeout, which would resume the target again.
+    Bytes fed while a run is in progress are decoded at once but their packets
+    are processed after :meth:`stopped`, in order. A 0x03 is never answered by
+    itself: it interrupts the next resume (the manual's "Interrupts" section;
+    gdb often sends it right behind ``c``); one that arrives while a run is in
+    progress is the caller's to poll.
     """
 
-    def __init__(
-        self,
-        target: Target,
-        interrupted: Callable[[], bool] = lambda: False,
-        send: Callable[[bytes], None] | None = None,
-    ) -> None:
+    def __init__(self, target: Target) -> None:
         self.target = target
-        self.interrupted = interrupted
         self.ack_mode = True
         self.closed = False
-        self._send = send
         self._decoder = Decoder(PACKET_SIZE)
+        self._backlog: deque[Event] = deque()  # decoded, not yet processed (they wait for the run to end)
+        self._running: Run | None = None
+        self._interrupt_pending = False
         self._last_sent = b""
         self._may_resend = False
-        self._queued_interrupt = False
-        self._console = b""  # O packets to send before the next reply
         self._console_sent = b""  # O packets sent, not yet acked
 
-    def _interrupted(self) -> bool:
-        if self._queued_interrupt:
-            self._queued_interrupt = False
-            return True
-        return self.interrupted()
+    @property
+    def is_running(self) -> bool:
+        """True between a :class:`Run` action and the matching :meth:`stopped` call."""
+        return self._running is not None
 
-    def feed(self, data: bytes) -> bytes:
-        """Process received bytes; return what to send back."""
-        out = bytearray()
-        events = self._decoder.feed(data)
-        # A 0x03 is never answered by itself: it interrupts the next (or the current) resume,
-        # as the manual's "Interrupts" section says; gdb often sends it right behind 'c'.
-        if any(isinstance(e, Interrupt) for e in events):
-            self._queued_interrupt = True
-        for event in events:
-            if self.closed:
-                break
-            out += self._event(event)
-        return bytes(out)
+    def feed(self, data: bytes) -> list[Action]:
+        """Process bytes received from gdb; return the actions to carry out, in order."""
+        for event in self._decoder.feed(data):
+            if isinstance(event, Interrupt):
+                self._interrupt_pending = True
+            else:
+                self._backlog.append(event)
+        return self._drain()
 
-    def _event(self, event: object) -> bytes:
+    def stopped(self, outcome: Stop | TargetError) -> list[Action]:
+        """The :class:`Run` ended with ``outcome`` (a stop, or the refusal of the target, answered ``Exx``).
+
+        Returns the stop reply (after any console note a :class:`HistoryEnd` carries), then the
+        actions of the packets that arrived behind the run.
+        """
+        if self._running is None:
+            raise RuntimeError("stopped() without a Run in progress")
+        run, self._running = self._running, None
+        if isinstance(outcome, TargetError):
+            log.info("%s refused: %s", run.action.value, outcome)
+            reply = self._reply(_error(outcome.errno))
+        else:
+            console = b""
+            if isinstance(outcome, HistoryEnd) and outcome.note:
+                console = encode(b"O" + outcome.note.encode().hex().encode())
+            reply = self._reply(stop_reply(outcome, THREAD_ID), console)
+        return _coalesce([reply, *self._drain()])
+
+    # -- events ---------------------------------------------------------------------
+    def _drain(self) -> list[Action]:
+        actions: list[Action] = []
+        while self._backlog and self._running is None and not self.closed:
+            actions += self._event(self._backlog.popleft())
+        if self.closed:
+            self._backlog.clear()
+        return _coalesce(actions)
+
+    def _event(self, event: Event) -> list[Action]:
         if isinstance(event, Packet):
-            ack = b""
-            if self.ack_mode:
-                if self._send is not None:
-                    self._send(b"+")
-                else:
-                    ack = b"+"
-            reply = self._packet(event.payload)
-            if reply is None:
-                return ack
-            framed = encode(reply)
-            console, self._console = self._console, b""
-            self._last_sent = framed
-            self._may_resend = self.ack_mode
-            # In ack mode gdb acks the O packet first: that ack (or nack) is not the reply's.
-            self._console_sent = console if self.ack_mode else b""
-            return ack + console + framed
+            return self._on_packet(event.payload)
         if isinstance(event, BadPacket):
             log.warning("bad packet from gdb: %s", event.reason)
-            return b"-" if self.ack_mode else b""
-        if isinstance(event, Ack | Nack) and self._console_sent:
+            return [Send(b"-")] if self.ack_mode else []
+        return self._on_ack(isinstance(event, Nack))
+
+    def _on_packet(self, payload: bytes) -> list[Action]:
+        actions: list[Action] = [Send(b"+")] if self.ack_mode else []
+        reply = self._packet(payload)
+        if isinstance(reply, Run):
+            self._running = Run(reply.action, reply.addr, self._interrupt_pending)
+            self._interrupt_pending = False
+            actions.append(self._running)
+        elif reply is not None:
+            actions.append(self._reply(reply))
+        if self.closed:
+            actions.append(Close())
+        return actions
+
+    def _on_ack(self, nack: bool) -> list[Action]:
+        if self._console_sent:  # in ack mode gdb acks the O packet first: that ack (or nack) is not the reply's
             resend, self._console_sent = self._console_sent, b""
-            return resend if isinstance(event, Nack) else b""
-        if isinstance(event, Nack) and self._may_resend:  # once per reply; ignored in no-ack mode
+            return [Send(resend)] if nack else []
+        if nack and self._may_resend:  # once per reply; ignored in no-ack mode
             self._may_resend = False
-            return self._last_sent
-        if isinstance(event, Ack):
+            return [Send(self._last_sent)]
+        if not nack:
             self._may_resend = False
-        return b""
+        return []
+
+    def _reply(self, payload: bytes, console: bytes = b"") -> Send:
+        framed = encode(payload)
+        self._last_sent = framed
+        self._may_resend = self.ack_mode
+        self._console_sent = console if self.ack_mode else b""
+        return Send(console + framed)
 
     def _packet(self, payload: bytes) -> Reply:
         try:
             command = parse(payload)
         except ParseError as exc:
             log.info("malformed packet %r: %s", payload[:64], exc)
-            return b"E%02x" % EINVAL
+            return _error(EINVAL)
         handler = HANDLERS.get(type(command))
         if handler is None:
             return b""
@@ -117,16 +196,25 @@ class Session:
             return handler(self, command)
         except TargetError as exc:
             log.info("%s refused: %s", type(command).__name__, exc)
-            return b"E%02x" % (exc.errno & 0xFF)
-
-    # -- shared by handlers --------------------------------------------------------
-    def resume(self, action: ResumeAction, addr: int | None = None) -> bytes:
-        stop = self.target.resume(action, self._interrupted, addr)
-        if isinstance(stop, HistoryEnd) and stop.note:
-            self._console += encode(b"O" + stop.note.encode().hex().encode())
-        return stop_reply(stop, THREAD_ID)
+            return _error(exc.errno)
 
 
+def _error(errno: int) -> bytes:
+    return b"E%02x" % (errno & 0xFF)
+
+
+def _coalesce(actions: list[Action]) -> list[Action]:
+    """Adjacent sends become one (one write, one TCP segment with TCP_NODELAY)."""
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, Send) and out and isinstance(out[-1], Send):
+            out[-1] = Send(out[-1].data + action.data)
+        else:
+            out.append(action)
+    return out
+
+
+# -- handlers ---------------------------------------------------------------------------
 def _supported(s: Session, cmd: c.Command) -> Reply:
     features = [f"PacketSize={PACKET_SIZE:x}", "QStartNoAckMode+", "vContSupported+"]
     if s.target.breakpoints() is not None:
@@ -190,13 +278,21 @@ def _vcont(s: Session, cmd: c.Command) -> Reply:
     for action in cmd.actions:
         if action.thread in (None, -1, 0, THREAD_ID):
             if action.action == "s":
-                return s.resume(ResumeAction.STEP)
+                return Run(ResumeAction.STEP)
             if action.action == "c":
-                return s.resume(ResumeAction.CONTINUE)
+                return Run(ResumeAction.CONTINUE)
             return stop_reply(Signal(SIGINT), THREAD_ID)  # 't': stop
-    return b"E%02x" % EINVAL
+    return _error(EINVAL)
 
 
+def _reverse(action: ResumeAction) -> Handler:
+    def handler(s: Session, cmd: c.Command) -> Reply:
+        return Run(action) if s.target.can_reverse() else b""
+
+    return handler
+
+
+# Z2/Z3/Z4 -> the kind Target.watchpoints() takes: the only place that names the kind type.
 WATCH_KINDS = {
     c.BreakpointType.WRITE_WATCH: WatchKind.WRITE,
     c.BreakpointType.READ_WATCH: WatchKind.READ,
@@ -242,12 +338,12 @@ def _close(reply: Reply) -> Handler:
 
 def _set_thread(s: Session, cmd: c.Command) -> Reply:
     assert isinstance(cmd, c.SetThread)
-    return b"OK" if cmd.thread in (-1, 0, THREAD_ID) else b"E%02x" % EINVAL
+    return b"OK" if cmd.thread in (-1, 0, THREAD_ID) else _error(EINVAL)
 
 
 def _thread_alive(s: Session, cmd: c.Command) -> Reply:
     assert isinstance(cmd, c.ThreadAlive)
-    return b"OK" if cmd.thread == THREAD_ID else b"E%02x" % EINVAL
+    return b"OK" if cmd.thread == THREAD_ID else _error(EINVAL)
 
 
 HANDLERS: dict[type, Handler] = {
@@ -261,10 +357,10 @@ HANDLERS: dict[type, Handler] = {
     c.WriteRegister: _write_register,
     c.ReadMemory: _read_memory,
     c.WriteMemory: _write_memory,
-    c.Continue: lambda s, cmd: s.resume(ResumeAction.CONTINUE, cmd.addr),  # type: ignore[attr-defined]
-    c.Step: lambda s, cmd: s.resume(ResumeAction.STEP, cmd.addr),  # type: ignore[attr-defined]
-    c.ReverseStep: lambda s, cmd: s.resume(ResumeAction.REVERSE_STEP) if s.target.can_reverse() else b"",
-    c.ReverseContinue: lambda s, cmd: s.resume(ResumeAction.REVERSE_CONTINUE) if s.target.can_reverse() else b"",
+    c.Continue: lambda s, cmd: Run(ResumeAction.CONTINUE, cmd.addr),  # type: ignore[attr-defined]
+    c.Step: lambda s, cmd: Run(ResumeAction.STEP, cmd.addr),  # type: ignore[attr-defined]
+    c.ReverseStep: _reverse(ResumeAction.REVERSE_STEP),
+    c.ReverseContinue: _reverse(ResumeAction.REVERSE_CONTINUE),
     c.VContQuery: lambda s, cmd: b"vCont;c;C;s;S;t",
     c.VCont: _vcont,
     c.InsertBreakpoint: _breakpoint,

@@ -67,3 +67,16 @@ def test_out_of_range_addresses_are_refused_and_the_session_goes_on() -> None:
         assert exchange(server.port, encode(b"?")) == [b"T05thread:1;"]
     finally:
         server.stop()
+
+
+def test_ctrl_c_right_behind_continue_stops_a_long_run_and_the_session_goes_on() -> None:
+    server = ServerProcess(guest("rv32", "compute"))
+    try:
+        assert exchange(server.port, encode(b"c") + b"\x03") == [b"T02thread:1;"]  # SIGINT, not the end
+        # Stopped where the Ctrl-C found it (icount 0 if before the first checkpoint), short of the guest's end.
+        (icount,) = exchange(server.port, encode(b"qRcmd," + b"icount".hex().encode()))
+        assert exchange(server.port, encode(b"c"))[-1] == b"T05thread:1;replaylog:end;"
+        (end,) = exchange(server.port, encode(b"qRcmd," + b"icount".hex().encode()))
+        assert int(bytes.fromhex(icount.decode())) < int(bytes.fromhex(end.decode()))
+    finally:
+        server.stop()

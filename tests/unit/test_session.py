@@ -1,13 +1,16 @@
-"""gdbstub/session.py without sockets: bytes in, bytes out, against a fake target."""
+"""gdbstub/session.py without sockets: bytes in, actions out, against a fake target."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
+import pytest
+
 from gdbstub.rsp.codec import Decoder, Packet, encode
-from gdbstub.rsp.stops import SIGINT, SIGTRAP, Breakpoint, Signal, Stop
-from gdbstub.session import Session
-from gdbstub.target import EFAULT, ResumeAction, TargetError
+from gdbstub.rsp.stops import SIGINT, SIGTRAP, Breakpoint, HistoryBoundary, HistoryEnd, Signal, Stop
+from gdbstub.session import Action, Close, Run, Send, Session
+from gdbstub.target import EACCES, EFAULT, ResumeAction, TargetError
 
 
 class FakeTarget:
@@ -81,33 +84,76 @@ class FakeTarget:
         self.added.clear()
 
 
-def replies(session: Session, data: bytes) -> list[bytes]:
-    return [e.payload for e in Decoder().feed(session.feed(data)) if isinstance(e, Packet)]
+def perform(session: Session, actions: list[Action], interrupted: Callable[[], bool] = lambda: False,
+            sent: list[bytes] | None = None) -> bytes:  # fmt: skip
+    """Carry out ``actions`` as the server does, without a socket; returns every byte sent.
+
+    A :class:`Run` marked ``interrupt_pending`` sees ``interrupted()`` True at its first poll.
+    """
+    out = sent if sent is not None else []
+    queue = deque(actions)
+    while queue:
+        action = queue.popleft()
+        if isinstance(action, Send):
+            out.append(action.data)
+        elif isinstance(action, Run):
+            try:
+                outcome: Stop | TargetError = session.target.resume(
+                    action.action, poll_for(action, interrupted), action.addr
+                )
+            except TargetError as exc:
+                outcome = exc
+            queue.extend(session.stopped(outcome))
+    return b"".join(out)
+
+
+def poll_for(run: Run, interrupted: Callable[[], bool]) -> Callable[[], bool]:
+    """The run's ``interrupted()``: True at once when a 0x03 came with its packet, then ``interrupted``."""
+    first = iter([run.interrupt_pending])
+    return lambda: next(first, False) or interrupted()
+
+
+def feed(session: Session, data: bytes, interrupted: Callable[[], bool] = lambda: False) -> bytes:
+    """Feed ``data`` and carry out the actions: bytes in, bytes out."""
+    return perform(session, session.feed(data), interrupted)
+
+
+def replies(session: Session, data: bytes, interrupted: Callable[[], bool] = lambda: False) -> list[bytes]:
+    return [e.payload for e in Decoder().feed(feed(session, data, interrupted)) if isinstance(e, Packet)]
 
 
 def test_acks_then_no_ack_mode() -> None:
     session = Session(FakeTarget())
-    out = session.feed(encode(b"QStartNoAckMode"))
+    out = feed(session, encode(b"QStartNoAckMode"))
     assert out == b"+" + encode(b"OK")
-    assert session.feed(encode(b"?")) == encode(b"T05thread:1;")  # no '+' any more
+    assert feed(session, encode(b"?")) == encode(b"T05thread:1;")  # no '+' any more
 
 
 def test_bad_checksum_gets_a_nack_and_nothing_else() -> None:
-    assert Session(FakeTarget()).feed(b"$g#00") == b"-"
+    assert Session(FakeTarget()).feed(b"$g#00") == [Send(b"-")]
 
 
 def test_nack_resends_the_last_reply_once() -> None:
     session = Session(FakeTarget())
-    first = session.feed(encode(b"g"))
-    assert session.feed(b"-") == first[1:]
-    assert session.feed(b"-" * 1000) == b""  # no amplification
+    first = feed(session, encode(b"g"))
+    assert feed(session, b"-") == first[1:]
+    assert feed(session, b"-" * 1000) == b""  # no amplification
+
+
+def test_nack_resends_a_stop_reply_once() -> None:
+    session = Session(FakeTarget())
+    assert session.feed(encode(b"c")) == [Send(b"+"), Run(ResumeAction.CONTINUE)]
+    assert session.stopped(Breakpoint()) == [Send(encode(b"T05thread:1;swbreak:;"))]
+    assert session.feed(b"-") == [Send(encode(b"T05thread:1;swbreak:;"))]
+    assert session.feed(b"-") == []
+    assert session.feed(b"+") == []
 
 
 def test_nack_is_ignored_in_no_ack_mode() -> None:
     session = Session(FakeTarget())
-    session.feed(encode(b"QStartNoAckMode"))
-    session.feed(encode(b"?"))
-    assert session.feed(b"-") == b""
+    feed(session, encode(b"QStartNoAckMode"))
+    feed(session, encode(b"?"))
+    assert feed(session, b"-") == b""
 
 
 def test_ack_goes_out_before_the_command_runs() -> None:
@@ -121,15 +167,23 @@ def test_ack_goes_out_before_the_command_runs() -> None:
         return original(action, interrupted, addr)
 
     target.resume = resume  # type: ignore[method-assign]
-    session = Session(target, send=sent.append)
-    assert session.feed(encode(b"c")) == encode(b"T05thread:1;swbreak:;")
+    session = Session(target)
+    perform(session, session.feed(encode(b"c")), sent=sent)
+    assert sent[1:] == [encode(b"T05thread:1;swbreak:;")]
+
+
+def test_ack_is_an_action_before_the_run() -> None:
+    target = FakeTarget()
+    session = Session(target)
+    assert session.feed(encode(b"c80000010")) == [Send(b"+"), Run(ResumeAction.CONTINUE, 0x80000010)]
+    assert session.is_running and target.resumes == []  # the session never runs the target itself
 
 
 def test_interrupt_while_stopped_is_not_answered_but_stops_the_next_resume() -> None:
     target = FakeTarget()
     target.polls_before_stop = 1_000_000
     session = Session(target)
-    assert session.feed(b"\x03") == b""  # an answer here would be taken as the reply to gdb's next packet
+    assert feed(session, b"\x03") == b""  # an answer here would be taken as the reply to gdb's next packet
     assert replies(session, encode(b"qC")) == [b"QC1"]
     assert replies(session, encode(b"c")) == [b"T02thread:1;"]
 
@@ -169,15 +223,47 @@ def test_xfer_reads_in_chunks() -> None:
 def test_interrupt_right_behind_continue_stops_that_continue() -> None:
     target = FakeTarget()
     target.polls_before_stop = 1_000_000  # would run "forever" without the interrupt
-    session = Session(target, interrupted=lambda: False)
-    assert replies(session, encode(b"vCont;c") + b"\x03") == [b"T02thread:1;"]
+    session = Session(target)
+    assert replies(session, encode(b"vCont;c") + b"\x03", interrupted=lambda: False) == [b"T02thread:1;"]
+
+
+def test_interrupt_right_behind_continue_marks_that_run() -> None:
+    session = Session(FakeTarget())
+    assert session.feed(encode(b"c") + b"\x03") == [Send(b"+"), Run(ResumeAction.CONTINUE, interrupt_pending=True)]
+    assert session.stopped(Signal(SIGINT)) == [Send(encode(b"T02thread:1;"))]
+    assert session.feed(encode(b"c")) == [Send(b"+"), Run(ResumeAction.CONTINUE)]  # used up by that run
 
 
 def test_interrupt_from_the_socket_while_running() -> None:
     target = FakeTarget()
     polls = iter([False, False, True])
-    session = Session(target, interrupted=lambda: next(polls))
-    assert replies(session, encode(b"c")) == [b"T02thread:1;"]
+    session = Session(target)
+    assert replies(session, encode(b"c"), interrupted=lambda: next(polls)) == [b"T02thread:1;"]
+
+
+def test_packets_received_during_a_run_are_processed_after_it_in_order() -> None:
+    session = Session(FakeTarget())
+    assert session.feed(encode(b"c") + encode(b"qC")) == [Send(b"+"), Run(ResumeAction.CONTINUE)]
+    assert session.feed(encode(b"m1000,1") + b"+") == []  # the run is still in progress
+    stop, qc, memory = encode(b"T05thread:1;swbreak:;"), encode(b"QC1"), encode(b"ab")
+    assert session.stopped(Breakpoint()) == [Send(stop + b"+" + qc + b"+" + memory)]
+    assert not session.is_running
+    assert session.feed(b"-") == []  # the '+' queued behind the run acked the stop reply
+
+
+def test_a_packet_queued_behind_a_run_may_start_the_next_run() -> None:
+    session = Session(FakeTarget())
+    assert session.feed(encode(b"s") + encode(b"c")) == [Send(b"+"), Run(ResumeAction.STEP)]
+    assert session.stopped(Signal(SIGTRAP)) == [Send(encode(b"T05thread:1;") + b"+"), Run(ResumeAction.CONTINUE)]
+    assert session.stopped(Breakpoint()) == [Send(encode(b"T05thread:1;swbreak:;"))]
+
+
+def test_a_refused_run_is_answered_with_an_error() -> None:
+    session = Session(FakeTarget())
+    session.feed(encode(b"c80000000"))
+    assert session.stopped(TargetError(EACCES, "inside history")) == [Send(encode(b"E0d"))]
+    with pytest.raises(RuntimeError):
+        session.stopped(Breakpoint())  # no run in progress
 
 
 def test_step_continue_breakpoints_monitor_detach() -> None:
@@ -192,6 +278,14 @@ def test_step_continue_breakpoints_monitor_detach() -> None:
     assert replies(session, encode(b"D")) == [b"OK"] and session.closed
 
 
+def test_detach_and_kill_close_the_connection() -> None:
+    session = Session(FakeTarget())
+    assert session.feed(encode(b"D") + encode(b"?")) == [Send(b"+" + encode(b"OK")), Close()]
+    assert session.feed(encode(b"?")) == []  # nothing after the close
+    killed = Session(FakeTarget())
+    assert killed.feed(encode(b"k")) == [Send(b"+"), Close()]  # a kill gets no reply
+
+
 def test_reverse_packets_are_unsupported_without_the_capability() -> None:
     session = Session(FakeTarget())
     assert b"ReverseStep+" not in replies(session, encode(b"qSupported:swbreak+"))[0]
@@ -200,12 +294,32 @@ def test_reverse_packets_are_unsupported_without_the_capability() -> None:
 
 
 def test_console_note_before_a_stop_reply_is_acked_separately() -> None:
-    from gdbstub.rsp.stops import HistoryBoundary, HistoryEnd
-
     target = FakeTarget()
     target.resume = lambda action, interrupted, addr=None: HistoryEnd(HistoryBoundary.END, "bye\n")  # type: ignore[method-assign]
     session = Session(target)
-    out = session.feed(encode(b"c"))
+    out = feed(session, encode(b"c"))
     assert out == b"+" + encode(b"O" + b"bye\n".hex().encode()) + encode(b"T05thread:1;replaylog:end;")
-    assert session.feed(b"+") == b""  # acks the O packet
-    assert session.feed(b"-") == encode(b"T05thread:1;replaylog:end;")  # the reply itself is resent
+    assert feed(session, b"+") == b""  # acks the O packet
+    assert feed(session, b"-") == encode(b"T05thread:1;replaylog:end;")  # the reply itself is resent
+
+
+def test_console_note_in_no_ack_mode_needs_no_ack() -> None:
+    session = Session(FakeTarget())
+    feed(session, encode(b"QStartNoAckMode"))
+    session.feed(encode(b"c"))
+    note = encode(b"O" + b"bye\n".hex().encode())
+    assert session.stopped(HistoryEnd(HistoryBoundary.END, "bye\n")) == [
+        Send(note + encode(b"T05thread:1;replaylog:end;"))
+    ]
+    assert session.feed(b"-") == []
+
+
+def test_the_servers_in_process_driver_carries_out_the_same_actions() -> None:
+    from gdbstub.server import drive
+
+    target = FakeTarget()
+    target.polls_before_stop = 1_000_000
+    session = Session(target)
+    assert drive(session, encode(b"c") + b"\x03") == b"+" + encode(b"T02thread:1;")
+    assert drive(session, encode(b"s") + encode(b"qC")) == b"+" + encode(b"T05thread:1;") + b"+" + encode(b"QC1")
+    assert drive(session, encode(b"D")) == b"+" + encode(b"OK") and session.closed
