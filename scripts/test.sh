@@ -3,5 +3,9 @@
 # Usage: ./scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc opensbi gcc-riscv64-unknown-elf make" . scripts/setup.sh
+# Every tool a test needs (under CHRONICORN_REQUIRE_TOOLS=1, as in .ci/run, a missing one fails its tests):
+#   gdb-multiarch (e2e, target description), qemu-system-misc and opensbi (QEMU comparisons),
+#   gcc-riscv64-unknown-elf and make (rebuilding the committed guests), gcc and libc6-dev (the native helper).
+CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc opensbi gcc-riscv64-unknown-elf make gcc libc6-dev" \
+    . scripts/setup.sh
 exec "$PY" -m pytest "$@"

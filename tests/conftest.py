@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +21,55 @@ ROOT = Path(__file__).resolve().parent.parent
 GUESTS = ROOT / "tests" / "guests" / "riscv"
 EXPECTED = GUESTS / "expected"
 XLENS = ("rv32", "rv64")
+# For the biggest XLEN x guest matrices: the rv64 half is slow, so the fast subset (-m "not slow") runs each
+# case once, on rv32 (rv64 keeps fast unit and integration tests of its own).
+XLENS_RV64_SLOW = ["rv32", pytest.param("rv64", marks=pytest.mark.slow)]
 GUEST_NAMES = ("hello", "timer", "echo", "compute", "fault", "traps")
 ECHO_INPUT = (EXPECTED / "echo.in").read_bytes()
+
+
+def require_tool(available: object, message: str) -> None:
+    """Skip the test when a tool it needs is missing, or fail when $CHRONICORN_REQUIRE_TOOLS is 1 (CI).
+
+    ``available`` is a Path (the tool is there when the file exists) or any other value, truthy when the
+    tool is there: ``shutil.which(name)``, a bool, ``native_library_path()``.
+    """
+    __tracebackhide__ = True  # reported at the test's line, not here
+    if isinstance(available, Path):
+        available = available.exists()
+    if available:
+        return
+    if os.environ.get("CHRONICORN_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+IN_MODIFY = 0x2  # <sys/inotify.h>
+
+
+def wait_for_growth(path: Path, size: int, timeout: float = 30) -> int:
+    """Block until the file ``path`` holds more than ``size`` bytes; return its size then.
+
+    Woken by the kernel at each write to the file (inotify), so no polling; ``timeout`` only turns a file
+    that never grows into a failure.
+    """
+    __tracebackhide__ = True
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1")
+    try:
+        if libc.inotify_add_watch(fd, os.fsencode(path), IN_MODIFY) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {path}")
+        deadline = time.monotonic() + timeout
+        while (now := path.stat().st_size) <= size:  # checked after the watch is set: no write is missed
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                pytest.fail(f"{path} did not grow past {size} bytes within {timeout} s")
+            os.read(fd, 4096)  # the events themselves; the size is what matters
+        return now
+    finally:
+        os.close(fd)
 
 
 def guest(xlen: str, name: str) -> Path:

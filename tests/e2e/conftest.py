@@ -6,7 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import XLENS_RV64_SLOW
 from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
+
+
+@pytest.fixture(params=XLENS_RV64_SLOW)
+def xlen(request: pytest.FixtureRequest) -> str:
+    """Each e2e test on both XLENs; the fast subset runs it on rv32 (rv64's registers meet gdb in unit tests)."""
+    return request.param
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 from gdbstub.client import GdbClient as Gdb
 from gdbstub.client import GdbError, ServerProcess, has_gdb
+from tests.conftest import require_tool
 
 __all__ = ["Gdb", "GdbError", "ServerProcess", "require_gdb"]
 
 
 def require_gdb() -> None:
-    if not has_gdb():
-        pytest.skip("gdb-multiarch not installed")
+    __tracebackhide__ = True
+    require_tool(has_gdb(), "gdb-multiarch not installed")

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from gdbstub.client import GdbClient, ServerProcess, StopReason
-from tests.conftest import GUESTS, ROOT, guest
+from tests.conftest import GUESTS, ROOT, XLENS_RV64_SLOW, guest
 from tests.e2e.gdb import require_gdb
 
 pytestmark = pytest.mark.gdb
@@ -48,6 +48,7 @@ def test_locate_finds_the_overflowing_copy(cmdint_recording: str) -> None:
     assert "*dst++ = *text++;" in proc.stdout and "instruction: sb" in proc.stdout
 
 
+@pytest.mark.slow
 def test_locate_json_report_is_complete_and_consistent(cmdint_recording: str) -> None:
     proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--depth", "4", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -66,7 +67,7 @@ def test_locate_json_report_is_complete_and_consistent(cmdint_recording: str) ->
     assert writes[3]["new"] == "3" and writes[3]["line"] == line_of("cmdint.c", "probe.scale = (uint32_t)value;")
 
 
-@pytest.mark.parametrize("xlen", ["rv32", "rv64"])
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 def test_locate_records_a_guest_first_stray_pointer(xlen: str) -> None:
     proc = chronicorn("locate", str(guest(xlen, "stray")), "--watch", "pool[0].value")
     assert proc.returncode == 0, proc.stderr
@@ -75,7 +76,7 @@ def test_locate_records_a_guest_first_stray_pointer(xlen: str) -> None:
     assert "value: 100 -> 0" in proc.stdout
 
 
-@pytest.mark.parametrize("xlen", ["rv32", "rv64"])
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 def test_locate_off_by_one_in_an_interrupt_handler(xlen: str) -> None:
     proc = chronicorn("locate", str(guest(xlen, "isrbug")), "--watch", "capture.guard", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -85,6 +86,7 @@ def test_locate_off_by_one_in_an_interrupt_handler(xlen: str) -> None:
     assert write["old"] == str(0x600DCAFE)
 
 
+@pytest.mark.slow
 def test_locate_not_found_before_the_write_and_bad_inputs(cmdint_recording: str, tmp_path) -> None:  # noqa: ANN001
     proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--at", "1000")
     assert proc.returncode == 1 and "none" in proc.stdout
@@ -108,6 +110,7 @@ def test_locate_at_an_icount_with_a_healthy_run() -> None:
     assert write["function"] == "set_scale" and (write["old"], write["new"]) == ("1", "3")
 
 
+@pytest.mark.slow
 def test_demo_finds_the_culprit() -> None:
     proc = chronicorn("demo")
     assert proc.returncode == 0, proc.stderr
@@ -115,6 +118,7 @@ def test_demo_finds_the_culprit() -> None:
     assert f"set_name  ./cmdint.c:{line_of('cmdint.c', '*dst++ = *text++;')}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_api_stops_are_values_including_the_ends_of_history(cmdint_recording: str) -> None:
     require_gdb()
     elf = guest("rv32", "cmdint")
@@ -142,6 +146,7 @@ def test_api_stops_are_values_including_the_ends_of_history(cmdint_recording: st
         assert gdb.registers()["pc"] == location.pc
 
 
+@pytest.mark.slow
 def test_the_bisection_script_finds_when_the_invariant_broke(cmdint_recording: str) -> None:
     require_gdb()
     script = ROOT / "scripts" / "find_invariant_break.py"

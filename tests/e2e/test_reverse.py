@@ -29,6 +29,7 @@ def is_history_begin(gdb: Gdb, stopped: dict) -> bool:
     return "reason" not in stopped and "No more reverse-execution history" in gdb.output
 
 
+@pytest.mark.slow
 def test_reverse_stepi_retraces_every_register(xlen: str, debug) -> None:  # noqa: ANN001
     _, gdb = debug(guest(xlen, "timer"))
     gdb.mi("-break-insert trap_handler")
@@ -325,6 +326,7 @@ def test_a_diverging_recording_ends_history_and_keeps_the_session(tmp_path) -> N
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["hello", "timer"])
 def test_reverse_step_next_finish_stop_in_states_seen_going_forward(xlen: str, name: str, debug) -> None:  # noqa: ANN001
     """Where gdb's line stepping stops depends on the line tables (-O2, inlined code); the states must not.

@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import guest, make_machine, run_machine
+from tests.conftest import XLENS_RV64_SLOW, guest, make_machine, run_machine
 
 CHECKPOINTS = [500, 16_400, 16_450, 17_000, 40_000, 90_000, 250_000]
 
 
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 @pytest.mark.parametrize("name", ["timer", "echo", "traps"])
 def test_two_runs_same_digests(xlen: str, name: str) -> None:
     schedule = [(20_000, b"hi\n"), (60_000, b"there\nq")] if name == "echo" else None
@@ -52,6 +53,7 @@ def test_digest_independent_of_stop_pattern(xlen: str) -> None:
     assert steady.digest() == choppy.digest()
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(stops=st.lists(st.integers(min_value=1, max_value=1 << 30), min_size=1, max_size=12))
 def test_any_stop_pattern_gives_the_reference_states(stops: list[int]) -> None:
@@ -75,6 +77,7 @@ def test_any_stop_pattern_gives_the_reference_states(stops: list[int]) -> None:
     assert probe.digest() == straight.machine.digest()
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(
     stops=st.lists(st.integers(min_value=1, max_value=1 << 30), min_size=1, max_size=8),

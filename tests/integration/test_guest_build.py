@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GUESTS
+from tests.conftest import GUESTS, require_tool
 
 CROSS = "riscv64-unknown-elf-gcc"
 
 
 @pytest.mark.slow
 def test_make_rebuilds_the_committed_elfs(tmp_path: Path) -> None:
-    if shutil.which(CROSS) is None or shutil.which("make") is None:
-        pytest.skip(f"{CROSS} not installed (Debian: gcc-riscv64-unknown-elf)")
+    require_tool(shutil.which(CROSS), f"{CROSS} not installed (Debian: gcc-riscv64-unknown-elf)")
+    require_tool(shutil.which("make"), "make not installed (Debian: make)")
     tree = tmp_path / "riscv"
     shutil.copytree(GUESTS, tree, ignore=shutil.ignore_patterns("build"))
     proc = subprocess.run(["make", "-C", str(tree), "-j2"], capture_output=True, timeout=600)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import (
     GUEST_NAMES,
+    XLENS_RV64_SLOW,
     expected_output,
     guest,
     guest_input,
@@ -19,6 +20,7 @@ from tests.conftest import (
 EXITING = [n for n in GUEST_NAMES if n != "fault"]
 
 
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 @pytest.mark.parametrize("name", EXITING)
 def test_guest_output_and_exit_code(xlen: str, name: str) -> None:
     proc = run_cli("run", str(guest(xlen, name)), stdin=guest_input(name))

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import guest, make_machine, run_machine
+from tests.conftest import XLENS_RV64_SLOW, guest, make_machine, run_machine
 
 
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 @pytest.mark.parametrize("name", ["timer", "echo", "traps", "hello"])
 def test_restore_then_rerun_reaches_the_same_states(xlen: str, name: str) -> None:
     schedule = [(16_800, b"ab\n"), (40_000, b"q")] if name == "echo" else None
@@ -33,6 +34,7 @@ def test_restore_then_rerun_reaches_the_same_states(xlen: str, name: str) -> Non
     assert machine.run() == end and machine.digest() == end_digest
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=17_000), min_size=2, max_size=5, unique=True))
 def test_any_save_points_restore_exactly(points: list[int]) -> None:

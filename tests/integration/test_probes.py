@@ -18,7 +18,7 @@ from unicorn import riscv_const as rc
 
 from machine.icount import NativeCounter, PythonCounter
 from machine.machine import RunKind
-from tests.conftest import GUESTS, run_cli, run_machine
+from tests.conftest import GUESTS, require_tool, run_cli, run_machine
 
 PROBE_SRC = GUESTS / "probes"
 PROBE_BUILD = GUESTS / "build" / "rv32" / "probes"
@@ -121,8 +121,7 @@ def test_wfi_with_only_a_masked_interrupt_pending_idles_forever(native: bool) ->
 
 
 def qemu_output(name: str) -> bytes:
-    if shutil.which(QEMU) is None:
-        pytest.skip(f"{QEMU} not installed")
+    require_tool(shutil.which(QEMU), f"{QEMU} not installed")
     cmd = [QEMU, "-M", "virt", "-m", "128M", "-bios", "none", "-nographic", "-icount", "shift=0"]
     # The timeout only turns a hang into a failure: every probe exits through the finisher at once.
     proc = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GUEST_NAMES, GUESTS, guest, guest_input, run_cli
+from tests.conftest import GUEST_NAMES, GUESTS, XLENS_RV64_SLOW, guest, guest_input, require_tool, run_cli
 
 pytestmark = pytest.mark.qemu
 OPENSBI_DIR = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic")
@@ -16,8 +16,7 @@ OPENSBI_DIR = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic")
 
 def qemu(xlen: str) -> str:
     binary = f"qemu-system-riscv{xlen[2:]}"
-    if shutil.which(binary) is None:
-        pytest.skip(f"{binary} not installed")
+    require_tool(shutil.which(binary), f"{binary} not installed")
     return binary
 
 
@@ -43,6 +42,7 @@ def read_qemu(cmd: list[str], stdin: bytes, want: int | None, timeout: float = 6
         proc.wait()
 
 
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 @pytest.mark.parametrize("name", GUEST_NAMES)
 def test_same_uart_output_as_qemu(xlen: str, name: str) -> None:
     ours = run_cli("run", str(guest(xlen, name)), stdin=guest_input(name))
@@ -111,8 +111,7 @@ def test_opensbi_boots_to_its_banner_as_on_qemu(firmware: str) -> None:
     priv spec 1.10, no H extension, no sstc, no HPM counters).
     """
     opensbi = OPENSBI_DIR / firmware
-    if not opensbi.exists():
-        pytest.skip("Debian's opensbi package is not installed")
+    require_tool(opensbi, "Debian's opensbi package is not installed")
     ours = run_cli("run", str(opensbi), "--max-insns", "8000000", timeout=300)
     assert ours.returncode == 0, ours.stderr
     text = ours.stdout.decode()

@@ -16,7 +16,7 @@ from replay.events import End, EndReason, HostClock, UartInput
 from replay.log import LogReader, LogWriter
 from replay.recorder import Recorder
 from replay.replayer import ReplayDivergence, Replayer
-from tests.conftest import guest
+from tests.conftest import XLENS_RV64_SLOW, guest
 
 END_REASONS = {RunKind.EXITED: EndReason.GUEST_EXIT, RunKind.LIMIT: EndReason.ICOUNT_LIMIT,
                RunKind.FAULT: EndReason.GUEST_FAULT}  # fmt: skip
@@ -53,7 +53,10 @@ def replay(path, log: bytes, checkpoints=()) -> tuple[bytes, list[str], object]:
     return bytes(out), digests, (result, machine.digest())
 
 
-@pytest.mark.parametrize("name", ["echo", "timer", "hello", "traps", "fault", "compute", "rtc"])
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
+@pytest.mark.parametrize(
+    "name", ["echo", "timer", "hello", "traps", "fault", pytest.param("compute", marks=pytest.mark.slow), "rtc"]
+)
 def test_replay_reproduces_output_and_digests(xlen: str, name: str) -> None:
     """Every guest in the repo: same output, same digests at checkpoints and at the end; twice."""
     path = guest(xlen, name)
@@ -69,6 +72,7 @@ def test_replay_reproduces_output_and_digests(xlen: str, name: str) -> None:
         assert isinstance(events[-1], End) and events[-1].reason == EndReason.GUEST_EXIT
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(st.lists(st.tuples(st.integers(min_value=0, max_value=60_000), st.binary(min_size=1, max_size=6)), max_size=4))
 def test_random_input_schedules_replay_identically(schedule: list[tuple[int, bytes]]) -> None:
@@ -131,6 +135,7 @@ def expected_output_timer() -> bytes:
     return expected_output("rv32", "timer")
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(st.integers(min_value=0, max_value=(1 << 63) - 1))
 def test_any_host_clock_value_replays_identically(clock_ns: int) -> None:

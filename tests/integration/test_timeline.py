@@ -167,6 +167,7 @@ MOVES = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(moves=MOVES, name=st.sampled_from(["timer", "echo"]))
 def test_random_walk_matches_the_forward_reference(moves: list[tuple[str, float]], name: str) -> None:

@@ -17,7 +17,7 @@ from machine.icount import (
     _decode_lengths,
     native_library_path,
 )
-from tests.conftest import guest, make_machine
+from tests.conftest import XLENS_RV64_SLOW, guest, make_machine
 
 TARGETS = [1, 2, 3, 7, 100, 1001, 5_000, 16_000, 16_001, 16_417, 16_444, 20_000, 50_001, 123_457, 300_000]
 
@@ -50,6 +50,7 @@ def test_decode_lengths_mixes_compressed_and_full() -> None:
     assert _decode_lengths(Isa.FIXED4, bytes(12)) == [0, 4, 8]
 
 
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 @pytest.mark.parametrize("name", ["timer", "hello", "traps"])
 def test_native_and_fallback_stop_at_the_same_icount_and_state(xlen: str, name: str) -> None:
     """Both counters stop at exactly each target (mid-block included) in identical states."""

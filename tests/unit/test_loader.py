@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from machine.loader import Image, ImageError, Segment, load_image
-from tests.conftest import guest
+from tests.conftest import guest, require_tool
 
 HELLO32 = guest("rv32", "hello")
 HELLO64 = guest("rv64", "hello")
@@ -98,8 +98,7 @@ def test_empty_raw_file(tmp_path: Path) -> None:
 
 def test_x86_elf_is_not_riscv() -> None:
     true = Path("/bin/true")
-    if not true.exists():
-        pytest.skip("no /bin/true on this host")
+    require_tool(true, "no /bin/true on this host")
     with pytest.raises(ImageError, match=r"ELF file for EM_X86_64, not RISC-V"):
         load_image(true)
 

@@ -9,7 +9,7 @@ from machine.machine import Machine
 from machine.ram import NODE_PAGES, PAGE, PageTable, is_shared_between
 from machine.results import RunKind
 from machine.watch import WatchKind, Watchpoint
-from tests.conftest import guest, make_machine
+from tests.conftest import guest, make_machine, require_tool
 
 
 def timer(native: bool = True) -> Machine:
@@ -71,8 +71,7 @@ def test_properties_say_how_the_machine_works() -> None:
 
 def test_unwritten_ranges_are_told_by_page_identity() -> None:
     machine = make_machine(guest("rv32", "traps"))
-    if not machine.is_ram_tracked:
-        pytest.skip("page-protection tracking unavailable (no native helper)")
+    require_tool(machine.is_ram_tracked, "page-protection tracking unavailable (no native helper)")
     machine.run(16_000)  # start.S has cleared .bss and the stack (zero pages written, in node 0)
     earlier = machine.ram_image()
     machine.run(18_000)

@@ -8,6 +8,7 @@ import mmap
 import pytest
 
 from machine.ram import NODE_PAGES, PAGE, PageTable, RamPages
+from tests.conftest import require_tool
 
 SIZE = 4 << 20
 
@@ -77,8 +78,7 @@ def test_from_chunks_splits_any_piece_into_pages() -> None:
 def test_the_native_tracker_is_used_when_built() -> None:
     from machine.icount import native_library_path
 
-    if native_library_path() is None:
-        pytest.skip("native helper not built")
+    require_tool(native_library_path(), "native helper not built")
     _, pages = new_ram(True)
     assert pages.is_tracked
 
@@ -86,8 +86,7 @@ def test_the_native_tracker_is_used_when_built() -> None:
 def test_tracking_slots_are_released_with_their_ram() -> None:
     from machine.icount import native_library_path
 
-    if native_library_path() is None:
-        pytest.skip("native helper not built")
+    require_tool(native_library_path(), "native helper not built")
     for _ in range(300):  # more than the native helper's 256 slots
         ram, pages = new_ram(True)
         assert pages.is_tracked
@@ -96,6 +95,7 @@ def test_tracking_slots_are_released_with_their_ram() -> None:
         del ram, pages
 
 
+@pytest.mark.slow
 def test_scattered_writes_past_the_mapping_limit_stay_correct() -> None:
     """Every other page of 512 MiB written: 131,072 mappings, past Linux's default limit of 65,530.
 

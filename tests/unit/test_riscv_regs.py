@@ -18,7 +18,7 @@ from machine.arch.riscv_regs import (
     registers,
     target_xml,
 )
-from tests.conftest import guest, make_machine
+from tests.conftest import guest, make_machine, require_tool
 
 ARCHES = {"rv32": RV32, "rv64": RV64}
 
@@ -51,8 +51,7 @@ def test_target_xml_is_well_formed_and_complete(xlen: str) -> None:
 
 @pytest.mark.gdb
 def test_gdb_accepts_the_target_description(xlen: str, tmp_path: Path) -> None:
-    if shutil.which("gdb-multiarch") is None:
-        pytest.skip("gdb-multiarch not installed")
+    require_tool(shutil.which("gdb-multiarch"), "gdb-multiarch not installed")
     desc = tmp_path / "target.xml"
     desc.write_text(target_xml(ARCHES[xlen]))
     proc = subprocess.run(

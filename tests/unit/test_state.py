@@ -176,13 +176,13 @@ def test_decode_refuses_another_machine() -> None:
 # -- round trips ----------------------------------------------------------------------------------------
 
 GUEST_RUNS = [
-    ("rv32", PROBES / "q_mmu.elf"),  # S-mode with Sv32 paging, PMP
-    ("rv32", PROBES / "q_smode.elf"),  # S-mode, delegated traps
+    pytest.param("rv32", PROBES / "q_mmu.elf", marks=pytest.mark.slow),  # S-mode with Sv32 paging, PMP
+    pytest.param("rv32", PROBES / "q_smode.elf", marks=pytest.mark.slow),  # S-mode, delegated traps
     ("rv32", PROBES / "q_umode_mret.elf"),  # U-mode
     ("rv64", guest("rv64", "traps")),  # exceptions and their handlers
-    ("rv32", guest("rv32", "traps")),
-    ("rv64", guest("rv64", "timer")),  # timer interrupts, wfi
-    ("rv32", guest("rv32", "rtc")),  # the host clock through the RTC
+    pytest.param("rv32", guest("rv32", "traps"), marks=pytest.mark.slow),
+    pytest.param("rv64", guest("rv64", "timer"), marks=pytest.mark.slow),  # timer interrupts, wfi
+    pytest.param("rv32", guest("rv32", "rtc"), marks=pytest.mark.slow),  # the host clock through the RTC
 ]
 
 
