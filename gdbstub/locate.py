@@ -9,7 +9,6 @@ same value is not a step of the chain.)
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -21,8 +20,6 @@ from pathlib import Path
 from replay.log import MAGIC
 
 from .client import GdbClient, GdbError, ServerError, ServerProcess, StopReason, has_gdb
-
-EXIT_FOUND, EXIT_NOT_FOUND, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class LocateError(Exception):
@@ -173,17 +170,3 @@ def run_locate(target: Path, watch: str, at: int | None, depth: int, guest: Path
         with server, GdbClient(elf) as gdb:
             gdb.connect(server.port)
             return locate(gdb, watch, at, depth, str(target))
-
-
-def cmd_locate(args: argparse.Namespace) -> int:
-    """The ``chronicorn locate`` entry point: prints the report, returns the exit code."""
-    json_out = args.json
-    echo = (lambda text: print(text, file=sys.stderr)) if json_out else print
-    try:
-        report = run_locate(Path(args.target), args.watch, None if args.at_end else args.at, args.depth,
-                            Path(args.guest) if args.guest else None, args.uart_input, echo)  # fmt: skip
-    except LocateError as exc:
-        print(f"chronicorn: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(report.to_json() if json_out else report.to_text())
-    return EXIT_FOUND if report.found else EXIT_NOT_FOUND

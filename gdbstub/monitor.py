@@ -21,7 +21,8 @@ HELP = """chronicorn monitor commands:
   snapshot load NAME    go back (or forward) to the moment saved as NAME
   snapshot list         the named snapshots
   history               icount range, snapshots held, memory used
-  record save FILE      write the history as a recording that 'chronicorn replay' accepts
+  record save [-f] FILE write the history as a recording that 'chronicorn replay' accepts
+                        (in the save directory; -f replaces an existing file)
 """
 
 
@@ -34,11 +35,11 @@ class MonitorError(Exception):
 
 @dataclass
 class Monitor:
-    """The monitor of one served timeline; ``save(path)`` writes the history as a recording."""
+    """The monitor of one served timeline; ``save(name, overwrite)`` writes the history as a recording."""
 
     timeline: Timeline
     describe: Callable[[], str]
-    save: Callable[[str], str]
+    save: Callable[[str, bool], str]
 
     def __call__(self, command: str) -> str:
         words = command.split() or ["help"]
@@ -112,12 +113,13 @@ def _history(m: Monitor, args: list[str]) -> str:
         f"past the furthest point\n"
         f"memory: {stats.bytes_used / (1 << 20):.1f} MiB of {stats.budget / (1 << 20):.0f} MiB budget "
         f"({stats.evicted} evicted)\n"
-        f"events: {len(t.inputs.events)}\n"
+        f"events: {t.event_count}\n"
     )
 
 
 def _record_save(m: Monitor, args: list[str]) -> str:
-    return m.save(_one(args, "a file name: record save FILE.chrec"))
+    overwrite = bool(args) and args[0] == "-f"
+    return m.save(_one(args[1:] if overwrite else args, "a file name: record save [-f] FILE.chrec"), overwrite)
 
 
 def _info(m: Monitor, args: list[str]) -> str:

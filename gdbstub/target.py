@@ -255,7 +255,7 @@ class TimelineTarget:
         if addr is not None and addr != self.machine.pc:  # 'c ADDR' / 's ADDR': a jump is a write
             self._check_address(addr)
             self._check_writable()
-            self.machine.engine.pc = addr
+            self.machine.set_pc(addr)
             self.timeline.note_write()
         t = self.timeline
         start = t.icount
@@ -270,8 +270,7 @@ class TimelineTarget:
             # A damaged or foreign recording: it is only known good up to where this command started.
             # Say so, go back there and keep the session.
             log.error("%s", exc)
-            if not t.is_live:
-                t.inputs.frontier = min(t.inputs.frontier, start)
+            t.cut_history(start)
             t.seek(start)
             note = f"chronicorn: {exc}; history ends at icount {start}, where this command started\n"
             self._last = HistoryEnd(HistoryBoundary.END, note)

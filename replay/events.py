@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from machine.results import RunKind
+
 
 class EventKind(enum.IntEnum):
     """Wire numbers of event kinds (values never reused)."""
@@ -18,17 +20,6 @@ class EventKind(enum.IntEnum):
     CLOCK_WARP = 3
     VERIFY = 4
     END = 5
-
-
-class EndReason(enum.IntEnum):
-    """Why a recording ends (wire numbers)."""
-
-    GUEST_EXIT = 1
-    USER_STOP = 2
-    ICOUNT_LIMIT = 3
-    GUEST_RESET = 4
-    IDLE_FOREVER = 5
-    GUEST_FAULT = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +56,14 @@ class Verify:
 
 @dataclass(frozen=True, slots=True)
 class End:
-    """The end of the recording and why; ``code`` is the exit code for GUEST_EXIT."""
+    """The end of the recording and how the run ended there (``RunKind``'s wire number in the file).
+
+    ``kind`` is EXITED/RESET/FAULT/IDLE_FOREVER when the guest ended by itself (replay must end the same
+    way), INTERRUPTED when the user stopped it, LIMIT at ``--max-insns``. ``code`` is the exit code.
+    """
 
     icount: int
-    reason: EndReason
+    kind: RunKind
     code: int = 0
 
 

@@ -5,15 +5,18 @@ One event list serves both directions of time. Inside history (before the
 list, at the position a snapshot restored. At the frontier of a live history the
 live source is asked and its answers are appended, so going forward past the end
 simply continues live recording (QEMU's record mode, rr's "replay then go live").
-A saved recording has no live source: its frontier is fixed.
+A saved recording has no live source: its frontier is fixed. ``on_record`` is told after every live answer
+(the ``record`` command's writer flushes from there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from machine.inputs import IdleOutcome, InputSource
 
 from .errors import ReplayDivergence
-from .events import ClockWarp, Event, HostClock, UartInput
+from .events import ClockWarp, HostClock, UartInput
 
 InputEvent = UartInput | HostClock | ClockWarp
 
@@ -21,16 +24,13 @@ InputEvent = UartInput | HostClock | ClockWarp
 class HistoryInputs:
     """An :class:`InputSource` over one growing event list; ``position`` is the next event to replay."""
 
-    def __init__(self, events: list[InputEvent], frontier: int, live: InputSource | None = None) -> None:
+    def __init__(self, events: list[InputEvent], frontier: int, live: InputSource | None = None,
+                 on_record: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.events = events
         self.position = 0
         self.frontier = frontier
         self.live = live
-
-    @classmethod
-    def from_log(cls, events: list[Event], frontier: int) -> HistoryInputs:
-        """A fixed history from a recording's events (verification points and the end left out)."""
-        return cls([e for e in events if isinstance(e, UartInput | HostClock | ClockWarp)], frontier)
+        self._on_record = on_record or (lambda: None)
 
     def _is_live(self, icount: int) -> bool:
         return self.live is not None and self.position == len(self.events) and icount >= self.frontier
@@ -38,6 +38,7 @@ class HistoryInputs:
     def _append(self, event: InputEvent) -> None:
         self.events.append(event)
         self.position += 1
+        self._on_record()
 
     def _next(self) -> InputEvent | None:
         return self.events[self.position] if self.position < len(self.events) else None
@@ -65,6 +66,8 @@ class HistoryInputs:
             data = self.live.poll_input(icount, space)
             if data:
                 self._append(UartInput(icount, data))
+            else:
+                self._on_record()  # (a recording's writer flushes what it holds at least every second)
             return data
         event = self._next()
         if not isinstance(event, UartInput) or event.icount > icount:

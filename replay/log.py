@@ -1,17 +1,22 @@
-"""The recording's container format: a header, then checksummed zstandard chunks.
+"""The recording's container format (version 3): a header, then checksummed zstandard chunks.
 
 Layout (all integers little-endian)::
 
-    magic "CHRONREC" | u32 format version | u32 header length | header (JSON, UTF-8) | u32 crc32(header)
-    chunk*:  "CK" | u8 chunk kind | u32 payload length | u32 crc32(payload) | u64 first icount
-             | u64 last icount | payload (zstandard-compressed)
+    magic "CHRONREC" | u32 format version | u32 header length (<= 64 KiB) | header (JSON, UTF-8)
+    | u32 crc32(header)
+    chunk*:  "CK" | u8 chunk kind | u32 payload length | u32 raw length | u32 crc32(payload)
+             | u64 first icount | u64 last icount | payload (zstandard-compressed, raw length bytes inflated)
 
-Chunk kinds: 1 = initial snapshot (opaque bytes), 2 = events. An events chunk
-holds records ``varint kind | varint icount delta | kind-specific fields``;
-each kind's encoding lives only in :data:`CODECS`. Chunks are written whole
-and flushed, so a recorder killed at any moment leaves a file whose complete
-chunks all read back; :class:`LogReader` stops at the first incomplete or
-corrupt chunk and says where.
+Chunk kinds: 1 = snapshot (``u64 log position | machine state`` in :mod:`machine.state`'s encoding), 2 =
+events (``u64 prefix icount | records``). An events chunk holds records ``varint kind | varint icount delta
+| kind-specific fields``, the first delta relative to the prefix icount; each kind's encoding lives only in
+:data:`CODECS`. Chunks are written whole and flushed, so a recorder killed at any moment leaves a file whose
+complete chunks all read back; :class:`LogReader` stops at the first incomplete or corrupt chunk and says where.
+
+Every file is treated as hostile: lengths are checked against the file's size and the header's
+``max_chunk_bytes`` before anything is read or allocated, a chunk inflates to exactly its declared raw length
+or is refused (zstandard's ``max_output_size``: no decompression bomb), varints are at most 10 bytes, icounts
+never go backwards and stay below :data:`MAX_ICOUNT`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import enum
 import io
 import json
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -27,11 +33,19 @@ from typing import BinaryIO
 
 import zstandard
 
-from .events import KIND_OF, ClockWarp, End, EndReason, Event, EventKind, HostClock, UartInput, Verify
+from machine.results import RunKind
+
+from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, UartInput, Verify
 
 MAGIC = b"CHRONREC"
-FORMAT_VERSION = 2  # 2: host-clock events stamped with the reading instruction's exact icount
-_CHUNK_HEAD = struct.Struct("<2sBIIQQ")
+FORMAT_VERSION = 3  # 3: explicit machine state, bounded chunks, End carries RunKind; 2: exact host-clock icounts
+READERS_OF = {1: "chronicorn 0.1.0 before host-clock events (commit 97abf55)", 2: "chronicorn 0.1.0 (commit 3ceba3e)"}
+MAX_HEADER_BYTES = 64 << 10
+MAX_ICOUNT = 1 << 62
+HARD_CHUNK_LIMIT = (2 << 30) + (16 << 20)  # the largest RAM a machine has, plus room for the rest of a state
+_CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
+_U64 = struct.Struct("<Q")
+_MAX_VARINT_BYTES = 10
 
 
 class ChunkKind(enum.IntEnum):
@@ -54,16 +68,15 @@ def _put_varint(out: bytearray, value: int) -> None:
 
 
 def _get_varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf):
+    value = 0
+    for i in range(_MAX_VARINT_BYTES):
+        if pos + i >= len(buf):
             raise RecordingError("event record cut short")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
+        byte = buf[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
-            return value, pos
-        shift += 7
+            return value, pos + i + 1
+    raise RecordingError("event record has an over-long number")
 
 
 def _put_bytes(out: bytearray, data: bytes) -> None:
@@ -73,7 +86,7 @@ def _put_bytes(out: bytearray, data: bytes) -> None:
 
 def _get_bytes(buf: memoryview, pos: int) -> tuple[bytes, int]:
     length, pos = _get_varint(buf, pos)
-    if pos + length > len(buf):
+    if length > len(buf) - pos:
         raise RecordingError("event record cut short")
     return bytes(buf[pos : pos + length]), pos + length
 
@@ -88,29 +101,42 @@ class Codec:
 
 def _decode_uart(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
     data, pos = _get_bytes(buf, pos)
+    if not data:
+        raise RecordingError("empty UART input event")
     return UartInput(icount, data), pos
 
 
 def _decode_int(cls: type) -> Callable[[int, memoryview, int], tuple[Event, int]]:
     def decode(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
         value, pos = _get_varint(buf, pos)
+        if value >= 1 << 64:
+            raise RecordingError(f"{cls.__name__} value out of range")
         return cls(icount, value), pos
 
     return decode
 
 
+VERIFY_DIGEST_BYTES = 16
+
+
 def _decode_verify(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
     digest, pos = _get_bytes(buf, pos)
+    if len(digest) != VERIFY_DIGEST_BYTES:
+        raise RecordingError(f"verification digest of {len(digest)} bytes (expected {VERIFY_DIGEST_BYTES})")
     return Verify(icount, digest), pos
 
 
+_END_KINDS = {RunKind.EXITED, RunKind.INTERRUPTED, RunKind.LIMIT, RunKind.RESET, RunKind.IDLE_FOREVER, RunKind.FAULT}
+
+
 def _decode_end(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
-    reason, pos = _get_varint(buf, pos)
+    value, pos = _get_varint(buf, pos)
     code, pos = _get_varint(buf, pos)
-    try:
-        return End(icount, EndReason(reason), code), pos
-    except ValueError:
-        raise RecordingError(f"unknown end reason {reason}") from None
+    if value not in {int(k) for k in _END_KINDS}:
+        raise RecordingError(f"unknown end reason {value}")
+    if code > 0xFFFFFFFF:
+        raise RecordingError("exit code out of range")
+    return End(icount, RunKind(value), code), pos
 
 
 CODECS: dict[EventKind, Codec] = {
@@ -119,7 +145,7 @@ CODECS: dict[EventKind, Codec] = {
     EventKind.CLOCK_WARP: Codec(lambda out, e: _put_varint(out, e.warp_ns), _decode_int(ClockWarp)),  # type: ignore[union-attr]
     EventKind.VERIFY: Codec(lambda out, e: _put_bytes(out, e.digest), _decode_verify),  # type: ignore[union-attr]
     EventKind.END: Codec(
-        lambda out, e: (_put_varint(out, int(e.reason)), _put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]
+        lambda out, e: (_put_varint(out, int(e.kind)), _put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]
         _decode_end,
     ),
 }  # fmt: skip
@@ -140,8 +166,8 @@ def encode_events(events: list[Event], previous_icount: int = 0) -> bytes:
     return bytes(out)
 
 
-def decode_events(raw: bytes, previous_icount: int = 0) -> list[Event]:
-    """The events of one chunk's payload."""
+def decode_events(raw: bytes | memoryview, previous_icount: int = 0, last_icount: int = MAX_ICOUNT) -> list[Event]:
+    """The events of one chunk's payload; every icount must lie in ``[previous_icount, last_icount]``."""
     buf = memoryview(raw)
     pos, last, events = 0, previous_icount, []
     while pos < len(buf):
@@ -152,6 +178,8 @@ def decode_events(raw: bytes, previous_icount: int = 0) -> list[Event]:
         except ValueError:
             raise RecordingError(f"unknown event kind {kind_value} (written by a newer chronicorn?)") from None
         last += delta
+        if last > last_icount:
+            raise RecordingError(f"event at icount {last} lies past its chunk's last icount {last_icount}")
         event, pos = codec.decode(last, buf, pos)
         events.append(event)
     return events
@@ -163,27 +191,35 @@ class LogWriter:
 
     def __init__(self, stream: BinaryIO, header: dict[str, object]) -> None:
         self._stream = stream
-        self._compressor = zstandard.ZstdCompressor(level=3)
+        self._compressor = zstandard.ZstdCompressor(level=3, write_content_size=True)
         body = json.dumps(header, sort_keys=True).encode()
+        if len(body) > MAX_HEADER_BYTES:
+            raise ValueError("recording header too large")
         stream.write(MAGIC + struct.pack("<II", FORMAT_VERSION, len(body)) + body + struct.pack("<I", zlib.crc32(body)))
         self._last_icount = 0
         stream.flush()
 
-    def write_snapshot(self, icount: int, data: bytes) -> None:
-        self._chunk(ChunkKind.SNAPSHOT, icount, icount, data)
+    @property
+    def last_icount(self) -> int:
+        """The icount of the last event written."""
+        return self._last_icount
+
+    def write_snapshot(self, icount: int, log_position: int, state: bytes) -> None:
+        """A machine state (``machine.state.encode_state``) and the index of the next input event there."""
+        self._chunk(ChunkKind.SNAPSHOT, icount, icount, _U64.pack(log_position) + state)
 
     def write_events(self, events: list[Event]) -> None:
         if not events:
             return
         raw = encode_events(events, self._last_icount)
         first, last = events[0].icount, events[-1].icount
-        self._chunk(ChunkKind.EVENTS, first, last, raw, prefix_icount=self._last_icount)
+        self._chunk(ChunkKind.EVENTS, first, last, _U64.pack(self._last_icount) + raw)
         self._last_icount = last
 
-    def _chunk(self, kind: ChunkKind, first: int, last: int, raw: bytes, prefix_icount: int = 0) -> None:
+    def _chunk(self, kind: ChunkKind, first: int, last: int, raw: bytes) -> None:
         # The icount the first delta is relative to travels in the chunk, so chunks decode independently.
-        payload = self._compressor.compress(struct.pack("<Q", prefix_icount) + raw)
-        head = _CHUNK_HEAD.pack(b"CK", int(kind), len(payload), zlib.crc32(payload), first, last)
+        payload = self._compressor.compress(raw)
+        head = _CHUNK_HEAD.pack(b"CK", int(kind), len(payload), len(raw), zlib.crc32(payload), first, last)
         self._stream.write(head + payload)
         self._stream.flush()
 
@@ -194,8 +230,8 @@ class Chunk:
     kind: ChunkKind
     first_icount: int
     last_icount: int
-    data: bytes  # decompressed payload without the prefix icount
-    prefix_icount: int
+    prefix: int  # events: the icount the first delta is relative to; snapshots: the log position
+    data: memoryview  # the inflated payload after the u64 prefix
     offset: int  # file offset of the chunk
 
 
@@ -207,13 +243,28 @@ class Damage:
     reason: str
 
 
+def _stream_size(stream: BinaryIO) -> int | None:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        if isinstance(stream, io.BytesIO):
+            return len(stream.getbuffer())
+        return None
+
+
 class LogReader:
-    """Reads a recording: the header, then chunks up to the end or the first damaged one."""
+    """Reads a recording: the header, then chunks up to the end or the first damaged one.
+
+    ``chunk_limit`` bounds the inflated size of any chunk (the caller derives it from the header's RAM size);
+    chunks beyond it count as damage.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
+        self._size = _stream_size(stream)
         self.header = self._read_header()
         self.damage: Damage | None = None
+        self.chunk_limit = HARD_CHUNK_LIMIT
         self._decompressor = zstandard.ZstdDecompressor()
 
     def _read_header(self) -> dict[str, object]:
@@ -224,9 +275,13 @@ class LogReader:
             raise RecordingError("recording is truncated inside its header")
         version, length = struct.unpack("<II", head[len(MAGIC) :])
         if version != FORMAT_VERSION:
+            reader = READERS_OF.get(version)
+            hint = f"; {reader} reads it" if reader else ""
             raise RecordingError(
-                f"recording format version {version} is not supported (this chronicorn reads {FORMAT_VERSION})"
+                f"recording format version {version} is not supported (this chronicorn reads {FORMAT_VERSION}){hint}"
             )
+        if length > MAX_HEADER_BYTES:
+            raise RecordingError(f"recording header of {length} bytes is implausibly large")
         body = self._stream.read(length)
         crc = self._stream.read(4)
         if len(body) < length or len(crc) < 4:
@@ -235,54 +290,72 @@ class LogReader:
             raise RecordingError("recording header is corrupt (checksum mismatch)")
         try:
             header = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RecordingError("recording header is not valid JSON") from None
         if not isinstance(header, dict):
             raise RecordingError("recording header is not an object")
         return header
 
+    def _stop(self, offset: int, reason: str) -> None:
+        self.damage = Damage(offset, reason)
+
     def chunks(self) -> Iterator[Chunk]:
         """Complete, intact chunks in order; sets :attr:`damage` when it stops early."""
+        previous_last = 0
         while True:
             offset = self._stream.tell()
             head = self._stream.read(_CHUNK_HEAD.size)
             if not head:
                 return
             if len(head) < _CHUNK_HEAD.size:
-                self.damage = Damage(offset, "the file ends inside a chunk header (recorder killed?)")
-                return
-            tag, kind, length, crc, first, last = _CHUNK_HEAD.unpack(head)
+                return self._stop(offset, "the file ends inside a chunk header (recorder killed?)")
+            tag, kind, length, raw_length, crc, first, last = _CHUNK_HEAD.unpack(head)
             if tag != b"CK" or kind not in (1, 2):
-                self.damage = Damage(offset, "bad chunk header")
-                return
+                return self._stop(offset, "bad chunk header")
+            if not previous_last <= first <= last < MAX_ICOUNT:
+                return self._stop(offset, f"chunk icounts {first}..{last} out of order")
+            if not 8 <= raw_length <= self.chunk_limit or length > raw_length + 1024 + raw_length // 64:
+                return self._stop(offset, f"chunk of {raw_length} bytes is larger than this recording allows")
+            if self._size is not None and length > self._size - offset - _CHUNK_HEAD.size:
+                return self._stop(offset, "the file ends inside a chunk (recorder killed?)")
             payload = self._stream.read(length)
             if len(payload) < length:
-                self.damage = Damage(offset, "the file ends inside a chunk (recorder killed?)")
-                return
+                return self._stop(offset, "the file ends inside a chunk (recorder killed?)")
             if zlib.crc32(payload) != crc:
-                self.damage = Damage(offset, "chunk checksum mismatch (corrupt file)")
-                return
-            try:
-                raw = self._decompressor.decompress(payload)
-            except zstandard.ZstdError as exc:
-                self.damage = Damage(offset, f"chunk does not decompress: {exc}")
-                return
-            prefix = struct.unpack("<Q", raw[:8])[0]
-            yield Chunk(ChunkKind(kind), first, last, raw[8:], prefix, offset)
+                return self._stop(offset, "chunk checksum mismatch (corrupt file)")
+            raw = self._inflate(payload, raw_length)
+            if raw is None:
+                return self._stop(offset, "chunk does not inflate to its declared size")
+            (prefix,) = _U64.unpack_from(raw)
+            if kind == ChunkKind.EVENTS and prefix > first:
+                return self._stop(offset, "events chunk starts before its own prefix icount")
+            previous_last = last
+            yield Chunk(ChunkKind(kind), first, last, prefix, memoryview(raw)[8:], offset)
+
+    def _inflate(self, payload: bytes, raw_length: int) -> bytes | None:
+        try:
+            declared = zstandard.frame_content_size(payload)
+            if declared not in (-1, raw_length):  # -1: unknown, then max_output_size bounds the buffer
+                return None
+            raw = self._decompressor.decompress(payload, max_output_size=raw_length)
+        except (zstandard.ZstdError, MemoryError):
+            return None
+        return raw if len(raw) == raw_length else None
 
     def events(self) -> Iterator[Event]:
         """Every event of every intact events chunk."""
         for chunk in self.chunks():
             if chunk.kind == ChunkKind.EVENTS:
                 try:
-                    yield from decode_events(chunk.data, chunk.prefix_icount)
+                    events = decode_events(chunk.data, chunk.prefix, chunk.last_icount)
                 except RecordingError as exc:
-                    self.damage = Damage(chunk.offset, str(exc))
+                    self._stop(chunk.offset, str(exc))
                     return
+                yield from events
 
 
 def read_all(data: bytes) -> tuple[dict[str, object], list[Chunk], Damage | None]:
-    """Convenience for tests and ``chronicorn info``: header, intact chunks, damage."""
+    """Convenience for tests: header, intact chunks, damage."""
     reader = LogReader(io.BytesIO(data))
     chunks = list(reader.chunks())
     return reader.header, chunks, reader.damage

@@ -1,26 +1,39 @@
-"""A recording on disk: its header (what was recorded, how) and the checks before replaying it."""
+"""A recording on disk, read back: the header (what was recorded, how), validated whole before replay.
+
+``load_recording`` reads and checks everything a replay will rely on (QEMU checks far less): the header's
+fields one by one, the initial snapshot first, keyframes (states after debugger writes) consistent with the
+input events, events in icount order with at most one End and nothing after it, verification points no
+further apart than the header's interval (so a replay's length is bounded by the file's size). Snapshot
+payloads are decoded against a real machine later (:func:`replay.saver.open_recording`), where
+:mod:`machine.state` checks every byte of them. A damaged tail is not an error: the intact prefix loads and
+:attr:`LoadedRecording.damage` says where reading stopped.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
-from collections import deque
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from typing import BinaryIO
 
-from unicorn.unicorn_py3.unicorn import UcContext
-
+from machine.arch.riscv import ARCHES
 from machine.loader import Image
-from machine.machine import Machine
-from machine.ram import PageTable
-from machine.state import MachineState
 
-from .events import Event
-from .log import FORMAT_VERSION, ChunkKind, Damage, LogReader, LogWriter, RecordingError, decode_events
+from .events import ClockWarp, End, HostClock, UartInput, Verify
+from .history import InputEvent
+from .log import MAX_ICOUNT, ChunkKind, Damage, LogReader, RecordingError, decode_events
+from .verify import VERIFY_INTERVAL
 
 CHRONICORN_VERSION = "0.1.0"
+BOARDS = ("virt",)
+MAX_RAM_SIZE = 1 << 31
+MIN_VERIFY_INTERVAL, MAX_VERIFY_INTERVAL = 1 << 10, 1 << 26
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def state_size_limit(ram_size: int) -> int:
+    """The largest encoded machine state a machine with ``ram_size`` bytes of RAM can have (chunk limit)."""
+    return ram_size + (ram_size >> 12) * 16 + (1 << 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,146 +49,178 @@ class Header:
     sleep: str
     image_path: str
     image_sha256: str
-    options: dict[str, object]
+    verify_interval: int
+    max_chunk_bytes: int
+    options: dict[str, str | int | None]
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Header:
-        try:
-            return cls(**data)  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise RecordingError(f"recording header does not describe a recording: {exc}") from None
+        """A header from a file's JSON, every field checked (RecordingError names the first bad one)."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        missing = [n for n in names if n not in data]
+        if unknown or missing:
+            what = f"unknown field {unknown[0]!r}" if unknown else f"no field {missing[0]!r}"
+            raise RecordingError(f"recording header has {what}")
+        header = cls(**data)  # type: ignore[arg-type]
+        header._validate()
+        return header
+
+    def _validate(self) -> None:
+        def bad(name: str, why: str) -> RecordingError:
+            return RecordingError(f"recording header field {name!r} {why}")
+
+        for name in ("format_version", "ram_size", "icount_shift", "verify_interval", "max_chunk_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad(name, f"is not an integer ({type(value).__name__})")
+        for name in ("chronicorn_version", "arch", "board", "sleep", "image_path", "image_sha256"):
+            if not isinstance(getattr(self, name), str):
+                raise bad(name, "is not a string")
+        if self.arch not in ARCHES:
+            raise bad("arch", f"is {self.arch[:40]!r}; this chronicorn has {', '.join(sorted(ARCHES))}")
+        if self.board not in BOARDS:
+            raise bad("board", f"is {self.board[:40]!r}; this chronicorn has {', '.join(BOARDS)}")
+        if not 0 < self.ram_size <= MAX_RAM_SIZE or self.ram_size % 4096:
+            raise bad("ram_size", f"is {self.ram_size}: a multiple of 4 KiB up to {MAX_RAM_SIZE >> 30} GiB")
+        if not 0 <= self.icount_shift <= 10:
+            raise bad("icount_shift", f"is {self.icount_shift}: 0..10")
+        if self.sleep not in ("on", "off"):
+            raise bad("sleep", "is neither 'on' nor 'off'")
+        if not _SHA256.fullmatch(self.image_sha256):
+            raise bad("image_sha256", "is not a SHA-256 digest")
+        if not MIN_VERIFY_INTERVAL <= self.verify_interval <= MAX_VERIFY_INTERVAL:
+            raise bad("verify_interval", f"is {self.verify_interval}: {MIN_VERIFY_INTERVAL}..{MAX_VERIFY_INTERVAL}")
+        if not 64 <= self.max_chunk_bytes <= state_size_limit(self.ram_size):
+            raise bad("max_chunk_bytes", f"is {self.max_chunk_bytes}: more than a {self.ram_size}-byte RAM needs")
+        if not isinstance(self.options, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str | int)) for k, v in self.options.items()
+        ):
+            raise bad("options", "is not a table of names to strings or numbers")
 
 
 def make_header(image: Image, arch: str, ram_size: int, icount_shift: int, sleep: str,
-                options: dict[str, object]) -> Header:  # fmt: skip
-    return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep,
-                  os.path.abspath(image.path), image.sha256, options)  # fmt: skip
+                options: dict[str, str | int | None]) -> Header:  # fmt: skip
+    """The header of a recording made now on this machine."""
+    return Header(3, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep, os.path.abspath(image.path),
+                  image.sha256, VERIFY_INTERVAL, state_size_limit(ram_size), options)  # fmt: skip
 
 
 def check_replayable(header: Header, image: Image, ram_size: int | None, icount_shift: int | None) -> None:
     """Refuse, with a clear reason, to replay on a different guest or machine."""
     if image.sha256 != header.image_sha256:
         raise RecordingError(
-            f"{image.path} is not the image that was recorded ({header.image_path}, "
+            f"{image.path} is not the image that was recorded ({header.image_path[:200]}, "
             f"sha256 {header.image_sha256[:16]}... vs {image.sha256[:16]}...)"
         )
     if ram_size is not None and ram_size != header.ram_size:
         raise RecordingError(f"the recording was made with {header.ram_size} bytes of RAM, not {ram_size}")
     if icount_shift is not None and icount_shift != header.icount_shift:
         raise RecordingError(f"the recording was made with icount shift {header.icount_shift}, not {icount_shift}")
-    if header.board != "virt":
-        raise RecordingError(f"the recording is for board {header.board!r}, this chronicorn has 'virt'")
 
 
-def state_digest(registers: list[int]) -> bytes:
-    """16 bytes identifying a register state (verification points)."""
-    h = hashlib.sha256()
-    for value in registers:
-        h.update(value.to_bytes(16, "little", signed=True))
-    return h.digest()[:16]
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """A snapshot chunk not yet decoded: the machine at ``icount``, the next input event's index there."""
+
+    icount: int
+    log_position: int
+    data: memoryview
 
 
-def registers_digest(machine: Machine) -> bytes:
-    """The verification-point digest of a machine: its registers and CSRs."""
-    return state_digest(machine.hart.registers() + machine.hart.digest_csrs())
-
-
-# -- the initial snapshot (QEMU's rrsnapshot) ---------------------------------------------
-def encode_state(state: MachineState, log_position: int = 0) -> bytes:
-    """A machine state as bytes: u32 JSON length, JSON (fields), CPU context bytes, RAM chunks."""
-    context = bytes(state.context)
-    pages = list(state.ram.chunks())
-    meta = {
-        "icount": state.icount,
-        "board": [[key, _plain(value)] for key, value in state.board],
-        "devices": [[name, {k: _plain(v) for k, v in fields.items()}] for name, fields in state.devices],
-        "context": [len(context), state.context.arch, state.context.mode],
-        "ram": [[offset, len(data)] for offset, data in pages],
-        "log_position": log_position,
-    }
-    body = json.dumps(meta).encode()
-    return struct.pack("<I", len(body)) + body + context + b"".join(data for _, data in pages)
-
-
-def decode_state(data: bytes, ram_size: int) -> MachineState:
-    """Inverse of :func:`encode_state` (raises RecordingError on malformed input)."""
-    return decode_snapshot(data, ram_size)[0]
-
-
-def decode_snapshot(data: bytes, ram_size: int) -> tuple[MachineState, int]:
-    """A state and the log position stored with it."""
-    try:
-        (length,) = struct.unpack_from("<I", data)
-        meta = json.loads(data[4 : 4 + length])
-        pos = 4 + length
-        size, arch, mode = meta["context"]
-        context = UcContext.__new__(UcContext)
-        context.__setstate__((data[pos : pos + size], size, arch, mode))  # the binding's own unpickling path
-        pos += size
-        ram = []
-        for offset, chunk_len in meta["ram"]:
-            ram.append((offset, data[pos : pos + chunk_len]))
-            pos += chunk_len
-        board = tuple(
-            (key, tuple(v) if isinstance(v, list) and key.endswith("_stop") else v) for key, v in meta["board"]
-        )
-        devices = tuple((name, fields) for name, fields in meta["devices"])
-        state = MachineState(meta["icount"], context, PageTable.from_chunks(ram_size, ram), devices, board)
-        return state, int(meta.get("log_position", 0))
-    except (ValueError, KeyError, TypeError, struct.error) as exc:
-        raise RecordingError(f"the initial snapshot is malformed: {exc}") from None
-
-
-def _plain(value: object) -> object:
-    """JSON-able form of device/board fields (deques and tuples become lists)."""
-    if isinstance(value, deque | tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
-# -- whole recordings ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoadedRecording:
-    """A recording read into memory: header, initial snapshot, events, and damage if any."""
+    """A recording read into memory and checked; ``damage`` says where an intact prefix ends."""
 
     header: Header
-    initial: MachineState
-    events: list[Event]
+    initial: StoredState
+    keyframes: tuple[StoredState, ...]
+    inputs: list[InputEvent]
+    verify_points: dict[int, bytes]
+    end: End | None
     damage: Damage | None
-    keyframes: dict[int, tuple[MachineState, int]]  # icount -> state after debugger writes, log position
+
+    @property
+    def last_icount(self) -> int:
+        """Where history ends: the End event's icount, or the last icount the intact part vouches for."""
+        if self.end is not None:
+            return self.end.icount
+        known = [self.initial.icount, *self.verify_points, *(e.icount for e in self.inputs[-1:])]
+        return max(known + [k.icount for k in self.keyframes])
 
 
 def load_recording(stream: BinaryIO) -> LoadedRecording:
-    """Read a whole recording (raises RecordingError when it has no usable header or initial snapshot)."""
+    """Read and check a whole recording (RecordingError when it has no usable header or initial snapshot)."""
     reader = LogReader(stream)
     header = Header.from_json(reader.header)
-    initial = None
-    events: list[Event] = []
-    keyframes: dict[int, tuple[MachineState, int]] = {}
+    reader.chunk_limit = header.max_chunk_bytes
+    initial: StoredState | None = None
+    keyframes: list[StoredState] = []
+    inputs: list[InputEvent] = []
+    verify_points: dict[int, bytes] = {}
+    end: End | None = None
     for chunk in reader.chunks():
-        if chunk.kind == ChunkKind.SNAPSHOT and chunk.first_icount == 0 and initial is None:
-            initial = decode_state(chunk.data, header.ram_size)
+        if initial is None:
+            if chunk.kind != ChunkKind.SNAPSHOT or chunk.first_icount != 0 or chunk.prefix != 0:
+                raise RecordingError("the recording does not start with its initial snapshot")
+            initial = StoredState(0, 0, chunk.data)
+        elif end is not None:
+            raise RecordingError(f"the recording has data after its end (icount {end.icount})")
         elif chunk.kind == ChunkKind.SNAPSHOT:
-            keyframes[chunk.first_icount] = decode_snapshot(chunk.data, header.ram_size)
-        elif chunk.kind == ChunkKind.EVENTS:
-            events += decode_events(chunk.data, chunk.prefix_icount)
+            if chunk.prefix > len(inputs) or any(k.icount == chunk.first_icount for k in keyframes):
+                raise RecordingError(f"the keyframe at icount {chunk.first_icount} does not fit the events")
+            keyframes.append(StoredState(chunk.first_icount, chunk.prefix, chunk.data))
+        else:
+            previous = max(inputs[-1].icount if inputs else 0, max(verify_points, default=0))
+            if chunk.prefix < previous:
+                raise RecordingError(f"events at icount {chunk.first_icount} go back in time")
+            try:
+                events = decode_events(chunk.data, chunk.prefix, chunk.last_icount)
+            except RecordingError as exc:
+                reader.damage = Damage(chunk.offset, str(exc))
+                break
+            for event in events:
+                if end is not None:
+                    raise RecordingError(f"the recording has events after its end (icount {end.icount})")
+                if isinstance(event, End):
+                    end = event
+                elif isinstance(event, Verify):
+                    if event.icount in verify_points:
+                        raise RecordingError(f"two verification points at icount {event.icount}")
+                    verify_points[event.icount] = event.digest
+                elif isinstance(event, UartInput | HostClock | ClockWarp):
+                    inputs.append(event)
     if initial is None:
         raise RecordingError("the recording has no initial snapshot")
-    return LoadedRecording(header, initial, events, reader.damage, keyframes)
+    loaded = LoadedRecording(header, initial, tuple(keyframes), inputs, verify_points, end, reader.damage)
+    _check_consistent(loaded)
+    return loaded
 
 
-def write_recording(stream: BinaryIO, header: Header, initial: MachineState, events: list[Event],
-                    keyframes: dict[int, tuple[MachineState, int]] | None = None) -> None:  # fmt: skip
-    """Write a whole recording: header, the initial snapshot, keyframes, the events (ending with an End event)."""
-    writer = LogWriter(stream, header.to_json())
-    writer.write_snapshot(initial.icount, encode_state(initial))
-    for icount, (state, position) in sorted((keyframes or {}).items()):
-        writer.write_snapshot(icount, encode_state(state, position))
-    for start in range(0, len(events), EVENTS_PER_CHUNK):
-        writer.write_events(events[start : start + EVENTS_PER_CHUNK])
-
-
-EVENTS_PER_CHUNK = 4096
+def _check_consistent(loaded: LoadedRecording) -> None:
+    """Keyframes inside history and between their events; verification points dense enough."""
+    last = loaded.last_icount
+    if last >= MAX_ICOUNT:
+        raise RecordingError("the recording's end lies beyond any icount")
+    for event in loaded.inputs[-1:]:
+        if event.icount > last:
+            raise RecordingError(f"an input at icount {event.icount} lies past the end ({last})")
+    for keyframe in loaded.keyframes:
+        before, after = loaded.inputs[: keyframe.log_position], loaded.inputs[keyframe.log_position :]
+        if keyframe.icount > last or (before and before[-1].icount > keyframe.icount) or (
+                after and after[0].icount < keyframe.icount):  # fmt: skip
+            raise RecordingError(f"the keyframe at icount {keyframe.icount} does not fit the events")
+    interval = loaded.header.verify_interval
+    previous = 0
+    for icount in [*sorted(loaded.verify_points), last]:
+        if icount > last:
+            raise RecordingError(f"a verification point at icount {icount} lies past the end ({last})")
+        if icount - previous > interval:
+            raise RecordingError(
+                f"no verification point between icount {previous} and {icount} (every {interval} expected): "
+                "the recording is damaged or crafted"
+            )
+        previous = icount

@@ -20,24 +20,26 @@ watchpoints on RISC-V and ARM: it steps back over the access itself).
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable
 
-from machine.boards.virt import RAM_BASE
 from machine.machine import Machine
-from machine.ram import NODE_PAGES, PAGE, PageTable
+from machine.ram import PageTable
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind, Watchpoint
 
 from .errors import ReplayDivergence
+from .events import End
 from .history import HistoryInputs
-from .recording import registers_digest
 from .snapshot import Snapshot, restore_snapshot, take_snapshot
 from .store import SnapshotStore
+from .verify import VERIFY_INTERVAL, verify_digest
 
 log = logging.getLogger(__name__)
 
 Interrupted = Callable[[], bool]
+Progress = Callable[[int], None]
 Hit = tuple[int, RunResult]  # (the position to report, the machine's stop)
 
 
@@ -49,21 +51,26 @@ class Timeline:
     """One machine's history: where it is, where it can go, and how to get there."""
 
     def __init__(self, machine: Machine, inputs: HistoryInputs, store: SnapshotStore | None = None,
-                 interval: int | None = None) -> None:  # fmt: skip
+                 interval: int | None = None, periodic_snapshots: bool = True) -> None:  # fmt: skip
+        """``periodic_snapshots`` False: only the start is kept (``record`` and ``replay``, where nobody goes
+        back); verification points are taken and checked all the same."""
         if machine.inputs is not inputs:
             raise ValueError("the machine must take its inputs from the timeline's history")
         self.machine = machine
         self.inputs = inputs
         self.store = store if store is not None else SnapshotStore()
         self._interval = interval
-        self.min_gap = max(1 << 10, (interval or machine.counter.checkpoint_interval // 2) >> 5)
+        self._periodic = periodic_snapshots
+        self.min_gap = max(1 << 10, (interval or machine.checkpoint_interval // 2) >> 5)
         self.breakpoints: set[int] = set()
         self.watchpoints: set[Watchpoint] = set()
         self._scanned = machine.icount  # the furthest icount run so far: periodic snapshots past it
         self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
         self.skip_unwritten = True  # backward scans skip windows where no watched page was written
-        self.verify_points: dict[int, bytes] = {}  # icount -> register digest, taken going forward live
-        self.end_result: RunResult | None = None  # the guest's own end of a live run (exit, fault, ...)
+        # icount -> register digest: taken going forward live, checked going forward through a recording.
+        self.verify_points: dict[int, bytes] = {}
+        self._verify_icounts: list[int] = []  # a recording's points, sorted (for the next one ahead)
+        self.ending: End | None = None  # how the run ended by itself at the end of history, if it did
         self.store.add(take_snapshot(machine, inputs.position))
 
     @property
@@ -75,8 +82,8 @@ class Timeline:
         """
         if self._interval:
             return self._interval
-        base = max(1 << 12, self.machine.counter.checkpoint_interval // 2)
-        return base if self.machine.ram_pages.is_tracked else base * 4
+        base = max(1 << 12, self.machine.checkpoint_interval // 2)
+        return base if self.machine.is_ram_tracked else base * 4
 
     # -- where we are ----------------------------------------------------------------------
     @property
@@ -92,6 +99,11 @@ class Timeline:
     def end(self) -> int:
         """The last icount of history: the frontier of a live run, the end of a recording."""
         return self.inputs.frontier
+
+    @property
+    def event_count(self) -> int:
+        """Input events in history so far."""
+        return len(self.inputs.events)
 
     @property
     def is_live(self) -> bool:
@@ -118,13 +130,10 @@ class Timeline:
 
     def _arm(self, on: bool, watch: bool = True) -> None:
         """Make the machine report our breakpoints and (unless not ``watch``) watchpoints, or none of them."""
-        want = self.breakpoints if on else set()
-        have = self.machine.engine.breakpoints
-        for addr in have - want:
-            self.machine.remove_breakpoint(addr)
-        for addr in want - have:
-            self.machine.add_breakpoint(addr)
-        self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr) if on and watch else [])
+        self.machine.arm(self.breakpoints if on else (), self._watch_list() if on and watch else ())
+
+    def _watch_list(self) -> list[Watchpoint]:
+        return sorted(self.watchpoints, key=repr)
 
     # -- snapshots ----------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -184,10 +193,38 @@ class Timeline:
             resume = False
 
     def _note_progress(self) -> None:
+        """After every run: move the frontier, take (live) or check (recording) a verification point here."""
         icount = self.machine.icount
         self._scanned = max(self._scanned, icount)
-        if self.is_live and icount > self.inputs.frontier:
-            self.inputs.frontier = icount
+        if self.is_live:
+            if icount >= self.inputs.frontier and icount % VERIFY_INTERVAL == 0 and icount:
+                self.verify_points.setdefault(icount, verify_digest(self.machine))
+            self.inputs.frontier = max(self.inputs.frontier, icount)
+            return
+        expected = self.verify_points.get(icount)
+        if expected is not None:
+            actual = verify_digest(self.machine)
+            if actual != expected:
+                raise ReplayDivergence(icount, f"register digest {actual.hex()} differs from the recorded "
+                                               f"{expected.hex()} (pc {self.machine.pc:#x})")  # fmt: skip
+
+    def verify_here(self) -> None:
+        """Take a verification point where a live run stands at the end of history (a recording's writer
+        vouches this way for the history up to now, however long the guest then idles)."""
+        icount = self.machine.icount
+        if self.is_live and icount >= self.inputs.frontier and icount not in self.keyframes and icount:
+            self.verify_points.setdefault(icount, verify_digest(self.machine))
+
+    def set_verify_points(self, points: dict[int, bytes]) -> None:
+        """A recording's verification points: every forward run through history stops at each and checks it."""
+        self.verify_points = dict(points)
+        self._verify_icounts = sorted(points)
+
+    def cut_history(self, icount: int) -> None:
+        """History is only known good up to ``icount`` (a recording that diverged after it): it ends there."""
+        if not self.is_live:
+            self.inputs.frontier = min(self.inputs.frontier, max(icount, self.start))
+            self.ending = None
 
     # -- seeking -------------------------------------------------------------------------------
     def seek(self, target: int) -> None:
@@ -220,33 +257,76 @@ class Timeline:
                 raise ReplayDivergence(result.icount, f"the guest stopped ({result.describe()}) inside history")
 
     # -- forward -------------------------------------------------------------------------------
-    def run_forward(self, step: bool = False, interrupted: Interrupted = _never) -> RunResult:
-        """Continue (or step one instruction) forward; past the end of a live history, record live."""
+    def run_forward(self, step: bool = False, interrupted: Interrupted = _never, until: int | None = None,
+                    progress: Progress | None = None) -> RunResult:  # fmt: skip
+        """Continue (or step one instruction) forward, at most to ``until``; past the end of a live history,
+        record live. ``progress(icount)`` is told at every periodic point."""
+        result = self._forward(step, interrupted, until, progress)
+        if not self.is_live and result.icount >= self.end and result.kind in _ENDS_AT_HISTORY_END:
+            return self._result(RunKind.HISTORY_END)
+        return result
+
+    def replay_to_end(self, interrupted: Interrupted = _never, progress: Progress | None = None) -> RunResult:
+        """Run a recording forward to its end, checking every verification point on the way.
+
+        Returns how the run really ended there: the recording's :attr:`ending` says how it must (a guest
+        that faulted or idled forever does so again at the next instruction, which is run to see it).
+        """
+        if self.is_live:
+            raise ValueError("a live history has no end to replay to")
+        if self.machine.icount < self.end:
+            result = self._forward(False, interrupted, None, progress)
+        else:  # already there: the machine says how it stands (an exit is seen at once)
+            result = self._run(self.end, interrupted, resume=False)
+        ending = self.ending
+        if result.kind != RunKind.LIMIT or result.icount < self.end or ending is None or ending.icount != self.end:
+            return result
+        if ending.kind in (RunKind.FAULT, RunKind.IDLE_FOREVER):
+            self._arm(False)
+            return self._run(self.end + 1, interrupted, resume=False)
+        return result
+
+    def _forward(self, step: bool, interrupted: Interrupted, until: int | None, progress: Progress | None,
+                 ) -> RunResult:  # fmt: skip
         self.store.focus = self.machine.icount
         if not self.is_live and self.machine.icount >= self.end:
             return self._result(RunKind.HISTORY_END)
         limit = self.machine.icount + 1 if step else None
+        if until is not None:
+            limit = until if limit is None else min(limit, until)
         if not self.is_live:
             limit = self.end if limit is None else min(limit, self.end)
         self._arm(True)
         resume = True
         while True:
-            point = (max(self.machine.icount, self._scanned) // self.interval + 1) * self.interval
-            cut = limit is None or point < limit
+            point = self._next_cut()
+            cut = point is not None and (limit is None or point < limit)
             result = self._run(point if cut else limit, interrupted, resume=resume)
             resume = False
-            if not (cut and result.kind == RunKind.LIMIT):
+            if not (cut and result.kind == RunKind.LIMIT and self.machine.icount == point):
                 break
-            if not self.store.has(point):
+            if progress is not None:
+                progress(point)
+            if self._periodic and point % self.interval == 0 and not self.store.has(point):
                 self.snapshot()
-            if self.is_live and point not in self.verify_points:  # for a saved recording's replay to check
-                self.verify_points[point] = registers_digest(self.machine)
         self.store.focus = self.machine.icount
-        if self.is_live and result.kind in _ENDS_BY_ITSELF and result.icount >= self.end:
-            self.end_result = result  # how the live run ended (a saved recording says so)
-        if not self.is_live and result.icount >= self.end and result.kind in _ENDS_AT_HISTORY_END:
-            return self._result(RunKind.HISTORY_END)
+        if self.is_live and result.kind.ends_by_itself and result.icount >= self.end:
+            self.ending = End(result.icount, result.kind, result.exit_code or 0)  # a saved recording says so
         return result
+
+    def _next_cut(self) -> int | None:
+        """The next icount a forward run stops at for bookkeeping: a periodic snapshot or a verification point."""
+        here = self.machine.icount
+        cuts = []
+        if self._periodic:
+            cuts.append((max(here, self._scanned) // self.interval + 1) * self.interval)
+        if self.is_live:
+            cuts.append((max(here, self.inputs.frontier) // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL)
+        else:
+            i = bisect.bisect_right(self._verify_icounts, here)
+            if i < len(self._verify_icounts):
+                cuts.append(self._verify_icounts[i])
+        return min(cuts, default=None)
 
     # -- backward ------------------------------------------------------------------------------
     def step_backward(self) -> RunResult:
@@ -262,8 +342,7 @@ class Timeline:
         if not self.watchpoints:
             return self._result(RunKind.LIMIT)
         before = self.snapshot()  # to come back to without a second seek
-        self._arm(False)
-        self.machine.engine.watchpoints.replace(sorted(self.watchpoints, key=repr))
+        self.machine.arm((), self._watch_list())
         hit = self._run(here, resume=False)
         if hit.kind != RunKind.WATCHPOINT:
             self._restore(before)
@@ -277,7 +356,7 @@ class Timeline:
         end = self.machine.icount
         self.store.focus = end
         window_end = end
-        later_ram = self.machine.ram_pages.capture()
+        later_ram = self.machine.ram_image()
         while window_end > self.start:
             snapshot = self.store.at_or_before(window_end - 1)
             watch = self._may_hit_watchpoints(snapshot.state.ram, later_ram)
@@ -303,28 +382,18 @@ class Timeline:
     def _may_hit_watchpoints(self, earlier: PageTable, later: PageTable) -> bool:
         """Whether a watchpoint can fire between two RAM images (False lets a window run without memory hooks).
 
-        Write watchpoints on RAM cannot fire where every watched page is the same page object at both ends:
-        with page-protection tracking any write, even of the same bytes, gives the page a new object. An
-        all-zero page has no object (None), so there the node must be the same object instead. Reads leave
-        no trace: read and access watchpoints always need the hooks, as does the shadow-copy fallback.
+        A write watchpoint cannot fire where the machine vouches that none of its bytes was written between
+        the two images (page identity under page-protection tracking); reads leave no trace, so read and
+        access watchpoints always need the hooks.
         """
         if not self.watchpoints:
             return False
-        if not self.skip_unwritten or not self.machine.ram_pages.is_tracked:
+        if not self.skip_unwritten:
             return True
-        ram = self.machine.config.ram_size
-        for watchpoint in self.watchpoints:
-            offset = watchpoint.addr - RAM_BASE
-            if watchpoint.kind != WatchKind.WRITE or offset < 0 or offset + watchpoint.length > ram:
-                return True
-            for index in range(offset // PAGE, (offset + watchpoint.length - 1) // PAGE + 1):
-                page = earlier.page(index)
-                node = earlier.nodes[index // NODE_PAGES]
-                unchanged = page is later.page(index) if page is not None else (
-                    node is not None and node is later.nodes[index // NODE_PAGES])  # fmt: skip
-                if not unchanged:
-                    return True
-        return False
+        return not all(
+            w.kind == WatchKind.WRITE and self.machine.is_unwritten_between(earlier, later, w.addr, w.length)
+            for w in self.watchpoints
+        )
 
     def _scan(self, window_end: int, interrupted: Interrupted, watch: bool = True) -> list[Hit] | None:
         """Run forward to ``window_end`` (excluded), collecting (position, hit); None if interrupted."""
@@ -347,4 +416,3 @@ class Timeline:
 
 
 _ENDS_AT_HISTORY_END = (RunKind.LIMIT, RunKind.EXITED, RunKind.IDLE_FOREVER, RunKind.RESET)
-_ENDS_BY_ITSELF = (RunKind.EXITED, RunKind.IDLE_FOREVER, RunKind.RESET, RunKind.FAULT)

@@ -2,10 +2,12 @@
 """Recording and replay speed as ratios to a plain run of the same guest, measured in the same run.
 
 Each round runs the compute guest (~75M instructions) three ways in this
-process: plain (``Machine.run``), recording (Recorder + verification points,
-log written to memory) and replaying that log. Prints per-round times, the
-median ratios (plain time / mode time; the issue's bar is >= 0.9 for both) and
-the log bytes per input event for the echo guest fed many inputs.
+process: plain (``Machine.run``), recording (what ``chronicorn record`` does: a
+live timeline run forward to the end, verification points, the recording
+written to memory) and replaying it (``chronicorn replay``: the recording's
+timeline run to its end, every verification point checked). Prints per-round
+times, the median ratios (plain time / mode time; the issue's bar is >= 0.9 for
+both) and the log bytes per input event for the echo guest fed many inputs.
 
     scripts/bench_record.py [--guest ELF] [--rounds 5]
 """
@@ -22,10 +24,11 @@ from pathlib import Path
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine
-from replay.driver import record_run, replay_run
-from replay.log import LogReader, LogWriter
-from replay.recorder import Recorder
-from replay.replayer import Replayer
+from replay.history import HistoryInputs
+from replay.log import LogReader
+from replay.recording import load_recording, make_header
+from replay.saver import RecordingWriter, history_inputs, open_recording
+from replay.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/rv32/compute.elf"
@@ -42,12 +45,22 @@ def one_round(guest: Path, schedule: list[tuple[int, bytes]]) -> tuple[float, fl
     plain = Machine(image, ScriptedInputs(schedule=schedule), lambda b: None)
     t_plain, _ = timed(plain.run)
     stream = io.BytesIO()
-    recorder = Recorder(ScriptedInputs(schedule=schedule), LogWriter(stream, {}))
-    recording = Machine(image, recorder, lambda b: None)
-    t_record, _ = timed(lambda: record_run(recording, recorder, None))
-    replayer = Replayer(LogReader(io.BytesIO(stream.getvalue())).events())
-    replaying = Machine(image, replayer, lambda b: None)
-    t_replay, _ = timed(lambda: replay_run(replaying, replayer))
+    inputs = HistoryInputs([], 0, ScriptedInputs(schedule=schedule))
+    recording = Machine(image, inputs, lambda b: None)
+    live = Timeline(recording, inputs, periodic_snapshots=False)
+    header = make_header(image, recording.arch.name, recording.config.ram_size, 3, "off", {})
+    writer = RecordingWriter(stream, header, live)
+
+    def record() -> None:
+        live.run_forward(progress=lambda icount: writer.maybe_sync())
+        writer.finish()
+
+    t_record, _ = timed(record)
+    loaded = load_recording(io.BytesIO(stream.getvalue()))
+    replay_inputs = history_inputs(loaded)
+    replaying = Machine(image, replay_inputs, lambda b: None)
+    fixed = open_recording(loaded, replaying, replay_inputs, periodic_snapshots=False)
+    t_replay, _ = timed(fixed.replay_to_end)
     if replaying.digest() != recording.digest():
         sys.exit("replay ended in a different state")
     return t_plain, t_record, t_replay, stream.getvalue()

@@ -27,16 +27,16 @@ import sys
 import time
 from pathlib import Path
 
-from gdbstub.cli_serve import build_timeline
+from gdbstub.cli.timelines import live_timeline
 from gdbstub.client import GdbClient, ServerProcess, StopReason
 from gdbstub.rsp.codec import encode
+from gdbstub.server import drive
 from gdbstub.session import Session
 from gdbstub.target import TimelineTarget
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine, MachineConfig
-from replay.history import HistoryInputs
-from replay.store import DEFAULT_BUDGET
+from replay.store import DEFAULT_BUDGET, SnapshotStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/bench/rv64/compute100m.elf"  # compute with 155 rounds
@@ -45,16 +45,16 @@ DEPTHS = (1_000_000, 10_000_000, 50_000_000)  # and the end of history
 
 def new_session(guest: Path) -> tuple[Session, TimelineTarget]:
     image = load_image(str(guest))
-    timeline = build_timeline(image, HistoryInputs([], 0, ScriptedInputs()), MachineConfig(), DEFAULT_BUDGET)
+    timeline = live_timeline(image, ScriptedInputs(), MachineConfig(), SnapshotStore(DEFAULT_BUDGET))
     target = TimelineTarget(timeline)
     session = Session(target)
-    session.feed(encode(b"QStartNoAckMode"))
+    drive(session, encode(b"QStartNoAckMode"))
     return session, target
 
 
 def timed(session: Session, packet: bytes) -> float:
     start = time.perf_counter()
-    session.feed(encode(packet))
+    drive(session, encode(packet))
     return time.perf_counter() - start
 
 
@@ -82,17 +82,17 @@ def server_round(guest: Path) -> dict[str, float]:
         out[f"bs_next_{label}"] = statistics.median(rest)
     timeline.seek(end)
     main = image.symbols["main"]
-    session.feed(encode(b"Z0,%x,2" % main))
+    drive(session, encode(b"Z0,%x,2" % main))
     bc_s = timed(session, b"bc")
     out["bc_s"] = bc_s
     out["bc_distance"] = end - timeline.icount
-    session.feed(encode(b"z0,%x,2" % main))
+    drive(session, encode(b"z0,%x,2" % main))
     # A write watchpoint on a word that is never written (code): the search goes back to the start.
     timeline.seek(end)
-    session.feed(encode(b"Z2,%x,4" % main))
+    drive(session, encode(b"Z2,%x,4" % main))
     out["bc_watch_s"] = timed(session, b"bc")
     assert timeline.icount == 0
-    session.feed(encode(b"z2,%x,4" % main))
+    drive(session, encode(b"z2,%x,4" % main))
     return out
 
 

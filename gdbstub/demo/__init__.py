@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..cli.common import ExitCode
 from ..client import CliOutput, GdbClient, GdbError, ServerError, ServerProcess, has_gdb
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ RECORDING = "cmdint.chrec"
 SOURCES = "src"
 WATCH = "probe.scale"
 ARCHES = ("rv32", "rv64")
-EXIT_FOUND, EXIT_NOT_FOUND, EXIT_CANNOT_RUN = 0, 1, 2
+EXIT_FOUND, EXIT_NOT_FOUND, EXIT_CANNOT_RUN = ExitCode.OK, ExitCode.NOT_FOUND, ExitCode.BAD_INPUT
 ASSERT_EXIT_CODE = 7  # what cmdint's failed assertion reports through the test finisher
 
 

@@ -89,7 +89,7 @@ def test_locate_off_by_one_in_an_interrupt_handler(xlen: str) -> None:
 @pytest.mark.slow
 def test_locate_not_found_before_the_write_and_bad_inputs(cmdint_recording: str, tmp_path) -> None:  # noqa: ANN001
     proc = chronicorn("locate", cmdint_recording, "--watch", "probe.scale", "--at", "1000")
-    assert proc.returncode == 1 and "none" in proc.stdout
+    assert proc.returncode == 6 and "none" in proc.stdout
     proc = chronicorn("locate", cmdint_recording, "--watch", "no_such_variable")
     assert proc.returncode == 2 and 'No symbol "no_such_variable"' in proc.stderr
     junk = tmp_path / "junk.chrec"

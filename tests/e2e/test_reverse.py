@@ -292,7 +292,8 @@ def test_reverse_stepi_over_a_watched_write_triggers_the_watchpoint(xlen: str, d
 
 def test_a_diverging_recording_ends_history_and_keeps_the_session(tmp_path) -> None:  # noqa: ANN001
     from replay.events import HostClock
-    from replay.recording import Header, load_recording, write_recording
+    from replay.recording import load_recording
+    from tests.recordings import rewrite
 
     require_gdb()
     elf = guest("rv32", "rtc")
@@ -301,11 +302,9 @@ def test_a_diverging_recording_ends_history_and_keeps_the_session(tmp_path) -> N
                    capture_output=True, check=True, timeout=120)  # fmt: skip
     with open(good, "rb") as stream:
         loaded = load_recording(stream)
-    assert any(isinstance(e, HostClock) for e in loaded.events)
-    bad = tmp_path / "tampered.chrec"
-    with open(bad, "wb") as stream:  # the host clock reads are gone: replay must notice
-        write_recording(stream, Header(**loaded.header.to_json()), loaded.initial,
-                        [e for e in loaded.events if not isinstance(e, HostClock)])  # fmt: skip
+    assert any(isinstance(e, HostClock) for e in loaded.inputs)
+    bad = tmp_path / "tampered.chrec"  # the host clock reads are gone: replay must notice
+    rewrite(bad, loaded, inputs=[e for e in loaded.inputs if not isinstance(e, HostClock)])
     server = ServerProcess(bad, command="replay")
     gdb = Gdb(elf)
     try:
@@ -374,7 +373,7 @@ def test_reverse_in_a_recording_with_uart_interrupts_matches_its_replay(xlen: st
     from machine.loader import load_image
     from machine.machine import Machine, MachineConfig
     from replay.recording import load_recording
-    from replay.replayer import Replayer
+    from replay.saver import history_inputs, open_recording
 
     require_gdb()
     elf = guest(xlen, "echo")
@@ -386,10 +385,10 @@ def test_reverse_in_a_recording_with_uart_interrupts_matches_its_replay(xlen: st
 
     def replayed_registers(at: int) -> list[int]:
         header = loaded.header
-        replayer = Replayer(loaded.events)
-        machine = Machine(load_image(elf), replayer, lambda b: None,
+        inputs = history_inputs(loaded)
+        machine = Machine(load_image(elf), inputs, lambda b: None,
                           MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift))  # fmt: skip
-        machine.restore_state(loaded.initial)
+        open_recording(loaded, machine, inputs, periodic_snapshots=False)
         machine.run(at)
         assert machine.icount == at
         return machine.hart.registers()[:33]

@@ -12,44 +12,48 @@ from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine
 from machine.results import RunKind
-from replay.events import End, EndReason, HostClock, UartInput
-from replay.log import LogReader, LogWriter
-from replay.recorder import Recorder
-from replay.replayer import ReplayDivergence, Replayer
+from replay.errors import ReplayDivergence
+from replay.events import End, HostClock, UartInput
+from replay.history import HistoryInputs
+from replay.log import LogReader
+from replay.recording import load_recording, make_header
+from replay.saver import RecordingWriter, history_inputs, open_recording
+from replay.timeline import Timeline
 from tests.conftest import XLENS_RV64_SLOW, guest
-
-END_REASONS = {RunKind.EXITED: EndReason.GUEST_EXIT, RunKind.LIMIT: EndReason.ICOUNT_LIMIT,
-               RunKind.FAULT: EndReason.GUEST_FAULT}  # fmt: skip
 
 
 def record(path, schedule=None, checkpoints=(), inputs=None) -> tuple[bytes, bytes, list[str], object]:  # noqa: ANN001
-    """Run under a Recorder (scripted ``schedule``, or ``inputs``); return (log bytes, UART output,
-    digests at checkpoints, (end result, end digest))."""
+    """Record as ``chronicorn record`` does (scripted ``schedule``, or ``inputs``); return (recording bytes,
+    UART output, digests at checkpoints, (end result, end digest))."""
     stream, out = io.BytesIO(), bytearray()
     live = inputs if inputs is not None else ScriptedInputs(schedule=schedule)
-    recorder = Recorder(live, LogWriter(stream, {"guest": str(path)}))
-    machine = Machine(load_image(path), recorder, out.append)
+    image = load_image(path)
+    history = HistoryInputs([], 0, live)
+    machine = Machine(image, history, out.append)
+    timeline = Timeline(machine, history, periodic_snapshots=False)
+    writer = RecordingWriter(stream, make_header(image, machine.arch.name, machine.config.ram_size, 3, "off", {}),
+                             timeline)  # fmt: skip
     digests = []
     for point in checkpoints:
-        machine.run(point)
+        timeline.run_forward(until=point)
         digests.append(machine.digest())
-    result = machine.run()
-    recorder.finish(result.icount, END_REASONS[result.kind], result.exit_code or 0)
+    result = timeline.run_forward()
+    writer.finish()
     return stream.getvalue(), bytes(out), digests, (result, machine.digest())
 
 
 def replay(path, log: bytes, checkpoints=()) -> tuple[bytes, list[str], object]:  # noqa: ANN001
-    reader = LogReader(io.BytesIO(log))
-    replayer = Replayer(reader.events())
+    """Replay as ``chronicorn replay`` does: to the end, every verification point checked."""
+    loaded = load_recording(io.BytesIO(log))
+    inputs = history_inputs(loaded)
     out = bytearray()
-    machine = Machine(load_image(path), replayer, out.append)
+    machine = Machine(load_image(path), inputs, out.append)
+    timeline = open_recording(loaded, machine, inputs, periodic_snapshots=False)
     digests = []
     for point in checkpoints:
-        machine.run(point)
+        timeline.run_forward(until=point)
         digests.append(machine.digest())
-    end = replayer.end
-    cut = end is not None and end.reason in (EndReason.USER_STOP, EndReason.ICOUNT_LIMIT)
-    result = machine.run(end.icount if cut else None)  # an exit or fault must happen again by itself
+    result = timeline.replay_to_end()  # an exit or fault must happen again by itself
     return bytes(out), digests, (result, machine.digest())
 
 
@@ -69,7 +73,7 @@ def test_replay_reproduces_output_and_digests(xlen: str, name: str) -> None:
     if name == "echo":
         events = list(LogReader(io.BytesIO(log)).events())
         assert [e.data for e in events if isinstance(e, UartInput)] == [b"hello\n", b"again\n", b"q"]
-        assert isinstance(events[-1], End) and events[-1].reason == EndReason.GUEST_EXIT
+        assert isinstance(events[-1], End) and events[-1].kind == RunKind.EXITED
 
 
 @pytest.mark.slow
@@ -84,15 +88,15 @@ def test_random_input_schedules_replay_identically(schedule: list[tuple[int, byt
 
 
 def test_replay_detects_a_missing_host_clock_read() -> None:
-    replayer = Replayer([HostClock(100, 5)])
+    history = HistoryInputs([HostClock(100, 5)], 100)
     with pytest.raises(ReplayDivergence, match="icount 99"):
-        replayer.host_clock_ns(99)
+        history.host_clock_ns(99)
 
 
 def test_replay_detects_input_that_was_not_taken() -> None:
-    replayer = Replayer([UartInput(10, b"x")])
+    history = HistoryInputs([UartInput(10, b"x")], 10)
     with pytest.raises(ReplayDivergence, match="not taken"):
-        replayer.poll_input(12, 16)
+        history.poll_input(12, 16)
 
 
 @pytest.mark.parametrize("xlen_name", ["rv32", "rv64"])

@@ -247,7 +247,7 @@ def test_step_backward_over_a_watched_write_reports_it() -> None:
 
 
 def test_live_runs_take_verification_points_a_replay_can_check() -> None:
-    from replay.recording import registers_digest
+    from replay.verify import verify_digest
 
     inputs = HistoryInputs([], 0, ScriptedInputs())
     machine = _machine("compute", inputs)
@@ -258,7 +258,7 @@ def test_live_runs_take_verification_points_a_replay_can_check() -> None:
     reference = _machine("compute", ScriptedInputs())
     for icount, digest in sorted(timeline.verify_points.items()):
         reference.run(icount)
-        assert registers_digest(reference) == digest
+        assert verify_digest(reference) == digest
 
 
 def test_a_far_seek_leaves_periodic_snapshots_on_ground_not_run_before() -> None:

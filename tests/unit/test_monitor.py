@@ -20,7 +20,7 @@ def monitor() -> Monitor:
     timeline = Timeline(machine, inputs)
     timeline.run_forward(interrupted=lambda: False)  # to the guest's exit
     saved: list[str] = []
-    return Monitor(timeline, lambda: "described\n", lambda path: saved.append(path) or f"saved {path}\n")
+    return Monitor(timeline, lambda: "described\n", lambda path, overwrite: saved.append(path) or f"saved {path}{' (replaced)' if overwrite else ''}\n")
 
 
 def test_help_and_unknown(monitor: Monitor) -> None:
@@ -53,5 +53,6 @@ def test_history_info_and_record_save(monitor: Monitor) -> None:
     text = monitor("history")
     assert f"history: icount 0..{monitor.timeline.end} (live" in text and "MiB of 256 MiB" in text
     assert monitor("info") == "described\n"
-    assert monitor("record save /tmp/x.chrec") == "saved /tmp/x.chrec\n"
+    assert monitor("record save x.chrec") == "saved x.chrec\n"
+    assert monitor("record save -f x.chrec") == "saved x.chrec (replaced)\n"
     assert monitor("record save").startswith("error: expected a file name")

@@ -1,0 +1,164 @@
+"""What every ``chronicorn`` command shares: options, the exit codes, the guest's UART on stdout, Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from machine.arch.riscv import ARCHES
+from machine.loader import Image, ImageError, load_image
+from machine.machine import MachineConfig
+from machine.results import RunKind, RunResult
+from replay.store import DEFAULT_BUDGET
+
+MAX_IMAGE_BYTES = 1 << 30
+
+
+class ExitCode(enum.IntEnum):
+    """``chronicorn``'s exit codes, the same in every command (a guest's exit passes its own code through)."""
+
+    OK = 0
+    INTERNAL = 1  # a chronicorn or Unicorn limitation (run with -vv)
+    BAD_INPUT = 2  # bad image, options or recording: one line on stderr
+    GUEST_FAULT = 3  # the guest took an exception it has no handler for
+    IDLE_FOREVER = 4  # the guest waits for input that can never come
+    DIVERGED = 5  # a replay did not do what the recording says
+    NOT_FOUND = 6  # locate: no write to the expression in the history searched
+    INTERRUPTED = 130  # Ctrl-C
+
+
+ENDINGS = {
+    RunKind.FAULT: ExitCode.GUEST_FAULT,
+    RunKind.IDLE_FOREVER: ExitCode.IDLE_FOREVER,
+    RunKind.INTERRUPTED: ExitCode.INTERRUPTED,
+    RunKind.RESET: ExitCode.OK,
+    RunKind.LIMIT: ExitCode.OK,
+}
+
+
+def exit_code(kind: RunKind, guest_code: int | None = None) -> int:
+    """The exit code for a run that ended this way (``run``, ``record`` and ``replay`` alike)."""
+    if kind == RunKind.EXITED:
+        return int(guest_code or 0) & 0xFF
+    return int(ENDINGS.get(kind, ExitCode.OK))
+
+
+def describe_end(result: RunResult) -> str:
+    """One line for stderr about how a run ended."""
+    if result.kind == RunKind.IDLE_FOREVER:
+        return f"guest waits for input forever (input closed, no timer) at icount {result.icount}"
+    if result.kind == RunKind.RESET:
+        return f"guest requested a reset at icount {result.icount}"
+    if result.kind == RunKind.INTERRUPTED:
+        return f"interrupted at icount {result.icount}"
+    if result.kind == RunKind.LIMIT:
+        return f"stopped after {result.icount} instructions (--max-insns), pc {result.pc:#x}"
+    return result.describe()
+
+
+def say(message: str) -> None:
+    """One line for the user on stderr, prefixed as every chronicorn message is."""
+    print(f"chronicorn: {message}", file=sys.stderr, flush=True)
+
+
+class StdoutWriter:
+    """The guest's UART on our stdout, byte by byte as it comes (the one UART sink of every command)."""
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._out = stream if stream is not None else sys.stdout.buffer
+
+    def __call__(self, byte: int) -> None:
+        self._out.write(bytes((byte,)))
+        self._out.flush()
+
+
+class Interrupt:
+    """Ctrl-C as a flag that long runs poll (``interrupted()``) instead of an exception."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Interrupt]:
+        """SIGINT sets the flag while inside the block."""
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: setattr(self, "requested", True))
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def parse_int(text: str) -> int:
+    """Integers in any base (0x..), with optional K/M/G suffix for sizes."""
+    text = text.strip().lower()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:], 1)
+    if scale != 1:
+        text = text[:-1]
+    try:
+        return int(text, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def add_machine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
+    parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
+    parser.add_argument("--machine", choices=["virt"], default="virt", help="board (default: virt)")
+    parser.add_argument("--ram", type=parse_int, default=128 << 20, help="RAM size, e.g. 128M (default)")
+    parser.add_argument(
+        "--icount-shift", type=int, default=3, metavar="N", help="virtual time = icount << N ns (default 3)"
+    )
+    parser.add_argument("--load-addr", type=parse_int, help="load address of a raw binary")
+    parser.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
+
+
+def add_server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
+    if with_port:
+        parser.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
+    parser.add_argument("--snapshot-budget", type=parse_int, default=DEFAULT_BUDGET, metavar="BYTES",
+                        help=f"memory for snapshots, e.g. 512M (default {DEFAULT_BUDGET >> 20}M)")  # fmt: skip
+    parser.add_argument("--save-dir", type=Path, default=None, metavar="DIR",
+                        help="where 'monitor record save' may write (default: the current directory)")  # fmt: skip
+
+
+def machine_config(args: argparse.Namespace) -> MachineConfig:
+    return MachineConfig(
+        arch=ARCHES[args.arch] if args.arch else None,
+        ram_size=args.ram,
+        icount_shift=args.icount_shift,
+        prefer_native=not getattr(args, "no_native", False),
+    )
+
+
+def load_guest(path: str | Path, load_addr: int | None = None) -> Image:
+    """The guest image; only a regular file of sane size (a path may come from a recording's header)."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ImageError(f"guest image {str(p)[:200]} is not a file")
+        if p.stat().st_size > MAX_IMAGE_BYTES:
+            raise ImageError(f"guest image {str(p)[:200]} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
+    except OSError as exc:
+        raise ImageError(f"cannot read guest image {str(p)[:200]}: {exc.strerror or exc}") from exc
+    return load_image(p, load_addr)
+
+
+def open_uart_input(path: str) -> BinaryIO | None:
+    """UART input: stdin for '-', else the file (the caller closes it)."""
+    if path == "-":
+        return None if sys.stdin is None or sys.stdin.closed else sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - read by the input thread for the command's lifetime
+    except OSError as exc:
+        raise ImageError(f"cannot read UART input {path}: {exc.strerror or exc}") from exc

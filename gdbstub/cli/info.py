@@ -1,0 +1,88 @@
+"""``chronicorn info`` and ``chronicorn events``: what a recording holds, every part of it checked."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from dataclasses import fields
+from pathlib import Path
+
+from machine.arch.riscv import ARCHES
+from machine.boards.virt import RAM_BASE
+from machine.loader import Image
+from machine.machine import Machine, MachineConfig
+from replay.events import End, Event, Verify
+from replay.history import HistoryInputs
+from replay.log import RecordingError
+from replay.recording import LoadedRecording, StoredState
+from replay.saver import check_state
+
+from .common import parse_int, say
+from .timelines import read_recording
+
+
+def add_info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recording", metavar="FILE.chrec")
+
+
+def add_events_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recording", metavar="FILE.chrec")
+    parser.add_argument("--from", dest="from_icount", type=parse_int, metavar="N")
+    parser.add_argument("--to", dest="to_icount", type=parse_int, metavar="N")
+
+
+def _check_states(loaded: LoadedRecording) -> None:
+    """Decode every snapshot on a blank machine of the recording's kind (RecordingError if one is malformed)."""
+    header = loaded.header
+    arch = ARCHES[header.arch]
+    blank = Image("<no image>", RAM_BASE, (), arch.xlen, "0" * 64)
+    inputs = HistoryInputs([], 0)
+    try:
+        machine = Machine(blank, inputs, lambda byte: None, MachineConfig(arch, header.ram_size, header.icount_shift))
+    except MemoryError:
+        raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
+    states: list[tuple[StoredState, str]] = [(loaded.initial, "initial"), *((k, "keyframe") for k in loaded.keyframes)]
+    for stored, what in states:
+        check_state(stored, machine, what)
+
+
+def _all_events(loaded: LoadedRecording) -> list[Event]:
+    checks = [Verify(icount, digest) for icount, digest in loaded.verify_points.items()]
+    ordered: list[Event] = sorted([*loaded.inputs, *checks], key=lambda e: e.icount)
+    return ordered + ([loaded.end] if loaded.end is not None else [])
+
+
+def info(args: argparse.Namespace) -> int:
+    """Header, icount range, events by kind, sizes, damage."""
+    loaded = read_recording(args.recording)
+    _check_states(loaded)
+    events = _all_events(loaded)
+    counts = collections.Counter(type(event).__name__ for event in events)
+    end: End | None = loaded.end
+    for key, value in loaded.header.to_json().items():
+        print(f"{key:20} {value}")
+    print(f"{'file size':20} {Path(args.recording).stat().st_size} bytes")
+    print(f"{'history':20} icount 0 .. {loaded.last_icount}")
+    print(f"{'events from':20} icount {events[0].icount if events else 0} .. {events[-1].icount if events else 0}")
+    print(f"{'end':20} {f'{end.kind.label} (code {end.code}) at icount {end.icount}' if end else 'none'}")
+    print(f"{'keyframes':20} {len(loaded.keyframes)}")
+    for kind, count in sorted(counts.items()):
+        print(f"{'events ' + kind:20} {count}")
+    if loaded.damage is not None:
+        print(f"{'damaged':20} at byte {loaded.damage.offset}: {loaded.damage.reason}")
+    return 0
+
+
+def events(args: argparse.Namespace) -> int:
+    """One line per event, optionally within [--from, --to]."""
+    loaded = read_recording(args.recording)
+    for event in _all_events(loaded):
+        if args.from_icount is not None and event.icount < args.from_icount:
+            continue
+        if args.to_icount is not None and event.icount > args.to_icount:
+            break
+        text = ", ".join(f"{f.name}={getattr(event, f.name)!r}" for f in fields(event) if f.name != "icount")
+        print(f"{event.icount:>14}  {type(event).__name__:10} {text}")
+    if loaded.damage is not None:
+        say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason})")
+    return 0

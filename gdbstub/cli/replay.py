@@ -1,0 +1,74 @@
+"""``chronicorn replay``: re-run a recording (same output, same ending, every verification point checked),
+or serve it to gdb with ``--port``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from machine.results import RunKind
+from replay.errors import ReplayDivergence
+
+from .common import ExitCode, Interrupt, add_server_options, describe_end, exit_code, parse_int, say
+from .timelines import read_recording, recording_timeline
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recording", metavar="FILE.chrec")
+    parser.add_argument("--guest", help="the guest image (default: the path stored in the recording)")
+    parser.add_argument("--ram", type=parse_int, help="must match the recording's RAM size if given")
+    parser.add_argument("--icount-shift", type=int, metavar="N", help="must match the recording's shift if given")
+    serve_help = "serve the recording to gdb on port N (0: pick a free one) instead of replaying it"
+    parser.add_argument("--port", type=int, metavar="N", help=serve_help)
+    add_server_options(parser, with_port=False)
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (stderr), redrawn at each verification point."""
+
+    def __init__(self, end: int) -> None:
+        self._end = end
+
+    def __call__(self, icount: int) -> None:
+        done = min(1.0, icount / self._end) if self._end else 1.0
+        width = 40
+        print(f"\rreplaying [{'#' * int(done * width):<{width}}] {done:6.1%} icount {icount}/{self._end}",
+              end="", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = read_recording(args.recording)
+    if args.port is not None:
+        from .serve import serve_recording
+
+        return serve_recording(args, loaded)
+    timeline = recording_timeline(args, loaded, periodic_snapshots=False)
+    if loaded.damage is not None:
+        say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "
+            f"replaying its intact part, icount 0..{loaded.last_icount}")  # fmt: skip
+    progress = ProgressBar(timeline.end) if sys.stderr.isatty() else None
+    try:
+        with Interrupt().installed() as interrupted:
+            result = timeline.replay_to_end(interrupted, progress)
+    except ReplayDivergence as exc:
+        say(f"{exc} (pc {timeline.machine.pc:#x})")
+        return ExitCode.DIVERGED
+    finally:
+        if progress is not None:
+            print(file=sys.stderr)
+    if result.kind == RunKind.INTERRUPTED:
+        say(describe_end(result))
+        return ExitCode.INTERRUPTED
+    end = loaded.end
+    if end is None:
+        if result.kind == RunKind.LIMIT and result.icount == timeline.end:
+            say(f"replayed the intact part to icount {result.icount}; the recording has no end record")
+            return ExitCode.OK
+        say(f"replay ended ({describe_end(result)}) before the intact part's end at icount {timeline.end}")
+        return ExitCode.DIVERGED
+    cut = end.kind in (RunKind.INTERRUPTED, RunKind.LIMIT)
+    if result.icount != end.icount or result.kind != (RunKind.LIMIT if cut else end.kind):
+        say(f"replay ended with {describe_end(result)}; the recording with {end.kind.label} at icount {end.icount}")
+        return ExitCode.DIVERGED
+    # A recording the user cut ends here without a code of its own; otherwise the recorded ending's code.
+    return ExitCode.OK if cut else exit_code(end.kind, end.code)

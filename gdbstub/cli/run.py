@@ -1,0 +1,65 @@
+"""``chronicorn run``: the guest's UART on stdout, stdin to its receiver, its exit code as ours."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import BinaryIO
+
+from machine.inputs import HostInputs
+from machine.machine import Machine
+from machine.results import RunKind
+
+from .common import (
+    Interrupt,
+    StdoutWriter,
+    add_machine_options,
+    describe_end,
+    exit_code,
+    load_guest,
+    machine_config,
+    say,
+)
+from .common import parse_int as _int
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_machine_options(parser)
+    parser.add_argument("--max-insns", type=_int, metavar="N", help="stop after N instructions")
+    parser.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
+
+
+class Tracer:
+    """Formats ``--trace`` lines with capstone."""
+
+    def __init__(self, xlen: int, out: BinaryIO) -> None:
+        import capstone
+
+        mode = capstone.CS_MODE_RISCV32 if xlen == 32 else capstone.CS_MODE_RISCV64
+        self._cs = capstone.Cs(capstone.CS_ARCH_RISCV, mode | capstone.CS_MODE_RISCVC)
+        self._out = out
+
+    def __call__(self, icount: int, pc: int, code: bytes) -> None:
+        text = "(unknown)"
+        for insn in self._cs.disasm(code, pc, 1):
+            text = f"{insn.mnemonic} {insn.op_str}".strip()
+        self._out.write(f"[{icount:>12}] {pc:#010x}: {code[::-1].hex():>8}  {text}\n".encode())
+        self._out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    image = load_guest(args.guest, args.load_addr)
+    stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
+    machine = Machine(image, HostInputs(stdin), StdoutWriter(), machine_config(args))
+    if args.trace:
+        machine.enable_trace(Tracer(machine.arch.xlen, sys.stderr.buffer))
+    with Interrupt().installed() as interrupted:
+        result = machine.run(args.max_insns, interrupted)
+    sys.stdout.flush()
+    log.info("%s", result.describe())
+    if result.kind != RunKind.EXITED:
+        say(describe_end(result))
+    return exit_code(result.kind, result.exit_code)

@@ -1,0 +1,114 @@
+"""``chronicorn serve GUEST`` and ``chronicorn replay FILE --port N``: one timeline served to gdb.
+
+``serve`` records as the guest runs (its UART input from stdin or ``--uart-input FILE``); ``replay --port``
+serves a saved recording. Both give gdb every reverse command over the whole history, and
+``monitor record save [-f] NAME`` writes it to the save directory (``--save-dir``, default the current one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from machine.inputs import HostInputs
+from replay.recording import Header, LoadedRecording, make_header
+from replay.saver import resolve_inside, save_timeline
+from replay.store import SnapshotStore
+from replay.timeline import Timeline
+
+from ..monitor import Monitor
+from ..server import PacketLog, Server
+from ..target import TimelineTarget
+from .common import ExitCode, add_machine_options, add_server_options, load_guest, machine_config, open_uart_input, say
+from .timelines import live_timeline, recording_timeline
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_machine_options(parser)
+    add_server_options(parser)
+    parser.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
+
+
+def describe(timeline: Timeline) -> Callable[[], str]:
+    """``monitor info``: the machine being served."""
+
+    def text() -> str:
+        m = timeline.machine
+        return (
+            f"architecture: {m.arch.name}\nboard: virt\nRAM: {m.config.ram_size // (1 << 20)} MiB at 0x80000000\n"
+            f"icount shift: {m.config.icount_shift}\nicount: {m.icount}\npc: {m.pc:#x}\n"
+            f"image: {m.image.path} (sha256 {m.image.sha256[:16]}...)\n"
+            f"icount counter: {'native' if m.is_counter_native else 'pure Python'}\n"
+            f"RAM tracking: {'page protection' if m.is_ram_tracked else 'compare with a copy'}\n"
+        )
+
+    return text
+
+
+def saver(timeline: Timeline, header: Header, save_dir: Path) -> Callable[[str, bool], str]:
+    """``monitor record save [-f] NAME``: only inside ``save_dir``, never over a file unless asked."""
+
+    def save(name: str, overwrite: bool) -> str:
+        try:
+            path = resolve_inside(save_dir, name)
+            save_timeline(timeline, header, path.parent, path.name, overwrite)
+        except (ValueError, FileExistsError) as exc:
+            return f"error: {exc}\n"
+        except OSError as exc:
+            return f"error: cannot write {name}: {exc.strerror or exc}\n"
+        return f"saved icount {timeline.start}..{timeline.end} ({timeline.event_count} events) to {path}\n"
+
+    return save
+
+
+def serve_timeline(args: argparse.Namespace, timeline: Timeline, header: Header) -> int:
+    """Serve ``timeline`` to gdb until SIGINT."""
+    save_dir = args.save_dir if args.save_dir is not None else Path.cwd()
+    if not save_dir.is_dir():
+        say(f"--save-dir {save_dir} is not a directory")
+        return ExitCode.BAD_INPUT
+    monitor = Monitor(timeline, describe(timeline), saver(timeline, header, save_dir))
+    with contextlib.ExitStack() as stack:
+        packet_log = None
+        if args.log_packets:
+            try:
+                packet_log = PacketLog(stack.enter_context(open(args.log_packets, "wb")))
+            except OSError as exc:
+                say(f"cannot write {args.log_packets}: {exc.strerror or exc}")
+                return ExitCode.BAD_INPUT
+        try:
+            server = Server(TimelineTarget(timeline, monitor), args.host, args.port, packet_log)
+        except OSError as exc:
+            say(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+            return ExitCode.BAD_INPUT
+        stack.callback(server.close)
+        host, port = server.address
+        print(f"listening on {host}:{port}", flush=True)
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+        stack.callback(signal.signal, signal.SIGINT, previous)
+        server.serve_forever()
+    return ExitCode.OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve a guest halted at reset; it is recorded as it runs, so gdb can go back at any moment."""
+    config = machine_config(args)
+    image = load_guest(args.guest, args.load_addr)
+    source = open_uart_input(args.uart_input)
+    closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
+    with closing:
+        live = HostInputs(None if source is None else source.fileno())
+        timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
+        header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",
+                             {"source": "serve"})  # fmt: skip
+        return serve_timeline(args, timeline, header)
+
+
+def serve_recording(args: argparse.Namespace, loaded: LoadedRecording) -> int:
+    """Serve a saved recording: reverse and forward over all of it, the end fixed."""
+    timeline = recording_timeline(args, loaded, SnapshotStore(args.snapshot_budget))
+    return serve_timeline(args, timeline, loaded.header)

@@ -1,0 +1,70 @@
+"""Building the one timeline every command runs on: live (``record``, ``serve``) or from a recording."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from machine.inputs import InputSource
+from machine.loader import Image
+from machine.machine import Machine, MachineConfig
+from replay.history import HistoryInputs
+from replay.log import RecordingError
+from replay.output import OutputLog
+from replay.recording import LoadedRecording, check_replayable, load_recording
+from replay.saver import history_inputs, open_recording
+from replay.store import SnapshotStore
+from replay.timeline import Timeline
+
+from .common import StdoutWriter, load_guest
+
+
+def uart_output(sink: Callable[[int], None]) -> tuple[Callable[[int], None], Callable[[Machine], None]]:
+    """A UART callback that shows each byte once along the timeline (:class:`OutputLog`), and its binder.
+
+    The callback needs the machine's icount and the machine needs the callback: bind it once built.
+    """
+    output = OutputLog(sink)
+    holder: list[Machine] = []
+    return (lambda byte: output.emit(holder[0].icount, byte)), holder.append
+
+
+def live_timeline(image: Image, live: InputSource, config: MachineConfig, store: SnapshotStore | None = None,
+                  periodic_snapshots: bool = True,
+                  on_record: Callable[[], None] | None = None) -> Timeline:  # fmt: skip
+    """A machine at reset whose history records ``live`` as it runs."""
+    tx, bind = uart_output(StdoutWriter())
+    inputs = HistoryInputs([], 0, live, on_record)
+    machine = Machine(image, inputs, tx, config)
+    bind(machine)
+    return Timeline(machine, inputs, store, periodic_snapshots=periodic_snapshots)
+
+
+def read_recording(path: str | Path) -> LoadedRecording:
+    try:
+        with open(path, "rb") as stream:
+            return load_recording(stream)
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except MemoryError:
+        raise RecordingError(f"{path} asks for more memory than this machine has") from None
+
+
+def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store: SnapshotStore | None = None,
+                       periodic_snapshots: bool = True) -> Timeline:  # fmt: skip
+    """The fixed timeline of a recording, on the image it was made with (``--guest`` if it has moved)."""
+    from machine.arch.riscv import ARCHES
+
+    header = loaded.header
+    image = load_guest(args.guest or header.image_path)
+    check_replayable(header, image, args.ram, args.icount_shift)
+    config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift)
+    tx, bind = uart_output(StdoutWriter())
+    inputs = history_inputs(loaded)
+    try:
+        machine = Machine(image, inputs, tx, config)
+    except MemoryError:
+        raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
+    bind(machine)
+    return open_recording(loaded, machine, inputs, store, periodic_snapshots)

@@ -1,0 +1,158 @@
+"""Timeline to recording and back: the one saver and the one loader.
+
+``record`` writes through a :class:`RecordingWriter` while the guest runs (events flushed at least every
+second, so a killed recorder leaves a replayable prefix); ``monitor record save`` writes a whole live
+history with the same writer in one go (:func:`save_timeline`). Both produce the same layout: the initial
+snapshot, then events (inputs and verification points, in icount order) with keyframes (states after
+debugger writes) between them at their icounts, then the End event. :func:`open_recording` turns a loaded
+recording back into a :class:`~replay.timeline.Timeline` with its end fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from machine.machine import Machine
+from machine.results import RunKind
+from machine.state import StateError, decode_state, encode_state
+
+from .events import End, Event, Verify
+from .history import HistoryInputs, InputEvent
+from .log import LogWriter, RecordingError
+from .recording import Header, LoadedRecording, StoredState
+from .snapshot import Snapshot
+from .store import SnapshotStore
+from .timeline import Timeline
+
+FLUSH_INTERVAL_S = 1.0
+EVENTS_PER_CHUNK = 4096
+
+
+class RecordingWriter:
+    """Writes one timeline's history to a stream as it grows: :meth:`sync` often, :meth:`finish` once."""
+
+    def __init__(self, stream: BinaryIO, header: Header, timeline: Timeline,
+                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self._timeline = timeline
+        self._arch = timeline.machine.arch
+        self._log = LogWriter(stream, header.to_json())
+        self._now = now
+        self._last_flush = now()
+        self._inputs_written = 0
+        self._verify_written = 0  # icount of the last verification point written
+        self._keyframes_written: set[int] = set()
+        initial = timeline.store.at_or_before(timeline.start)
+        self._log.write_snapshot(initial.icount, initial.log_position, encode_state(initial.state, self._arch))
+
+    def maybe_sync(self) -> None:
+        """:meth:`sync` if a second has passed since the last write (cheap: called at every checkpoint)."""
+        if self._now() - self._last_flush >= FLUSH_INTERVAL_S:
+            self.sync()
+
+    def sync(self, upto: int | None = None) -> None:
+        """Write the inputs, verification points and keyframes recorded so far (at most to ``upto``)."""
+        t = self._timeline
+        t.verify_here()
+        if upto is None:  # (during a live run the machine is ahead of the frontier noted after the last run)
+            upto = max(t.end, t.icount) if t.is_live else t.end
+        start = self._inputs_written
+        inputs = [e for e in t.inputs.events[start:] if e.icount <= upto]
+        checks = sorted((Verify(i, d) for i, d in t.verify_points.items() if self._verify_written < i <= upto),
+                        key=lambda e: e.icount)  # fmt: skip
+        if checks:
+            self._verify_written = checks[-1].icount
+        for icount in sorted(k for k in t.keyframes if k not in self._keyframes_written and k <= upto):
+            keyframe = t.keyframes[icount]
+            # The inputs taken before the debugger's write at this icount, then the state after it.
+            taken = max(0, keyframe.log_position - start)
+            earlier = [c for c in checks if c.icount <= icount]
+            self._write_events(inputs[:taken], earlier)
+            inputs, checks, start = inputs[taken:], checks[len(earlier) :], start + taken
+            self._log.write_snapshot(icount, keyframe.log_position, encode_state(keyframe.state, self._arch))
+            self._keyframes_written.add(icount)
+        self._write_events(inputs, checks)
+        self._inputs_written = start + len(inputs)
+        self._last_flush = self._now()
+
+    def _write_events(self, inputs: list[InputEvent], checks: list[Verify]) -> None:
+        events: list[Event] = sorted([*inputs, *checks], key=lambda e: e.icount)  # stable: inputs first
+        for first in range(0, len(events), EVENTS_PER_CHUNK):
+            self._log.write_events(events[first : first + EVENTS_PER_CHUNK])
+
+    def finish(self, stopped: RunKind = RunKind.INTERRUPTED) -> End:
+        """Write everything and the End event: the guest's own ending, else ``stopped`` at the end of history."""
+        t = self._timeline
+        self.sync()
+        ending = t.ending
+        end = ending if ending is not None and ending.icount == t.end else End(t.end, stopped)
+        self._log.write_events([end])
+        return end
+
+
+def save_timeline(timeline: Timeline, header: Header, directory: Path, name: str, overwrite: bool = False) -> Path:
+    """Write the whole history to ``directory/name`` through a temporary file and a rename.
+
+    A failed save never leaves half a file, and an existing file is replaced only when ``overwrite``.
+    The caller has checked that the path stays inside ``directory`` (:func:`resolve_inside`).
+    """
+    path = directory / name
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{name} exists (use -f to replace it)")
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            RecordingWriter(stream, header, timeline).finish()
+            stream.flush()
+            os.fsync(stream.fileno())
+        if not overwrite and path.exists():
+            raise FileExistsError(f"{name} exists (use -f to replace it)")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_inside(directory: Path, name: str) -> Path:
+    """``directory/name`` after resolving symlinks, refused (ValueError) when it leaves ``directory``."""
+    base = directory.resolve()
+    if not name or "\0" in name:
+        raise ValueError("no file name given")
+    target = (base / name).resolve()
+    if target.parent != base and base not in target.parents:
+        raise ValueError(f"{name} is outside the save directory {base}")
+    if target.is_dir():
+        raise ValueError(f"{name} is a directory")
+    return target
+
+
+def check_state(stored: StoredState, machine: Machine, what: str) -> Snapshot:
+    """A stored snapshot decoded for ``machine`` (RecordingError naming it when any byte of it is wrong)."""
+    try:
+        return Snapshot(decode_state(stored.data, machine), stored.log_position)
+    except StateError as exc:
+        raise RecordingError(f"the {what} snapshot at icount {stored.icount} is malformed: {exc}") from None
+
+
+def open_recording(loaded: LoadedRecording, machine: Machine, inputs: HistoryInputs,
+                   store: SnapshotStore | None = None, periodic_snapshots: bool = True) -> Timeline:  # fmt: skip
+    """A fixed timeline over a loaded recording, on ``machine`` (built on ``inputs`` for its header)."""
+    initial = check_state(loaded.initial, machine, "initial")
+    keyframes = [check_state(k, machine, "keyframe") for k in loaded.keyframes]
+    machine.restore_state(initial.state)
+    timeline = Timeline(machine, inputs, store, periodic_snapshots=periodic_snapshots)
+    for keyframe in keyframes:
+        timeline.add_keyframe(keyframe)
+    timeline.set_verify_points(loaded.verify_points)
+    timeline.ending = loaded.end
+    return timeline
+
+
+def history_inputs(loaded: LoadedRecording) -> HistoryInputs:
+    """The fixed input history of a recording: its events, its end fixed at the last icount it vouches for."""
+    return HistoryInputs(list(loaded.inputs), loaded.last_icount)
