@@ -42,6 +42,7 @@ CPU_STATE_VERSION = 1  # bump when the register list below changes
 MSTATUS_FS = 3 << 13
 PRIV_LEVELS = (PRIV_U, PRIV_S, PRIV_M)
 _CODE_ADDR = 0x1000  # where the scratch hart runs its csrr/csrw sequences
+_SCRATCH_TCG_BUFFER = 1 << 20  # it translates one block of at most 20 instructions
 _PMPCFG, _PMPADDR = 0x3A0, 0x3B0
 _TEMP_GPRS = range(1, 21)  # x1..x20 carry PMP values to and from the csrr/csrw sequences
 
@@ -130,6 +131,9 @@ class _Scratch:
     def __init__(self, arch: RiscvArch) -> None:
         self.arch = arch
         self.uc: Uc = arch.new_uc()
+        # Before first use: Unicorn reserves 1 GiB for translations by default, which a second instance
+        # next to the machine's may not get (under a memory limit Unicorn then exits the process).
+        self.uc.ctl_set_tcg_buffer_size(_SCRATCH_TCG_BUFFER)
         self.uc.mem_map(_CODE_ADDR, 0x1000, UC_PROT_ALL)
         self.regs = cpu_registers(arch)
 

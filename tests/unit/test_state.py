@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import subprocess
+import sys
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
@@ -24,7 +26,7 @@ from machine.devices.uart import UartState
 from machine.fields import fingerprint
 from machine.machine import Machine
 from machine.state import BOARD_ATTRIBUTES, BoardState, MachineState, StateError, decode_state, encode_state
-from tests.conftest import GUESTS, guest, make_machine
+from tests.conftest import GUESTS, ROOT, guest, make_machine
 
 PROBES = GUESTS / "build" / "rv32" / "probes"
 
@@ -404,3 +406,21 @@ def test_restore_forgets_translations_of_the_state_left() -> None:
     machine.run(machine.icount + 30)
     machine.restore_state(saved)
     assert machine.run() == end and machine.digest() == reference.digest()
+
+
+def test_encoding_needs_no_second_full_unicorn() -> None:
+    """Under a 2 GiB address-space limit a second default Unicorn (1 GiB of translation buffer) would not fit
+    next to the machine's, and Unicorn exits the process: the scratch hart must stay small."""
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from machine.state import decode_state, encode_state\n"
+        "from tests.conftest import guest, make_machine\n"
+        "m = make_machine(guest('rv32', 'timer'))\n"
+        "m.run(1000)\n"
+        "for _ in range(3):\n"
+        "    m.restore_state(decode_state(encode_state(m.save_state(), m.arch), m))\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.stdout == "ok\n", done.stderr[-500:]
