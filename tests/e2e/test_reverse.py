@@ -169,7 +169,7 @@ def test_echo_forward_again_replays_the_same_output_then_continues_live(xlen: st
 
 def test_monitor_seek_snapshots_history_and_record_save(xlen: str, debug, tmp_path) -> None:  # noqa: ANN001
     elf = guest(xlen, "timer")
-    _, gdb = debug(elf)
+    _, gdb = debug(elf, "--save-dir", str(tmp_path))
     gdb.mi("-break-insert trap_handler")
     gdb.run("-exec-continue")
     first = (icount(gdb), gdb.registers())
@@ -191,14 +191,24 @@ def test_monitor_seek_snapshots_history_and_record_save(xlen: str, debug, tmp_pa
     stopped = gdb.run("-exec-continue")
     assert "guest exited with code 0" in gdb.output and "reason" not in stopped
     path = tmp_path / "session.chrec"
-    assert "saved icount 0.." in gdb.console(f"monitor record save {path}")
+    assert "saved icount 0.." in gdb.console("monitor record save session.chrec")
+    # Writes stay inside --save-dir and never replace a file unless asked (-f), never leave half a file.
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.chrec"
+    (tmp_path / "link.chrec").symlink_to(outside)
+    for name in (str(outside), f"../{outside.name}", "link.chrec"):
+        assert "outside the save directory" in gdb.console(f"monitor record save {name}"), name
+    assert not outside.exists()
+    saved = path.read_bytes()
+    assert "exists (use -f" in gdb.console("monitor record save session.chrec") and path.read_bytes() == saved
+    assert "saved icount 0.." in gdb.console("monitor record save -f session.chrec")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.chrec", "session.chrec"]
     replay = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(path)], cwd=ROOT,
                             capture_output=True, timeout=120)  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout == expected_output(xlen, "timer")
     info = subprocess.run([sys.executable, "-m", "gdbstub.cli", "info", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert "guest_exit (code 0)" in info.stdout  # the live run ended by itself: the recording says so
+    assert "exited (code 0)" in info.stdout  # the live run ended by itself: the recording says so
 
 
 def test_replay_port_serves_a_recording_with_reverse(xlen: str, tmp_path) -> None:  # noqa: ANN001
@@ -259,14 +269,14 @@ def test_ctrl_c_stops_a_long_reverse_continue(xlen: str, debug) -> None:  # noqa
 
 def test_a_debugger_write_is_part_of_the_saved_recording(xlen: str, debug, tmp_path) -> None:  # noqa: ANN001
     elf = guest(xlen, "timer")
-    server, gdb = debug(elf)
+    server, gdb = debug(elf, "--save-dir", str(tmp_path))
     gdb.mi('-break-insert -c "ticks == 2" trap_handler')
     gdb.run("-exec-continue")
     gdb.mi("-gdb-set var ticks = 4")  # at the live end: becomes a keyframe of history
     gdb.mi("-break-delete")
     gdb.run("-exec-continue")
     path = tmp_path / "written.chrec"
-    gdb.console(f"monitor record save {path}")
+    gdb.console("monitor record save written.chrec")
     end = icount(gdb)
     live_output, _ = server.stop()
     assert end != make_machine(elf).run().icount  # the write changed the run (it printed its ticks sooner)
