@@ -35,9 +35,10 @@ from .engine import Cause, Engine, EngineStop, StopKind
 from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError
+from .mmio import map_device
 from .ram import PageTable, RamPages, is_shared_between
 from .results import RunKind, RunResult
-from .state import MachineState, capture, restore, state_digest
+from .state import MachineState, capture, forget_reservation, restore, state_digest
 from .trace import hook_trace
 from .watch import WatchKind, Watchpoint
 
@@ -99,7 +100,7 @@ class Machine:
         }
         for region in self.regions:
             if region.kind == "mmio":
-                self._map_device(region, self.devices[region.name])
+                map_device(self.uc, self.engine, region.base, region.size, self.devices[region.name])
         self._load(image)
         self.registers = RegisterFile(arch, self.hart, self._board_csr, self._write_board_csr)
         self.memory = DebugMemory(self.uc, self.regions, self.devices, self.engine.forget_code)
@@ -113,26 +114,6 @@ class Machine:
         self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
         self.uc.mem_map_ptr(virt.RAM_BASE, size, UC_PROT_ALL, self._ram_ptr)
         self.ram_pages = RamPages(self.ram, self._ram_ptr, self.config.prefer_native)
-
-    def _map_device(self, region: virt.Region, device: Device) -> None:
-        engine = self.engine
-
-        def read(uc: Uc, offset: int, size: int, _data: object) -> int:
-            if not engine.is_applying_mmio:
-                value = device.peek(offset, size)
-                if value is not None:
-                    return value
-                engine.defer_mmio()
-                return 0
-            return device.read(offset, size)
-
-        def write(uc: Uc, offset: int, size: int, value: int, _data: object) -> None:
-            if engine.is_applying_mmio:
-                device.write(offset, size, value)
-            else:
-                engine.defer_mmio()
-
-        self.uc.mmio_map(region.base, region.size, read, None, write, None)
 
     def _load(self, image: Image) -> None:
         placed = virt.place_image(self.ram, image, self.arch, self.config.ram_size)
@@ -200,6 +181,10 @@ class Machine:
     def restore_state(self, state: MachineState) -> None:
         """Go back (or forward) to a saved state; breakpoints and watchpoints stay as they are."""
         restore(self, state)
+
+    def forget_reservation(self) -> None:
+        """Drop the LR/SC reservation, which state files do not carry (see :func:`machine.state.forget_reservation`)."""
+        forget_reservation(self)
 
     @property
     def checkpoint_interval(self) -> int:

@@ -159,6 +159,17 @@ def _load_devices(machine: Machine, states: tuple[tuple[str, Any], ...]) -> None
         raise
 
 
+def forget_reservation(machine: Machine) -> None:
+    """Drop what a state file cannot carry from the live CPU: the LR/SC reservation (and a stale fault address).
+
+    A later SC fails, as the ISA allows at any time (a context switch does the same). Call it where a state
+    that goes to a file is taken from a live run (a debugger write's keyframe): the live run then goes on
+    exactly as a replay from the file will. Costs ~2 ms.
+    """
+    arch = machine.arch
+    machine.uc.context_restore(build_context(arch, read_cpu(arch, machine.uc.context_save())))
+
+
 def state_digest(machine: Machine) -> str:
     """SHA-256 of everything guest-visible: registers, CSRs, RAM, devices, clock."""
     h = hashlib.sha256()

@@ -424,3 +424,19 @@ def test_encoding_needs_no_second_full_unicorn() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.stdout == "ok\n", done.stderr[-500:]
+
+
+def test_after_forget_reservation_a_file_carries_the_whole_cpu() -> None:
+    """Where a live state goes to a file, dropping the reservation first makes the live run and a replay
+    from the file identical: the decoded context is then Unicorn's own, byte for byte."""
+    path = PROBES / "q_mmu.elf"
+    reference = make_machine(path)
+    end = reference.run()
+    machine = make_machine(path)
+    machine.run(300)
+    machine.forget_reservation()
+    decoded = decode_state(encode_state(machine.save_state(), machine.arch), machine)
+    word = machine.arch.xlen // 8
+    header = offset_of(machine, rc.UC_RISCV_REG_X1) - word
+    assert bytes(decoded.context)[header:] == bytes(machine.uc.context_save())[header:]
+    assert machine.run() == end and machine.digest() == reference.digest()
