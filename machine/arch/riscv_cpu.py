@@ -14,16 +14,21 @@ Unicorn quirks this works around (unicorn-facts.md):
 * fcsr reads and writes fail silently while mstatus.FS is Off, so they are
   made with FS temporarily Dirty;
 * the PMP registers have no Unicorn register id: the scratch hart executes
-  ``csrr``/``csrw`` instructions for them (in M-mode, from a page mapped for it).
+  ``csrr``/``csrw`` instructions for them (in M-mode, at 0x1000; a locked PMP
+  entry forbidding that makes the state unencodable: CpuStateError). Zero PMP
+  registers are not written back, so an Off entry's derived rule stays as at reset.
 
 Not carried, because no public API reaches it: the LR/SC reservation (an SC
-after a restore from a file fails, which the ISA allows at any time; the guest
-retries), the address of a fault being raised (only live inside a trap, and
-states are taken between instructions) and the TLB (a cache of the page tables
-in RAM: the machine flushes it on every restore, so it is re-derived). mip is
-not in the list: the board owns it. There is no mcountinhibit in Unicorn 2.1's
-hart (priv spec 1.10), and misa is not writable there: it is listed so a state
-from another hart model is refused.
+after a restore from a file fails, which the ISA allows at any time, and the
+guest retries; ``Machine.forget_reservation`` drops it from a live run where a
+state goes to a file, so the run and a replay from the file go on alike), the
+address of a fault being raised (only live inside a trap, and states are taken
+between instructions) and the TLB (a cache of the page tables in RAM: the
+machine flushes it on every restore, so it is re-derived). mip is not in the
+list: the board owns it. There is no mcountinhibit in Unicorn 2.1's hart (priv
+spec 1.10), and misa is not writable there: it is listed so a state from
+another hart model is refused. tests/unit/test_state.py compares a decoded
+context with Unicorn's own byte for byte to prove nothing else is lost.
 """
 
 from __future__ import annotations
