@@ -167,6 +167,9 @@ class Timeline:
         if not self.is_writable:
             raise ValueError("history is fixed here: writes are only possible at the end of a live run")
         self.verify_points.pop(self.machine.icount, None)  # taken before the write
+        # A file state carries no LR/SC reservation: drop it here too, so the live run and a replay of the
+        # saved recording go on alike (an SC right after fails in both and the guest retries).
+        self.machine.forget_reservation()
         self.add_keyframe(self.snapshot())
 
     def add_keyframe(self, snapshot: Snapshot) -> None:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import enum
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,12 +146,13 @@ def load_guest(path: str | Path, load_addr: int | None = None) -> Image:
     """The guest image; only a regular file of sane size (a path may come from a recording's header)."""
     p = Path(path)
     try:
-        if not p.is_file():
-            raise ImageError(f"guest image {str(p)[:200]} is not a file")
-        if p.stat().st_size > MAX_IMAGE_BYTES:
-            raise ImageError(f"guest image {str(p)[:200]} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
-    except OSError as exc:
-        raise ImageError(f"cannot read guest image {str(p)[:200]}: {exc.strerror or exc}") from exc
+        info = p.stat()
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot read guest image {str(p)[:200]}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"guest image {str(p)[:200]} is not a regular file")
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise ImageError(f"guest image {str(p)[:200]} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
     return load_image(p, load_addr)
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from machine.boards.virt import RAM_BASE
 from machine.inputs import HostInputs
 from replay.recording import Header, LoadedRecording, make_header
 from replay.saver import resolve_inside, save_timeline
@@ -39,7 +40,7 @@ def describe(timeline: Timeline) -> Callable[[], str]:
     def text() -> str:
         m = timeline.machine
         return (
-            f"architecture: {m.arch.name}\nboard: virt\nRAM: {m.config.ram_size // (1 << 20)} MiB at 0x80000000\n"
+            f"architecture: {m.arch.name}\nboard: virt\nRAM: {m.config.ram_size // (1 << 20)} MiB at {RAM_BASE:#x}\n"
             f"icount shift: {m.config.icount_shift}\nicount: {m.icount}\npc: {m.pc:#x}\n"
             f"image: {m.image.path} (sha256 {m.image.sha256[:16]}...)\n"
             f"icount counter: {'native' if m.is_counter_native else 'pure Python'}\n"
