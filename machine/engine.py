@@ -123,6 +123,7 @@ class Engine:
         self._is_trapped_at = is_trapped_at
         self._special_hooks: dict[int, int] = {}
         self._pending: EngineStop | None = None
+        self._hook_error: Exception | None = None
         self._unmapped_addr = 0
         self._mmio_apply = False
         self._mmio_icount = 0
@@ -162,6 +163,17 @@ class Engine:
     def is_applying_mmio(self) -> bool:
         """True while :meth:`step_mmio` executes the deferred access for real."""
         return self._mmio_apply
+
+    def fail_from_hook(self, exc: Exception) -> None:
+        """Called from a Unicorn callback that raised: stop now and raise ``exc`` from :meth:`run`.
+
+        An exception cannot cross Unicorn's C frames (the binding prints it and goes on), so it is carried
+        over them: e.g. a replay that diverges inside a device read of the host clock.
+        """
+        if self._hook_error is None:
+            self._hook_error = exc
+        self._request_stop(StopKind.MMIO)
+        self.uc.emu_stop()
 
     def defer_mmio(self) -> None:
         """Called from an MMIO callback: stop before the access takes effect."""
@@ -274,6 +286,10 @@ class Engine:
         st.stop_reason = StopReason.NONE
         self._pending = None
         err = self._start()
+        if self._hook_error is not None:
+            failure, self._hook_error = self._hook_error, None
+            st.stop_reason = StopReason.NONE
+            raise failure
         reason = StopReason(st.stop_reason)
         st.stop_reason = StopReason.NONE
         if reason == StopReason.LIMIT:

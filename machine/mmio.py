@@ -13,18 +13,25 @@ def map_device(uc: Uc, engine: Engine, base: int, size: int, device: Device) -> 
     stops the engine before the instruction and happens when :meth:`Engine.step_mmio` executes it."""
 
     def read(uc: Uc, offset: int, size: int, _data: object) -> int:
-        if not engine.is_applying_mmio:
-            value = device.peek(offset, size)
-            if value is not None:
-                return value
-            engine.defer_mmio()
+        try:
+            if not engine.is_applying_mmio:
+                value = device.peek(offset, size)
+                if value is not None:
+                    return value
+                engine.defer_mmio()
+                return 0
+            return device.read(offset, size)
+        except Exception as exc:  # noqa: BLE001 - carried over Unicorn's C frames, raised from Engine.run
+            engine.fail_from_hook(exc)
             return 0
-        return device.read(offset, size)
 
     def write(uc: Uc, offset: int, size: int, value: int, _data: object) -> None:
-        if engine.is_applying_mmio:
-            device.write(offset, size, value)
-        else:
-            engine.defer_mmio()
+        try:
+            if engine.is_applying_mmio:
+                device.write(offset, size, value)
+            else:
+                engine.defer_mmio()
+        except Exception as exc:  # noqa: BLE001 - see read
+            engine.fail_from_hook(exc)
 
     uc.mmio_map(base, size, read, None, write, None)

@@ -180,3 +180,21 @@ def test_replay_refuses_another_board(tmp_path: Path) -> None:
     proc = run_cli("replay", str(forged))
     assert proc.returncode == 2 and b"'board' is 'sifive_u'" in proc.stderr
     assert json.loads(json.dumps(header))["board"] == "sifive_u"
+
+
+def test_a_divergence_inside_a_device_read_is_reported_cleanly(tmp_path: Path) -> None:
+    """The rtc guest reads the host clock inside a Unicorn MMIO callback: with the reads gone from the
+    recording, replay diverges there; the error crosses Unicorn's C frames and ends the run (exit 5)."""
+    from replay.events import HostClock
+    from replay.recording import load_recording
+    from tests.recordings import rewrite
+
+    rec = _record(tmp_path, "rtc")
+    with open(rec, "rb") as stream:
+        loaded = load_recording(stream)
+    tampered = tmp_path / "no-clock.chrec"
+    rewrite(tampered, loaded, inputs=[e for e in loaded.inputs if not isinstance(e, HostClock)])
+    proc = run_cli("replay", str(tampered))
+    err = proc.stderr.decode()
+    assert proc.returncode == 5 and "read the host clock" in err
+    assert "Traceback" not in err and "Exception ignored" not in err and len(err.splitlines()) == 1
