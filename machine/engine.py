@@ -14,7 +14,7 @@ faults, exactly *at* the faulting instruction, which has not retired):
 * ``EXCEPTION`` - any exception of the guest (illegal instruction, ``ecall``,
   ``ebreak``, access, misaligned and page faults).
 
-Translation-cache rules from unicorn-facts.md apply throughout: a hook added
+Translation-cache rules from docs/unicorn-facts.md ("Translation cache") apply throughout: a hook added
 after code was translated is invisible until that code's cache entry is
 removed, and a deleted ranged hook keeps firing until the range is flushed.
 """
@@ -85,7 +85,7 @@ class EngineStop:
 
 
 _ERROR_CAUSES = {
-    UC_ERR_INSN_INVALID: Cause.BREAKPOINT,  # ebreak (see unicorn-facts.md)
+    UC_ERR_INSN_INVALID: Cause.BREAKPOINT,  # ebreak (docs/unicorn-facts.md, "RISC-V model")
     UC_ERR_READ_UNMAPPED: Cause.LOAD_FAULT,
     UC_ERR_READ_PROT: Cause.LOAD_FAULT,
     UC_ERR_WRITE_UNMAPPED: Cause.STORE_FAULT,

@@ -10,8 +10,8 @@ MMIO access, breakpoint) the count is corrected from the pc with
 Two interchangeable implementations share one ctypes structure
 (:class:`CounterState`, the mirror of ``struct chron_counter`` in
 ``native/icount.c``): :class:`NativeCounter`, whose hooks are C functions
-registered through the binding's ctypes layer (see unicorn-facts.md: the block
-hook in C costs 1-10 % of bare speed), and :class:`PythonCounter`, the
+registered through the binding's ctypes layer (docs/unicorn-facts.md, "Speed:
+what counting instructions costs": the block hook in C costs 1-10 % of bare speed), and :class:`PythonCounter`, the
 automatic fallback when the helper is not built, which runs the same algorithm
 with Python hooks (about 30x slower, identical results).
 """

@@ -1,10 +1,10 @@
 """Watchpoints: memory hooks armed only while a watchpoint exists (they slow every access).
 
 A hit stops the engine *before* the accessing instruction takes effect, as gdb
-expects on RISC-V (gdb-protocol-facts.md): Unicorn has already performed a
+expects on RISC-V (docs/gdb-protocol-facts.md, "Watchpoints"): Unicorn has already performed a
 write when the hook runs, so the hook saves the old bytes and the engine puts
 them back after stopping; the instruction is then executed exactly once when
-execution resumes (unicorn-facts.md, "Watchpoints").
+execution resumes (docs/unicorn-facts.md, "Watchpoints").
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class WatchpointSet:
             hit_addr = watchpoint.hit_by(is_write, addr, size)
             if hit_addr is None:
                 continue
-            # For a write, memory still holds the old bytes here (unicorn-facts.md).
+            # For a write, memory still holds the old bytes here (docs/unicorn-facts.md, "Watchpoints").
             restore = (addr, bytes(uc.mem_read(addr, size))) if is_write else None
             self._on_hit(WatchHit(watchpoint, hit_addr, restore))
             return

@@ -36,7 +36,7 @@ MSTATUS_TW = 1 << 21
 PRIV_U, PRIV_S, PRIV_M = 0, 1, 3
 
 # RISC-V exception codes (privileged spec table 3.6). Unicorn reports each as
-# its interrupt number and has already advanced pc by 4 (unicorn-facts.md).
+# its interrupt number and has already advanced pc by 4 (docs/unicorn-facts.md, "RISC-V model").
 EXCEPTION_CODES = {
     Cause.MISALIGNED_FETCH: 0,
     Cause.FETCH_FAULT: 1,

@@ -7,7 +7,7 @@ privilege level. :func:`read_cpu` turns a ``UcContext`` into those values and
 :func:`build_context` turns values back into a ``UcContext``; both work on a
 scratch Unicorn instance of the same architecture, never on the machine's own.
 
-Unicorn quirks this works around (unicorn-facts.md):
+Unicorn quirks this works around (docs/unicorn-facts.md, "RISC-V model"):
 
 * CSR reads and writes through the register API fail silently below M-mode,
   so they are made with the scratch hart in M-mode;

@@ -1,4 +1,4 @@
-"""What a RISC-V hart does that Unicorn's model does not (unicorn-facts.md):
+"""What a RISC-V hart does that Unicorn's model does not (docs/unicorn-facts.md, "RISC-V model"):
 
 trap entry into ``mtvec``/``stvec`` with delegation, the interrupt-enable
 rules, icount-derived counters, the board-owned ``mip``/``sip``, and the

@@ -25,7 +25,10 @@ def line(stopped: dict) -> int:
 
 
 def is_history_begin(gdb: Gdb, stopped: dict) -> bool:
-    """gdb 13 over MI: a ``*stopped`` without reason plus the console line (gdb-protocol-facts.md)."""
+    """gdb 13 over MI: a ``*stopped`` without reason plus the console line.
+
+    (docs/gdb-protocol-facts.md, "History ends")
+    """
     return "reason" not in stopped and "No more reverse-execution history" in gdb.output
 
 

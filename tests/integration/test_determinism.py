@@ -27,7 +27,10 @@ def test_two_runs_same_digests(xlen: str, name: str) -> None:
 
 
 def test_counters_come_from_icount_not_the_host(xlen: str) -> None:
-    """rdcycle/rdinstret/rdtime read through the board: identical across runs (unicorn-facts.md)."""
+    """rdcycle/rdinstret/rdtime read through the board: identical across runs.
+
+    (docs/unicorn-facts.md, "Hidden non-determinism")
+    """
     first = run_machine(guest(xlen, "timer"))
     second = run_machine(guest(xlen, "timer"))
     assert first.result == second.result

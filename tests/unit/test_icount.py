@@ -33,7 +33,10 @@ def test_native_struct_layout_matches() -> None:
 
 
 def test_private_binding_api_still_there() -> None:
-    """NativeCounter relies on private names of unicorn==2.1.4 (unicorn-facts.md): fail loudly if they move."""
+    """NativeCounter relies on private names of unicorn==2.1.4: fail loudly if they move.
+
+    (docs/unicorn-facts.md, "Native hooks through the binding")
+    """
     assert hasattr(ucmod, "uclib") and hasattr(ucmod, "uc_hook_h")
     assert hasattr(ucmod.uclib, "uc_hook_add") and hasattr(ucmod.uclib, "uc_emu_stop")
     assert hasattr(Uc(UC_ARCH_RISCV, UC_MODE_RISCV32), "_uch")
@@ -69,7 +72,7 @@ def test_icount_matches_unicorn_count(xlen: str) -> None:
     """Independent check: Unicorn's own count=N on a bare engine reaches the same registers.
 
     The compute guest does no MMIO and takes no trap before its result, so a
-    bare engine runs it identically (count= is exact, unicorn-facts.md).
+    bare engine runs it identically (count= is exact, docs/unicorn-facts.md, "Exact stops").
     """
     path = guest(xlen, "compute")
     machine = make_machine(path)

@@ -20,7 +20,12 @@ def monitor() -> Monitor:
     timeline = Timeline(machine, inputs)
     timeline.run_forward(interrupted=lambda: False)  # to the guest's exit
     saved: list[str] = []
-    return Monitor(timeline, lambda: "described\n", lambda path, overwrite: saved.append(path) or f"saved {path}{' (replaced)' if overwrite else ''}\n")
+
+    def save(path: str, overwrite: bool) -> str:
+        saved.append(path)
+        return f"saved {path}{' (replaced)' if overwrite else ''}\n"
+
+    return Monitor(timeline, lambda: "described\n", save)
 
 
 def test_help_and_unknown(monitor: Monitor) -> None:

@@ -23,6 +23,7 @@ from replay.log import (
     read_all,
 )
 
+END_KINDS = [RunKind.EXITED, RunKind.INTERRUPTED, RunKind.LIMIT, RunKind.RESET, RunKind.FAULT]
 HEADER = {"format": FORMAT_VERSION, "arch": "riscv32", "board": "virt"}
 
 
@@ -33,7 +34,7 @@ def events_strategy() -> st.SearchStrategy:
         st.builds(HostClock, icount, st.integers(min_value=0, max_value=1 << 63)),
         st.builds(ClockWarp, icount, st.integers(min_value=0, max_value=1 << 40)),
         st.builds(Verify, icount, st.binary(min_size=16, max_size=16)),
-        st.builds(End, icount, st.sampled_from([RunKind.EXITED, RunKind.INTERRUPTED, RunKind.LIMIT, RunKind.RESET, RunKind.FAULT]), st.integers(min_value=0, max_value=255)),
+        st.builds(End, icount, st.sampled_from(END_KINDS), st.integers(min_value=0, max_value=255)),
     )
     return st.lists(event, max_size=30).map(lambda evs: sorted(evs, key=lambda e: e.icount))
 
