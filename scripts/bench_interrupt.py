@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gdbstub.rsp.codec import Ack, Decoder, Packet, encode  # noqa: E402
+from gdbstub.wire import WireClient  # noqa: E402
 from machine.loader import load_image  # noqa: E402
 
 GOAL_S = 0.1
@@ -55,49 +54,7 @@ class ServedGuest:
         self.proc.wait(timeout=30)
 
 
-class Rsp:
-    """A minimal gdb: sends packets, acks the replies, hands back their payloads."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._decoder = Decoder()
-        self._packets: list[bytes] = []
-        self._acks = 0
-
-    def command(self, payload: bytes) -> None:
-        """Send a packet and wait for its '+' (the server sends it before it runs the command)."""
-        self.sock.sendall(encode(payload))
-        while not self._acks:
-            self._receive()
-        self._acks -= 1
-
-    def reply(self) -> bytes:
-        """The next packet other than a console 'O' packet."""
-        while True:
-            while not self._packets:
-                self._receive()
-            payload = self._packets.pop(0)
-            if not payload.startswith(b"O") or payload == b"OK":
-                return payload
-
-    def monitor(self, text: str) -> str:
-        self.command(b"qRcmd," + text.encode().hex().encode())
-        return bytes.fromhex(self.reply().decode()).decode()
-
-    def _receive(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise SystemExit("the server closed the connection")
-        for event in self._decoder.feed(chunk):
-            if isinstance(event, Packet):
-                self._packets.append(event.payload)
-                self.sock.sendall(b"+")
-            elif isinstance(event, Ack):
-                self._acks += 1
-
-
-def one_try(gdb: Rsp, packet: bytes, rng: random.Random) -> tuple[float, bytes]:
+def one_try(gdb: WireClient, packet: bytes, rng: random.Random) -> tuple[float, bytes]:
     """Run ``packet``, let it go 50-150 ms, Ctrl-C; returns (seconds from 0x03 to the reply, the reply)."""
     gdb.command(packet)
     time.sleep(rng.uniform(0.05, 0.15))  # a benchmark, not a test: let the guest get going
@@ -117,7 +74,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     server = ServedGuest(args.guest)
     try:
-        gdb = Rsp(server.port)
+        gdb = WireClient.connect(server.port)
         restart = "0"
         if args.reverse:  # record the whole run first: bc then has all of it to go back through
             gdb.command(b"c")

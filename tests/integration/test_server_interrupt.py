@@ -9,14 +9,14 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from gdbstub.monitor import Monitor
-from gdbstub.rsp.codec import Ack, Decoder, Packet, encode
+from gdbstub.rsp.codec import encode
 from gdbstub.server import Server
 from gdbstub.target import TimelineTarget
+from gdbstub.wire import WireClient
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine, MachineConfig
@@ -28,52 +28,11 @@ from tests.conftest import guest
 GUARD_TIMEOUT_S = 60  # only so a broken server fails the test instead of hanging it
 
 
-@dataclass
-class Client:
-    """One gdb-like connection: raw bytes out, decoded packets in."""
-
-    sock: socket.socket
-
-    def __post_init__(self) -> None:
-        self._decoder = Decoder()
-        self._packets: list[bytes] = []
-        self._acks = 0
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def wait_ack(self) -> None:
-        """Until the server's next '+' (sent before the command runs)."""
-        while not self._acks:
-            self._receive()
-        self._acks -= 1
-
-    def packet(self) -> bytes:
-        """The next packet (console 'O' packets included), acking it as gdb does."""
-        while not self._packets:
-            self._receive()
-        return self._packets.pop(0)
-
-    def reply(self) -> bytes:
-        """The next packet that is not a console 'O' packet."""
-        while (payload := self.packet()).startswith(b"O") and payload != b"OK":
-            pass
-        return payload
+class Client(WireClient):
+    """One gdb-like connection (acks as gdb does), plus where the machine stands."""
 
     def icount(self) -> int:
-        self.send(encode(b"qRcmd," + b"icount".hex().encode()))
-        self.wait_ack()
-        return int(bytes.fromhex(self.reply().decode()))
-
-    def _receive(self) -> None:
-        chunk = self.sock.recv(65536)
-        assert chunk, "the server closed the connection"
-        for event in self._decoder.feed(chunk):
-            if isinstance(event, Packet):
-                self._packets.append(event.payload)
-                self.sock.sendall(b"+")
-            elif isinstance(event, Ack):
-                self._acks += 1
+        return int(self.monitor("icount"))
 
 
 @pytest.fixture
