@@ -31,6 +31,8 @@ from typing import Any
 
 from pygdbmi.gdbcontroller import GdbController
 
+from machine.results import RunKind
+
 GDB = "gdb-multiarch"
 Record = dict[str, Any]
 NO_HISTORY_TEXT = "No more reverse-execution history"
@@ -127,6 +129,24 @@ class StopReason(enum.Enum):
     NO_HISTORY = "no-history"  # an end of history: the start going back, the end of a recording going forward
     OTHER = "other"
 
+    def run_kind(self, reverse: bool = False) -> RunKind:
+        """The server's stop vocabulary (:class:`machine.results.RunKind`) this MI reason stands for."""
+        if self == StopReason.NO_HISTORY:
+            return RunKind.HISTORY_BEGIN if reverse else RunKind.HISTORY_END
+        return _RUN_KINDS.get(self, RunKind.LIMIT)
+
+
+_RUN_KINDS = {
+    StopReason.BREAKPOINT: RunKind.BREAKPOINT,
+    StopReason.WATCHPOINT: RunKind.WATCHPOINT,
+    StopReason.READ_WATCHPOINT: RunKind.WATCHPOINT,
+    StopReason.ACCESS_WATCHPOINT: RunKind.WATCHPOINT,
+    StopReason.SIGNAL: RunKind.INTERRUPTED,  # SIGINT; a fault's SIGSEGV/SIGILL is Stop.signal
+    StopReason.EXITED: RunKind.EXITED,
+}
+"""MI reasons to run kinds: the steps that end where they should (end-stepping-range, function-finished,
+location-reached) are the machine's LIMIT; anything else gdb reports as a completed stop too."""
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -163,7 +183,7 @@ class Stop:
 
     @property
     def is_watchpoint(self) -> bool:
-        return self.reason in (StopReason.WATCHPOINT, StopReason.READ_WATCHPOINT, StopReason.ACCESS_WATCHPOINT)
+        return self.reason.run_kind() == RunKind.WATCHPOINT
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ Layout (all integers little-endian)::
     chunk*:  "CK" | u8 chunk kind | u32 payload length | u32 raw length | u32 crc32(payload)
              | u64 first icount | u64 last icount | payload (zstandard-compressed, raw length bytes inflated)
 
-Chunk kinds: 1 = snapshot (``u64 log position | machine state`` in :mod:`machine.state`'s encoding), 2 =
-events (``u64 prefix icount | records``). An events chunk holds records ``varint kind | varint icount delta
+Chunk kinds: 1 = snapshot (``varint log position | machine state`` in :mod:`machine.state`'s encoding),
+2 = events (``varint prefix icount | records``). An events chunk holds records ``varint kind | varint icount delta
 | kind-specific fields``, the first delta relative to the prefix icount; each kind's encoding lives only in
 :data:`CODECS`. Chunks are written whole and flushed, so a recorder killed at any moment leaves a file whose
 complete chunks all read back; :class:`LogReader` stops at the first incomplete or corrupt chunk and says where.
@@ -44,7 +44,6 @@ MAX_HEADER_BYTES = 64 << 10
 MAX_ICOUNT = 1 << 62
 HARD_CHUNK_LIMIT = (2 << 30) + (16 << 20)  # the largest RAM a machine has, plus room for the rest of a state
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
-_U64 = struct.Struct("<Q")
 _MAX_VARINT_BYTES = 10
 
 
@@ -206,19 +205,22 @@ class LogWriter:
 
     def write_snapshot(self, icount: int, log_position: int, state: bytes) -> None:
         """A machine state (``machine.state.encode_state``) and the index of the next input event there."""
-        self._chunk(ChunkKind.SNAPSHOT, icount, icount, _U64.pack(log_position) + state)
+        self._chunk(ChunkKind.SNAPSHOT, icount, icount, log_position, state)
 
     def write_events(self, events: list[Event]) -> None:
         if not events:
             return
         raw = encode_events(events, self._last_icount)
         first, last = events[0].icount, events[-1].icount
-        self._chunk(ChunkKind.EVENTS, first, last, _U64.pack(self._last_icount) + raw)
+        self._chunk(ChunkKind.EVENTS, first, last, self._last_icount, raw)
         self._last_icount = last
 
-    def _chunk(self, kind: ChunkKind, first: int, last: int, raw: bytes) -> None:
+    def _chunk(self, kind: ChunkKind, first: int, last: int, prefix: int, data: bytes) -> None:
         # The icount the first delta is relative to travels in the chunk, so chunks decode independently.
-        payload = self._compressor.compress(raw)
+        raw = bytearray()
+        _put_varint(raw, prefix)
+        raw += data
+        payload = self._compressor.compress(bytes(raw))
         head = _CHUNK_HEAD.pack(b"CK", int(kind), len(payload), len(raw), zlib.crc32(payload), first, last)
         self._stream.write(head + payload)
         self._stream.flush()
@@ -314,7 +316,7 @@ class LogReader:
                 return self._stop(offset, "bad chunk header")
             if not previous_last <= first <= last < MAX_ICOUNT:
                 return self._stop(offset, f"chunk icounts {first}..{last} out of order")
-            if not 8 <= raw_length <= self.chunk_limit or length > raw_length + 1024 + raw_length // 64:
+            if not 1 <= raw_length <= self.chunk_limit or length > raw_length + 1024 + raw_length // 64:
                 return self._stop(offset, f"chunk of {raw_length} bytes is larger than this recording allows")
             if self._size is not None and length > self._size - offset - _CHUNK_HEAD.size:
                 return self._stop(offset, "the file ends inside a chunk (recorder killed?)")
@@ -326,11 +328,14 @@ class LogReader:
             raw = self._inflate(payload, raw_length)
             if raw is None:
                 return self._stop(offset, "chunk does not inflate to its declared size")
-            (prefix,) = _U64.unpack_from(raw)
+            try:
+                prefix, start = _get_varint(memoryview(raw), 0)
+            except RecordingError as exc:
+                return self._stop(offset, str(exc))
             if kind == ChunkKind.EVENTS and prefix > first:
                 return self._stop(offset, "events chunk starts before its own prefix icount")
             previous_last = last
-            yield Chunk(ChunkKind(kind), first, last, prefix, memoryview(raw)[8:], offset)
+            yield Chunk(ChunkKind(kind), first, last, prefix, memoryview(raw)[start:], offset)
 
     def _inflate(self, payload: bytes, raw_length: int) -> bytes | None:
         try:

@@ -50,14 +50,19 @@ class RecordingWriter:
         self._log.write_snapshot(initial.icount, initial.log_position, encode_state(initial.state, self._arch))
 
     def maybe_sync(self) -> None:
-        """:meth:`sync` if a second has passed since the last write (cheap: called at every checkpoint)."""
+        """:meth:`sync` if a second has passed since the last write (cheap: called at every checkpoint).
+
+        It first takes a verification point where the live run stands: the file then vouches for the
+        history up to here (a killed recorder's file replays to this point), however long the guest idles.
+        """
         if self._now() - self._last_flush >= FLUSH_INTERVAL_S:
+            self._timeline.verify_here()
             self.sync()
 
-    def sync(self, upto: int | None = None) -> None:
-        """Write the inputs, verification points and keyframes recorded so far (at most to ``upto``)."""
+    def sync(self, upto: int | None = None, end: End | None = None) -> None:
+        """Write the inputs, verification points and keyframes recorded so far (at most to ``upto``), and
+        ``end`` after them."""
         t = self._timeline
-        t.verify_here()
         if upto is None:  # (during a live run the machine is ahead of the frontier noted after the last run)
             upto = max(t.end, t.icount) if t.is_live else t.end
         start = self._inputs_written
@@ -75,22 +80,22 @@ class RecordingWriter:
             inputs, checks, start = inputs[taken:], checks[len(earlier) :], start + taken
             self._log.write_snapshot(icount, keyframe.log_position, encode_state(keyframe.state, self._arch))
             self._keyframes_written.add(icount)
-        self._write_events(inputs, checks)
+        self._write_events(inputs, checks, end)
         self._inputs_written = start + len(inputs)
         self._last_flush = self._now()
 
-    def _write_events(self, inputs: list[InputEvent], checks: list[Verify]) -> None:
+    def _write_events(self, inputs: list[InputEvent], checks: list[Verify], end: End | None = None) -> None:
         events: list[Event] = sorted([*inputs, *checks], key=lambda e: e.icount)  # stable: inputs first
+        events += [end] if end is not None else []
         for first in range(0, len(events), EVENTS_PER_CHUNK):
             self._log.write_events(events[first : first + EVENTS_PER_CHUNK])
 
     def finish(self, stopped: RunKind = RunKind.INTERRUPTED) -> End:
         """Write everything and the End event: the guest's own ending, else ``stopped`` at the end of history."""
         t = self._timeline
-        self.sync()
         ending = t.ending
         end = ending if ending is not None and ending.icount == t.end else End(t.end, stopped)
-        self._log.write_events([end])
+        self.sync(end=end)
         return end
 
 
