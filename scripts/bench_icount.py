@@ -66,7 +66,7 @@ def run_counted(path: Path, native: bool) -> tuple[float, bytes, int]:
     """The guest on chronicorn's machine; returns (seconds, UART output, icount)."""
     out = bytearray()
     machine = Machine(load_image(path), ScriptedInputs(), out.append, MachineConfig(prefer_native=native))
-    if native and not machine.counter.is_native:
+    if native and not machine.is_counter_native:
         sys.exit("the native icount helper is not built: pip install -e . first")
     start = time.perf_counter()
     result = machine.run()
