@@ -70,5 +70,9 @@ def run(args: argparse.Namespace) -> int:
     if result.icount != end.icount or result.kind != (RunKind.LIMIT if cut else end.kind):
         say(f"replay ended with {describe_end(result)}; the recording with {end.kind.label} at icount {end.icount}")
         return ExitCode.DIVERGED
+    if end.kind == RunKind.EXITED and result.exit_code != end.code:
+        say(f"replay diverged at icount {end.icount}: the guest exited with code {result.exit_code}, "
+            f"the recording says {end.code}")  # fmt: skip
+        return ExitCode.DIVERGED
     # A recording the user cut ends here without a code of its own; otherwise the recorded ending's code.
     return ExitCode.OK if cut else exit_code(end.kind, end.code)
