@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what is missing, then run the whole test suite.
-# Usage: ./scripts/test.sh [pytest arguments]
+# Usage: ./scripts/test.sh [pytest arguments]   e.g. -m "not slow": the fast subset (each module, rv32 for e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Every tool a test needs (under CHRONICORN_REQUIRE_TOOLS=1, as in .ci/run, a missing one fails its tests):

@@ -85,6 +85,7 @@ def chronicorn(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.gdb
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["rv32", "rv64"])
 def test_demo_shows_only_what_the_programs_printed(arch: str, tmp_path: Path) -> None:
     require_gdb()

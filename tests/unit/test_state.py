@@ -181,7 +181,7 @@ GUEST_RUNS = [
     pytest.param("rv32", PROBES / "q_mmu.elf", marks=pytest.mark.slow),  # S-mode with Sv32 paging, PMP
     pytest.param("rv32", PROBES / "q_smode.elf", marks=pytest.mark.slow),  # S-mode, delegated traps
     ("rv32", PROBES / "q_umode_mret.elf"),  # U-mode
-    ("rv64", guest("rv64", "traps")),  # exceptions and their handlers
+    pytest.param("rv64", guest("rv64", "traps"), marks=pytest.mark.slow),  # exceptions and their handlers
     pytest.param("rv32", guest("rv32", "traps"), marks=pytest.mark.slow),
     pytest.param("rv64", guest("rv64", "timer"), marks=pytest.mark.slow),  # timer interrupts, wfi
     pytest.param("rv32", guest("rv32", "rtc"), marks=pytest.mark.slow),  # the host clock through the RTC
