@@ -316,8 +316,10 @@ class LogReader:
                 return self._stop(offset, "bad chunk header")
             if not previous_last <= first <= last < MAX_ICOUNT:
                 return self._stop(offset, f"chunk icounts {first}..{last} out of order")
-            if not 1 <= raw_length <= self.chunk_limit or length > raw_length + 1024 + raw_length // 64:
-                return self._stop(offset, f"chunk of {raw_length} bytes is larger than this recording allows")
+            if not 1 <= raw_length <= self.chunk_limit:
+                return self._stop(offset, f"chunk of {raw_length} bytes: outside 1..{self.chunk_limit} bytes")
+            if length > raw_length + 1024 + raw_length // 64:  # zstandard never grows data that much
+                return self._stop(offset, f"chunk of {length} compressed bytes for {raw_length} bytes of data")
             if self._size is not None and length > self._size - offset - _CHUNK_HEAD.size:
                 return self._stop(offset, "the file ends inside a chunk (recorder killed?)")
             payload = self._stream.read(length)
