@@ -83,6 +83,7 @@ class Machine:
         self.exit_code: int | None = None
         self.reset_requested = False
         self.halted = False
+        self._trap_icount = -1  # the icount at which the last trap was entered (see is_at_first_boundary)
         self._plic_out = [False, False]
         self._msip = False
         self._map_ram(config.ram_size)
@@ -181,6 +182,16 @@ class Machine:
     def restore_state(self, state: MachineState) -> None:
         """Go back (or forward) to a saved state; breakpoints and watchpoints stay as they are."""
         restore(self, state)
+        self._trap_icount = state.icount  # unknown: assume a trap was entered here (the safe answer below)
+
+    @property
+    def is_at_first_boundary(self) -> bool:
+        """The hart is as it was when execution first reached this icount: no trap or interrupt entered since.
+
+        A run cut by an icount limit always stops there, so a replay stopped at this icount sees the same
+        registers (what a verification point needs); a stop after a trap entered at the same icount does not.
+        """
+        return self._trap_icount != self.icount
 
     def forget_reservation(self) -> None:
         """Drop the LR/SC reservation, which state files do not carry (see :func:`machine.state.forget_reservation`)."""
@@ -325,6 +336,7 @@ class Machine:
         if code is None:
             return False
         self.halted = False
+        self._trap_icount = self.icount
         self.hart.enter_trap(self.pc, code, 0, is_interrupt=True)
         return True
 
@@ -412,5 +424,6 @@ class Machine:
         code = self.hart.exception_code(stop.cause)
         if not self.hart.has_trap_handler(code):
             return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
+        self._trap_icount = self.icount
         self.hart.enter_trap(stop.pc, code, self.hart.trap_value(stop.cause, stop.pc, stop.addr))
         return None

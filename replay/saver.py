@@ -46,18 +46,24 @@ class RecordingWriter:
         self._inputs_written = 0
         self._verify_written = 0  # icount of the last verification point written
         self._keyframes_written: set[int] = set()
+        self._pending = False  # a flush waits for the verification point it asked for
         initial = timeline.store.at_or_before(timeline.start)
         self._log.write_snapshot(initial.icount, initial.log_position, encode_state(initial.state, self._arch))
 
     def maybe_sync(self) -> None:
         """:meth:`sync` if a second has passed since the last write (cheap: called at every checkpoint).
 
-        It first takes a verification point where the live run stands: the file then vouches for the
-        history up to here (a killed recorder's file replays to this point), however long the guest idles.
+        It asks the timeline for a verification point where the live run stands, and writes when it has it:
+        the file then vouches for the history up to there (a killed recorder's file replays to that point),
+        however long the guest idles. The point is taken where the run stops for it, never inside a run.
         """
-        if self._now() - self._last_flush >= FLUSH_INTERVAL_S:
-            self._timeline.verify_here()
-            self.sync()
+        if self._now() - self._last_flush >= FLUSH_INTERVAL_S and not self._pending:
+            self._pending = True
+            self._timeline.request_verify(self._flush)
+
+    def _flush(self) -> None:
+        self._pending = False
+        self.sync()
 
     def sync(self, upto: int | None = None, end: End | None = None) -> None:
         """Write the inputs, verification points and keyframes recorded so far (at most to ``upto``), and

@@ -70,6 +70,9 @@ class Timeline:
         # icount -> register digest: taken going forward live, checked going forward through a recording.
         self.verify_points: dict[int, bytes] = {}
         self._verify_icounts: list[int] = []  # a recording's points, sorted (for the next one ahead)
+        self._verify_due = (machine.icount // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL  # live: the next point
+        self._verify_requested = False  # a writer asked for a point now (the run stops for it)
+        self._verify_then: Callable[[], None] | None = None
         self.ending: End | None = None  # how the run ended by itself at the end of history, if it did
         self.store.add(take_snapshot(machine, inputs.position))
 
@@ -166,7 +169,9 @@ class Timeline:
         """
         if not self.is_writable:
             raise ValueError("history is fixed here: writes are only possible at the end of a live run")
-        self.verify_points.pop(self.machine.icount, None)  # taken before the write
+        # A verification point here stays: it was taken before the write, which is what a replay checks
+        # (it restores the keyframe after the check). The guest's own ending, if it was here, is gone.
+        self.ending = None
         # A file state carries no LR/SC reservation: drop it here too, so the live run and a replay of the
         # saved recording go on alike (an SC right after fails in both and the guest retries).
         self.machine.forget_reservation()
@@ -196,27 +201,46 @@ class Timeline:
             resume = False
 
     def _note_progress(self) -> None:
-        """After every run: move the frontier, take (live) or check (recording) a verification point here."""
+        """After every run: move the frontier, take (live) or check (recording) a verification point here.
+
+        Only where the hart is as execution first reached this icount (no trap entered since): that is where
+        a replay cut at this icount stands. Live, a point is due at every multiple of VERIFY_INTERVAL (one
+        instruction later when a trap was entered right there) and when the recording's writer asks.
+        """
         icount = self.machine.icount
         self._scanned = max(self._scanned, icount)
-        if self.is_live:
-            if icount >= self.inputs.frontier and icount % VERIFY_INTERVAL == 0 and icount:
-                self.verify_points.setdefault(icount, verify_digest(self.machine))
-            self.inputs.frontier = max(self.inputs.frontier, icount)
+        if not self.is_live:
+            expected = self.verify_points.get(icount)
+            if expected is not None and self.machine.is_at_first_boundary:
+                actual = verify_digest(self.machine)
+                if actual != expected:
+                    raise ReplayDivergence(icount, f"register digest {actual.hex()} differs from the recorded "
+                                                   f"{expected.hex()}")  # fmt: skip
             return
-        expected = self.verify_points.get(icount)
-        if expected is not None:
-            actual = verify_digest(self.machine)
-            if actual != expected:
-                raise ReplayDivergence(icount, f"register digest {actual.hex()} differs from the recorded "
-                                               f"{expected.hex()} (pc {self.machine.pc:#x})")  # fmt: skip
+        if icount >= self.inputs.frontier and icount >= self._verify_due and icount not in self.keyframes:
+            if self.machine.is_at_first_boundary:
+                self.verify_points.setdefault(icount, verify_digest(self.machine))
+                self._verify_due = (icount // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL
+                then, self._verify_then = self._verify_then, None
+                if then is not None:
+                    then()
+            else:
+                self._verify_due = icount + 1
+        elif self._verify_requested:  # not where a point can be taken (inside history, a keyframe): flush only
+            then, self._verify_then = self._verify_then, None
+            if then is not None:
+                then()
+        self._verify_requested = False
+        self.inputs.frontier = max(self.inputs.frontier, icount)
 
-    def verify_here(self) -> None:
-        """Take a verification point where a live run stands at the end of history (a recording's writer
-        vouches this way for the history up to now, however long the guest then idles)."""
-        icount = self.machine.icount
-        if self.is_live and icount >= self.inputs.frontier and icount not in self.keyframes and icount:
-            self.verify_points.setdefault(icount, verify_digest(self.machine))
+    def request_verify(self, then: Callable[[], None]) -> None:
+        """Take a verification point as soon as the live run can (callable from inside a run: the run stops
+        at its next checkpoint for it), then call ``then`` (a recording's writer flushes from there, so its
+        file vouches for the history up to now however long the guest then idles)."""
+        if self.is_live:
+            self._verify_due = min(self._verify_due, self.machine.icount)
+            self._verify_requested = True
+            self._verify_then = then
 
     def set_verify_points(self, points: dict[int, bytes]) -> None:
         """A recording's verification points: every forward run through history stops at each and checks it."""
@@ -301,11 +325,17 @@ class Timeline:
             limit = self.end if limit is None else min(limit, self.end)
         self._arm(True)
         resume = True
+
+        def stop_for_us() -> bool:  # the user's Ctrl-C, or a verification point asked for meanwhile
+            return self._verify_requested or interrupted()
+
         while True:
             point = self._next_cut()
             cut = point is not None and (limit is None or point < limit)
-            result = self._run(point if cut else limit, interrupted, resume=resume)
+            result = self._run(point if cut else limit, stop_for_us, resume=resume)
             resume = False
+            if result.kind == RunKind.INTERRUPTED and not interrupted():
+                continue  # stopped for a verification point (taken in _note_progress): go on
             if not (cut and result.kind == RunKind.LIMIT and self.machine.icount == point):
                 break
             if progress is not None:
@@ -324,7 +354,9 @@ class Timeline:
         if self._periodic:
             cuts.append((max(here, self._scanned) // self.interval + 1) * self.interval)
         if self.is_live:
-            cuts.append((max(here, self.inputs.frontier) // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL)
+            due = self._verify_due
+            after = (max(here, self.inputs.frontier) // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL
+            cuts.append(due if due > here else after)
         else:
             i = bisect.bisect_right(self._verify_icounts, here)
             if i < len(self._verify_icounts):

@@ -1,10 +1,12 @@
 """Verification points: the one policy and the one digest (QEMU's replay checks, made explicit).
 
 A recorded run (``record``, or a live ``serve`` history) logs a digest of the registers at every multiple
-of :data:`VERIFY_INTERVAL` it passes; any replay of the recording that passes one of those icounts checks
-it, so a recording made by ``record`` and one saved by ``monitor record save`` are checked the same way.
-The recording's header states the interval, and a reader refuses a recording whose verification points are
-further apart than that: the length of a replay is bounded by the size of the file.
+of :data:`VERIFY_INTERVAL` it passes, and ``record``'s writer asks for one more at each flush (at least every
+second). A point is taken only where the hart is as execution first reached that icount (one instruction
+later if a trap was entered right there), because that is where a replay cut at that icount stands. Any
+replay that passes one of those icounts checks it, so a recording made by ``record`` and one saved by
+``monitor record save`` are checked the same way. The header states the interval, and a reader refuses a
+recording whose points are more than twice that apart: the length of a replay is bounded by the file's size.
 """
 
 from __future__ import annotations

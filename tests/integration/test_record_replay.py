@@ -146,3 +146,33 @@ def test_any_host_clock_value_replays_identically(clock_ns: int) -> None:
     path = guest("rv32", "rtc")
     log, out, _, end = record(path, inputs=ScriptedInputs(clock_ns=clock_ns))
     assert replay(path, log)[::2] == (out, end)
+
+
+@pytest.mark.parametrize("name", ["traps", "timer", "rtc", "echo"])
+def test_verification_points_asked_for_at_any_moment_replay(name: str) -> None:
+    """The writer asks for a verification point at every chance (its clock says a second passed each time):
+    points land after traps, inside device reads, while idle; each is taken where a replay stops, so the
+    recording replays with every one of them checked."""
+    import itertools
+
+    path = guest("rv32", name)
+    ticks = itertools.count(0, 2.0)
+    image = load_image(path)
+    writers: list[RecordingWriter] = []
+    live = ScriptedInputs(schedule=[(20_000, b"hello\n"), (45_000, b"q")] if name == "echo" else [])
+    history = HistoryInputs([], 0, live, on_record=lambda: writers[0].maybe_sync() if writers else None)
+    machine = Machine(image, history, lambda byte: None)
+    timeline = Timeline(machine, history, periodic_snapshots=False)
+    stream = io.BytesIO()
+    header = make_header(image, machine.arch.name, machine.config.ram_size, 3, "off", {})
+    writer = RecordingWriter(stream, header, timeline, now=lambda: next(ticks))
+    writers.append(writer)
+    result = timeline.run_forward(progress=lambda icount: writer.maybe_sync())
+    writer.finish()
+    loaded = load_recording(io.BytesIO(stream.getvalue()))
+    assert len(loaded.verify_points) >= 3
+    inputs = history_inputs(loaded)
+    replaying = Machine(image, inputs, lambda byte: None)
+    replayed = open_recording(loaded, replaying, inputs, periodic_snapshots=False).replay_to_end()
+    assert (replayed.kind, replayed.icount) == (result.kind, result.icount)
+    assert replaying.digest() == machine.digest()
