@@ -16,8 +16,7 @@ from typing import Protocol
 
 from machine.arch.riscv_regs import RegisterError, target_xml
 from machine.debug_memory import DebugMemoryError
-from machine.engine import Cause
-from machine.results import RunKind, RunResult
+from machine.results import Cause, RunKind, RunResult
 from machine.watch import WatchKind
 from machine.watch import Watchpoint as MachineWatchpoint
 from replay.errors import ReplayDivergence

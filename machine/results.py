@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .engine import Cause
+from .engine import Cause, EngineError
 from .watch import WatchKind
+
+__all__ = ["Cause", "EngineError", "RunKind", "RunResult", "WatchKind"]  # what runs end with, and why
 
 
 class RunKind(enum.IntEnum):

@@ -43,6 +43,8 @@ READERS_OF = {1: "chronicorn 0.1.0 before host-clock events (commit 97abf55)", 2
 MAX_HEADER_BYTES = 64 << 10
 MAX_ICOUNT = 1 << 62
 HARD_CHUNK_LIMIT = (2 << 30) + (16 << 20)  # the largest RAM a machine has, plus room for the rest of a state
+EVENTS_CHUNK_LIMIT = 4 << 20  # a writer's events chunk holds 4096 events of at most a few dozen bytes
+EVENTS_INFLATION = 64  # events inflate to at most this many times the file's size (plus 16 MiB) in all
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
 _MAX_VARINT_BYTES = 10
 
@@ -267,6 +269,7 @@ class LogReader:
         self.header = self._read_header()
         self.damage: Damage | None = None
         self.chunk_limit = HARD_CHUNK_LIMIT
+        self._events_budget = (16 << 20) + EVENTS_INFLATION * (self._size if self._size is not None else 1 << 20)
         self._decompressor = zstandard.ZstdDecompressor()
 
     def _read_header(self) -> dict[str, object]:
@@ -316,8 +319,13 @@ class LogReader:
                 return self._stop(offset, "bad chunk header")
             if not previous_last <= first <= last < MAX_ICOUNT:
                 return self._stop(offset, f"chunk icounts {first}..{last} out of order")
-            if not 1 <= raw_length <= self.chunk_limit:
-                return self._stop(offset, f"chunk of {raw_length} bytes: outside 1..{self.chunk_limit} bytes")
+            limit = min(self.chunk_limit, EVENTS_CHUNK_LIMIT) if kind == ChunkKind.EVENTS else self.chunk_limit
+            if not 1 <= raw_length <= limit:
+                return self._stop(offset, f"chunk of {raw_length} bytes: outside 1..{limit} bytes")
+            if kind == ChunkKind.EVENTS:
+                self._events_budget -= raw_length
+                if self._events_budget < 0:
+                    return self._stop(offset, "events inflate far beyond the file's size (a decompression bomb?)")
             if length > raw_length + 1024 + raw_length // 64:  # zstandard never grows data that much
                 return self._stop(offset, f"chunk of {length} compressed bytes for {raw_length} bytes of data")
             if self._size is not None and length > self._size - offset - _CHUNK_HEAD.size:

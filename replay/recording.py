@@ -159,6 +159,8 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
     reader.chunk_limit = header.max_chunk_bytes
     initial: StoredState | None = None
     keyframes: list[StoredState] = []
+    keyframe_icounts: set[int] = set()
+    state_bytes = 0  # inflated snapshots held: the initial one plus keyframes, at most a RAM's worth plus 1 GiB
     inputs: list[InputEvent] = []
     verify_points: dict[int, bytes] = {}
     end: End | None = None
@@ -170,8 +172,12 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
         elif end is not None:
             raise RecordingError(f"the recording has data after its end (icount {end.icount})")
         elif chunk.kind == ChunkKind.SNAPSHOT:
-            if chunk.prefix > len(inputs) or any(k.icount == chunk.first_icount for k in keyframes):
+            if chunk.prefix > len(inputs) or chunk.first_icount in keyframe_icounts:
                 raise RecordingError(f"the keyframe at icount {chunk.first_icount} does not fit the events")
+            state_bytes += len(chunk.data)
+            if state_bytes > header.ram_size + (1 << 30):
+                raise RecordingError("the recording's keyframes need more memory than its machine could have")
+            keyframe_icounts.add(chunk.first_icount)
             keyframes.append(StoredState(chunk.first_icount, chunk.prefix, chunk.data))
         else:
             previous = max(inputs[-1].icount if inputs else 0, max(verify_points, default=0))
@@ -208,10 +214,11 @@ def _check_consistent(loaded: LoadedRecording) -> None:
     for event in loaded.inputs[-1:]:
         if event.icount > last:
             raise RecordingError(f"an input at icount {event.icount} lies past the end ({last})")
+    inputs = loaded.inputs
     for keyframe in loaded.keyframes:
-        before, after = loaded.inputs[: keyframe.log_position], loaded.inputs[keyframe.log_position :]
-        if keyframe.icount > last or (before and before[-1].icount > keyframe.icount) or (
-                after and after[0].icount < keyframe.icount):  # fmt: skip
+        position = keyframe.log_position
+        if keyframe.icount > last or (position and inputs[position - 1].icount > keyframe.icount) or (
+                position < len(inputs) and inputs[position].icount < keyframe.icount):  # fmt: skip
             raise RecordingError(f"the keyframe at icount {keyframe.icount} does not fit the events")
     # Points are due every `interval` (one instruction later where a trap was entered right there, or
     # missing at a keyframe): twice that is the most a writer leaves between two.

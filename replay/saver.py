@@ -116,6 +116,7 @@ def save_timeline(timeline: Timeline, header: Header, directory: Path, name: str
         raise FileExistsError(f"{name} exists (use -f to replace it)")
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
+        os.fchmod(fd, _file_mode())  # as open() would create it (mkstemp makes it private)
         with os.fdopen(fd, "wb") as stream:
             RecordingWriter(stream, header, timeline).finish()
             stream.flush()
@@ -127,6 +128,12 @@ def save_timeline(timeline: Timeline, header: Header, directory: Path, name: str
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _file_mode() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def resolve_inside(directory: Path, name: str) -> Path:

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from machine.engine import EngineError
 from machine.loader import ImageError
+from machine.results import EngineError
 from replay.errors import ReplayDivergence
 from replay.log import RecordingError
 
@@ -40,7 +40,7 @@ COMMANDS: dict[str, Command] = {
         "serve the guest to gdb (target remote :PORT), recording as it runs", serve.add_arguments, serve.run
     ),  # fmt: skip
     "record": Command("run the guest and record its inputs to a file", record.add_arguments, record.run),
-    "replay": Command("replay a recording: same output, same exit code", replay.add_arguments, replay.run),
+    "replay": Command("replay a recording: same output, same ending", replay.add_arguments, replay.run),
     "locate": Command(
         "find the last write to an expression (in a recording, or a guest recorded first)",
         locate.add_arguments,
@@ -85,3 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERNAL
     except BrokenPipeError:
         return ExitCode.OK
+    except KeyboardInterrupt:
+        say("interrupted")
+        return ExitCode.INTERRUPTED
+    except OSError as exc:  # e.g. the disk filled up under a recording
+        say(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return ExitCode.BAD_INPUT

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 from machine.inputs import HostInputs
 from machine.loader import ImageError
@@ -43,25 +44,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = machine_config(args)
     image = load_guest(args.guest, args.load_addr)
+    output = Path(args.output)
+    if output.exists() and output.resolve() == Path(image.path).resolve():
+        raise ImageError(f"{args.output} is the guest image: the recording must go elsewhere")
     source = open_uart_input(args.uart_input)
-    try:
-        out = open(args.output, "wb")  # noqa: SIM115 - the recording is written as the guest runs
-    except OSError as exc:
-        raise ImageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
-    with out, closing:
+    with closing:
         writers: list[RecordingWriter] = []
         live = HostInputs(None if source is None else source.fileno(), sleep=args.sleep == "on")
+        # The machine first: a bad image or option is refused before the output file is touched.
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip
-        options: dict[str, str | int | None] = {"max_insns": args.max_insns, "uart_input": args.uart_input}
+        try:
+            out = open(output, "wb")  # noqa: SIM115 - the recording is written as the guest runs
+        except OSError as exc:
+            raise ImageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+        options: dict[str, str | int | None] = {"max_insns": args.max_insns, "uart_input": args.uart_input,
+                                                "load_addr": args.load_addr}  # fmt: skip
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, args.sleep,
                              options)  # fmt: skip
-        writer = RecordingWriter(out, header, timeline)
-        writers.append(writer)
-        with Interrupt().installed() as interrupted:
-            result = timeline.run_forward(interrupted=interrupted, until=args.max_insns,
-                                          progress=lambda icount: writer.maybe_sync())  # fmt: skip
-        end = writer.finish(RunKind.LIMIT if result.kind == RunKind.LIMIT else RunKind.INTERRUPTED)
+        with out:
+            writer = RecordingWriter(out, header, timeline)
+            writers.append(writer)
+            with Interrupt().installed() as interrupted:
+                result = timeline.run_forward(interrupted=interrupted, until=args.max_insns,
+                                              progress=lambda icount: writer.maybe_sync())  # fmt: skip
+            end = writer.finish(RunKind.LIMIT if result.kind == RunKind.LIMIT else RunKind.INTERRUPTED)
     say(f"recorded {end.icount} instructions to {args.output} ({describe_end(result)})")
     return exit_code(end.kind, end.code)

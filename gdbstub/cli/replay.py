@@ -38,20 +38,20 @@ class ProgressBar:
 
 def run(args: argparse.Namespace) -> int:
     loaded = read_recording(args.recording)
+    if loaded.damage is not None:
+        say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "
+            f"replaying its intact part, icount 0..{loaded.last_icount}")  # fmt: skip
     if args.port is not None:
         from .serve import serve_recording
 
         return serve_recording(args, loaded)
     timeline = recording_timeline(args, loaded, periodic_snapshots=False)
-    if loaded.damage is not None:
-        say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "
-            f"replaying its intact part, icount 0..{loaded.last_icount}")  # fmt: skip
     progress = ProgressBar(timeline.end) if sys.stderr.isatty() else None
     try:
         with Interrupt().installed() as interrupted:
             result = timeline.replay_to_end(interrupted, progress)
     except ReplayDivergence as exc:
-        say(f"{exc} (pc {timeline.machine.pc:#x})")
+        say(f"{exc}{'' if '(pc ' in str(exc) else f' (pc {timeline.machine.pc:#x})'}")
         return ExitCode.DIVERGED
     finally:
         if progress is not None:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     end = loaded.end
     if end is None:
-        if result.kind == RunKind.LIMIT and result.icount == timeline.end:
+        if result.icount == timeline.end and (result.kind == RunKind.LIMIT or result.kind.ends_by_itself):
             say(f"replayed the intact part to icount {result.icount}; the recording has no end record")
             return ExitCode.OK
         say(f"replay ended ({describe_end(result)}) before the intact part's end at icount {timeline.end}")

@@ -57,7 +57,10 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
     from machine.arch.riscv import ARCHES
 
     header = loaded.header
-    image = load_guest(args.guest or header.image_path)
+    load_addr = header.options.get("load_addr")  # a raw binary's (recorded with --load-addr)
+    if load_addr is not None and not (isinstance(load_addr, int) and 0 <= load_addr < 1 << 64):
+        raise RecordingError("recording header option 'load_addr' is not an address")
+    image = load_guest(args.guest or header.image_path, load_addr if isinstance(load_addr, int) else None)
     check_replayable(header, image, args.ram, args.icount_shift)
     config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift)
     tx, bind = uart_output(StdoutWriter())

@@ -203,3 +203,37 @@ def test_a_divergence_inside_a_device_read_is_reported_cleanly(tmp_path: Path) -
     err = proc.stderr.decode()
     assert proc.returncode == 5 and "read the host clock" in err
     assert "Traceback" not in err and "Exception ignored" not in err and len(err.splitlines()) == 1
+
+
+def test_a_raw_binary_records_and_replays(tmp_path: Path) -> None:
+    """The load address of a raw binary is part of the recording (replay needs it to load the image)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(guest("rv64", "hello"), "rb") as f:  # the one loadable segment of hello, as a flat binary
+        segment = next(s for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD")
+        raw, addr = segment.data(), segment["p_paddr"]
+    binary = tmp_path / "hello.bin"
+    binary.write_bytes(raw)
+    rec = tmp_path / "raw.chrec"
+    recorded = run_cli("record", str(binary), "--load-addr", hex(addr), "--arch", "riscv64", "-o", str(rec))
+    replayed = run_cli("replay", str(rec))
+    assert replayed.returncode == recorded.returncode == 0, replayed.stderr
+    assert replayed.stdout == recorded.stdout and b"hello" in replayed.stdout.lower()
+
+
+def test_record_refuses_to_write_over_its_guest_and_reports_a_full_disk(tmp_path: Path) -> None:
+    elf = tmp_path / "hello.elf"
+    elf.write_bytes(guest("rv32", "hello").read_bytes())
+    proc = run_cli("record", str(elf), "-o", str(elf))
+    assert proc.returncode == 2 and b"is the guest image" in proc.stderr
+    assert elf.read_bytes() == guest("rv32", "hello").read_bytes()
+    bad = tmp_path / "bad.elf"
+    bad.write_bytes(b"\x7fELF" + bytes(60))
+    existing = tmp_path / "keep.chrec"
+    existing.write_bytes(b"precious")
+    proc = run_cli("record", str(bad), "-o", str(existing))  # a bad image: the output is never opened
+    assert proc.returncode == 2 and existing.read_bytes() == b"precious"
+    if Path("/dev/full").exists():
+        proc = run_cli("record", str(elf), "-o", "/dev/full")
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "No space left" in err and "Traceback" not in err

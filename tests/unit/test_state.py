@@ -40,6 +40,7 @@ MACHINE_NOT_STATE = {
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
+    "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
 }  # fmt: skip
 HART_NOT_STATE = {"uc", "arch"}
 CLOCK_NOT_STATE = {"shift"}  # configuration
