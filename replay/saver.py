@@ -166,7 +166,7 @@ def open_recording(loaded: LoadedRecording, machine: Machine, inputs: HistoryInp
     timeline = Timeline(machine, inputs, store, periodic_snapshots=periodic_snapshots)
     for keyframe in keyframes:
         timeline.add_keyframe(keyframe)
-    timeline.set_verify_points(loaded.verify_points)
+    timeline.verifier.load(loaded.verify_points)
     timeline.ending = loaded.end
     return timeline
 

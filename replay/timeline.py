@@ -20,7 +20,6 @@ watchpoints on RISC-V and ARM: it steps back over the access itself).
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Callable
 
@@ -34,7 +33,7 @@ from .events import End
 from .history import HistoryInputs
 from .snapshot import Snapshot, restore_snapshot, take_snapshot
 from .store import SnapshotStore
-from .verify import VERIFY_INTERVAL, verify_digest
+from .verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +66,7 @@ class Timeline:
         self._scanned = machine.icount  # the furthest icount run so far: periodic snapshots past it
         self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
         self.skip_unwritten = True  # backward scans skip windows where no watched page was written
-        # icount -> register digest: taken going forward live, checked going forward through a recording.
-        self.verify_points: dict[int, bytes] = {}
-        self._verify_icounts: list[int] = []  # a recording's points, sorted (for the next one ahead)
-        self._verify_due = (machine.icount // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL  # live: the next point
-        self._verify_requested = False  # a writer asked for a point now (the run stops for it)
-        self._verify_then: Callable[[], None] | None = None
+        self.verifier = Verifier(inputs.live is not None, machine.icount)
         self.ending: End | None = None  # how the run ended by itself at the end of history, if it did
         self.store.add(take_snapshot(machine, inputs.position))
 
@@ -201,51 +195,23 @@ class Timeline:
             resume = False
 
     def _note_progress(self) -> None:
-        """After every run: move the frontier, take (live) or check (recording) a verification point here.
-
-        Only where the hart is as execution first reached this icount (no trap entered since): that is where
-        a replay cut at this icount stands. Live, a point is due at every multiple of VERIFY_INTERVAL (one
-        instruction later when a trap was entered right there) and when the recording's writer asks.
-        """
+        """After every run: take or check a verification point here (:class:`Verifier`), move the frontier."""
         icount = self.machine.icount
         self._scanned = max(self._scanned, icount)
-        if not self.is_live:
-            expected = self.verify_points.get(icount)
-            if expected is not None and self.machine.is_at_first_boundary:
-                actual = verify_digest(self.machine)
-                if actual != expected:
-                    raise ReplayDivergence(icount, f"register digest {actual.hex()} differs from the recorded "
-                                                   f"{expected.hex()}")  # fmt: skip
-            return
-        if icount >= self.inputs.frontier and icount >= self._verify_due and icount not in self.keyframes:
-            if self.machine.is_at_first_boundary:
-                self.verify_points.setdefault(icount, verify_digest(self.machine))
-                self._verify_due = (icount // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL
-                then, self._verify_then = self._verify_then, None
-                if then is not None:
-                    then()
-            else:
-                self._verify_due = icount + 1
-        elif self._verify_requested:  # not where a point can be taken (inside history, a keyframe): flush only
-            then, self._verify_then = self._verify_then, None
-            if then is not None:
-                then()
-        self._verify_requested = False
-        self.inputs.frontier = max(self.inputs.frontier, icount)
+        self.verifier.note(self.machine, self.inputs.frontier, self.keyframes)
+        if self.is_live:
+            self.inputs.frontier = max(self.inputs.frontier, icount)
+
+    @property
+    def verify_points(self) -> dict[int, bytes]:
+        """icount -> register digest: taken going forward live, checked going forward through a recording."""
+        return self.verifier.points
 
     def request_verify(self, then: Callable[[], None]) -> None:
         """Take a verification point as soon as the live run can (callable from inside a run: the run stops
         at its next checkpoint for it), then call ``then`` (a recording's writer flushes from there, so its
         file vouches for the history up to now however long the guest then idles)."""
-        if self.is_live:
-            self._verify_due = min(self._verify_due, self.machine.icount)
-            self._verify_requested = True
-            self._verify_then = then
-
-    def set_verify_points(self, points: dict[int, bytes]) -> None:
-        """A recording's verification points: every forward run through history stops at each and checks it."""
-        self.verify_points = dict(points)
-        self._verify_icounts = sorted(points)
+        self.verifier.request(self.machine.icount, then)
 
     def cut_history(self, icount: int) -> None:
         """History is only known good up to ``icount`` (a recording that diverged after it): it ends there."""
@@ -327,7 +293,7 @@ class Timeline:
         resume = True
 
         def stop_for_us() -> bool:  # the user's Ctrl-C, or a verification point asked for meanwhile
-            return self._verify_requested or interrupted()
+            return self.verifier.requested or interrupted()
 
         while True:
             point = self._next_cut()
@@ -353,14 +319,9 @@ class Timeline:
         cuts = []
         if self._periodic:
             cuts.append((max(here, self._scanned) // self.interval + 1) * self.interval)
-        if self.is_live:
-            due = self._verify_due
-            after = (max(here, self.inputs.frontier) // VERIFY_INTERVAL + 1) * VERIFY_INTERVAL
-            cuts.append(due if due > here else after)
-        else:
-            i = bisect.bisect_right(self._verify_icounts, here)
-            if i < len(self._verify_icounts):
-                cuts.append(self._verify_icounts[i])
+        verify = self.verifier.next_cut(here, self.inputs.frontier)
+        if verify is not None:
+            cuts.append(verify)
         return min(cuts, default=None)
 
     # -- backward ------------------------------------------------------------------------------
