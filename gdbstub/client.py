@@ -46,6 +46,17 @@ class ServerError(Exception):
     """The chronicorn server did not start (its first line or stderr says why)."""
 
 
+def _late_error(records: list[Record], token: int) -> str | None:
+    """What gdb printed when a resume it had started failed (``^error`` after ``^running``), if it did."""
+    error = next((r for r in records if r["type"] == "result" and r.get("token") == token
+                  and r["message"] == "error"), None)  # fmt: skip
+    if error is None:
+        return None
+    logs = "".join(r["payload"] for r in records if r["type"] == "log" and r["payload"])
+    message = (error["payload"] or {}).get("msg", "")
+    return logs.rstrip("\n") if message and message in logs else logs + message  # (gdb logs it too, often)
+
+
 def mi_quote(text: str) -> str:
     """``text`` as an MI c-string argument (in double quotes, backslashes and quotes escaped)."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -225,6 +236,7 @@ class GdbClient:
     output: str = ""  # console and target output seen by the last run()
     _token: int = field(default=0, init=False, repr=False)
     _pending: list[Record] = field(default_factory=list, init=False, repr=False)
+    _failed: str | None = field(default=None, init=False, repr=False)  # a resume gdb started and gave up
 
     def __post_init__(self) -> None:
         self.controller = GdbController(
@@ -267,6 +279,7 @@ class GdbClient:
             raise TimeoutError(f"no result for {command!r}: {records}")
         # Stops announced while this command ran (a run() waits for them next); older ones are stale.
         self._pending = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
+        self._failed = _late_error(records, token) if result["message"] == "running" else None
         self._collect(records)
         if result["message"] == "error":
             raise GdbError(result["payload"].get("msg", str(result)))
@@ -294,18 +307,26 @@ class GdbClient:
         resumed = any(r["type"] == "result" and r.get("token") == token and r["message"] == "running" for r in records)
         if not resumed:
             return CliOutput(self.output)
-        payload = self.wait_stopped(timeout)
+        try:
+            payload = self.wait_stopped(timeout)
+        except GdbError as exc:  # as a terminal shows it: gdb's warnings, then the error
+            return CliOutput(self.output + str(exc) + "\n")
         return CliOutput(self.output, stop_from_record(payload, self.output))
 
     def wait_stopped(self, timeout: float = 120) -> Record:
-        """The next ``*stopped`` record's payload."""
+        """The next ``*stopped`` record's payload (GdbError when gdb gave up resuming, e.g. a watchpoint the
+        target refused to insert: ``^running`` then ``^error``, and no stop)."""
         stopped = self._pending
         deadline = time.monotonic() + timeout
-        while not stopped and time.monotonic() < deadline:
+        while not stopped and not self._failed and time.monotonic() < deadline:
             records = self.controller.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
             self._collect(records)
+            self._failed = _late_error(records, self._token)
             stopped = [r for r in records if r["type"] == "notify" and r["message"] == "stopped"]
         self._pending = []
+        if self._failed and not stopped:
+            failed, self._failed = self._failed, None
+            raise GdbError(failed)
         if not stopped:
             raise TimeoutError("the target did not stop")
         return stopped[-1]["payload"]

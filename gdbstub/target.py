@@ -20,6 +20,7 @@ from machine.results import Cause, RunKind, RunResult
 from machine.watch import WatchKind
 from machine.watch import Watchpoint as MachineWatchpoint
 from replay.errors import ReplayDivergence
+from replay.store import SnapshotBudgetError
 from replay.timeline import Timeline
 
 from .rsp.stops import (
@@ -152,6 +153,10 @@ class _TimelineWatchpoints:
     def add(self, kind: WatchKind, addr: int, length: int) -> None:
         if not 0 <= addr <= addr + length - 1 <= self.timeline.machine.arch.mask:
             raise TargetError(EINVAL, f"cannot watch {length} bytes at {addr:#x}")
+        if not self.timeline.machine.is_ram(addr, length):
+            # Device registers change without a guest store and their reads have side effects (or depend on
+            # the exact icount): refused here, where gdb shows the error, rather than half-supported.
+            raise TargetError(EFAULT, f"watchpoints cover RAM only: {length} bytes at {addr:#x} are not RAM")
         self.timeline.add_watchpoint(MachineWatchpoint(WatchKind(kind), addr, length))
 
     def remove(self, kind: WatchKind, addr: int, length: int) -> None:
@@ -229,11 +234,17 @@ class TimelineTarget:
             raise TargetError(EFAULT, str(exc)) from None
 
     def write_memory(self, addr: int, data: bytes) -> None:
-        self._write(self.machine.memory.write, addr, data)
+        self._write(self.machine.memory.write, addr, data, span=(addr, len(data)))
 
-    def _write(self, fn: Callable[..., None], *args: object) -> None:
-        """A debugger write at the end of a live history becomes part of it (a keyframe)."""
+    def _write(self, fn: Callable[..., None], *args: object, span: tuple[int, int] | None = None) -> None:
+        """A debugger write at the end of a live history becomes part of it (a keyframe); refused before it is
+        made when that keyframe would take the pinned snapshots past the budget (``span``: the RAM written)."""
         self._check_writable()
+        try:
+            self.timeline.reserve_keyframe(*(span or ()))
+        except SnapshotBudgetError as exc:
+            hint = "raise --snapshot-budget, or free some with 'monitor snapshot delete NAME'"
+            raise TargetError(0x0C, f"write refused: {exc} ({hint})") from None  # ENOMEM
         try:
             fn(*args)
         except RegisterError as exc:

@@ -216,14 +216,19 @@ class Machine:
         """An image of RAM now, sharing every page unchanged since the last image or restore."""
         return self.ram_pages.capture()
 
+    def is_ram(self, addr: int, length: int) -> bool:
+        """[addr, addr+length) lies wholly in RAM (where watchpoints can be set: see the Watchpoints section
+        of the README)."""
+        offset = addr - virt.RAM_BASE
+        return length > 0 and offset >= 0 and offset + length <= self.config.ram_size
+
     def is_unwritten_between(self, earlier: PageTable, later: PageTable, addr: int, length: int) -> bool:
         """True only if [addr, addr+length) lies wholly in RAM and provably no byte of it was written
         between the two images of :meth:`ram_image` (page identity, so only with page-protection tracking).
         """
-        offset = addr - virt.RAM_BASE
-        if not self.is_ram_tracked or offset < 0 or offset + length > self.config.ram_size:
+        if not self.is_ram_tracked or not self.is_ram(addr, length):
             return False
-        return is_shared_between(earlier, later, offset, length)
+        return is_shared_between(earlier, later, addr - virt.RAM_BASE, length)
 
     def set_pc(self, addr: int) -> None:
         """Make ``addr`` the next instruction to execute (gdb's ``jump``, ``c ADDR``)."""
