@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from replay.store import SnapshotBudgetError
 from replay.timeline import Timeline
 
 HELP = """chronicorn monitor commands:
@@ -17,9 +18,11 @@ HELP = """chronicorn monitor commands:
   info                  the machine: architecture, board, RAM, icount shift, image
   seek N                go to icount N (anywhere in history; like rr's 'run N'), then
                         'maint flush register-cache' so that gdb re-reads the registers
-  snapshot save NAME    keep a snapshot of this moment under NAME
+  snapshot save NAME    keep a snapshot of this moment under NAME (replacing one of that name);
+                        named snapshots are never evicted and must fit the snapshot budget
   snapshot load NAME    go back (or forward) to the moment saved as NAME
   snapshot list         the named snapshots
+  snapshot delete NAME  forget the snapshot NAME (frees its share of the budget)
   history               icount range, snapshots held, memory used
   record save [-f] FILE write the history as a recording that 'chronicorn replay' accepts
                         (in the save directory; -f replaces an existing file)
@@ -82,8 +85,24 @@ def _seek(m: Monitor, args: list[str]) -> str:
 
 def _snapshot_save(m: Monitor, args: list[str]) -> str:
     name = _one(args, "a name: snapshot save NAME")
-    m.timeline.store.name(name, m.timeline.snapshot())
-    return f"snapshot {name!r} saved at icount {m.timeline.icount}\n"
+    replaced = m.timeline.store.named(name) is not None
+    try:
+        m.timeline.store.name(name, m.timeline.snapshot())
+    except SnapshotBudgetError as exc:
+        raise MonitorError(
+            f"snapshot {name!r} not saved: {exc} (start the server with a larger --snapshot-budget, or free "
+            "some with: monitor snapshot delete NAME)"
+        ) from None
+    return f"snapshot {name!r} saved at icount {m.timeline.icount}{' (replaced)' if replaced else ''}\n"
+
+
+def _snapshot_delete(m: Monitor, args: list[str]) -> str:
+    name = _one(args, "a name: snapshot delete NAME")
+    try:
+        snapshot = m.timeline.store.delete(name)
+    except KeyError:
+        raise MonitorError(f"no snapshot named {name!r} (see: monitor snapshot list)") from None
+    return f"snapshot {name!r} (icount {snapshot.icount}) deleted\n"
 
 
 def _snapshot_load(m: Monitor, args: list[str]) -> str:
@@ -134,6 +153,7 @@ COMMANDS: dict[str, Callable[[Monitor, list[str]], str]] = {
     "snapshot save": _snapshot_save,
     "snapshot load": _snapshot_load,
     "snapshot list": _snapshot_list,
+    "snapshot delete": _snapshot_delete,
     "history": _history,
     "record save": _record_save,
 }

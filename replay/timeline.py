@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 
 from machine.machine import Machine
-from machine.ram import PageTable
+from machine.ram import PAGE, PageTable
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind, Watchpoint
 
@@ -172,9 +172,24 @@ class Timeline:
         self.add_keyframe(self.snapshot())
 
     def add_keyframe(self, snapshot: Snapshot) -> None:
-        """Replaying through ``snapshot.icount`` puts this state in place (a recording's debugger writes)."""
+        """Replaying through ``snapshot.icount`` puts this state in place (a recording's debugger writes).
+
+        Pinned in the store even past its budget (it is history): a live write is checked before it is made
+        (:meth:`reserve_keyframe`).
+        """
         self.keyframes[snapshot.icount] = snapshot
         self.store.pin(snapshot)
+
+    def reserve_keyframe(self, addr: int | None = None, length: int = 0) -> None:
+        """Check, before a debugger write here, that its keyframe fits the snapshot budget; raise
+        :class:`~replay.store.SnapshotBudgetError` (nothing changed) if it does not.
+
+        The keyframe is sized as a snapshot of now (replacing a keyframe already here) plus, for a memory write
+        of ``length`` bytes at ``addr``, a new copy of every page it touches.
+        """
+        pages = 0 if addr is None or length <= 0 else (addr + length - 1) // PAGE - addr // PAGE + 1
+        now = take_snapshot(self.machine, self.inputs.position)
+        self.store.check_pin(now, new_pages=pages, what=f"the keyframe of a debugger write at icount {now.icount}")
 
     def _run(self, limit: int | None, interrupted: Interrupted = _never, resume: bool = True) -> RunResult:
         """``machine.run`` that passes keyframes: reaching one's icount puts its state in place."""
