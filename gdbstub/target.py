@@ -264,9 +264,7 @@ class TimelineTarget:
     def resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None = None) -> Stop:
         if addr is not None and addr != self.machine.pc:  # 'c ADDR' / 's ADDR': a jump is a write
             self._check_address(addr)
-            self._check_writable()
-            self.machine.set_pc(addr)
-            self.timeline.note_write()
+            self._write(self.machine.set_pc, addr)
         t = self.timeline
         start = t.icount
         try:
