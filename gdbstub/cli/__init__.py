@@ -20,7 +20,7 @@ from replay.errors import ReplayDivergence
 from replay.log import RecordingError
 
 from . import demo, info, locate, record, replay, run, serve
-from .common import ExitCode, say
+from .common import ExitCode, UsageError, say
 
 log = logging.getLogger("chronicorn")
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="chronicorn: %(message)s", stream=sys.stderr)
     try:
         return COMMANDS[args.command].run(args)
-    except (ImageError, RecordingError) as exc:
+    except (ImageError, RecordingError, UsageError) as exc:
         say(str(exc))
         return ExitCode.BAD_INPUT
     except ReplayDivergence as exc:

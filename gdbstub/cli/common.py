@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import os
 import signal
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +20,14 @@ from machine.results import RunKind, RunResult
 from replay.store import DEFAULT_BUDGET
 
 MAX_IMAGE_BYTES = 1 << 30
+MAX_ICOUNT = (1 << 63) - 1  # the largest icount an option may name (the engine counts in 64 bits)
+MIN_SNAPSHOT_BUDGET = 1 << 20
+PAGE = 4096
+MAX_RAM = 2 << 30
+
+
+class UsageError(Exception):
+    """Bad input the user can fix (an option, a path): ``main`` prints it as one line and exits 2."""
 
 
 class ExitCode(enum.IntEnum):
@@ -110,26 +119,94 @@ def parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def ranged(low: int, high: int | None, expected: str, multiple: int = 1) -> Callable[[str], int]:
+    """An argparse type: an integer (as :func:`parse_int` reads it) in ``low..high``, a multiple of ``multiple``.
+
+    Anything else is refused when the command line is parsed, with argparse's usage line and
+    ``chronicorn CMD: error: argument --OPT: 70000 is out of range (EXPECTED)``, exit 2.
+    """
+
+    def parse(text: str) -> int:
+        value = parse_int(text)
+        if value < low or (high is not None and value > high) or value % multiple:
+            raise argparse.ArgumentTypeError(f"{text.strip()} is out of range ({expected})")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+port_number = ranged(0, 65535, "a TCP port 0..65535; 0 picks a free one")
+instruction_count = ranged(1, MAX_ICOUNT, "at least 1 instruction")
+icount_value = ranged(0, MAX_ICOUNT, "an icount, 0 or more")
+ram_size = ranged(PAGE, MAX_RAM, "a multiple of 4K from 4K to 2G", multiple=PAGE)
+icount_shift = ranged(0, 10, "0..10")
+address = ranged(0, (1 << 64) - 1, "an address, 0..2**64-1")
+snapshot_budget = ranged(MIN_SNAPSHOT_BUDGET, None, f"at least {MIN_SNAPSHOT_BUDGET >> 20}M")
+
+
+def directory(text: str) -> Path:
+    """An argparse type: an existing directory we may write in (``--save-dir``)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text} is not writable")
+    return path
+
+
+def same_file(a: str | Path | int, b: str | Path | int) -> bool:
+    """Whether two paths (or open file descriptors) name the same regular file, through symlinks and hard links.
+
+    Only regular files count: ``/dev/null`` as both input and output loses nothing.
+    """
+    try:
+        sa = os.stat(a) if not isinstance(a, int) else os.fstat(a)
+        sb = os.stat(b) if not isinstance(b, int) else os.fstat(b)
+    except (OSError, ValueError):
+        return False  # one of them does not exist (yet): it cannot be the other
+    return stat.S_ISREG(sa.st_mode) and (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_not_overwriting(option: str, output: str | Path, inputs: Iterable[tuple[str, str | Path | None]]) -> None:
+    """Refuse to write ``output`` (named on the command line by ``option``) when it is one of the ``inputs``.
+
+    ``inputs``: (what it is, its path) pairs; the path ``-`` is stdin. Compared by inode, so a symlink or a
+    hard link to an input is refused too (opening the output would truncate the input before it is read).
+    """
+    for what, path in inputs:
+        if path is None:
+            continue
+        if path == "-":
+            stdin = sys.stdin.fileno() if sys.stdin is not None and not sys.stdin.closed else None
+            if stdin is not None and same_file(output, stdin):
+                raise UsageError(f"{option} {output} is {what} (stdin): it would be overwritten while read")
+        elif same_file(output, path):
+            raise UsageError(f"{option} {output} is {what} {path}: it would be overwritten")
+
+
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
     parser.add_argument("--machine", choices=["virt"], default="virt", help="board (default: virt)")
-    parser.add_argument("--ram", type=parse_int, default=128 << 20, help="RAM size, e.g. 128M (default)")
-    parser.add_argument(
-        "--icount-shift", type=int, default=3, metavar="N", help="virtual time = icount << N ns (default 3)"
-    )
-    parser.add_argument("--load-addr", type=parse_int, help="load address of a raw binary")
+    parser.add_argument("--ram", type=ram_size, default=128 << 20,
+                        help="RAM size, a multiple of 4K up to 2G, e.g. 128M (default)")  # fmt: skip
+    parser.add_argument("--icount-shift", type=icount_shift, default=3, metavar="N",
+                        help="virtual time = icount << N ns, N 0..10 (default 3)")  # fmt: skip
+    parser.add_argument("--load-addr", type=address, help="load address of a raw binary")
     parser.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
 
 
 def add_server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
     if with_port:
-        parser.add_argument("--port", type=int, default=1234, help="TCP port (0: pick a free one); default 1234")
+        parser.add_argument("--port", type=port_number, default=1234,
+                            help="TCP port 0..65535 (0: pick a free one); default 1234")  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--log-packets", metavar="FILE", help="write every packet exchanged with gdb to FILE")
-    parser.add_argument("--snapshot-budget", type=parse_int, default=DEFAULT_BUDGET, metavar="BYTES",
-                        help=f"memory for snapshots, e.g. 512M (default {DEFAULT_BUDGET >> 20}M)")  # fmt: skip
-    parser.add_argument("--save-dir", type=Path, default=None, metavar="DIR",
+    budget_help = f"memory for snapshots, 1M or more, e.g. 512M (default {DEFAULT_BUDGET >> 20}M)"
+    parser.add_argument("--snapshot-budget", type=snapshot_budget, default=DEFAULT_BUDGET, metavar="BYTES",
+                        help=budget_help)  # fmt: skip
+    parser.add_argument("--save-dir", type=directory, default=None, metavar="DIR",
                         help="where 'monitor record save' may write (default: the current directory)")  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from replay.log import RecordingError
 from replay.recording import LoadedRecording, StoredState
 from replay.saver import check_state
 
-from .common import parse_int, say
+from .common import UsageError, icount_value, say
 from .timelines import read_recording
 
 
@@ -27,8 +27,8 @@ def add_info_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", metavar="FILE.chrec")
-    parser.add_argument("--from", dest="from_icount", type=parse_int, metavar="N")
-    parser.add_argument("--to", dest="to_icount", type=parse_int, metavar="N")
+    parser.add_argument("--from", dest="from_icount", type=icount_value, metavar="N", help="from icount N (0 or more)")
+    parser.add_argument("--to", dest="to_icount", type=icount_value, metavar="N", help="to icount N (0 or more)")
 
 
 def _check_states(loaded: LoadedRecording) -> None:
@@ -75,6 +75,8 @@ def info(args: argparse.Namespace) -> int:
 
 def events(args: argparse.Namespace) -> int:
     """One line per event, optionally within [--from, --to]."""
+    if args.from_icount is not None and args.to_icount is not None and args.from_icount > args.to_icount:
+        raise UsageError(f"--from {args.from_icount} is after --to {args.to_icount}")
     loaded = read_recording(args.recording)
     for event in _all_events(loaded):
         if args.from_icount is not None and event.icount < args.from_icount:

@@ -8,27 +8,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import stat
 import sys
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, cast
 
 from machine.inputs import HostInputs
-from machine.loader import ImageError
 from machine.results import RunKind
+from replay.log import RecordingError
 from replay.recording import make_header
 from replay.saver import RecordingWriter
 
 from .common import (
     Interrupt,
+    UsageError,
     add_machine_options,
+    check_not_overwriting,
     describe_end,
     exit_code,
+    instruction_count,
     load_guest,
     machine_config,
     open_uart_input,
-    parse_int,
     say,
 )
-from .timelines import live_timeline
+from .timelines import live_timeline, read_recording
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,15 +44,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sleep", choices=["on", "off"], default="off",
                         help="off: idle wfi jumps to the next timer deadline; on: virtual time follows real time "
                              "while idle (the warps are logged)")  # fmt: skip
-    parser.add_argument("--max-insns", type=parse_int, metavar="N", help="stop recording after N instructions")
+    parser.add_argument("--max-insns", type=instruction_count, metavar="N",
+                        help="stop recording after N instructions (N at least 1)")  # fmt: skip
+
+
+class RecordingFile:
+    """The recording's file, written chunk by chunk (the writer flushes after each one).
+
+    A write that fails (a full disk, EIO, the file size limit) cuts the file back to the end of the last
+    complete chunk before the error goes on, so what the file holds still loads and replays.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        self._written = 0
+        self.committed = 0  # bytes up to the end of the last complete chunk
+        self.error: OSError | None = None  # the write that failed
+
+    def write(self, data: bytes) -> int:
+        """Write all of ``data`` (a short write is continued; an error cuts the file back, then propagates)."""
+        view = memoryview(data)
+        try:
+            while view:
+                done = os.write(self._fd, view)
+                self._written += done
+                view = view[done:]
+        except OSError as exc:
+            self.error = exc
+            with contextlib.suppress(OSError):  # not a regular file (/dev/full): nothing to cut
+                os.ftruncate(self._fd, self.committed)
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        """The end of a chunk: everything written so far is complete."""
+        self.committed = self._written
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> RecordingFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _what_was_kept(path: Path) -> str:
+    """After a failed write: what the recording cut at its last complete chunk still holds."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return "nothing was recorded"
+        kept = read_recording(path)
+    except (OSError, RecordingError):
+        return "nothing replayable was written"
+    return f"the file keeps the recording up to icount {kept.last_icount}, which replays"
 
 
 def run(args: argparse.Namespace) -> int:
     config = machine_config(args)
     image = load_guest(args.guest, args.load_addr)
+    # Opening the output truncates it: never over a file this recording reads (by inode: links count too).
+    check_not_overwriting("-o", args.output, [("the guest image", image.path), ("the UART input", args.uart_input)])
     output = Path(args.output)
-    if output.exists() and output.resolve() == Path(image.path).resolve():
-        raise ImageError(f"{args.output} is the guest image: the recording must go elsewhere")
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
@@ -56,19 +117,25 @@ def run(args: argparse.Namespace) -> int:
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip
         try:
-            out = open(output, "wb")  # noqa: SIM115 - the recording is written as the guest runs
+            out = RecordingFile(output)
         except OSError as exc:
-            raise ImageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
         options: dict[str, str | int | None] = {"max_insns": args.max_insns, "uart_input": args.uart_input,
                                                 "load_addr": args.load_addr}  # fmt: skip
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, args.sleep,
                              options)  # fmt: skip
-        with out:
-            writer = RecordingWriter(out, header, timeline)
-            writers.append(writer)
-            with Interrupt().installed() as interrupted:
-                result = timeline.run_forward(interrupted=interrupted, until=args.max_insns,
-                                              progress=lambda icount: writer.maybe_sync())  # fmt: skip
-            end = writer.finish(RunKind.LIMIT if result.kind == RunKind.LIMIT else RunKind.INTERRUPTED)
+        try:
+            with out:
+                writer = RecordingWriter(cast(BinaryIO, out), header, timeline)
+                writers.append(writer)
+                with Interrupt().installed() as interrupted:
+                    result = timeline.run_forward(interrupted=interrupted, until=args.max_insns,
+                                                  progress=lambda icount: writer.maybe_sync())  # fmt: skip
+                end = writer.finish(RunKind.LIMIT if result.kind == RunKind.LIMIT else RunKind.INTERRUPTED)
+        except OSError as exc:
+            if out.error is not exc:  # not the recording's file (the UART input, say): as any OSError
+                raise
+            # A full disk, an I/O error: the file is cut at its last complete chunk.
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}; {_what_was_kept(output)}") from exc
     say(f"recorded {end.icount} instructions to {args.output} ({describe_end(result)})")
     return exit_code(end.kind, end.code)

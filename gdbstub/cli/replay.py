@@ -8,19 +8,38 @@ import sys
 
 from machine.results import RunKind
 from replay.errors import ReplayDivergence
+from replay.store import DEFAULT_BUDGET
 
-from .common import ExitCode, Interrupt, add_server_options, describe_end, exit_code, parse_int, say
+from .common import (
+    ExitCode,
+    Interrupt,
+    UsageError,
+    add_server_options,
+    describe_end,
+    exit_code,
+    icount_shift,
+    port_number,
+    ram_size,
+    say,
+)
 from .timelines import read_recording, recording_timeline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", metavar="FILE.chrec")
     parser.add_argument("--guest", help="the guest image (default: the path stored in the recording)")
-    parser.add_argument("--ram", type=parse_int, help="must match the recording's RAM size if given")
-    parser.add_argument("--icount-shift", type=int, metavar="N", help="must match the recording's shift if given")
-    serve_help = "serve the recording to gdb on port N (0: pick a free one) instead of replaying it"
-    parser.add_argument("--port", type=int, metavar="N", help=serve_help)
+    parser.add_argument("--ram", type=ram_size, help="must match the recording's RAM size if given")
+    parser.add_argument("--icount-shift", type=icount_shift, metavar="N",
+                        help="must match the recording's shift if given")  # fmt: skip
+    serve_help = "serve the recording to gdb on port N (0..65535; 0: pick a free one) instead of replaying it"
+    parser.add_argument("--port", type=port_number, metavar="N", help=serve_help)
     add_server_options(parser, with_port=False)
+    # Given without --port they would be ignored: None tells "not given" (the server's defaults apply later).
+    parser.set_defaults(host=None, snapshot_budget=None)
+
+
+SERVER_OPTIONS = {"host": "--host", "log_packets": "--log-packets", "snapshot_budget": "--snapshot-budget",
+                  "save_dir": "--save-dir"}  # fmt: skip
 
 
 class ProgressBar:
@@ -37,6 +56,13 @@ class ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.port is None:
+        given = [option for name, option in SERVER_OPTIONS.items() if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} with --port")
+    else:
+        args.host = "127.0.0.1" if args.host is None else args.host
+        args.snapshot_budget = DEFAULT_BUDGET if args.snapshot_budget is None else args.snapshot_budget
     loaded = read_recording(args.recording)
     if loaded.damage is not None:
         say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "

@@ -17,18 +17,19 @@ from .common import (
     add_machine_options,
     describe_end,
     exit_code,
+    instruction_count,
     load_guest,
     machine_config,
     say,
 )
-from .common import parse_int as _int
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_machine_options(parser)
-    parser.add_argument("--max-insns", type=_int, metavar="N", help="stop after N instructions")
+    parser.add_argument("--max-insns", type=instruction_count, metavar="N",
+                        help="stop after N instructions (N at least 1)")  # fmt: skip
     parser.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
 
 

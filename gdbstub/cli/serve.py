@@ -11,8 +11,9 @@ import argparse
 import contextlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from machine.boards.virt import RAM_BASE
 from machine.inputs import HostInputs
@@ -24,7 +25,17 @@ from replay.timeline import Timeline
 from ..monitor import Monitor
 from ..server import PacketLog, Server
 from ..target import TimelineTarget
-from .common import ExitCode, add_machine_options, add_server_options, load_guest, machine_config, open_uart_input, say
+from .common import (
+    ExitCode,
+    UsageError,
+    add_machine_options,
+    add_server_options,
+    check_not_overwriting,
+    load_guest,
+    machine_config,
+    open_uart_input,
+    say,
+)
 from .timelines import live_timeline, recording_timeline
 
 
@@ -66,26 +77,58 @@ def saver(timeline: Timeline, header: Header, save_dir: Path) -> Callable[[str, 
     return save
 
 
+class LogFile:
+    """The ``--log-packets`` file: a write that fails (a full disk) is said once and ends the log, not the
+    connection."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._stream: BinaryIO | None = stream
+        self._name = name
+
+    def write(self, data: bytes) -> int:
+        if self._stream is not None:
+            try:
+                self._stream.write(data)
+            except OSError as exc:
+                self._fail(exc)
+        return len(data)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        say(f"cannot write {self._name}: {exc.strerror or exc}; packets are no longer logged")
+        with contextlib.suppress(OSError):  # (closing flushes what is buffered: it would fail again)
+            self._stream.close()
+        self._stream = None
+
+
+def check_server_options(args: argparse.Namespace, inputs: Sequence[tuple[str, str | Path | None]]) -> None:
+    """Refuse a ``--log-packets`` file that is one of the files the server reads (``inputs``)."""
+    if args.log_packets:
+        check_not_overwriting("--log-packets", args.log_packets, inputs)
+
+
 def serve_timeline(args: argparse.Namespace, timeline: Timeline, header: Header) -> int:
-    """Serve ``timeline`` to gdb until SIGINT."""
+    """Serve ``timeline`` to gdb until SIGINT (the options were checked with :func:`check_server_options`)."""
     save_dir = args.save_dir if args.save_dir is not None else Path.cwd()
-    if not save_dir.is_dir():
-        say(f"--save-dir {save_dir} is not a directory")
-        return ExitCode.BAD_INPUT
     monitor = Monitor(timeline, describe(timeline), saver(timeline, header, save_dir))
     with contextlib.ExitStack() as stack:
         packet_log = None
         if args.log_packets:
             try:
-                packet_log = PacketLog(stack.enter_context(open(args.log_packets, "wb")))
+                stream = stack.enter_context(open(args.log_packets, "wb"))
             except OSError as exc:
-                say(f"cannot write {args.log_packets}: {exc.strerror or exc}")
-                return ExitCode.BAD_INPUT
+                raise UsageError(f"cannot write --log-packets {args.log_packets}: {exc.strerror or exc}") from exc
+            packet_log = PacketLog(cast(BinaryIO, LogFile(stream, args.log_packets)))
         try:
             server = Server(TimelineTarget(timeline, monitor), args.host, args.port, packet_log)
         except OSError as exc:
-            say(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
-            return ExitCode.BAD_INPUT
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
         stack.callback(server.close)
         host, port = server.address
         print(f"listening on {host}:{port}", flush=True)
@@ -99,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve a guest halted at reset; it is recorded as it runs, so gdb can go back at any moment."""
     config = machine_config(args)
     image = load_guest(args.guest, args.load_addr)
+    check_server_options(args, [("the guest image", image.path), ("the UART input", args.uart_input)])
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
@@ -112,4 +156,6 @@ def run(args: argparse.Namespace) -> int:
 def serve_recording(args: argparse.Namespace, loaded: LoadedRecording) -> int:
     """Serve a saved recording: reverse and forward over all of it, the end fixed."""
     timeline = recording_timeline(args, loaded, SnapshotStore(args.snapshot_budget))
+    image = timeline.machine.image.path
+    check_server_options(args, [("the recording", args.recording), ("the guest image", image)])
     return serve_timeline(args, timeline, loaded.header)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +44,10 @@ def live_timeline(image: Image, live: InputSource, config: MachineConfig, store:
 
 
 def read_recording(path: str | Path) -> LoadedRecording:
+    """A recording read and checked (RecordingError, one line, when it cannot be)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device could block forever
+            raise RecordingError(f"{path} is not a regular file")
         with open(path, "rb") as stream:
             return load_recording(stream)
     except OSError as exc:
