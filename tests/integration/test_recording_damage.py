@@ -1113,6 +1113,7 @@ def test_the_format_knowledge_matches_the_recorder(recordings: dict[str, Recordi
                         f"`chronicorn record` writes ({reason}); adapt it", pytrace=False)  # fmt: skip
 
 
+@pytest.mark.slow  # (several seconds: the fast subset keeps test_byte_mutations_fast)
 def test_handcrafted_cases(recordings: dict[str, Recording], bombs: dict[str, bytes], tmp_path: Path) -> None:
     ledger = run_variants(handcrafted_cases(recordings, bombs), tmp_path, "handcrafted")
     assert_clean(ledger)
@@ -1133,6 +1134,7 @@ def test_byte_mutations_fast(recordings: dict[str, Recording], tmp_path: Path) -
     assert_clean(run_variants(list(variants.values())[:FAST_EXAMPLES], tmp_path, "fast"))
 
 
+@pytest.mark.slow  # (several seconds: the fast subset keeps test_byte_mutations_fast)
 def test_fork_server_agrees_with_python_m(recordings: dict[str, Recording], tmp_path: Path) -> None:
     """The fork server's runs give what ``[sys.executable, "-m", "gdbstub.cli", ...]`` gives."""
     echo, rtc = recordings["echo"], recordings["rtc"]
