@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from .devices.clint import NS_PER_TICK
 
+MAX_BIAS_NS = (1 << 64) - 1  # what a state holds (BoardState.bias_ns): ~584 years of idling
+
 
 @dataclass(slots=True)
 class VirtualClock:

@@ -23,7 +23,7 @@ from .arch.riscv import INTR_CAUSES, MEI, MSI, MTI, SEI, RiscvArch, choose_arch
 from .arch.riscv_hart import Hart
 from .arch.riscv_regs import RegisterFile
 from .boards import virt
-from .clock import VirtualClock
+from .clock import MAX_BIAS_NS, VirtualClock
 from .debug_memory import DebugMemory
 from .devices.base import Device
 from .devices.clint import NS_PER_TICK, Clint
@@ -84,6 +84,7 @@ class Machine:
         self.reset_requested = False
         self.halted = False
         self._trap_icount = -1  # the icount at which the last trap was entered (see is_at_first_boundary)
+        self._trap_entry = (-1, -1, 0)  # (icount, pc) where the last trap entered its handler, refaults there
         self._plic_out = [False, False]
         self._msip = False
         self._map_ram(config.ram_size)
@@ -154,6 +155,12 @@ class Machine:
         return self.engine.icount
 
     @property
+    def access_icount(self) -> int:
+        """In a device callback, the icount of the instruction making the access (:attr:`icount` is then ahead:
+        the counter counts whole blocks); else :attr:`icount`. What a UART byte or a clock read is stamped with."""
+        return self.engine.access_icount
+
+    @property
     def pc(self) -> int:
         return self.engine.pc
 
@@ -183,6 +190,7 @@ class Machine:
         """Go back (or forward) to a saved state; breakpoints and watchpoints stay as they are."""
         restore(self, state)
         self._trap_icount = state.icount  # unknown: assume a trap was entered here (the safe answer below)
+        self._trap_entry = (-1, -1, 0)
 
     @property
     def is_at_first_boundary(self) -> bool:
@@ -343,6 +351,7 @@ class Machine:
         self.halted = False
         self._trap_icount = self.icount
         self.hart.enter_trap(self.pc, code, 0, is_interrupt=True)
+        self._trap_entry = (self.icount, self.pc, 0)
         return True
 
     def _timer_deadline(self) -> int:
@@ -360,6 +369,8 @@ class Machine:
         if self._timer_deadline() != NO_LIMIT:  # a pending-but-masked timer wakes nothing
             ticks = self.clint.deadline_ticks() or 0
             deadline_ns = max(0, ticks * NS_PER_TICK - self.clock.ns(self.icount))
+            if self.clock.bias_ns + deadline_ns > MAX_BIAS_NS:  # past what the clock holds (~584 years): never
+                deadline_ns = None
         outcome = self.inputs.idle(self.icount, deadline_ns)
         if outcome.forever:
             return self._result(RunKind.IDLE_FOREVER)
@@ -427,8 +438,14 @@ class Machine:
         """Deliver an exception to the guest, or end the run when it has no handler."""
         assert stop.cause is not None
         code = self.hart.exception_code(stop.cause)
-        if not self.hart.has_trap_handler(code):
+        # A handler that faults on its own first instruction traps to itself for ever without retiring one
+        # (a vector or pc in unmapped memory): after two such refaults in a row (the state no longer changes)
+        # the fault is reported, as with no handler, instead of spinning (a step would never end).
+        icount, pc, refaults = self._trap_entry
+        refaults = refaults + 1 if (stop.icount, stop.pc) == (icount, pc) else 0
+        if not self.hart.has_trap_handler(code) or refaults >= 2:
             return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
         self._trap_icount = self.icount
         self.hart.enter_trap(stop.pc, code, self.hart.trap_value(stop.cause, stop.pc, stop.addr))
+        self._trap_entry = (self.icount, self.pc, refaults)
         return None

@@ -25,11 +25,12 @@ from .common import StdoutWriter, load_guest
 def uart_output(sink: Callable[[int], None]) -> tuple[Callable[[int], None], Callable[[Machine], None]]:
     """A UART callback that shows each byte once along the timeline (:class:`OutputLog`), and its binder.
 
-    The callback needs the machine's icount and the machine needs the callback: bind it once built.
+    The callback needs the machine's icount and the machine needs the callback: bind it once built. A byte is
+    stamped with the icount of the store that sent it (two stores in one block share the block's ``icount``).
     """
     output = OutputLog(sink)
     holder: list[Machine] = []
-    return (lambda byte: output.emit(holder[0].icount, byte)), holder.append
+    return (lambda byte: output.emit(holder[0].access_icount, byte)), holder.append
 
 
 def live_timeline(image: Image, live: InputSource, config: MachineConfig, store: SnapshotStore | None = None,

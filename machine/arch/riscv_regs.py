@@ -18,6 +18,7 @@ from unicorn import riscv_const as rc
 
 from . import riscv_insn as ri
 from .riscv import GPR_NAMES, RiscvArch
+from .riscv_cpu import MSTATUS_FS
 from .riscv_hart import Hart
 
 FIRST_FPR, FIRST_CSR, PRIV_REGNUM = 33, 65, 65 + 4096
@@ -202,10 +203,21 @@ class RegisterFile:
             if value not in (0, 1, 3):
                 raise RegisterError(f"no privilege level {value}")
             self._hart.uc.reg_write(spec.uc_reg, value)
+        elif spec.feature == FPU and spec.regnum >= FIRST_CSR:
+            self._write_fp_csr(spec, value)
         elif spec.regnum >= FIRST_CSR:
             self._hart.set_csr(spec.uc_reg, value)
         else:
             self._hart.uc.reg_write(spec.uc_reg, value)
+
+    def _write_fp_csr(self, spec: RegisterSpec, value: int) -> None:
+        """fflags, frm, fcsr. Unicorn drops them while mstatus.FS is Off (refused here rather than lost), and
+        a write marks FS Dirty without setting the SD summary bit: a state no hart holds and no state file
+        carries. Writing mstatus back recomputes SD, as an FP instruction of the guest would have."""
+        if not self._hart.csr(rc.UC_RISCV_REG_MSTATUS) & MSTATUS_FS:
+            raise RegisterError(f"{spec.name} cannot be written while the FPU is off (mstatus.FS is Off)")
+        self._hart.set_csr(spec.uc_reg, value)
+        self._hart.set_csr(rc.UC_RISCV_REG_MSTATUS, self._hart.csr(rc.UC_RISCV_REG_MSTATUS))
 
     def read_all(self) -> bytes:
         """The ``g`` packet: x0-x31 then pc."""

@@ -41,6 +41,7 @@ MACHINE_NOT_STATE = {
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
+    "_trap_entry",  # spots a handler that faults on itself for ever; a restore forgets it (it re-detects)
 }  # fmt: skip
 HART_NOT_STATE = {"uc", "arch"}
 CLOCK_NOT_STATE = {"shift"}  # configuration
