@@ -23,6 +23,7 @@ import enum
 import importlib.util
 import logging
 import os
+from array import array
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,6 +38,7 @@ MAX_TRAPPED_CSRS = 32
 MAX_TRAPPED_WORDS = 8
 UC_PROT_EXEC = 4
 MAX_NEW_SPECIALS = 64
+MAX_EXEC = 16384  # distinct blocks noted per execution-index window (mirrors icount.c)
 
 
 class Isa(enum.IntEnum):
@@ -58,7 +60,12 @@ class StopReason(enum.IntEnum):
 
 
 class _CacheSlot(ctypes.Structure):
-    _fields_ = [("addr", ctypes.c_uint64), ("size", ctypes.c_uint32), ("insns", ctypes.c_uint32)]
+    _fields_ = [("addr", ctypes.c_uint64), ("size", ctypes.c_uint16), ("insns", ctypes.c_uint16),
+                ("epoch", ctypes.c_uint32)]  # fmt: skip
+
+
+class _ExecBlock(ctypes.Structure):
+    _fields_ = [("addr", ctypes.c_uint64), ("end", ctypes.c_uint64)]
 
 
 _U64_FIELDS = [
@@ -95,6 +102,10 @@ class CounterState(ctypes.Structure):
         ("emu_stop", ctypes.c_void_p),
         ("vmem_read", ctypes.c_void_p),
         ("cache", _CacheSlot * CACHE_SLOTS),
+        ("exec_epoch", ctypes.c_uint64),
+        ("n_exec", ctypes.c_uint64),
+        ("exec_overflow", ctypes.c_uint64),
+        ("exec", _ExecBlock * MAX_EXEC),
     ]
 
 
@@ -148,6 +159,15 @@ class Counter(Protocol):
 
     def take_new_specials(self) -> list[int]:
         """Addresses of trapped CSR instructions seen in new blocks since the last call."""
+
+    def take_executed(self, next_window: bool) -> list[int] | None:
+        """The code executed since the current execution-index window began: a flat list of sorted,
+        disjoint ``start, end`` address pairs (blocks less than :data:`EXEC_GAP` bytes apart merged), or
+        None if more distinct blocks ran than are noted. ``next_window``: a new window begins now (the
+        first call starts the index)."""
+
+
+EXEC_GAP = 64  # bytes between executed blocks that the index merges into one range
 
 
 class _CounterBase:
@@ -205,6 +225,8 @@ class NativeCounter(_CounterBase):
         lib.chron_insns_before.restype = ctypes.c_uint64
         lib.chron_insns_before.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
         lib.chron_cache_put.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32]
+        lib.chron_take_exec.restype = ctypes.c_int64
+        lib.chron_take_exec.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
         self._state_ptr = ctypes.cast(ctypes.pointer(self.state), ctypes.c_void_p)
         self._hooks = [_add_raw_hook(uc, UC_HOOK_BLOCK, lib.chron_block_hook, self._state_ptr, 1, 0)]
 
@@ -217,6 +239,14 @@ class NativeCounter(_CounterBase):
     def remember_block(self, addr: int, size: int, insns: int) -> None:
         self._lib.chron_cache_put(self._state_ptr, addr, size, insns)
 
+    def take_executed(self, next_window: bool) -> list[int] | None:
+        n = self._lib.chron_take_exec(self._state_ptr, EXEC_GAP, int(next_window))
+        if n < 0:
+            return None
+        pairs = array("Q")
+        pairs.frombytes(ctypes.string_at(ctypes.addressof(self.state.exec), n * ctypes.sizeof(_ExecBlock)))
+        return pairs.tolist()
+
 
 class PythonCounter(_CounterBase):
     """Pure-Python twin of the native helper (same state, same algorithm)."""
@@ -226,7 +256,17 @@ class PythonCounter(_CounterBase):
     def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions) -> None:
         super().__init__(uc, isa, trapped)
         self._cache: dict[tuple[int, int], int] = {}
+        self._executed: set[tuple[int, int]] = set()
         uc.hook_add(UC_HOOK_BLOCK, self._block_hook)
+
+    def take_executed(self, next_window: bool) -> list[int] | None:
+        st = self.state
+        pairs = None if st.exec_overflow else merge_ranges(sorted(self._executed), EXEC_GAP)
+        if next_window:
+            self._executed = set()
+            st.exec_overflow = 0
+            st.exec_epoch = st.exec_epoch + 1
+        return pairs
 
     def clear_cache(self) -> None:
         super().clear_cache()
@@ -281,6 +321,11 @@ class PythonCounter(_CounterBase):
         elif st.icount >= st.soft_limit:
             self._stop(uc, StopReason.SOFT)
         else:
+            if st.exec_epoch:
+                if len(self._executed) < MAX_EXEC:
+                    self._executed.add((addr, addr + (size or 1)))
+                else:
+                    st.exec_overflow = 1
             st.block_icount = st.icount
             st.block_addr = addr
             st.block_size = size
@@ -306,6 +351,17 @@ class PythonCounter(_CounterBase):
 
     def code_hook_for_landing(self) -> tuple[int, object]:
         return UC_HOOK_CODE, self._code_hook
+
+
+def merge_ranges(ranges: list[tuple[int, int]], gap: int) -> list[int]:
+    """Sorted ``(start, end)`` ranges merged where they overlap or lie less than ``gap`` apart, flattened."""
+    out: list[int] = []
+    for start, end in ranges:
+        if out and start <= out[-1] + gap:
+            out[-1] = max(out[-1], end)
+        else:
+            out += [start, end]
+    return out
 
 
 def read_code(uc: Uc, addr: int, size: int) -> bytes:

@@ -32,6 +32,7 @@ from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
 from .engine import Cause, Engine, EngineStop, StopKind
+from .executed import CodeRanges
 from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError
@@ -273,6 +274,14 @@ class Machine:
 
     def remove_watchpoint(self, kind: WatchKind, addr: int, length: int) -> None:
         self.engine.watchpoints.remove(Watchpoint(kind, addr, length))
+
+    # -- execution index ---------------------------------------------------------
+    def take_executed_code(self, next_window: bool = True) -> CodeRanges | None:
+        """The code executed since the current index window began (the first call begins the index), or
+        None when too much distinct code ran to note it (the window may have run anything). With
+        ``next_window`` a new window begins now."""
+        pairs = self.counter.take_executed(next_window)
+        return None if pairs is None else CodeRanges(pairs)
 
     # -- tracing -------------------------------------------------------------
     def enable_trace(self, emit: Callable[[int, int, bytes], None]) -> None:

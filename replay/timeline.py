@@ -28,6 +28,7 @@ from machine.ram import PAGE, PageTable
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind, Watchpoint
 
+from .code_index import CodeIndex
 from .errors import ReplayDivergence
 from .events import End
 from .history import HistoryInputs
@@ -60,12 +61,19 @@ class Timeline:
         self.store = store if store is not None else SnapshotStore()
         self._interval = interval
         self._periodic = periodic_snapshots
-        self.min_gap = max(1 << 10, (interval or machine.checkpoint_interval // 2) >> 5)
+        # Seeks leave snapshots halving the distance down to min_gap; a stop farther than trail_gap from
+        # a snapshot leaves such a trail at once (flat first step back).
+        self.min_gap = 32
+        self.trail_gap = 8 * self.min_gap
         self.breakpoints: set[int] = set()
         self.watchpoints: set[Watchpoint] = set()
         self._scanned = machine.icount  # the furthest icount run so far: periodic snapshots past it
         self.keyframes: dict[int, Snapshot] = {}  # icount -> the state after debugger writes there
         self.skip_unwritten = True  # backward scans skip windows where no watched page was written
+        self.use_code_index = True  # backward continues skip windows where no breakpoint address ran
+        self.code_index = CodeIndex(machine.icount)
+        if periodic_snapshots:
+            machine.take_executed_code()  # the index's first window begins here
         self.verifier = Verifier(inputs.live is not None, machine.icount)
         self.ending: End | None = None  # how the run ended by itself at the end of history, if it did
         self.store.add(take_snapshot(machine, inputs.position))
@@ -212,6 +220,13 @@ class Timeline:
     def _note_progress(self) -> None:
         """After every run: take or check a verification point here (:class:`Verifier`), move the frontier."""
         icount = self.machine.icount
+        if (
+            self._periodic
+            and icount % self.interval == 0
+            and icount > self.code_index.until
+            and icount >= self._scanned
+        ):
+            self.code_index.add(icount, self.machine.take_executed_code())  # first time here: a window ends
         self._scanned = max(self._scanned, icount)
         self.verifier.note(self.machine, self.inputs.frontier, self.keyframes)
         if self.is_live:
@@ -244,6 +259,10 @@ class Timeline:
         snapshot = self.store.at_or_before(target)
         if not snapshot.icount <= self.machine.icount <= target:
             self._restore(snapshot)
+        self._approach(target)
+
+    def _approach(self, target: int) -> None:
+        """Replay from here to ``target``, leaving snapshots on the way."""
         # Snapshots on the way, each halving the distance left: the next steps back are short replays.
         # Through ground not run before, the periodic ones too (as a forward run would have taken them).
         distance = target - self.machine.icount
@@ -257,6 +276,20 @@ class Timeline:
             self._replay_to(point)
             if point != target and not self.store.has(point):
                 self.snapshot()
+
+    def _leave_trail(self) -> None:
+        """Make the first step back from here cheap: if the nearest snapshot is far behind, replay from it to
+        here once now, leaving snapshots that halve the distance (as a seek does). Costs at most one
+        snapshot interval of replay, once per stop; the machine ends exactly as it was."""
+        here = self.machine.icount
+        base = self.store.at_or_before(here)
+        if here - base.icount <= self.trail_gap:
+            return
+        now = take_snapshot(self.machine, self.inputs.position)  # the stop as it is (watch bookkeeping too)
+        self._arm(False)
+        self._restore(base)
+        self._approach(here)
+        self._restore(now)
 
     def _replay_to(self, target: int) -> None:
         while self.machine.icount < target:
@@ -304,6 +337,11 @@ class Timeline:
             limit = until if limit is None else min(limit, until)
         if not self.is_live:
             limit = self.end if limit is None else min(limit, self.end)
+        if (
+            self._periodic
+            and self.machine.icount - self.store.at_or_before(self.machine.icount).icount > self.trail_gap
+        ):
+            self.snapshot()  # a step or a short run then ends near a snapshot
         self._arm(True)
         resume = True
 
@@ -326,6 +364,8 @@ class Timeline:
         self.store.focus = self.machine.icount
         if self.is_live and result.kind.ends_by_itself and result.icount >= self.end:
             self.ending = End(result.icount, result.kind, result.exit_code or 0)  # a saved recording says so
+        if self._periodic:
+            self._leave_trail()
         return result
 
     def _next_cut(self) -> int | None:
@@ -371,7 +411,7 @@ class Timeline:
         while window_end > self.start:
             snapshot = self.store.at_or_before(window_end - 1)
             watch = self._may_hit_watchpoints(snapshot.state.ram, later_ram)
-            if self.breakpoints or watch:
+            if watch or self._may_hit_breakpoints(snapshot.icount, window_end):
                 self._arm(False)
                 self._restore(snapshot)
                 hits = self._scan(window_end, interrupted, watch)
@@ -389,6 +429,18 @@ class Timeline:
             window_end = snapshot.icount
         self.seek(self.start)
         return self._result(RunKind.HISTORY_BEGIN)
+
+    def _may_hit_breakpoints(self, start: int, end: int) -> bool:
+        """Whether a breakpoint can be hit in ``[start, end)`` (False lets a backward continue skip the window).
+
+        Exact about absence: the execution index says which code ran there (:mod:`replay.code_index`).
+        """
+        if not self.breakpoints:
+            return False
+        if not (self.use_code_index and self._periodic):
+            return True
+        pending = lambda: self.machine.take_executed_code(next_window=False)  # noqa: E731
+        return self.code_index.may_run(self.breakpoints, start, end, pending)
 
     def _may_hit_watchpoints(self, earlier: PageTable, later: PageTable) -> bool:
         """Whether a watchpoint can fire between two RAM images (False lets a window run without memory hooks).

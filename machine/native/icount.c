@@ -9,6 +9,7 @@
  * entry points we call are handed in as function pointers.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int (*emu_stop_fn)(void *uc);
@@ -21,11 +22,14 @@ typedef int (*vmem_read_fn)(void *uc, uint64_t addr, int prot, void *buf, uint64
 #define MAX_TRAPPED_CSRS 32u
 #define MAX_TRAPPED_WORDS 8u
 #define MAX_NEW_SPECIALS 64u
+#define MAX_EXEC 16384u /* distinct blocks noted per index window; more marks the window unknown */
 
 enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1 };
 enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTERNAL = 4, STOP_UNREADABLE = 5 };
 
-struct cache_slot { uint64_t addr; uint32_t size; uint32_t insns; };
+/* epoch: the index window in which the block was last noted as executed (0: never). */
+struct cache_slot { uint64_t addr; uint16_t size; uint16_t insns; uint32_t epoch; };
+struct exec_block { uint64_t addr; uint64_t end; };
 
 struct chron_counter {
     uint64_t fast_limit;    /* min(limit, soft_limit); 0 forces the slow path (stops, landing) */
@@ -54,6 +58,12 @@ struct chron_counter {
     void *emu_stop;
     void *vmem_read;
     struct cache_slot cache[CACHE_SLOTS];
+    /* Execution index (which code ran in a window): each block is noted once per window (epoch);
+     * exec_epoch 0 means not indexing. */
+    uint64_t exec_epoch;
+    uint64_t n_exec;
+    uint64_t exec_overflow;
+    struct exec_block exec[MAX_EXEC];
 };
 
 uint64_t chron_counter_size(void) { return sizeof(struct chron_counter); }
@@ -65,9 +75,9 @@ static uint32_t set_of(uint64_t addr, uint32_t size)
     return (uint32_t)(h >> 53) * CACHE_WAYS;   /* 2048 sets */
 }
 
-static const struct cache_slot *lookup(const struct chron_counter *c, uint64_t addr, uint32_t size)
+static struct cache_slot *lookup(struct chron_counter *c, uint64_t addr, uint32_t size)
 {
-    const struct cache_slot *set = &c->cache[set_of(addr, size)];
+    struct cache_slot *set = &c->cache[set_of(addr, size)];
     for (uint32_t i = 0; i < CACHE_WAYS; i++)
         if (set[i].addr == addr && set[i].size == size && set[i].insns != 0)
             return &set[i];
@@ -80,8 +90,23 @@ static void insert(struct chron_counter *c, uint64_t addr, uint32_t size, uint32
     struct cache_slot *set = &c->cache[set_of(addr, size)];
     memmove(&set[1], &set[0], (CACHE_WAYS - 1) * sizeof(*set));
     set[0].addr = addr;
-    set[0].size = size;
-    set[0].insns = insns;
+    set[0].size = (uint16_t)size;
+    set[0].insns = (uint16_t)insns;
+    set[0].epoch = 0;   /* noted when it is entered, not when it is decoded */
+    if (size > 0xffffu || insns > 0xffffu)
+        set[0].addr = ~0ull;   /* cannot be cached (never happens: a block lies within one page) */
+}
+
+/* Note a block as executed in the current index window. */
+static void note_exec(struct chron_counter *c, uint64_t addr, uint32_t size)
+{
+    if (c->n_exec < MAX_EXEC) {
+        c->exec[c->n_exec].addr = addr;
+        c->exec[c->n_exec].end = addr + (size ? size : 1);
+        c->n_exec++;
+    } else {
+        c->exec_overflow = 1;
+    }
 }
 
 /* A 32-bit instruction the board handles: a pattern (wfi, mret, fence.i...) or a CSR access. */
@@ -130,7 +155,7 @@ static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
 
 static uint64_t block_insns(struct chron_counter *c, void *uc, uint64_t addr, uint32_t size)
 {
-    const struct cache_slot *hit = lookup(c, addr, size);
+    struct cache_slot *hit = lookup(c, addr, size);
     if (hit)
         return hit->insns;
     c->cache_misses++;
@@ -163,13 +188,17 @@ static void enter_block(struct chron_counter *c, uint64_t addr, uint32_t size, u
 
 void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
 {
-    const struct cache_slot *s = lookup(c, addr, size);
+    struct cache_slot *s = lookup(c, addr, size);
     uint64_t n;
 
     /* Fast path: a known block that ends at or before both limits. */
     if (__builtin_expect(s != 0, 1)) {
         n = s->insns;
         if (__builtin_expect(c->icount + n <= c->fast_limit, 1)) {
+            if (__builtin_expect(s->epoch != (uint32_t)c->exec_epoch, 0)) {
+                s->epoch = (uint32_t)c->exec_epoch;
+                note_exec(c, addr, size);
+            }
             enter_block(c, addr, size, n);
             return;
         }
@@ -195,6 +224,12 @@ void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_count
         return;
     }
     c->in_block = 0;
+    if (c->exec_epoch) {
+        struct cache_slot *slot = lookup(c, addr, size);
+        if (slot)
+            slot->epoch = (uint32_t)c->exec_epoch;
+        note_exec(c, addr, size);
+    }
     enter_block(c, addr, size, n);
 }
 
@@ -224,4 +259,38 @@ uint64_t chron_insns_before(struct chron_counter *c, void *uc, uint64_t pc)
 void chron_cache_put(struct chron_counter *c, uint64_t addr, uint32_t size, uint32_t insns)
 {
     insert(c, addr, size, insns);
+}
+
+static int by_addr(const void *a, const void *b)
+{
+    uint64_t x = ((const struct exec_block *)a)->addr, y = ((const struct exec_block *)b)->addr;
+    return x < y ? -1 : x > y;
+}
+
+/* The code executed since the window began, as sorted disjoint [start, end) ranges (ranges closer than
+ * `gap` bytes are merged) written over c->exec; returns how many, or -1 if the window overflowed. With
+ * `next_window`, a new window begins (epoch moves on, nothing noted). */
+int64_t chron_take_exec(struct chron_counter *c, uint64_t gap, int next_window)
+{
+    int64_t result = -1;
+    uint64_t n = c->n_exec, out = 0;
+    if (!c->exec_overflow) {
+        qsort(c->exec, n, sizeof(c->exec[0]), by_addr);
+        for (uint64_t i = 0; i < n; i++) {
+            if (out && c->exec[i].addr <= c->exec[out - 1].end + gap) {
+                if (c->exec[i].end > c->exec[out - 1].end)
+                    c->exec[out - 1].end = c->exec[i].end;
+            } else {
+                c->exec[out++] = c->exec[i];
+            }
+        }
+        c->n_exec = out;   /* merged in place: still a valid record of the window so far */
+        result = (int64_t)out;
+    }
+    if (next_window) {
+        c->n_exec = 0;
+        c->exec_overflow = 0;
+        c->exec_epoch = (uint32_t)(c->exec_epoch + 1) ? c->exec_epoch + 1 : 1;
+    }
+    return result;
 }

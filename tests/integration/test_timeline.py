@@ -269,3 +269,52 @@ def test_a_far_seek_leaves_periodic_snapshots_on_ground_not_run_before() -> None
     assert {INTERVAL * k for k in range(1, timeline.end // INTERVAL)} <= held  # as a forward run would have
     timeline.seek(INTERVAL * 2 + 5)
     check_here(timeline, "echo")
+
+
+@pytest.mark.parametrize(
+    ("name", "function"), [("cmdint", "uart_putdec"), ("cmdint", "uart_puts"), ("timer", "trap_handler")]
+)
+def test_execution_index_finds_the_same_breakpoint_hits(name: str, function: str) -> None:
+    """Backward continue to a breakpoint with the execution index == without it, hit after hit to the start;
+    with the index, windows where the breakpoint's code never ran are not replayed."""
+    addr = load_image(guest("rv32", name)).symbols[function]
+    found, scans = {}, {}
+    for use in (True, False):
+        timeline = fixed_timeline(name)
+        timeline.use_code_index = use
+        scan, scans[use] = timeline._scan, []
+        timeline._scan = lambda *args, s=scan, n=scans[use]: n.append(args[0]) or s(*args)  # type: ignore[method-assign]
+        timeline.seek(timeline.end)
+        timeline.add_breakpoint(addr)
+        stops = []
+        while (result := timeline.continue_backward()).kind == RunKind.BREAKPOINT:
+            assert result.pc == addr
+            stops.append((result.icount, timeline.machine.digest()))
+        assert result.kind == RunKind.HISTORY_BEGIN and timeline.icount == 0
+        found[use] = stops
+    pcs, _ = reference_trace(name)
+    assert found[True]
+    assert [icount for icount, _ in found[True]] == [i for i, pc in enumerate(pcs) if pc == addr][::-1]
+    assert found[True] == found[False]
+    if function != "trap_handler":  # a timer tick runs in every window; these do not
+        assert len(scans[True]) < len(scans[False])
+
+
+def test_execution_index_is_built_while_running_forward_and_bounded() -> None:
+    """Each periodic point passed for the first time ends an index entry; replays add none; merging keeps
+    the index within its bound without losing what ran."""
+    timeline = live_timeline("timer")
+    timeline.run_forward()
+    index = timeline.code_index
+    assert index.until == timeline.end // INTERVAL * INTERVAL and len(index) == index.until // INTERVAL
+    handler = load_image(guest("rv32", "timer")).symbols["trap_handler"]
+    before = len(index)
+    timeline.seek(0)
+    timeline.seek(timeline.end)
+    assert len(index) == before
+    pending = lambda: timeline.machine.take_executed_code(next_window=False)  # noqa: E731
+    assert index.may_run([handler], 0, timeline.end, pending)
+    assert not index.may_run([0x1234_5678], 0, timeline.end, pending)  # never code
+    index._max_bytes = 1
+    index.add(index.until + INTERVAL, timeline.machine.take_executed_code())
+    assert len(index) == 1 and index.may_run([handler], 0, timeline.end, pending)
