@@ -69,23 +69,29 @@ class CodeIndex:
 
         ``pending()`` gives the code run since the last entry ended (ground past :attr:`until`).
         """
+        return self.last_start(addrs, start, end, pending) < end
+
+    def last_start(self, addrs: Collection[int], start: int, end: int,
+                   pending: Callable[[], CodeRanges | None]) -> int:  # fmt: skip
+        """Where the last stretch of ``[start, end)`` in which one of ``addrs`` may have run begins (clamped to
+        ``start``), or ``end`` if none may have: a backward search need only replay from there."""
         if not addrs or end <= start:
-            return False
+            return end
         if end > self.until:
             tail = pending()
             if tail is None or tail.covers_any(addrs):
-                return True
-        i = max(0, bisect.bisect_right(self._starts, start) - 1)
-        cursor = start
-        while cursor < min(end, self.until):
-            if i >= len(self._starts) or self._starts[i] > cursor:
-                return True  # a stretch never indexed
+                return max(start, self.until)
+        i = bisect.bisect_left(self._starts, min(end, self.until)) - 1  # the last entry starting before
+        cursor = min(end, self.until)  # everything from here to end is known not to run them
+        while cursor > start:
+            if i < 0 or self._ends[i] < cursor:
+                return start  # a stretch never indexed: unknown
             ranges = self._ranges[i]
             if ranges is None or ranges.covers_any(addrs):
-                return True
-            cursor = self._ends[i]
-            i += 1
-        return False
+                return max(start, self._starts[i])
+            cursor = self._starts[i]
+            i -= 1
+        return end
 
 
 def _size(ranges: CodeRanges | None) -> int:

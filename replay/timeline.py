@@ -403,7 +403,12 @@ class Timeline:
                          watch_kind=hit.watch_kind)  # fmt: skip
 
     def continue_backward(self, interrupted: Interrupted = _never) -> RunResult:
-        """Go back to the last breakpoint or watchpoint hit before here (``bc``), or the start."""
+        """Go back to the last breakpoint or watchpoint hit before here (``bc``), or the start.
+
+        Window after window ``[snapshot, end)`` backward, each scanned forward only where a hit can be: not at
+        all when no watched page was written and no breakpoint's code ran there, and for breakpoints alone from
+        the start of the last stretch of the execution index where one's code ran.
+        """
         end = self.machine.icount
         self.store.focus = end
         window_end = end
@@ -411,9 +416,15 @@ class Timeline:
         while window_end > self.start:
             snapshot = self.store.at_or_before(window_end - 1)
             watch = self._may_hit_watchpoints(snapshot.state.ram, later_ram)
-            if watch or self._may_hit_breakpoints(snapshot.icount, window_end):
+            scan_from = snapshot.icount if watch else self._breakpoint_scan_start(snapshot.icount, window_end)
+            if scan_from < window_end:
                 self._arm(False)
                 self._restore(snapshot)
+                if scan_from > snapshot.icount:
+                    self._replay_to(scan_from)
+                    later_ram = self.machine.ram_image()
+                else:
+                    later_ram = snapshot.state.ram
                 hits = self._scan(window_end, interrupted, watch)
                 if hits is None:
                     return self._result(RunKind.INTERRUPTED)  # Ctrl-C: stop inside the window
@@ -422,7 +433,9 @@ class Timeline:
                     self.seek(position)
                     return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
                                      watch_kind=hit.watch_kind)  # fmt: skip
-            elif interrupted():
+                window_end = scan_from
+                continue
+            if interrupted():
                 self.seek(window_end)
                 return self._result(RunKind.INTERRUPTED)
             later_ram = snapshot.state.ram
@@ -430,17 +443,17 @@ class Timeline:
         self.seek(self.start)
         return self._result(RunKind.HISTORY_BEGIN)
 
-    def _may_hit_breakpoints(self, start: int, end: int) -> bool:
-        """Whether a breakpoint can be hit in ``[start, end)`` (False lets a backward continue skip the window).
+    def _breakpoint_scan_start(self, start: int, end: int) -> int:
+        """Where a scan of ``[start, end)`` for breakpoint hits must begin (``end``: none can be there).
 
-        Exact about absence: the execution index says which code ran there (:mod:`replay.code_index`).
+        Exact about absence: the execution index says which code ran where (:mod:`replay.code_index`).
         """
         if not self.breakpoints:
-            return False
+            return end
         if not (self.use_code_index and self._periodic):
-            return True
+            return start
         pending = lambda: self.machine.take_executed_code(next_window=False)  # noqa: E731
-        return self.code_index.may_run(self.breakpoints, start, end, pending)
+        return self.code_index.last_start(self.breakpoints, start, end, pending)
 
     def _may_hit_watchpoints(self, earlier: PageTable, later: PageTable) -> bool:
         """Whether a watchpoint can fire between two RAM images (False lets a window run without memory hooks).

@@ -81,3 +81,45 @@ def test_batch_register_reads_equal_single_reads(xlen: str) -> None:
     single += [hart.reg(r) for r in FPR_IDS] + [hart.csr(r) for r in _DIGEST_CSRS]
     single += [hart.mip_soft, hart.mcycle_offset, hart.minstret_offset]
     assert hart.registers() + hart.digest_csrs() == single
+
+
+ENTRY = st.tuples(st.integers(1, 50), st.one_of(st.none(), st.lists(st.integers(0, 20), max_size=4)))
+
+
+@given(st.lists(ENTRY, max_size=12), st.integers(0, 700), st.integers(0, 700), st.lists(st.integers(0, 20)),
+       st.booleans(), st.integers(1, 2000))  # fmt: skip
+def test_code_index_last_start_is_the_last_stretch_that_may_run(
+    entries: list[tuple[int, list[int] | None]], a: int, b: int, addrs: list[int], tail_runs: bool, max_bytes: int
+) -> None:
+    """Against brute force: every icount's code known (or unknown) one by one; merging only coarsens."""
+    from replay.code_index import CodeIndex
+
+    index = CodeIndex(10, max_bytes=max_bytes)
+    per_icount: dict[int, set[int] | None] = {}
+    at = 10
+    for length, code in entries:
+        ranges = None if code is None else CodeRanges(merge_ranges(sorted((c, c + 1) for c in set(code)), 0))
+        index.add(at + length, ranges)
+        for i in range(at, at + length):
+            per_icount[i] = None if code is None else set(code)
+        at += length
+    start, end = min(a, b), max(a, b)
+    tail = CodeRanges([addrs[0], addrs[0] + 1] if tail_runs and addrs else [])
+
+    def may(i: int) -> bool:
+        if i < 10:
+            return True  # before the index began: unknown
+        if i >= index.until:
+            return tail.covers_any(addrs)
+        code = per_icount[i]
+        return code is None or bool(code & set(addrs))
+
+    hits = [i for i in range(start, end) if may(i)] if addrs else []
+    got = index.last_start(addrs, start, end, lambda: tail)
+    if not hits:
+        assert got == end
+    else:
+        assert start <= got <= hits[-1]  # never past the last stretch that may run
+        assert index.may_run(addrs, start, end, lambda: tail)
+        if max_bytes >= 2000:  # nothing merged: exactly the start of that stretch (or where unknown begins)
+            assert got == start or not may(got - 1) or got == index.until or got in index._starts
