@@ -17,7 +17,6 @@ from machine.arch.riscv import ARCHES
 from machine.loader import Image, ImageError, load_image
 from machine.machine import MachineConfig
 from machine.results import RunKind, RunResult
-from replay.store import DEFAULT_BUDGET
 
 MAX_IMAGE_BYTES = 1 << 30
 MAX_ICOUNT = (1 << 63) - 1  # the largest icount an option may name (the engine counts in 64 bits)
@@ -198,6 +197,8 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
+    from replay.store import DEFAULT_BUDGET  # here: only the commands that serve load replay/
+
     if with_port:
         parser.add_argument("--port", type=port_number, default=1234,
                             help="TCP port 0..65535 (0: pick a free one); default 1234")  # fmt: skip

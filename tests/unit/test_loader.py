@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 from pathlib import Path
 
 import pytest
 
+from machine import loader
 from machine.loader import Image, ImageError, Segment, load_image
-from tests.conftest import guest, require_tool
+from tests.conftest import ROOT, guest, require_tool
 
 HELLO32 = guest("rv32", "hello")
 HELLO64 = guest("rv64", "hello")
@@ -143,3 +145,68 @@ def test_elf_without_loadable_segments(tmp_path: Path) -> None:
     odd.write_bytes(data)
     with pytest.raises(ImageError, match="has no loadable segments"):
         load_image(odd)
+
+
+# -- the fast ELF reader (struct alone: pyelftools' import is a tenth of `chronicorn run`'s start-up) ----------
+def _reference(path: Path, data: bytes) -> object:
+    """What pyelftools makes of the file: the parsed tuple, or the exception it ends with."""
+    try:
+        return loader._parse_elf(path, data)
+    except Exception as exc:  # noqa: BLE001 - any outcome is compared, crashes included
+        return exc
+
+
+def test_every_elf_in_the_repository_takes_the_fast_path_and_reads_as_pyelftools_reads_it() -> None:
+    elves = [p for p in sorted(ROOT.rglob("*.elf")) if ".venv" not in p.parts]
+    assert len(elves) >= 20
+    for path in elves:
+        data = path.read_bytes()
+        quick = loader._parse_elf_quickly(data)
+        assert quick is not None, f"{path} took the slow path"
+        assert quick == _reference(path, data), path
+
+
+@pytest.mark.parametrize("xlen", ["rv32", "rv64"])
+def test_the_fast_reader_agrees_with_pyelftools_or_defers_to_it_on_damaged_files(xlen: str) -> None:
+    """Random damage to the headers, the tables and anywhere else, and truncation: whenever the fast reader
+    answers, pyelftools reads the same entry, segments, class and symbols (and raises nothing); otherwise it
+    answers None and load_image uses pyelftools (same result, same error, as before the fast path)."""
+    path = guest(xlen, "hello")
+    base = path.read_bytes()
+    if base[4] == 1:
+        phoff, shoff = struct.unpack_from("<II", base, 0x1C)
+        shentsize, shnum = struct.unpack_from("<HH", base, 0x2E)
+    else:
+        phoff, shoff = struct.unpack_from("<QQ", base, 0x20)
+        shentsize, shnum = struct.unpack_from("<HH", base, 0x3A)
+    regions = [(0, 64), (phoff, phoff + 4 * 56), (shoff, shoff + shentsize * shnum), (0, len(base))]
+    rng = random.Random(f"elf-{xlen}")
+    fast = 0
+    for case in range(500):
+        data = bytearray(base)
+        for _ in range(rng.choice((1, 1, 2, 3, 6))):
+            low, high = rng.choice(regions)
+            at = rng.randrange(low, min(high, len(data)))
+            data[at] = rng.choice((0, 0xFF, 1, 2, 3, 0x70, 0x08, rng.randrange(256), data[at] ^ 1 << rng.randrange(8)))
+        if rng.random() < 0.1:
+            data = data[: rng.randrange(len(data))]
+        quick = loader._parse_elf_quickly(bytes(data))
+        if quick is not None:
+            fast += 1
+            assert quick == _reference(path, bytes(data)), f"case {case}"
+    assert 100 < fast < 450  # both paths exercised
+
+
+def test_the_fast_reader_defers_on_what_pyelftools_parses_itself() -> None:
+    data = bytearray(HELLO32.read_bytes())
+    assert loader._parse_elf_quickly(bytes(data)) is not None
+    big_endian = bytearray(data)
+    big_endian[5] = 2
+    assert loader._parse_elf_quickly(bytes(big_endian)) is None
+    phoff = struct.unpack_from("<I", data, 0x1C)[0]
+    note = bytearray(data)
+    struct.pack_into("<I", note, phoff, 4)  # PT_NOTE: pyelftools' NoteSegment
+    assert loader._parse_elf_quickly(bytes(note)) is None
+    entry, segments, xlen, symbols = loader._parse_elf(HELLO32, bytes(data))
+    image = load_image(HELLO32)
+    assert (image.entry, list(image.segments), image.xlen, image.symbols) == (entry, segments, xlen, symbols)
