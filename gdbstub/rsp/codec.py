@@ -7,11 +7,14 @@ Data" of the Remote Protocol appendix.)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ESCAPE = 0x7D  # '}'
 RLE = 0x2A  # '*'
 NEEDS_ESCAPE = frozenset(b"$#}*")
+_NEEDS_ESCAPE_RE = re.compile(rb"[$#}*]")
+_DOLLAR, _HASH = 0x24, 0x23
 INTERRUPT_BYTE = 0x03
 DEFAULT_MAX_PACKET = 0x4000
 
@@ -55,7 +58,7 @@ def checksum(data: bytes) -> int:
 
 def escape(payload: bytes) -> bytes:
     """Escape ``$ # } *`` as ``}`` followed by the byte XOR 0x20."""
-    if not any(b in NEEDS_ESCAPE for b in payload):
+    if _NEEDS_ESCAPE_RE.search(payload) is None:  # hex replies never need it: one scan in C
         return payload
     out = bytearray()
     for b in payload:
@@ -96,7 +99,7 @@ def unescape(raw: bytes) -> bytes:
 def encode(payload: bytes) -> bytes:
     """Frame a payload: ``$`` + escaped payload + ``#`` + two hex digits of checksum."""
     body = escape(payload)
-    return b"$" + body + b"#" + b"%02x" % checksum(body)
+    return b"$%b#%02x" % (body, sum(body) & 0xFF)
 
 
 class Decoder:
@@ -115,11 +118,29 @@ class Decoder:
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        for b in data:
-            event = self._byte(b)
+        i, n = 0, len(data)
+        while i < n:
+            if data[i] == _DOLLAR and self._body is None and self._sum is None:
+                end = self._whole_packet(data, i)
+                if end:  # the common case, a whole packet in this chunk: sliced, not walked byte by byte
+                    events.append(_complete(data[i + 1 : end - 3], data[end - 2 : end], False, self.max_packet))
+                    i = end
+                    continue
+            event = self._byte(data[i])
             if event is not None:
                 events.append(event)
+            i += 1
         return events
+
+    def _whole_packet(self, data: bytes, start: int) -> int:
+        """The end of the packet at ``data[start]`` (a ``$``) when all of it is in ``data`` and the byte-wise
+        path would take it as is (no ``$`` inside, not too long); else 0 (the byte-wise path decides)."""
+        hash_at = data.find(b"#", start + 1)
+        if hash_at == -1 or hash_at + 3 > len(data) or hash_at - start - 1 > self.max_packet:
+            return 0
+        if data.find(b"$", start + 1, hash_at) != -1:
+            return 0
+        return hash_at + 3
 
     def _byte(self, b: int) -> Event | None:
         if self._sum is not None:
@@ -156,15 +177,20 @@ class Decoder:
         self._body = None
         self._sum = None
         self._overflow = False
-        if overflow:
-            return BadPacket(f"packet longer than {self.max_packet} bytes")
-        try:
-            expected = int(digits, 16)
-        except ValueError:
-            return BadPacket(f"bad checksum digits {digits!r}")
-        if checksum(body) != expected:
-            return BadPacket(f"checksum mismatch (got {expected:02x}, computed {checksum(body):02x})")
-        try:
-            return Packet(unescape(body))
-        except ValueError as exc:
-            return BadPacket(str(exc))
+        return _complete(body, digits, overflow, self.max_packet)
+
+
+def _complete(body: bytes, digits: bytes, overflow: bool, max_packet: int) -> Event:
+    """The event for a framed packet: ``body`` as sent (escaped), ``digits`` its two checksum characters."""
+    if overflow:
+        return BadPacket(f"packet longer than {max_packet} bytes")
+    try:
+        expected = int(digits, 16)
+    except ValueError:
+        return BadPacket(f"bad checksum digits {digits!r}")
+    if checksum(body) != expected:
+        return BadPacket(f"checksum mismatch (got {expected:02x}, computed {checksum(body):02x})")
+    try:
+        return Packet(unescape(body))
+    except ValueError as exc:
+        return BadPacket(str(exc))

@@ -82,3 +82,45 @@ def test_any_chunking_gives_the_same_events(payloads: list[bytes], chunk: int) -
     for i in range(0, len(stream), chunk):
         events += decoder.feed(stream[i : i + chunk])
     assert events == [Packet(p) for p in payloads]
+
+
+# -- the whole-packet fast path of Decoder.feed decodes exactly as the byte-by-byte path -------------------
+def _framed_with_bad_checksum(payload: bytes) -> bytes:
+    return encode(payload)[:-2] + b"%02x" % ((checksum(escape(payload)) + 1) & 0xFF)
+
+
+PIECES = st.one_of(
+    st.binary(max_size=40).map(encode),  # well-formed packets
+    st.binary(max_size=40).map(_framed_with_bad_checksum),
+    st.binary(max_size=40).map(lambda p: encode(p)[: max(1, len(encode(p)) // 2)]),  # truncated
+    st.binary(max_size=8).map(lambda p: b"$" + p + b"#zz"),  # bad digits
+    st.lists(st.sampled_from(b"$#}*+-\x03ab0f"), max_size=12).map(bytes),  # framing characters anywhere
+    st.sampled_from([b"+", b"-", b"\x03", b"$", b"#", b"}", b"*"]),
+)
+
+
+@given(st.lists(PIECES, max_size=12), st.integers(min_value=1, max_value=64))
+def test_whole_chunks_decode_as_byte_by_byte(pieces: list[bytes], max_packet: int) -> None:
+    stream = b"".join(pieces)
+    bytewise = Decoder(max_packet)  # one byte per feed never holds a whole packet: always the general path
+    expected = [event for b in stream for event in bytewise.feed(bytes((b,)))]
+    assert Decoder(max_packet).feed(stream) == expected
+
+
+@given(st.lists(PIECES, max_size=12), st.lists(st.integers(min_value=1, max_value=30), min_size=1))
+def test_any_chunking_of_any_stream_gives_the_same_events(pieces: list[bytes], sizes: list[int]) -> None:
+    stream = b"".join(pieces)
+    expected = Decoder().feed(stream)
+    decoder, events, at = Decoder(), [], 0
+    while at < len(stream):
+        size = sizes[at % len(sizes)]
+        events += decoder.feed(stream[at : at + size])
+        at += size
+    assert events == expected
+
+
+@given(st.binary(max_size=200))
+def test_escape_matches_the_byte_by_byte_definition(payload: bytes) -> None:
+    expected = b"".join(bytes((0x7D, b ^ 0x20)) if b in b"$#}*" else bytes((b,)) for b in payload)
+    assert escape(payload) == expected
+    assert encode(payload) == b"$" + expected + b"#" + b"%02x" % (sum(expected) % 256)
