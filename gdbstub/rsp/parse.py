@@ -7,6 +7,7 @@ packet with malformed arguments (answered with an error reply).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from . import commands as c
@@ -16,15 +17,16 @@ class ParseError(ValueError):
     """A known packet whose arguments are malformed."""
 
 
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_HEX_BYTES = re.compile(rb"[0-9a-fA-F]+")
+_HEX_STR = re.compile(r"[0-9a-fA-F]+")
 
 
 def _hex(text: bytes | str) -> int:
-    """Hex digits only: int() would also take a sign, '0x' and '_'."""
-    digits = text.decode("ascii", "replace") if isinstance(text, bytes) else text
-    if not digits or not set(digits) <= _HEX_DIGITS:
+    """Hex digits only: int() would also take a sign, '0x', '_' and spaces."""
+    pattern = _HEX_BYTES if isinstance(text, bytes) else _HEX_STR
+    if pattern.fullmatch(text) is None:  # type: ignore[arg-type]
         raise ParseError(f"not a hex number: {text!r}")
-    return int(digits, 16)
+    return int(text, 16)
 
 
 def _thread(text: str) -> c.ThreadId:
@@ -207,10 +209,17 @@ def _split_name(payload: bytes) -> tuple[str, bytes]:
     return payload[:end].decode("ascii", "replace"), payload[end:]
 
 
+_NAMED_FIRST = frozenset(name.encode()[0] for name in NAMED)
+"""First bytes of the named packets: any other packet is a single letter (``m``, ``g``, ``Z``...) at once."""
+
+
 def parse(payload: bytes) -> c.Command:
     """The command a packet payload carries."""
     if not payload:
         return c.Unknown(payload)
+    if payload[0] not in _NAMED_FIRST:
+        letter = LETTERS.get(chr(payload[0]))
+        return c.Unknown(payload) if letter is None else letter(payload[1:])
     name, args = _split_name(payload)
     named = NAMED.get(name)
     if named is not None:

@@ -78,3 +78,69 @@ def test_malformed_known_packets_raise(payload: bytes) -> None:
 
 def test_non_read_xfer_is_unknown() -> None:
     assert isinstance(parse(b"qXfer:features:write:x:0,1"), c.Unknown)
+
+
+# -- the single-letter fast path of parse() and the regex _hex give what the general route gives -----------
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gdbstub.rsp.parse import LETTERS, NAMED, _hex, _split_name  # noqa: E402
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_by_set(text: bytes | str) -> int:
+    """The definition: ASCII hex digits only, at least one."""
+    digits = text.decode("ascii", "replace") if isinstance(text, bytes) else text
+    if not digits or not set(digits) <= _HEX:
+        raise ParseError(f"not a hex number: {text!r}")
+    return int(digits, 16)
+
+
+def _parse_by_name_first(payload: bytes) -> c.Command:
+    """The general route: the name up to ':', ',' or ';' first, then the single letters."""
+    if not payload:
+        return c.Unknown(payload)
+    name, args = _split_name(payload)
+    named = NAMED.get(name)
+    if named is not None:
+        return named(args)
+    if payload[:1] in (b"q", b"Q", b"v"):
+        return c.Unknown(payload)
+    letter = LETTERS.get(chr(payload[0]))
+    return c.Unknown(payload) if letter is None else letter(payload[1:])
+
+
+def _outcome(fn, arg):  # noqa: ANN001, ANN202
+    try:
+        return fn(arg)
+    except ParseError as exc:
+        return ("ParseError", str(exc))
+
+
+HEX_DIGITS = st.lists(st.sampled_from(b"0123456789abcdefABCDEF"), max_size=20).map(bytes)
+HEXISH = st.one_of(st.lists(st.sampled_from(b"0123456789abcdefABCDEF,:;=xX_ -+.p"), max_size=24).map(bytes),
+                   st.binary(max_size=8))  # fmt: skip
+PAYLOADS = st.one_of(
+    st.tuples(st.sampled_from(sorted({*LETTERS, *NAMED, "q", "Q", "v", "b", "x"})), HEXISH).map(
+        lambda t: t[0].encode() + t[1]
+    ),
+    st.binary(max_size=24),
+)
+
+
+@given(PAYLOADS)
+def test_parse_agrees_with_the_general_route(payload: bytes) -> None:
+    assert _outcome(parse, payload) == _outcome(_parse_by_name_first, payload)
+
+
+@given(st.one_of(HEXISH, st.text(max_size=12), HEX_DIGITS))
+@example(b"1_0")
+@example(b" 1")
+@example(b"1\n")
+@example(b"+1")
+@example(b"0x1")
+@example(b"")
+@example("\u0661")  # an Arabic-Indic digit: int() takes it, a hex number does not
+def test_hex_is_hex_digits_only(text: bytes | str) -> None:
+    assert _outcome(_hex, text) == _outcome(_hex_by_set, text)
