@@ -109,7 +109,11 @@ class Session:
 
     def feed(self, data: bytes) -> list[Action]:
         """Process bytes received from gdb; return the actions to carry out, in order."""
-        for event in self._decoder.feed(data):
+        events = self._decoder.feed(data)
+        if len(events) == 1 and type(events[0]) is Packet and self._running is None and not self._backlog:
+            # gdb's usual exchange, one packet per read with nothing waiting: no queueing, no coalescing
+            return [] if self.closed else self._on_packet(events[0].payload)
+        for event in events:
             if isinstance(event, Interrupt):
                 self._interrupt_pending = True
             else:
@@ -153,14 +157,19 @@ class Session:
         return self._on_ack(isinstance(event, Nack))
 
     def _on_packet(self, payload: bytes) -> list[Action]:
-        actions: list[Action] = [Send(b"+")] if self.ack_mode else []
+        """The ack (in ack mode) and the reply in one :class:`Send`, or the ack and the :class:`Run`."""
+        ack = b"+" if self.ack_mode else b""
         reply = self._packet(payload)
+        actions: list[Action]
         if isinstance(reply, Run):
             self._running = Run(reply.action, reply.addr, self._interrupt_pending)
             self._interrupt_pending = False
-            actions.append(self._running)
+            actions = [Send(ack), self._running] if ack else [self._running]
         elif reply is not None:
-            actions.append(self._reply(reply))
+            send = self._reply(reply)
+            actions = [Send(ack + send.data) if ack else send]
+        else:
+            actions = [Send(ack)] if ack else []
         if self.closed:
             actions.append(Close())
         return actions

@@ -323,3 +323,30 @@ def test_the_servers_in_process_driver_carries_out_the_same_actions() -> None:
     assert drive(session, encode(b"c") + b"\x03") == b"+" + encode(b"T02thread:1;")
     assert drive(session, encode(b"s") + encode(b"qC")) == b"+" + encode(b"T05thread:1;") + b"+" + encode(b"QC1")
     assert drive(session, encode(b"D")) == b"+" + encode(b"OK") and session.closed
+
+
+# -- one packet per feed (the session's fast path) answers exactly as packets queued together -------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SESSION_PACKETS = [
+    b"QStartNoAckMode", b"?", b"g", b"p20", b"p99", b"m1000,4", b"m2000,4", b"m1000,zz", b"M1000,1:cd",
+    b"Z0,80000010,2", b"z0,80000010,2", b"Z1,1004,4", b"qfThreadInfo", b"qsThreadInfo", b"vCont;c", b"s", b"c",
+    b"qXfer:features:read:target.xml:0,20", b"qRcmd,6869", b"qUnknown", b"Hg0", b"D", b"k", b"",
+]  # fmt: skip
+
+
+class TolerantTarget(FakeTarget):
+    def remove(self, addr: int, hardware: bool = False) -> None:
+        if addr in self.added:
+            self.added.remove(addr)
+
+
+@given(st.lists(st.sampled_from(SESSION_PACKETS), max_size=16), st.lists(st.sampled_from([b"+", b"-", b""])))
+def test_one_packet_per_feed_answers_as_all_packets_at_once(packets: list[bytes], acks: list[bytes]) -> None:
+    stream = [encode(p) + (acks[i] if i < len(acks) else b"") for i, p in enumerate(packets)]
+    one_by_one = Session(TolerantTarget())
+    each = b"".join(feed(one_by_one, chunk) for chunk in stream)
+    all_at_once = Session(TolerantTarget())
+    assert each == feed(all_at_once, b"".join(stream))
+    assert one_by_one.closed == all_at_once.closed and one_by_one.ack_mode == all_at_once.ack_mode
