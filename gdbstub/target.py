@@ -48,6 +48,7 @@ class TargetError(Exception):
 
 
 EINVAL, EFAULT, EACCES = 0x16, 0x0E, 0x0D
+READ_CACHE_ENTRIES = 1024  # reads kept per stop (each at most half a packet, 8 KiB)
 
 
 class ResumeAction(enum.Enum):
@@ -210,17 +211,19 @@ class TimelineTarget:
         self._last: Stop = Signal(SIGTRAP)
         self._breakpoints = _TimelineBreakpoints(timeline)
         self._watchpoints = _TimelineWatchpoints(timeline)
+        self._reads: dict[object, bytes] = {}  # what was read since the machine last changed (see _read)
+        self._reads_at = -1  # the icount they were read at
 
     # -- registers and memory ------------------------------------------------
     def read_registers(self) -> bytes:
-        return self.machine.registers.read_all()
+        return self._read("g", self.machine.registers.read_all)
 
     def write_registers(self, data: bytes) -> None:
         self._write(self.machine.registers.write_all, data)
 
     def read_register(self, regnum: int) -> bytes:
         try:
-            return self.machine.registers.read(regnum)
+            return self._read(("p", regnum), lambda: self.machine.registers.read(regnum))
         except RegisterError as exc:
             raise TargetError(EINVAL, str(exc)) from None
 
@@ -229,9 +232,36 @@ class TimelineTarget:
 
     def read_memory(self, addr: int, length: int) -> bytes:
         try:
-            return self.machine.memory.read(addr, length)
+            return self._read((addr, length), lambda: self.machine.memory.read(addr, length))
         except DebugMemoryError as exc:
             raise TargetError(EFAULT, str(exc)) from None
+
+    def _read(self, key: object, read: Callable[[], bytes]) -> bytes:
+        """``read()``, or what it gave for ``key`` since the machine last changed.
+
+        After a stop gdb reads the same few words several times (docs/gdb-protocol-facts.md, "Every stop
+        costs round trips"): a stopped machine cannot change them, nor device registers (their debugger
+        reads have no side effects, and inputs reach devices only while the machine runs). The reads are
+        forgotten at every change that goes through this target (writes, resumes, monitor commands, see
+        :meth:`forget_reads`) and whenever the icount differs from theirs (a seek made behind its back).
+        Errors are not kept.
+        """
+        icount = self.machine.icount
+        if icount != self._reads_at:
+            self._reads.clear()
+            self._reads_at = icount
+        value = self._reads.get(key)
+        if value is None:
+            value = read()
+            if len(self._reads) >= READ_CACHE_ENTRIES:
+                self._reads.clear()
+            self._reads[key] = value
+        return value
+
+    def forget_reads(self) -> None:
+        """The machine may have changed: the next reads go to it."""
+        self._reads.clear()
+        self._reads_at = -1
 
     def write_memory(self, addr: int, data: bytes) -> None:
         self._write(self.machine.memory.write, addr, data, span=(addr, len(data)))
@@ -239,6 +269,7 @@ class TimelineTarget:
     def _write(self, fn: Callable[..., None], *args: object, span: tuple[int, int] | None = None) -> None:
         """A debugger write at the end of a live history becomes part of it (a keyframe); refused before it is
         made when that keyframe would take the pinned snapshots past the budget (``span``: the RAM written)."""
+        self.forget_reads()
         self._check_writable()
         try:
             self.timeline.reserve_keyframe(*(span or ()))
@@ -262,6 +293,12 @@ class TimelineTarget:
 
     # -- execution -------------------------------------------------------------
     def resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None = None) -> Stop:
+        try:
+            return self._resume(action, interrupted, addr)
+        finally:
+            self.forget_reads()  # even a stop at the same icount may differ (a trap entered)
+
+    def _resume(self, action: ResumeAction, interrupted: Callable[[], bool], addr: int | None) -> Stop:
         if addr is not None and addr != self.machine.pc:  # 'c ADDR' / 's ADDR': a jump is a write
             self._check_address(addr)
             self._write(self.machine.set_pc, addr)
@@ -283,7 +320,8 @@ class TimelineTarget:
             note = f"chronicorn: {exc}; history ends at icount {start}, where this command started\n"
             self._last = HistoryEnd(HistoryBoundary.END, note)
             return self._last
-        log.debug("stopped: %s", result.describe())
+        if log.isEnabledFor(logging.DEBUG):  # describe() is not free: one per stop
+            log.debug("stopped: %s", result.describe())
         self._last = self._stop_for(result)
         return self._last
 
@@ -323,4 +361,7 @@ class TimelineTarget:
     def monitor(self, command: str) -> str:
         if self._monitor is None:
             raise TargetError(EINVAL, "no monitor commands")
-        return self._monitor(command)
+        try:
+            return self._monitor(command)
+        finally:
+            self.forget_reads()  # seek, snapshot load...: the machine may be elsewhere
