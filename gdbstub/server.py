@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
 IDLE_POLL_S = 0.2  # how often an idle server looks at its stop flag
+IDLE_POLL_MS = int(IDLE_POLL_S * 1000)
 INTERRUPT_BYTE = b"\x03"
 
 
@@ -119,6 +120,11 @@ class _Client:
         self._held = bytearray()  # bytes that arrived during a run (0x03 removed): fed after it
         self._interrupt = False  # a Ctrl-C for the run in progress
         self._gone = False  # the peer closed or reset the connection
+        # One poll object for the whole connection: a select() per packet rebuilt its fd sets every time.
+        self._poller = select.poll()
+        self._poller.register(conn, select.POLLIN)
+        self._poller.register(server._listener, select.POLLIN)
+        self._listener_fd = server._listener.fileno()
 
     def serve(self) -> None:
         """Feed what gdb sends to the session and carry out its actions until either side ends."""
@@ -133,10 +139,12 @@ class _Client:
             data = bytes(self._held)
             self._held.clear()
             return data
-        listener = self._server._listener
-        ready, _, _ = select.select([self._conn, listener], [], [], IDLE_POLL_S)
-        data = self._receive() if self._conn in ready else b""
-        if listener in ready and not self._gone:
+        ready = self._poller.poll(IDLE_POLL_MS)
+        if not ready:
+            return b""
+        # Anything on the connection (data, end of file, hang-up, error) is for recv() to tell.
+        data = self._receive() if any(fd != self._listener_fd for fd, _ in ready) else b""
+        if not self._gone and any(fd == self._listener_fd for fd, _ in ready):
             if _is_closed(self._conn):  # a client that has left frees its slot for the newcomer
                 self._gone = True
             else:
@@ -194,6 +202,8 @@ def carry_out(session: Session, actions: list[Action], send: Callable[[bytes], b
     ``send`` transmits (False: the client is gone); ``run`` executes a :class:`Run` and returns its outcome.
     Returns False when the connection is to end (a :class:`Close`, or a failed send).
     """
+    if len(actions) == 1 and type(actions[0]) is Send:  # the usual reply: no queue to build
+        return send(actions[0].data)
     queue = deque(actions)
     while queue:
         action = queue.popleft()
