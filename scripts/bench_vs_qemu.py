@@ -3,7 +3,7 @@
 
 Guest: ``tests/guests/riscv/build/bench/rv64/periodic440m.elf`` (``periodic.c``: compute.c's sieve and CRC
 work, 439.8M instructions; ``tick()`` is called every ~14.2M instructions, ``marker()`` once at ~28M, the
-word ``page.shared`` shares a 4 KiB page with the CRC buffer every step rewrites and is written once, ~85M
+word ``page.shared`` shares a 4 KiB page with the CRC buffer every step rewrites and is written once, ~71M
 instructions before the end). ``--quick`` uses the 71M build (5 ticks) and skips the 1.1e9 guest
 (``periodic1g.elf``, 1,106M instructions, used only for the far reverse-continue row).
 
@@ -26,7 +26,9 @@ How things are run:
   pygdbmi's parser, read by a thread that timestamps each line as it arrives, so a round trip is not rounded
   up to a polling interval). A round trip is the time from writing the MI command (``-exec-step-instruction
   [--reverse]``, ``-exec-continue [--reverse]``) to gdb's ``*stopped`` record: gdb's whole per-stop exchange
-  (17 packets per ``stepi`` on RISC-V: the resume, the stop reply, registers, memory around pc and sp...).
+  (17 packets per ``stepi`` on RISC-V: gdb single-steps in software, ``Z0`` at the next pc, ``vCont;c``, ``g``,
+  ``z0``, memory around pc and sp, thread list...). The stepi cells also give the stub's time summed over all
+  the packets of the step ("all N packets").
 - Server time: gdb reaches each stub through a timestamping TCP relay in this process (``PacketRelay``).
   chronicorn's ``--log-packets`` file has no timestamps, and timing chronicorn in-process (as
   ``bench_reverse.py`` does through Session/TimelineTarget) would not apply to QEMU, so the relay times both
@@ -57,7 +59,7 @@ Rows:
   ``guest_exit`` (continuing into the exit ends QEMU's replay and the gdb session).
 - reverse-continue from the end to ``marker`` (once, ~28M in: ~412M back; with the 1.1e9 guest ~1,078M back),
   ``serve`` and QEMU.
-- reverse watch: from the end, ``watch page.shared`` and ``reverse-continue`` to its only write, ~85M back,
+- reverse watch: from the end, ``watch page.shared`` and ``reverse-continue`` to its only write, ~71M back,
   across rounds that write its page all along; reported as the time and as instructions searched per second.
 - QEMU's slow operations are given ``--timeout`` seconds; past that the session is killed and the cell says
   "> N s".
@@ -113,7 +115,7 @@ class GuestPlan:
 
 
 MAIN = GuestPlan(BENCH / "periodic440m.elf", (1, 4, 10, 20, 30))
-QUICK = GuestPlan(BENCH / "periodic71m.elf", (1, 3, 5))
+QUICK = GuestPlan(BENCH / "periodic71m.elf", (1, 2, 4))
 LONG = BENCH / "periodic1g.elf"
 
 
@@ -299,6 +301,12 @@ class PacketRelay:
                       and not p.head.startswith(b"vCont?")]  # fmt: skip
             return sum((p.answered or p.sent) - p.sent for p in chosen)
 
+    def all_packets(self, since: int) -> tuple[int, float]:
+        """How many packets gdb sent since ``mark()`` returned ``since``, and the stub's time for all of them."""
+        with self._lock:
+            chosen = self.packets[since:]
+            return len(chosen), sum((p.answered or p.sent) - p.sent for p in chosen)
+
     def close(self) -> None:
         self._closing = True
         self.listener.close()
@@ -313,6 +321,8 @@ class Moved:
     server: float
     stop: dict[str, Any]
     console: str
+    packets: int = 0  # packets gdb sent for it
+    server_all: float = 0.0  # the stub's time for all of them
 
 
 class Gdb:
@@ -392,7 +402,8 @@ class Gdb:
                 raise RuntimeError(f"{command}: {record['payload']}")
             if record["type"] == "notify" and record["message"] == "stopped":
                 server = self.relay.resume_time(mark) if self.relay else 0.0
-                return Moved(when - start, server, record["payload"] or {}, "".join(text))
+                packets, server_all = self.relay.all_packets(mark) if self.relay else (0, 0.0)
+                return Moved(when - start, server, record["payload"] or {}, "".join(text), packets, server_all)
 
     def connect(self, relay: PacketRelay) -> None:
         self.relay = relay
@@ -593,6 +604,10 @@ def steps_here(target: Debuggee, label: str, out: dict[str, Any], timeout: float
     out[f"bs_next_server_{label}"] = statistics.median(m.server for m in back[1:])
     out[f"stepi_{label}"] = statistics.median(m.wall for m in forward)
     out[f"stepi_server_{label}"] = statistics.median(m.server for m in forward)
+    out[f"stepi_all_{label}"] = statistics.median(m.server_all for m in forward)
+    out[f"stepi_packets_{label}"] = statistics.median(m.packets for m in forward)
+    out[f"bs_all_{label}"] = statistics.median(m.server_all for m in back[1:])
+    out[f"bs_packets_{label}"] = statistics.median(m.packets for m in back[1:])
 
 
 def depth_session(kind: str, plan: GuestPlan, chron: Chronicorn, recording: Path | None, far_ops: bool,
@@ -748,10 +763,8 @@ def report(results: dict[str, list[dict[str, Any]]], plan: GuestPlan, args: argp
         where = f"{depth / 1e6:.1f}M" if isinstance(depth, float | int) else label
         where += " (end: guest exited / QEMU at guest_exit)" if label == "end" else f" (tick #{label[1:]})"
         for server_kind, rounds in (("serve", serve), ("replay --port", replay)):
-            row(f"at {where}, {server_kind}: stepi", f"{ms(med(rounds, 'stepi_' + label))} (server "
-                f"{ms(med(rounds, 'stepi_server_' + label))})",
-                f"{ms(med(qemu, 'stepi_' + label))} (server {ms(med(qemu, 'stepi_server_' + label))})"
-                if server_kind == "serve" else "", "<= QEMU")  # fmt: skip
+            row(f"at {where}, {server_kind}: stepi", stepi_cell(rounds, label),
+                stepi_cell(qemu, label) if server_kind == "serve" else "", "<= QEMU")  # fmt: skip
             row(f"at {where}, {server_kind}: first reverse-stepi",
                 f"{ms(med(rounds, 'bs_first_' + label))} (server {ms(med(rounds, 'bs_first_server_' + label))})",
                 f"{ms(med(qemu, 'bs_first_' + label))} (server {ms(med(qemu, 'bs_first_server_' + label))})"
@@ -782,6 +795,14 @@ def report(results: dict[str, list[dict[str, Any]]], plan: GuestPlan, args: argp
     return "\n".join(lines) + "\n"
 
 
+def stepi_cell(rounds: list[dict[str, Any]], label: str) -> str:
+    """A stepi round trip, the stub's time for the resume packet and for all the packets of the step."""
+    packets = med(rounds, f"stepi_packets_{label}")
+    count = f"{packets:.0f} " if isinstance(packets, float | int) else ""
+    return (f"{ms(med(rounds, 'stepi_' + label))} (server {ms(med(rounds, 'stepi_server_' + label))}; "
+            f"all {count}packets {ms(med(rounds, 'stepi_all_' + label))})")  # fmt: skip
+
+
 def fmt_m(value: float | str | None) -> str:
     return f"{value / 1e6:.0f}M" if isinstance(value, float | int) else "?"
 
@@ -805,14 +826,14 @@ def git_describe(root: Path) -> str:
     return (done.stdout.decode().strip() or "not a git checkout") + (" with uncommitted changes" if dirty else "")
 
 
-def plot(results: dict[str, list[dict[str, Any]]], plan: GuestPlan, path: Path) -> None:
+def plot(results: dict[str, list[dict[str, Any]]], plan: GuestPlan, path: Path, note: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = [f"t{k}" for k in plan.ticks] + ["end"]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     styles = {"serve": ("chronicorn serve", "tab:blue"), "replay": ("chronicorn replay --port", "tab:green"),
               "qemu": ("QEMU 7.2 rr=replay", "tab:red")}  # fmt: skip
     for kind, (name, colour) in styles.items():
@@ -831,9 +852,10 @@ def plot(results: dict[str, list[dict[str, Any]]], plan: GuestPlan, path: Path) 
     ax.set_yscale("log")
     ax.set_xlabel("depth (million instructions since reset)")
     ax.set_ylabel("gdb round trip (ms, log scale)")
-    ax.set_title(f"reverse-stepi latency against depth ({plan.elf.name}, medians)")
+    ax.set_title(f"reverse-stepi and stepi round trips through gdb against depth ({plan.elf.name}, medians)\n{note}",
+                 fontsize=10)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -924,7 +946,8 @@ def main() -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)
     if args.plot:
-        plot(results, plan, args.plot)
+        note = f"chronicorn {git_describe(args.chronicorn_root)}, {args.rounds} rounds, load {fmt_load(load_end)}"
+        plot(results, plan, args.plot, note)
         print(f"plot: {args.plot}")
     return 0
 

@@ -26,7 +26,7 @@
 #ifndef ROUNDS
 #define ROUNDS 31u
 #endif
-#ifndef WATCH_ROUND                 /* ~6 rounds (~85M instructions) before the end */
+#ifndef WATCH_ROUND                 /* the 6th round from the end: ~71M before it */
 #define WATCH_ROUND (ROUNDS > 6u ? ROUNDS - 6u : ROUNDS / 2u)
 #endif
 #define MARK_ROUND  1u              /* marker() after round 1: ~28M instructions in */
