@@ -1,4 +1,4 @@
-"""Build the tiny native icount helper (machine/native/icount.c).
+"""Build the tiny native helper (machine/native/icount.c, pages.c, watch.c).
 
 It is a plain shared library loaded with ctypes (no Python C API), built as an
 extension so that `pip install` compiles it with the package. If it cannot be
@@ -32,7 +32,7 @@ setup(
     ext_modules=[
         Extension(
             "machine._icount_native",
-            sources=["machine/native/icount.c", "machine/native/pages.c"],
+            sources=["machine/native/icount.c", "machine/native/pages.c", "machine/native/watch.c"],
             extra_compile_args=["-O3", "-Wall", "-Wextra"],
         )
     ],

@@ -130,8 +130,8 @@ class Engine:
         self._skip_special: int | None = None
         self._breakpoints: dict[int, int] = {}  # address -> hook handle
         self._resume_at: tuple[int, int] | None = None  # (icount, pc) where the current run began
-        self.watchpoints = WatchpointSet(uc, self._on_watch)
-        self._watch_hit: WatchHit | None = None
+        # A hit stops the engine through the counter's state and is collected in _mid_block_stop.
+        self.watchpoints = WatchpointSet(uc, counter.state, counter.is_native)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
 
@@ -242,13 +242,6 @@ class Engine:
             return
         self._request_stop(StopKind.BREAKPOINT)
 
-    def _on_watch(self, hit: WatchHit) -> bool:
-        if self.counter.state.stop_reason != StopReason.NONE:
-            return False
-        self._watch_hit = hit
-        self._request_stop(StopKind.WATCHPOINT)
-        return True
-
     def step_unwatched(self) -> EngineStop:
         """Execute the instruction at pc with watchpoints suspended (stepping off a hit)."""
         self.watchpoints.suspended = True
@@ -289,6 +282,7 @@ class Engine:
         if self._hook_error is not None:
             failure, self._hook_error = self._hook_error, None
             st.stop_reason = StopReason.NONE
+            self.watchpoints.take_hit()  # a hit before the failure is not reported
             raise failure
         reason = StopReason(st.stop_reason)
         st.stop_reason = StopReason.NONE
@@ -322,11 +316,11 @@ class Engine:
             self._correct_to(pc)
             return EngineStop(StopKind.EXCEPTION, self.icount, pc, pending.cause)
         self._correct_to(pc)
-        if pending is not None and pending.kind == StopKind.WATCHPOINT:
-            hit, self._watch_hit = self._watch_hit, None
-            if hit is not None and hit.restore is not None:
+        hit = self.watchpoints.take_hit()  # (a hit and a requested stop exclude each other)
+        if hit is not None:
+            if hit.restore is not None:
                 self.uc.mem_write(*hit.restore)  # undo the write: the instruction runs again later
-            return EngineStop(StopKind.WATCHPOINT, self.icount, pc, addr=hit.addr if hit else 0, watch=hit)
+            return EngineStop(StopKind.WATCHPOINT, self.icount, pc, addr=hit.addr, watch=hit)
         if pending is not None:
             return EngineStop(pending.kind, self.icount, pc)
         if err is not None:
