@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PACKET_SIZE = 0x4000
+# gdb repeats the same few packets at every stop (g, m at the pc and around it, thread queries, Z/z at the
+# next pc...): decoding and parsing are pure, so what a framed packet parsed as is kept, up to these bounds.
+MEMO_PACKET_BYTES = 64
+MEMO_PACKETS = 4096
 THREAD_ID = 1
 
 
@@ -101,6 +105,7 @@ class Session:
         self._last_sent = b""
         self._may_resend = False
         self._console_sent = b""  # O packets sent, not yet acked
+        self._commands: dict[bytes, c.Command] = {}  # framed packets seen before -> their (immutable) command
 
     @property
     def is_running(self) -> bool:
@@ -109,10 +114,17 @@ class Session:
 
     def feed(self, data: bytes) -> list[Action]:
         """Process bytes received from gdb; return the actions to carry out, in order."""
-        events = self._decoder.feed(data)
-        if len(events) == 1 and type(events[0]) is Packet and self._running is None and not self._backlog:
+        if self._running is None and not self._backlog and not self.closed:
             # gdb's usual exchange, one packet per read with nothing waiting: no queueing, no coalescing
-            return [] if self.closed else self._on_packet(events[0].payload)
+            fresh = self._decoder.is_idle
+            command = self._commands.get(data) if fresh else None
+            if command is not None:
+                return self._on_command(command)
+            events = self._decoder.feed(data)
+            if len(events) == 1 and type(events[0]) is Packet:
+                return self._on_packet(events[0].payload, data if fresh and self._decoder.is_idle else b"")
+        else:
+            events = self._decoder.feed(data)
         for event in events:
             if isinstance(event, Interrupt):
                 self._interrupt_pending = True
@@ -156,10 +168,35 @@ class Session:
             return [Send(b"-")] if self.ack_mode else []
         return self._on_ack(isinstance(event, Nack))
 
-    def _on_packet(self, payload: bytes) -> list[Action]:
+    def _on_packet(self, payload: bytes, framed: bytes = b"") -> list[Action]:
+        """Parse and answer a packet; ``framed``: the bytes that brought exactly it (they parse as it again)."""
+        try:
+            command = parse(payload)
+        except ParseError as exc:
+            log.info("malformed packet %r: %s", payload[:64], exc)
+            return self._answer(_error(EINVAL))
+        if 0 < len(framed) <= MEMO_PACKET_BYTES:
+            if len(self._commands) >= MEMO_PACKETS:
+                self._commands.clear()
+            self._commands[framed] = command
+        return self._on_command(command)
+
+    def _on_command(self, command: c.Command) -> list[Action]:
+        ack = b"+" if self.ack_mode else b""  # (QStartNoAckMode is acked: the mode it sets is for later packets)
+        handler = HANDLERS.get(type(command))
+        if handler is None:
+            return self._answer(b"", ack)
+        try:
+            reply = handler(self, command)
+        except TargetError as exc:
+            log.info("%s refused: %s", type(command).__name__, exc)
+            reply = _error(exc.errno)
+        return self._answer(reply, ack)
+
+    def _answer(self, reply: Reply, ack: bytes | None = None) -> list[Action]:
         """The ack (in ack mode) and the reply in one :class:`Send`, or the ack and the :class:`Run`."""
-        ack = b"+" if self.ack_mode else b""
-        reply = self._packet(payload)
+        if ack is None:
+            ack = b"+" if self.ack_mode else b""
         actions: list[Action]
         if isinstance(reply, Run):
             self._running = Run(reply.action, reply.addr, self._interrupt_pending)
@@ -191,21 +228,6 @@ class Session:
         self._may_resend = self.ack_mode
         self._console_sent = console if self.ack_mode else b""
         return Send(console + framed)
-
-    def _packet(self, payload: bytes) -> Reply:
-        try:
-            command = parse(payload)
-        except ParseError as exc:
-            log.info("malformed packet %r: %s", payload[:64], exc)
-            return _error(EINVAL)
-        handler = HANDLERS.get(type(command))
-        if handler is None:
-            return b""
-        try:
-            return handler(self, command)
-        except TargetError as exc:
-            log.info("%s refused: %s", type(command).__name__, exc)
-            return _error(exc.errno)
 
 
 def _error(errno: int) -> bytes:

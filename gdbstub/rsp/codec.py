@@ -116,6 +116,11 @@ class Decoder:
         self._overflow = False
         self._sum: bytearray | None = None  # checksum digits after '#'
 
+    @property
+    def is_idle(self) -> bool:
+        """Between packets: what ``feed`` makes of a chunk then depends on that chunk only."""
+        return self._body is None and self._sum is None
+
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
         i, n = 0, len(data)

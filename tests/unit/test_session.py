@@ -350,3 +350,19 @@ def test_one_packet_per_feed_answers_as_all_packets_at_once(packets: list[bytes]
     all_at_once = Session(TolerantTarget())
     assert each == feed(all_at_once, b"".join(stream))
     assert one_by_one.closed == all_at_once.closed and one_by_one.ack_mode == all_at_once.ack_mode
+
+
+@given(st.lists(st.sampled_from(SESSION_PACKETS), max_size=24), st.lists(st.integers(min_value=1, max_value=40)))
+def test_packets_seen_before_answer_as_the_first_time_in_any_chunking(packets: list[bytes], cuts: list[int]) -> None:
+    """Repeated packets are answered from what they parsed as; split packets, never kept, are decoded afresh."""
+    stream = b"".join(encode(p) for p in packets) * 2
+    chunks, at = [], 0
+    for size in cuts or [len(stream) or 1]:
+        chunks.append(stream[at : at + size])
+        at += size
+    chunks += [stream[at:]] * (at < len(stream))
+    chunked = Session(TolerantTarget())
+    out = b"".join(feed(chunked, chunk) for chunk in chunks)
+    assert out == feed(Session(TolerantTarget()), stream)
+    whole = Session(TolerantTarget())
+    assert b"".join(feed(whole, encode(p)) for p in packets * 2) == out
