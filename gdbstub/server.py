@@ -139,17 +139,24 @@ class _Client:
             data = bytes(self._held)
             self._held.clear()
             return data
-        ready = self._poller.poll(IDLE_POLL_MS)
-        if not ready:
-            return b""
-        # Anything on the connection (data, end of file, hang-up, error) is for recv() to tell.
-        data = self._receive() if any(fd != self._listener_fd for fd, _ in ready) else b""
-        if not self._gone and any(fd == self._listener_fd for fd, _ in ready):
+        has_data, has_newcomer = self._poll(IDLE_POLL_MS)
+        data = self._receive() if has_data else b""
+        if has_newcomer and not self._gone:
             if _is_closed(self._conn):  # a client that has left frees its slot for the newcomer
                 self._gone = True
             else:
                 self._server._refuse_extra_clients(self._conn)
         return data
+
+    def _poll(self, timeout_ms: int) -> tuple[bool, bool]:
+        """(the connection has something for recv() to tell: data, end of file, an error; a client waits)."""
+        has_data = has_newcomer = False
+        for fd, _ in self._poller.poll(timeout_ms):
+            if fd == self._listener_fd:
+                has_newcomer = True
+            else:
+                has_data = True
+        return has_data, has_newcomer
 
     def _receive(self) -> bytes:
         try:
@@ -182,8 +189,8 @@ class _Client:
         """Polled by the target at every checkpoint: has gdb sent Ctrl-C (0x03) or gone away?"""
         if self._interrupt or self._gone or self._server._stopping:
             return True
-        ready, _, _ = select.select([self._conn], [], [], 0)
-        if ready:
+        has_data, has_newcomer = self._poll(0)
+        if has_data:
             data = self._receive()  # EOF: the client went away, stop running for it
             if INTERRUPT_BYTE in data:
                 self._interrupt = True
@@ -191,7 +198,8 @@ class _Client:
             self._held += data
         if self._gone:  # the client left: a newcomer waiting to connect is the next client, not an extra one
             return True
-        self._server._refuse_extra_clients(self._conn)
+        if has_newcomer:
+            self._server._refuse_extra_clients(self._conn)
         return self._interrupt
 
 
