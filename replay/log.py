@@ -1,4 +1,4 @@
-"""The recording's container format (version 3): a header, then checksummed zstandard chunks.
+"""The recording's container format (versions 3 and 4): a header, then checksummed zstandard chunks.
 
 Layout (all integers little-endian)::
 
@@ -8,10 +8,15 @@ Layout (all integers little-endian)::
              | u64 first icount | u64 last icount | payload (zstandard-compressed, raw length bytes inflated)
 
 Chunk kinds: 1 = snapshot (``varint log position | machine state`` in :mod:`machine.state`'s encoding),
-2 = events (``varint prefix icount | records``). An events chunk holds records ``varint kind | varint icount delta
-| kind-specific fields``, the first delta relative to the prefix icount; each kind's encoding lives only in
-:data:`CODECS`. Chunks are written whole and flushed, so a recorder killed at any moment leaves a file whose
-complete chunks all read back; :class:`LogReader` stops at the first incomplete or corrupt chunk and says where.
+2 = events (``varint prefix icount | records``), 3 = the execution index (``varint first entry's start icount
+| entries``, :mod:`replay.code_index`; in version 4 files only, at most one, stamped first = last = the end of
+history and written just before the events chunk holding the End event). Version 4 is version 3 plus that
+chunk: a writer uses 4 only for a file that carries an index, so files without one stay readable by readers
+of version 3 only, and those refuse a version 4 file by its version. An events chunk holds records
+``varint kind | varint icount delta | kind-specific fields``, the first delta relative to the prefix icount;
+each kind's encoding lives only in :data:`CODECS`. Chunks are written whole and flushed, so a recorder killed
+at any moment leaves a file whose complete chunks all read back; :class:`LogReader` stops at the first
+incomplete or corrupt chunk and says where.
 
 Every file is treated as hostile: lengths are checked against the file's size and the header's
 ``max_chunk_bytes`` before anything is read or allocated, a chunk inflates to exactly its declared raw length
@@ -39,12 +44,15 @@ from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, UartIn
 
 MAGIC = b"CHRONREC"
 FORMAT_VERSION = 3  # 3: explicit machine state, bounded chunks, End carries RunKind; 2: exact host-clock icounts
+INDEXED_FORMAT_VERSION = 4  # 4: 3 plus an execution index chunk (written only by files that carry one)
+READABLE_VERSIONS = (FORMAT_VERSION, INDEXED_FORMAT_VERSION)
 READERS_OF = {1: "chronicorn 0.1.0 before host-clock events (commit 97abf55)", 2: "chronicorn 0.1.0 (commit 3ceba3e)"}
 MAX_HEADER_BYTES = 64 << 10
 MAX_ICOUNT = 1 << 62
 HARD_CHUNK_LIMIT = (2 << 30) + (16 << 20)  # the largest RAM a machine has, plus room for the rest of a state
 EVENTS_CHUNK_LIMIT = 4 << 20  # a writer's events chunk holds 4096 events of at most a few dozen bytes
-EVENTS_INFLATION = 64  # events inflate to at most this many times the file's size (plus 16 MiB) in all
+CODE_INDEX_CHUNK_LIMIT = 64 << 20  # a timeline's index holds 32 MiB; its encoding takes at most ~1.25x that
+EVENTS_INFLATION = 64  # events and the index inflate to at most this many times the file size (+16 MiB) in all
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
 _MAX_VARINT_BYTES = 10
 
@@ -52,6 +60,7 @@ _MAX_VARINT_BYTES = 10
 class ChunkKind(enum.IntEnum):
     SNAPSHOT = 1
     EVENTS = 2
+    CODE_INDEX = 3  # format version 4 only
 
 
 class RecordingError(Exception):
@@ -190,13 +199,17 @@ def decode_events(raw: bytes | memoryview, previous_icount: int = 0, last_icount
 class LogWriter:
     """Writes a recording incrementally; every chunk is complete on disk once written."""
 
-    def __init__(self, stream: BinaryIO, header: dict[str, object]) -> None:
+    def __init__(self, stream: BinaryIO, header: dict[str, object], version: int = FORMAT_VERSION) -> None:
+        """``version``: :data:`INDEXED_FORMAT_VERSION` for a file that will carry an execution index."""
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"cannot write format version {version}")
+        self.version = version
         self._stream = stream
         self._compressor = zstandard.ZstdCompressor(level=3, write_content_size=True)
         body = json.dumps(header, sort_keys=True).encode()
         if len(body) > MAX_HEADER_BYTES:
             raise ValueError("recording header too large")
-        stream.write(MAGIC + struct.pack("<II", FORMAT_VERSION, len(body)) + body + struct.pack("<I", zlib.crc32(body)))
+        stream.write(MAGIC + struct.pack("<II", version, len(body)) + body + struct.pack("<I", zlib.crc32(body)))
         self._last_icount = 0
         stream.flush()
 
@@ -217,6 +230,13 @@ class LogWriter:
         self._chunk(ChunkKind.EVENTS, first, last, self._last_icount, raw)
         self._last_icount = last
 
+    def write_code_index(self, icount: int, start: int, entries: bytes) -> None:
+        """The execution index (:func:`replay.code_index.encode_entries` of entries from ``start`` on), stamped
+        at ``icount``, the end of history (version 4 files only)."""
+        if self.version < INDEXED_FORMAT_VERSION:
+            raise ValueError(f"a format version {self.version} file carries no execution index")
+        self._chunk(ChunkKind.CODE_INDEX, icount, icount, start, entries)
+
     def _chunk(self, kind: ChunkKind, first: int, last: int, prefix: int, data: bytes) -> None:
         # The icount the first delta is relative to travels in the chunk, so chunks decode independently.
         raw = bytearray()
@@ -229,12 +249,17 @@ class LogWriter:
 
 
 # -- reading -------------------------------------------------------------------------
+_KINDS_OF = {FORMAT_VERSION: (1, 2), INDEXED_FORMAT_VERSION: (1, 2, 3)}  # chunk kinds each version may hold
+_KIND_LIMITS = {ChunkKind.EVENTS: EVENTS_CHUNK_LIMIT, ChunkKind.CODE_INDEX: CODE_INDEX_CHUNK_LIMIT}
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     kind: ChunkKind
     first_icount: int
     last_icount: int
-    prefix: int  # events: the icount the first delta is relative to; snapshots: the log position
+    prefix: int  # events: the icount the first delta is relative to; snapshots: the log position;
+    # the execution index: its first entry's start icount
     data: memoryview  # the inflated payload after the u64 prefix
     offset: int  # file offset of the chunk
 
@@ -279,12 +304,14 @@ class LogReader:
         if len(head) < len(MAGIC) + 8:
             raise RecordingError("recording is truncated inside its header")
         version, length = struct.unpack("<II", head[len(MAGIC) :])
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             reader = READERS_OF.get(version)
             hint = f"; {reader} reads it" if reader else ""
             raise RecordingError(
-                f"recording format version {version} is not supported (this chronicorn reads {FORMAT_VERSION}){hint}"
+                f"recording format version {version} is not supported (this chronicorn reads "
+                f"{' and '.join(map(str, READABLE_VERSIONS))}){hint}"
             )
+        self.version = version
         if length > MAX_HEADER_BYTES:
             raise RecordingError(f"recording header of {length} bytes is implausibly large")
         body = self._stream.read(length)
@@ -315,14 +342,14 @@ class LogReader:
             if len(head) < _CHUNK_HEAD.size:
                 return self._stop(offset, "the file ends inside a chunk header (recorder killed?)")
             tag, kind, length, raw_length, crc, first, last = _CHUNK_HEAD.unpack(head)
-            if tag != b"CK" or kind not in (1, 2):
+            if tag != b"CK" or kind not in _KINDS_OF[self.version]:
                 return self._stop(offset, "bad chunk header")
             if not previous_last <= first <= last < MAX_ICOUNT:
                 return self._stop(offset, f"chunk icounts {first}..{last} out of order")
-            limit = min(self.chunk_limit, EVENTS_CHUNK_LIMIT) if kind == ChunkKind.EVENTS else self.chunk_limit
+            limit = min(self.chunk_limit, _KIND_LIMITS.get(kind, self.chunk_limit))
             if not 1 <= raw_length <= limit:
                 return self._stop(offset, f"chunk of {raw_length} bytes: outside 1..{limit} bytes")
-            if kind == ChunkKind.EVENTS:
+            if kind != ChunkKind.SNAPSHOT:
                 self._events_budget -= raw_length
                 if self._events_budget < 0:
                     return self._stop(offset, "events inflate far beyond the file's size (a decompression bomb?)")
@@ -344,6 +371,8 @@ class LogReader:
                 return self._stop(offset, str(exc))
             if kind == ChunkKind.EVENTS and prefix > first:
                 return self._stop(offset, "events chunk starts before its own prefix icount")
+            if kind == ChunkKind.CODE_INDEX and first != last:
+                return self._stop(offset, "execution index chunk not stamped at one icount")
             previous_last = last
             yield Chunk(ChunkKind(kind), first, last, prefix, memoryview(raw)[start:], offset)
 

@@ -7,18 +7,27 @@ further apart than the header's interval (so a replay's length is bounded by the
 payloads are decoded against a real machine later (:func:`replay.saver.open_recording`), where
 :mod:`machine.state` checks every byte of them. A damaged tail is not an error: the intact prefix loads and
 :attr:`LoadedRecording.damage` says where reading stopped.
+
+The execution index a version 4 file carries (:mod:`replay.code_index`) is decoded and checked here too, but
+it is only an optimisation: one that is malformed (though intact as a chunk: a bad checksum is damage like
+any other) is ignored with a warning (:attr:`LoadedRecording.code_index_problem`) and the recording loads
+without it; the timeline then builds its index as it runs, as for a version 3 file. Entries reaching past
+the end of a damaged recording's intact part are cut at its end (what ran in a stretch covers what ran in
+any part of it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import BinaryIO
 
 from machine.arch.riscv import ARCHES
 from machine.loader import Image
 
+from .code_index import DEFAULT_INDEX_BYTES, Entry, decode_entries
 from .events import ClockWarp, End, HostClock, UartInput, Verify
 from .history import InputEvent
 from .log import MAX_ICOUNT, ChunkKind, Damage, LogReader, RecordingError, decode_events
@@ -29,6 +38,9 @@ BOARDS = ("virt",)
 MAX_RAM_SIZE = 1 << 31
 MIN_VERIFY_INTERVAL, MAX_VERIFY_INTERVAL = 1 << 10, 1 << 26
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_LOADED_INDEX_BYTES = DEFAULT_INDEX_BYTES  # a saved index is at most what a timeline holds
+
+log = logging.getLogger(__name__)
 
 
 def state_size_limit(ram_size: int) -> int:
@@ -132,6 +144,18 @@ class StoredState:
 
 
 @dataclass(frozen=True)
+class LoadedIndex:
+    """A recording's execution index: entries ``(start, end, CodeRanges | None)``, contiguous, in order."""
+
+    entries: list[Entry]
+    stored_bytes: int  # its chunk's payload, inflated
+
+    @property
+    def until(self) -> int:
+        return self.entries[-1][1] if self.entries else 0
+
+
+@dataclass(frozen=True)
 class LoadedRecording:
     """A recording read into memory and checked; ``damage`` says where an intact prefix ends."""
 
@@ -142,6 +166,8 @@ class LoadedRecording:
     verify_points: dict[int, bytes]
     end: End | None
     damage: Damage | None
+    code_index: LoadedIndex | None = None  # the execution index it carries (version 4), if usable
+    code_index_problem: str | None = None  # why the index it carries is not used
 
     @property
     def last_icount(self) -> int:
@@ -156,6 +182,9 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
     """Read and check a whole recording (RecordingError when it has no usable header or initial snapshot)."""
     reader = LogReader(stream)
     header = Header.from_json(reader.header)
+    if header.format_version != reader.version:
+        raise RecordingError(f"recording header says format version {header.format_version}, "
+                             f"the file is version {reader.version}")  # fmt: skip
     reader.chunk_limit = header.max_chunk_bytes
     initial: StoredState | None = None
     keyframes: list[StoredState] = []
@@ -164,6 +193,8 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
     inputs: list[InputEvent] = []
     verify_points: dict[int, bytes] = {}
     end: End | None = None
+    index: LoadedIndex | None = None
+    index_problem: str | None = None
     for chunk in reader.chunks():
         if initial is None:
             if chunk.kind != ChunkKind.SNAPSHOT or chunk.first_icount != 0 or chunk.prefix != 0:
@@ -179,6 +210,16 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
                 raise RecordingError("the recording's keyframes need more memory than its machine could have")
             keyframe_icounts.add(chunk.first_icount)
             keyframes.append(StoredState(chunk.first_icount, chunk.prefix, chunk.data))
+        elif chunk.kind == ChunkKind.CODE_INDEX:
+            if index is not None or index_problem is not None:
+                index, index_problem = None, "the recording has two execution indexes"
+                continue
+            try:
+                entries = decode_entries(chunk.data, chunk.prefix, chunk.last_icount, MAX_LOADED_INDEX_BYTES)
+            except RecordingError as exc:
+                index_problem = str(exc)
+                continue
+            index = LoadedIndex(entries, len(chunk.data))
         else:
             previous = max(inputs[-1].icount if inputs else 0, max(verify_points, default=0))
             if chunk.prefix < previous:
@@ -203,7 +244,20 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
         raise RecordingError("the recording has no initial snapshot")
     loaded = LoadedRecording(header, initial, tuple(keyframes), inputs, verify_points, end, reader.damage)
     _check_consistent(loaded)
-    return loaded
+    if index_problem is not None:
+        log.warning("the recording's execution index is ignored (%s): it is rebuilt while replaying", index_problem)
+    elif index is not None:
+        index = _cut_index(index, loaded.last_icount)
+    return replace(loaded, code_index=index, code_index_problem=index_problem)
+
+
+def _cut_index(index: LoadedIndex, last: int) -> LoadedIndex:
+    """The entries within history ``[0, last]`` (the last one cut there: its code covers its part's)."""
+    entries = [e for e in index.entries if e[0] < last]
+    if entries and entries[-1][1] > last:
+        start, _, ranges = entries[-1]
+        entries[-1] = (start, last, ranges)
+    return LoadedIndex(entries, index.stored_bytes)
 
 
 def _check_consistent(loaded: LoadedRecording) -> None:

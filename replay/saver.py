@@ -4,8 +4,11 @@
 second, so a killed recorder leaves a replayable prefix); ``monitor record save`` writes a whole live
 history with the same writer in one go (:func:`save_timeline`). Both produce the same layout: the initial
 snapshot, then events (inputs and verification points, in icount order) with keyframes (states after
-debugger writes) between them at their icounts, then the End event. :func:`open_recording` turns a loaded
-recording back into a :class:`~replay.timeline.Timeline` with its end fixed.
+debugger writes) between them at their icounts, then the End event. A timeline that has an execution
+index (:attr:`Timeline.code_index`: one with periodic snapshots, run past its first interval) writes it too,
+just before the End, in a format version 4 file; others (``record``'s) write version 3 files as before.
+:func:`open_recording` turns a loaded recording back into a :class:`~replay.timeline.Timeline` with its end
+fixed, its index loaded (a backward continue skips windows at once) or, without one, built as it runs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,9 +25,10 @@ from machine.machine import Machine
 from machine.results import RunKind
 from machine.state import StateError, decode_state, encode_state
 
+from .code_index import encode_entries
 from .events import End, Event, Verify
 from .history import HistoryInputs, InputEvent
-from .log import LogWriter, RecordingError
+from .log import FORMAT_VERSION, INDEXED_FORMAT_VERSION, LogWriter, RecordingError
 from .recording import Header, LoadedRecording, StoredState
 from .snapshot import Snapshot
 from .store import SnapshotStore
@@ -34,13 +39,20 @@ EVENTS_PER_CHUNK = 4096
 
 
 class RecordingWriter:
-    """Writes one timeline's history to a stream as it grows: :meth:`sync` often, :meth:`finish` once."""
+    """Writes one timeline's history to a stream as it grows: :meth:`sync` often, :meth:`finish` once.
+
+    The file carries the timeline's execution index (format version 4) when the timeline has one as the
+    writer starts (``monitor record save``: the whole history); ``record``'s timeline keeps none (no
+    periodic snapshots) and its files stay version 3, readable by any chronicorn that reads version 3.
+    """
 
     def __init__(self, stream: BinaryIO, header: Header, timeline: Timeline,
                  now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self._timeline = timeline
         self._arch = timeline.machine.arch
-        self._log = LogWriter(stream, header.to_json())
+        self._with_index = len(timeline.code_index) > 0
+        version = INDEXED_FORMAT_VERSION if self._with_index else FORMAT_VERSION
+        self._log = LogWriter(stream, replace(header, format_version=version).to_json(), version)
         self._now = now
         self._last_flush = now()
         self._inputs_written = 0
@@ -101,8 +113,19 @@ class RecordingWriter:
         t = self._timeline
         ending = t.ending
         end = ending if ending is not None and ending.icount == t.end else End(t.end, stopped)
+        if self._with_index:  # everything else, the index, then the End alone (a chunk of one event)
+            self.sync()
+            self._write_code_index(end.icount)
         self.sync(end=end)
         return end
+
+    def _write_code_index(self, end: int) -> None:
+        """The index's entries within history (the last one cut at its end), stamped at the end."""
+        entries = [e for e in self._timeline.code_index.entries() if e[0] < end]
+        if entries and entries[-1][1] > end:
+            entries[-1] = (entries[-1][0], end, entries[-1][2])
+        start = entries[0][0] if entries else end
+        self._log.write_code_index(end, start, encode_entries(entries))
 
 
 def save_timeline(timeline: Timeline, header: Header, directory: Path, name: str, overwrite: bool = False) -> Path:
@@ -158,12 +181,21 @@ def check_state(stored: StoredState, machine: Machine, what: str) -> Snapshot:
 
 
 def open_recording(loaded: LoadedRecording, machine: Machine, inputs: HistoryInputs,
-                   store: SnapshotStore | None = None, periodic_snapshots: bool = True) -> Timeline:  # fmt: skip
-    """A fixed timeline over a loaded recording, on ``machine`` (built on ``inputs`` for its header)."""
+                   store: SnapshotStore | None = None, periodic_snapshots: bool = True,
+                   interval: int | None = None) -> Timeline:  # fmt: skip
+    """A fixed timeline over a loaded recording, on ``machine`` (built on ``inputs`` for its header).
+
+    With periodic snapshots (a timeline served to gdb), the recording's execution index is loaded into
+    :attr:`Timeline.code_index`; the timeline indexes the ground past it as it first runs there.
+    """
     initial = check_state(loaded.initial, machine, "initial")
     keyframes = [check_state(k, machine, "keyframe") for k in loaded.keyframes]
     machine.restore_state(initial.state)
-    timeline = Timeline(machine, inputs, store, periodic_snapshots=periodic_snapshots)
+    timeline = Timeline(machine, inputs, store, interval, periodic_snapshots=periodic_snapshots)
+    if periodic_snapshots and loaded.code_index is not None:
+        # The machine's notes since here cover every window the timeline will harvest past the loaded
+        # part: more code than ran there (a superset), which the index allows.
+        timeline.code_index.load(loaded.code_index.entries)
     for keyframe in keyframes:
         timeline.add_keyframe(keyframe)
     timeline.verifier.load(loaded.verify_points)

@@ -68,9 +68,24 @@ def info(args: argparse.Namespace) -> int:
     print(f"{'keyframes':20} {len(loaded.keyframes)}")
     for kind, count in sorted(counts.items()):
         print(f"{'events ' + kind:20} {count}")
+    print(f"{'execution index':20} {_describe_index(loaded)}")
     if loaded.damage is not None:
         print(f"{'damaged':20} at byte {loaded.damage.offset}: {loaded.damage.reason}")
     return 0
+
+
+def _describe_index(loaded: LoadedRecording) -> str:
+    """Whether a backward continue over the recording skips windows at once (format version 4)."""
+    if loaded.code_index_problem is not None:
+        return f"ignored ({loaded.code_index_problem})"
+    index = loaded.code_index
+    if index is None:
+        return "none (built while replaying)"
+    if not index.entries:
+        return f"0 entries, {index.stored_bytes} bytes"
+    known = sum(ranges is not None for _, _, ranges in index.entries)
+    return (f"{len(index.entries)} entries ({known} known), icount {index.entries[0][0]} .. {index.until}, "
+            f"{index.stored_bytes} bytes")  # fmt: skip
 
 
 def events(args: argparse.Namespace) -> int:

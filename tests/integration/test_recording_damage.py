@@ -35,6 +35,9 @@ The variants:
 * the header matrix (:func:`header_variants`): every header key deleted or set to each of
   ``HEADER_VALUES``; hostile image paths (/dev/zero, a directory, a NUL byte...); non-object, empty,
   non-UTF-8, 100000-deep, duplicate-key and oversized headers; all with a right CRC.
+* execution index chunks (:func:`index_variants`, format version 4, on echo saved as ``monitor record
+  save`` saves): truncated, counts beyond the payload, past the end, huge varints, 4 MiB of tiny entries,
+  duplicated, stamped past the end, inside a version 3 file, and 12 payload mutations.
 * handcrafted cases (:func:`handcrafted_cases`): zstd bombs (1 GiB of zeros, level 19, streamed: ~32 KB;
   with no content size, with it, and with a lying one) as snapshot and events payloads with right CRCs; RAM
   size 2**44; arch "x86_64"; icount_shift "3"; unknown keys; decompressed payloads shorter than 8 bytes; a
@@ -686,7 +689,8 @@ CHUNK_LAYOUTS = {
     2: ChunkLayout(struct.Struct("<2sBIIQQ"), ("tag", "kind", "length", "crc", "first", "last")),  # 3ceba3e
     3: ChunkLayout(struct.Struct("<2sBIIIQQ"), ("tag", "kind", "length", "raw_length", "crc", "first", "last")),
 }
-SNAPSHOT, EVENTS = 1, 2  # chunk kinds
+CHUNK_LAYOUTS[4] = CHUNK_LAYOUTS[3]  # version 4: version 3 plus an execution index chunk
+SNAPSHOT, EVENTS, CODE_INDEX = 1, 2, 3  # chunk kinds
 UART_INPUT, HOST_CLOCK, CLOCK_WARP, VERIFY, END = 1, 2, 3, 4, 5  # event kinds
 EVENT_FIELDS = {UART_INPUT: "b", HOST_CLOCK: "v", CLOCK_WARP: "v", VERIFY: "b", END: "vv"}  # b: bytes, v: varint
 
@@ -796,7 +800,7 @@ def read_prefix(raw: bytes, version: int) -> tuple[int, int]:
     """A chunk payload's leading number (events: the prefix icount; snapshots: the log position), its size."""
     if version == 2:
         return struct.unpack_from("<Q", raw)[0], 8
-    if version == 3:
+    if version in (3, 4):
         return read_varint(raw, 0)
     raise UnknownFormat(f"chunk payloads of format version {version}: teach read_prefix")
 
@@ -804,7 +808,7 @@ def read_prefix(raw: bytes, version: int) -> tuple[int, int]:
 def write_prefix(value: int, version: int) -> bytes:
     if version == 2:
         return struct.pack("<Q", value)
-    if version == 3:
+    if version in (3, 4):
         return varint(value)
     raise UnknownFormat(f"chunk payloads of format version {version}: teach write_prefix")
 
@@ -816,7 +820,7 @@ def snapshot_marks(raw: bytes, version: int) -> tuple[int, ...]:
         (length,) = struct.unpack_from("<I", raw, p)
         context = json.loads(raw[p + 4 : p + 4 + length])["context"][0]
         return 0, p, p + 4, p + 4 + length, p + 4 + length + context
-    if version == 3:  # machine.state: 20-byte header | u16 version, u16 count N, N x u64 | u32 pages | ...
+    if version in (3, 4):  # machine.state: 20-byte header | u16 version, u16 count N, N x u64 | u32 pages | ...
         (count,) = struct.unpack_from("<H", raw, p + 22)
         return 0, p, p + 8, p + 20, p + 22, p + 24, p + 24 + 8 * count, p + 28 + 8 * count, p + 36 + 8 * count
     raise UnknownFormat(f"the machine-state encoding of format version {version}: teach snapshot_marks")
@@ -834,7 +838,7 @@ def with_cpu_length(raw: bytes, version: int, size: Callable[[int, int], int]) -
         meta["context"][0] = size(meta["context"][0], 1 << 31)
         body = json.dumps(meta).encode()
         return raw[:p] + struct.pack("<I", len(body)) + body + raw[p + 4 + length :]
-    if version == 3:
+    if version in (3, 4):
         (count,) = struct.unpack_from("<H", raw, p + 22)
         return raw[: p + 22] + struct.pack("<H", min(size(count, 0xFFFF), 0xFFFF)) + raw[p + 24 :]
     raise UnknownFormat(f"the machine-state encoding of format version {version}: teach with_cpu_length")
@@ -1195,3 +1199,74 @@ def test_header_matrix(recordings: dict[str, Recording], tmp_path: Path) -> None
     except UnknownFormat as exc:
         pytest.fail(f"the header matrix needs adapting to the new format: {exc}", pytrace=False)
     assert_clean(run_variants(variants, tmp_path, "header"))
+
+
+# -- the execution index chunk (format version 4) -------------------------------------------------------------
+INDEX_SCHEDULE = [(16_800, b"ab\n"), (30_000, b"hello\n"), (45_000, b"q")]
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """echo saved as ``monitor record save`` saves a live history: version 4, with its execution index."""
+    from machine.inputs import ScriptedInputs
+    from machine.loader import load_image
+    from machine.machine import Machine
+    from replay.history import HistoryInputs
+    from replay.recording import make_header
+    from replay.saver import save_timeline
+    from replay.store import SnapshotStore
+    from replay.timeline import Timeline
+
+    elf = GUESTS / "build" / "rv32" / "echo.elf"
+    inputs = HistoryInputs([], 0, ScriptedInputs(0, list(INDEX_SCHEDULE)))
+    machine = Machine(load_image(elf), inputs, lambda byte: None)
+    timeline = Timeline(machine, inputs, SnapshotStore(), 1024)
+    timeline.run_forward()
+    header = make_header(machine.image, machine.arch.name, machine.config.ram_size, 3, "off", {})
+    path = save_timeline(timeline, header, tmp_path_factory.mktemp("indexed"), "echo.chrec")
+    return Recording("echo+index", elf, path.read_bytes())
+
+
+def index_variants(recording: Recording, count: int) -> list[Variant]:
+    """Handcrafted and mutated index chunks (right lengths and CRCs), so the index decoder meets them."""
+    container = Container.parse(recording.data)
+    position = container.index_of(CODE_INDEX)
+    chunk = container.chunks[position]
+    raw = chunk.raw()
+    prefix, body = read_prefix(raw, container.version)
+    end = chunk.last
+    out = [make_variant(f"{recording.name}: intact", recording.data, recording)]
+
+    def add(description: str, new_raw: bytes, first: int | None = None, duplicate: bool = False) -> None:
+        at = chunk.last if first is None else first
+        crafted = Chunk.of_raw(CODE_INDEX, at, at, new_raw)
+        chunks = list(container.chunks)
+        chunks[position : position + 1] = [crafted, crafted] if duplicate else [crafted]
+        built = Container(container.version, container.header, chunks, container.tail)
+        out.append(make_variant(f"{recording.name}: index chunk {description}", built.build(), recording))
+
+    entries = raw[body:]
+    add("truncated", raw[: body + len(entries) // 2])
+    add("with a count of 2**40 ranges", varint(0) + varint(5) + varint(1 << 40) + b"\x01\x02")
+    add("past the end", varint(0) + varint(end + 1) + b"\x00")
+    add("starting past its stamp", varint(end + 1) + varint(1) + b"\x00")
+    add("with a varint of 1 MiB", varint(0) + b"\xff" * (1 << 20))
+    add("with a range past 2**64", varint(0) + varint(5) + b"\x02" + varint((1 << 64) - 1) + b"\x05")
+    add("of 4 MiB of tiny entries", varint(0) + b"\x01\x00" * (2 << 20))
+    add("of one entry with 1M ranges", varint(0) + varint(5) + varint(1 << 20) + b"\x01\x01" * (1 << 20))
+    add("with no prefix", b"\x80")
+    add("twice", raw, duplicate=True)
+    add("stamped past the end", raw, first=end + 1)
+    add("in a version 3 file", raw)
+    out[-1] = replace(out[-1], data=out[-1].data[: len(MAGIC)] + struct.pack("<I", 3) + out[-1].data[len(MAGIC) + 4 :],
+                      header_changed=True)  # fmt: skip
+    rng = RandomChooser(random.Random(f"{SEED}:index"))
+    for _ in range(count):
+        mutated, description, _ = mutate(rng, raw, (0, body), [("events", container.chunks[-1].raw())])
+        add(f"payload: {description}", mutated or b"\x00")
+    return out
+
+
+def test_index_chunks(indexed: Recording, tmp_path: Path) -> None:
+    """Crafted execution index chunks: ignored (or damage, for the chunk's own framing), never worse."""
+    assert_clean(run_variants(index_variants(indexed, 12), tmp_path, "index"))
