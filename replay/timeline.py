@@ -149,6 +149,11 @@ class Timeline:
 
     def _restore(self, snapshot: Snapshot) -> None:
         self.inputs.position = restore_snapshot(self.machine, snapshot)
+        if self._periodic and snapshot.icount > max(self.code_index.until, self._scanned):
+            # Beyond all ground run so far (a recording's keyframe): what ran before it is unknown, and the
+            # index's next window begins here.
+            self.code_index.add(snapshot.icount, None)
+            self.machine.take_executed_code()
 
     def load(self, snapshot: Snapshot) -> None:
         """Go to a snapshot taken on this timeline (``monitor snapshot load``)."""
@@ -227,6 +232,8 @@ class Timeline:
             and icount >= self._scanned
         ):
             self.code_index.add(icount, self.machine.take_executed_code())  # first time here: a window ends
+        elif self._periodic and icount == self.code_index.until and icount >= self._scanned:
+            self.machine.take_executed_code()  # where a loaded index ends: its next window begins here
         self._scanned = max(self._scanned, icount)
         self.verifier.note(self.machine, self.inputs.frontier, self.keyframes)
         if self.is_live:

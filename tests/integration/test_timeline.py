@@ -318,3 +318,31 @@ def test_execution_index_is_built_while_running_forward_and_bounded() -> None:
     index._max_bytes = 1
     index.add(index.until + INTERVAL, timeline.machine.take_executed_code())
     assert len(index) == 1 and index.may_run([handler], 0, timeline.end, pending)
+
+
+def test_execution_index_treats_ground_skipped_by_a_keyframe_as_unknown() -> None:
+    """A recording's keyframe lies beyond ground not yet run: a seek restores it directly, so what ran before
+    it is unknown to the index (it never claims a breakpoint's code did not run there)."""
+    live = live_timeline("timer")
+    live.run_forward(interrupted=lambda: live.icount > 6 * INTERVAL + 100)
+    live.machine.memory.write(load_image(guest("rv32", "timer")).symbols["ticks"], (3).to_bytes(4, "little"))
+    live.note_write()
+    written_at = live.icount
+    live.run_forward()
+    handler = load_image(guest("rv32", "timer")).symbols["trap_handler"]
+    found = {}
+    for use in (True, False):
+        inputs = HistoryInputs(list(live.inputs.events), live.end)
+        timeline = Timeline(_machine("timer", inputs), inputs, SnapshotStore(), INTERVAL)
+        timeline.add_keyframe(live.keyframes[written_at])
+        timeline.use_code_index = use
+        timeline.seek(timeline.end)  # restores the keyframe, then replays only past it
+        pending = lambda t=timeline: t.machine.take_executed_code(next_window=False)  # noqa: E731
+        never_code = 0x1234_5678
+        assert timeline.code_index.may_run([never_code], 0, written_at, pending)
+        assert not timeline.code_index.may_run([never_code], written_at + INTERVAL, timeline.end, pending)
+        timeline.add_breakpoint(handler)
+        found[use] = []
+        while (result := timeline.continue_backward()).kind == RunKind.BREAKPOINT:
+            found[use].append((result.icount, timeline.machine.digest()))
+    assert len(found[True]) >= 2 and found[True] == found[False]
