@@ -21,6 +21,7 @@ removed, and a deleted ranged hook keeps firing until the range is flushed.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import logging
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, Uc, UcError
 from unicorn.unicorn_const import (
+    UC_CTL_IO_WRITE,
+    UC_CTL_TB_REMOVE_CACHE,
     UC_ERR_FETCH_PROT,
     UC_ERR_FETCH_UNMAPPED,
     UC_ERR_INSN_INVALID,
@@ -36,6 +39,7 @@ from unicorn.unicorn_const import (
     UC_ERR_WRITE_PROT,
     UC_ERR_WRITE_UNMAPPED,
 )
+from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4 (docs/unicorn-facts.md)
 
 from .icount import NO_LIMIT, Counter, StopReason, add_landing_hook, del_landing_hook
 from .watch import WatchHit, WatchpointSet
@@ -95,6 +99,13 @@ _ERROR_CAUSES = {
 }
 
 
+# uc_ctl(UC_CTL_TB_REMOVE_CACHE, begin, end) as the binding encodes it (op << 30 | nargs << 26 | ctl): called
+# directly, it costs half of ctl_remove_cache.
+_REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
+# Removed breakpoints whose hooks are kept (inactive) until the next run, for gdb to insert them again.
+MAX_PARKED_BREAKPOINTS = 64
+
+
 class EngineError(RuntimeError):
     """Unicorn failed in a way the engine cannot attribute to the guest."""
 
@@ -129,9 +140,20 @@ class Engine:
         self._mmio_icount = 0
         self._skip_special: int | None = None
         self._breakpoints: dict[int, int] = {}  # address -> hook handle
+        self._parked: dict[int, int] = {}  # removed breakpoints whose hook is kept, oldest first (see run)
+        self.max_parked_breakpoints = MAX_PARKED_BREAKPOINTS  # 0: delete a hook as its breakpoint is removed
+        self.lands_single_steps = True  # False: a 1-instruction run takes the general path (tests compare both)
         self._resume_at: tuple[int, int] | None = None  # (icount, pc) where the current run began
         # A hit stops the engine through the counter's state and is collected in _mid_block_stop.
         self.watchpoints = WatchpointSet(uc, counter.state, counter.is_native)
+        # pc is read ~6 times per run: one native call into a buffer of its own (the binding's reg_read builds
+        # a ctypes object per read). Unicorn writes the register's width only, so the bytes above stay zero.
+        self._uch = uc._uch
+        self._pc_value = ctypes.c_uint64()
+        self._pc_ref = ctypes.byref(self._pc_value)
+        # One C function pointer for every breakpoint hook: the binding's hook_add builds one per hook (~15 us,
+        # most of a Z0); this one carries the binding's own exception guard (uccallback).
+        self._breakpoint_cb = _ucmod.uccallback(uc, _ucmod.HOOK_CODE_CFUNC)(self._on_breakpoint_raw)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
 
@@ -147,7 +169,9 @@ class Engine:
 
     @property
     def pc(self) -> int:
-        return int(self.uc.reg_read(self._pc_reg))
+        if _ucmod.uclib.uc_reg_read(self._uch, self._pc_reg, self._pc_ref) != 0:
+            return int(self.uc.reg_read(self._pc_reg))  # let the binding raise its own error
+        return self._pc_value.value
 
     @pc.setter
     def pc(self, value: int) -> None:
@@ -200,6 +224,10 @@ class Engine:
         if self._skip_special == addr:
             self._skip_special = None
             return
+        # A breakpoint on this instruction comes first, whichever of the two hooks Unicorn calls first (it calls
+        # them in the order they were added): the first stop requested wins.
+        if addr in self._breakpoints:
+            self._on_breakpoint(uc, addr, size, _data)
         # The hook stays when code is rewritten or remapped: check it still applies.
         if self._is_trapped_at(addr):
             self._request_stop(StopKind.CSR)
@@ -214,23 +242,56 @@ class Engine:
 
         A ranged code hook that is not hit costs nothing; the address's cached
         translation is removed so the hook is seen (unicorn issue #2200).
+        A breakpoint removed since the last run gets its hook back (see :meth:`remove_breakpoint`).
         """
         if addr in self._breakpoints:
             return
-        handle = self.uc.hook_add(UC_HOOK_CODE, self._on_breakpoint, begin=addr, end=addr)
+        handle = self._parked.pop(addr, None)
+        if handle is not None:
+            # The hook was never deleted: every translation since it was added (and flushed) calls it.
+            self._breakpoints[addr] = handle
+            return
+        handle = _ucmod.uc_hook_h()
+        status = _ucmod.uclib.uc_hook_add(self._uch, ctypes.byref(handle), UC_HOOK_CODE, self._breakpoint_cb,
+                                          None, ctypes.c_uint64(addr), ctypes.c_uint64(addr))  # fmt: skip
+        if status != 0:
+            raise UcError(status)
         try:
             self._flush(addr, addr + 1)
         except UcError:
-            self.uc.hook_del(handle)
+            self._hook_del(handle.value)
             raise
-        self._breakpoints[addr] = handle
+        self._breakpoints[addr] = handle.value
+
+    def _hook_del(self, handle: int) -> None:
+        """Delete a breakpoint hook (made without the binding's hook_add, so not with its hook_del)."""
+        status = _ucmod.uclib.uc_hook_del(self._uch, _ucmod.uc_hook_h(handle))
+        if status != 0:
+            raise UcError(status)
 
     def remove_breakpoint(self, addr: int) -> None:
-        """Forget a breakpoint; its range is flushed so the deleted hook stops firing (#1640)."""
+        """Forget a breakpoint: it never fires again (its hook returns at once for an address not armed).
+
+        gdb removes every breakpoint at each stop and inserts them again before it resumes: adding a hook costs
+        ~17 us (the binding builds a ctypes callback), deleting one and flushing ~5. So the hook is only parked,
+        to be taken back by :meth:`add_breakpoint`; hooks still parked when a run starts are deleted then
+        (:meth:`_drop_parked`), so no run executes with an inactive hook, as before.
+        """
         handle = self._breakpoints.pop(addr, None)
         if handle is not None:
-            self.uc.hook_del(handle)
+            self._parked[addr] = handle
+            if len(self._parked) > self.max_parked_breakpoints:
+                self._drop_parked(1)
+
+    def _drop_parked(self, count: int | None = None) -> None:
+        """Delete the oldest ``count`` (default: all) parked hooks, flushing each address so that the deleted
+        hook stops firing (unicorn issue #1640)."""
+        for addr in list(self._parked)[:count]:
+            self._hook_del(self._parked.pop(addr))
             self._flush(addr, addr + 1)
+
+    def _on_breakpoint_raw(self, uc: Uc, addr: int, size: int, _key: int) -> None:
+        self._on_breakpoint(uc, addr, size, None)
 
     def _on_breakpoint(self, uc: Uc, addr: int, size: int, _data: object) -> None:
         st = self.counter.state
@@ -251,39 +312,55 @@ class Engine:
             self.watchpoints.suspended = False
 
     # -- running -------------------------------------------------------------
-    def mark_resume_point(self, resume: bool = True) -> None:
-        """The caller resumes here: a breakpoint at this very (icount, pc) does not fire (unless not ``resume``)."""
+    def mark_resume_point(self, resume: bool = True) -> tuple[int, int]:
+        """The caller resumes here: a breakpoint at this very (icount, pc) does not fire (unless not ``resume``).
+
+        Returns that point, (-1, -1) when not ``resume``."""
         self._resume_at = (self.icount, self.pc) if resume else (-1, -1)
+        return self._resume_at
 
     def run(self, limit: int, soft_limit: int) -> EngineStop:
         """Run forward until the next event; never past ``limit``."""
+        if self._parked:
+            self._drop_parked()
         while True:
             stop = self._run_once(limit, soft_limit)
             if stop is not None:
                 return stop
 
-    def _start(self) -> UcError | None:
+    def _start(self, begin: int) -> UcError | None:
         try:
-            self.uc.emu_start(self.pc, self._until)
+            self.uc.emu_start(begin, self._until)
         except UcError as err:
             return err
         return None
 
+    def _raise_hook_error(self) -> None:
+        """After a run: raise the exception a hook carried over Unicorn's frames (see :meth:`fail_from_hook`)."""
+        if self._hook_error is not None:
+            failure, self._hook_error = self._hook_error, None
+            self.counter.state.stop_reason = StopReason.NONE
+            self.watchpoints.take_hit()  # a hit before the failure is not reported
+            raise failure
+
     def _run_once(self, limit: int, soft_limit: int) -> EngineStop | None:
         st = self.counter.state
-        if st.icount >= limit:
-            return EngineStop(StopKind.LIMIT, self.icount, self.pc)
+        icount = st.icount
+        if icount >= limit:
+            return EngineStop(StopKind.LIMIT, icount, self.pc)
         st.limit = limit
+        if icount + 1 == limit and self.lands_single_steps:
+            # One instruction (a stepi, or stepping one instruction over): the block at pc holds at least one,
+            # so a first run would only stop before it (or run a block of exactly that one instruction, which
+            # the landing runs just as well): land at once.
+            interrupted = self._land(limit)
+            return interrupted if interrupted is not None else EngineStop(StopKind.LIMIT, self.icount, self.pc)
         st.soft_limit = soft_limit
         st.fast_limit = min(limit, soft_limit)
         st.stop_reason = StopReason.NONE
         self._pending = None
-        err = self._start()
-        if self._hook_error is not None:
-            failure, self._hook_error = self._hook_error, None
-            st.stop_reason = StopReason.NONE
-            self.watchpoints.take_hit()  # a hit before the failure is not reported
-            raise failure
+        err = self._start(self.pc)
+        self._raise_hook_error()
         reason = StopReason(st.stop_reason)
         st.stop_reason = StopReason.NONE
         if reason == StopReason.LIMIT:
@@ -335,6 +412,12 @@ class Engine:
     def _flush(self, begin: int, end: int) -> None:
         self.uc.ctl_remove_cache(begin, end)
 
+    def _flush_landing(self, begin: int, end: int) -> None:
+        """``ctl_remove_cache(begin, end)`` in one native call: a step lands, and flushes twice."""
+        status = _ucmod.uclib.uc_ctl(self._uch, _REMOVE_CACHE, ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if status != 0:
+            raise UcError(status)
+
     def _land(self, limit: int) -> EngineStop | None:
         """Run the block at pc under a ranged code hook up to exactly ``limit``.
 
@@ -344,7 +427,7 @@ class Engine:
         st = self.counter.state
         begin = self.pc
         end = begin + 0x1000  # a translation block never spans more than a page
-        self._flush(begin, end)
+        self._flush_landing(begin, end)
         handle = add_landing_hook(self.counter, self.uc, begin, end - 1)
         st.landing = 1
         st.soft_limit = NO_LIMIT
@@ -352,11 +435,12 @@ class Engine:
         st.stop_reason = StopReason.NONE
         self._pending = None
         try:
-            err = self._start()
+            err = self._start(begin)
         finally:
             st.landing = 0
             del_landing_hook(self.counter, self.uc, handle)
-            self._flush(begin, end)
+            self._flush_landing(begin, end)
+        self._raise_hook_error()
         reason = StopReason(st.stop_reason)
         st.stop_reason = StopReason.NONE
         if reason == StopReason.LIMIT:

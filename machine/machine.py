@@ -298,9 +298,8 @@ class Machine:
         that was only cut for the caller's bookkeeping (a hit here must fire).
         """
         cap = NO_LIMIT if max_icount is None else max_icount
-        self.engine.mark_resume_point(resume)
+        here = self.engine.mark_resume_point(resume)
         # Only the watchpoint stop we reported and now resume from is stepped over silently.
-        here = (self.icount, self.pc)
         self._resumed_at = here if resume and self._last_watch_stop == here else (-1, -1)
         self._last_watch_stop = None
         while True:
@@ -354,7 +353,10 @@ class Machine:
         return NO_LIMIT if at is None or at <= self.icount else at
 
     def _take_interrupt(self) -> bool:
-        code = self.hart.enabled_interrupt(self.mip())
+        mip = self.mip()
+        if not mip:  # nothing pending: no need to read the enables (each CSR read costs ~2 us)
+            return False
+        code = self.hart.enabled_interrupt(mip)
         if code is None:
             return False
         self.halted = False
