@@ -120,7 +120,7 @@ class Target(Protocol):
 
 @dataclass
 class _TimelineBreakpoints:
-    """Both kinds are the same code hook; the kind is kept for the stop reply (swbreak/hwbreak)."""
+    """Both kinds are the same code hook; each address stays armed while a ``Z0`` or a ``Z1`` holds it."""
 
     timeline: Timeline
     inserted: dict[int, set[bool]] = field(default_factory=dict)  # addr -> {hardware?}
@@ -137,9 +137,6 @@ class _TimelineBreakpoints:
         if not kinds:
             self.inserted.pop(addr, None)
             self.timeline.remove_breakpoint(addr)
-
-    def is_hardware(self, addr: int) -> bool:
-        return self.inserted.get(addr) == {True}
 
     def clear(self) -> None:
         for addr in list(self.inserted):
@@ -322,14 +319,8 @@ class TimelineTarget:
             return self._last
         if log.isEnabledFor(logging.DEBUG):  # describe() is not free: one per stop
             log.debug("stopped: %s", result.describe())
-        self._last = self._stop_for(result)
+        self._last = STOP_REPLIES[result.kind](result)
         return self._last
-
-    def _stop_for(self, result: RunResult) -> Stop:
-        stop = STOP_REPLIES[result.kind](result)
-        if isinstance(stop, Breakpoint) and self._breakpoints.is_hardware(result.pc):
-            return Breakpoint(hardware=True)
-        return stop
 
     def last_stop(self) -> Stop:
         return self._last

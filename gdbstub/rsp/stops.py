@@ -28,9 +28,12 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class Breakpoint:
-    """A software (``Z0``) or hardware (``Z1``) breakpoint was hit."""
+    """A software (``Z0``) or hardware (``Z1``) breakpoint was hit.
 
-    hardware: bool = False
+    Reported as a plain ``T05``, without ``swbreak:``/``hwbreak:`` (not offered in ``qSupported``): gdb tells
+    its own breakpoints apart, and the kind costs one more packet per stop (gdb reads the breakpoint's bytes
+    at pc, docs/gdb-protocol-facts.md) while mattering only to non-stop mode, which chronicorn does not offer.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,6 @@ def stop_reply(stop: Stop, thread: int = 1) -> bytes:
     if isinstance(stop, Exited):
         return b"W%02x" % (stop.code & 0xFF)
     prefix = b"T%02xthread:%x;" % (_signal_of(stop), thread)
-    if isinstance(stop, Breakpoint):
-        return prefix + (b"hwbreak:;" if stop.hardware else b"swbreak:;")
     if isinstance(stop, Watchpoint):
         return prefix + b"%s:%x;" % (WATCH_KEYWORDS[stop.ztype], stop.addr)
     if isinstance(stop, HistoryEnd):

@@ -200,7 +200,7 @@ def test_watch_rwatch_awatch_show_the_right_line_and_values(xlen: str, debug) ->
 
 def test_step_into_a_function_and_hbreak(xlen: str, debug) -> None:  # noqa: ANN001
     _, gdb = debug(guest(xlen, "timer"))
-    gdb.mi("-break-insert -h main")  # hardware breakpoint: reported as hwbreak
+    gdb.mi("-break-insert -h main")  # a hardware breakpoint (Z1): gdb reports it as its own breakpoint
     stopped = gdb.run("-exec-continue")
     assert stopped["reason"] == "breakpoint-hit" and stopped["frame"]["func"] == "main"
     functions = set()

@@ -24,8 +24,7 @@ from gdbstub.rsp.stops import (
         (Signal(SIGTRAP), b"T05thread:1;"),
         (Signal(SIGINT), b"T02thread:1;"),
         (Signal(SIGSEGV), b"T0bthread:1;"),
-        (Breakpoint(), b"T05thread:1;swbreak:;"),
-        (Breakpoint(hardware=True), b"T05thread:1;hwbreak:;"),
+        (Breakpoint(), b"T05thread:1;"),  # no swbreak/hwbreak: not offered (see Breakpoint)
         (Watchpoint(2, 0x80001000), b"T05thread:1;watch:80001000;"),
         (Watchpoint(3, 0x10), b"T05thread:1;rwatch:10;"),
         (Watchpoint(4, 0x10), b"T05thread:1;awatch:10;"),

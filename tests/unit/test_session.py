@@ -143,8 +143,8 @@ def test_nack_resends_the_last_reply_once() -> None:
 def test_nack_resends_a_stop_reply_once() -> None:
     session = Session(FakeTarget())
     assert session.feed(encode(b"c")) == [Send(b"+"), Run(ResumeAction.CONTINUE)]
-    assert session.stopped(Breakpoint()) == [Send(encode(b"T05thread:1;swbreak:;"))]
-    assert session.feed(b"-") == [Send(encode(b"T05thread:1;swbreak:;"))]
+    assert session.stopped(Breakpoint()) == [Send(encode(b"T05thread:1;"))]
+    assert session.feed(b"-") == [Send(encode(b"T05thread:1;"))]
     assert session.feed(b"-") == []
     assert session.feed(b"+") == []
 
@@ -169,7 +169,7 @@ def test_ack_goes_out_before_the_command_runs() -> None:
     target.resume = resume  # type: ignore[method-assign]
     session = Session(target)
     perform(session, session.feed(encode(b"c")), sent=sent)
-    assert sent[1:] == [encode(b"T05thread:1;swbreak:;")]
+    assert sent[1:] == [encode(b"T05thread:1;")]
 
 
 def test_ack_is_an_action_before_the_run() -> None:
@@ -198,7 +198,8 @@ def test_resume_at_an_address() -> None:
 def test_supported_advertises_only_what_works() -> None:
     (reply,) = replies(Session(FakeTarget()), encode(b"qSupported:swbreak+"))
     features = reply.decode().split(";")
-    assert "qXfer:features:read+" in features and "swbreak+" in features
+    assert "qXfer:features:read+" in features
+    assert "swbreak+" not in features and "hwbreak+" not in features  # gdb reads pc once more per stop with them
     assert "qXfer:memory-map:read+" not in features  # the fake has no memory map
     assert not any(f.startswith("Reverse") for f in features)
 
@@ -245,7 +246,7 @@ def test_packets_received_during_a_run_are_processed_after_it_in_order() -> None
     session = Session(FakeTarget())
     assert session.feed(encode(b"c") + encode(b"qC")) == [Send(b"+"), Run(ResumeAction.CONTINUE)]
     assert session.feed(encode(b"m1000,1") + b"+") == []  # the run is still in progress
-    stop, qc, memory = encode(b"T05thread:1;swbreak:;"), encode(b"QC1"), encode(b"ab")
+    stop, qc, memory = encode(b"T05thread:1;"), encode(b"QC1"), encode(b"ab")
     assert session.stopped(Breakpoint()) == [Send(stop + b"+" + qc + b"+" + memory)]
     assert not session.is_running
     assert session.feed(b"-") == []  # the '+' queued behind the run acked the stop reply
@@ -255,7 +256,7 @@ def test_a_packet_queued_behind_a_run_may_start_the_next_run() -> None:
     session = Session(FakeTarget())
     assert session.feed(encode(b"s") + encode(b"c")) == [Send(b"+"), Run(ResumeAction.STEP)]
     assert session.stopped(Signal(SIGTRAP)) == [Send(encode(b"T05thread:1;") + b"+"), Run(ResumeAction.CONTINUE)]
-    assert session.stopped(Breakpoint()) == [Send(encode(b"T05thread:1;swbreak:;"))]
+    assert session.stopped(Breakpoint()) == [Send(encode(b"T05thread:1;"))]
 
 
 def test_a_refused_run_is_answered_with_an_error() -> None:
@@ -271,7 +272,7 @@ def test_step_continue_breakpoints_monitor_detach() -> None:
     session = Session(target)
     assert replies(session, encode(b"vCont;s:1")) == [b"T05thread:1;"]
     assert replies(session, encode(b"Z0,80000000,2")) == [b"OK"] and target.added == [0x80000000]
-    assert replies(session, encode(b"c")) == [b"T05thread:1;swbreak:;"]
+    assert replies(session, encode(b"c")) == [b"T05thread:1;"]
     assert replies(session, encode(b"Z2,1000,4")) == [b""]  # the fake offers no watchpoints
     assert replies(session, encode(b"qRcmd," + b"icount".hex().encode())) == [b"ran icount\n".hex().encode()]
     assert target.resumes == [ResumeAction.STEP, ResumeAction.CONTINUE]
