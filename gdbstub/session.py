@@ -248,8 +248,6 @@ def _coalesce(actions: list[Action]) -> list[Action]:
 # -- handlers ---------------------------------------------------------------------------
 def _supported(s: Session, cmd: c.Command) -> Reply:
     features = [f"PacketSize={PACKET_SIZE:x}", "QStartNoAckMode+", "vContSupported+"]
-    if s.target.breakpoints() is not None:
-        features += ["swbreak+", "hwbreak+"]
     if s.target.description() is not None:
         features.append("qXfer:features:read+")
     if s.target.memory_map() is not None:
