@@ -418,18 +418,27 @@ def native_library_path() -> str | None:
     return spec.origin
 
 
+def open_native_library() -> ctypes.CDLL | None:
+    """The built native helper (icount, page tracking, watch checks), or None when it is not built or
+    ``CHRONICORN_NATIVE=0`` asks for the pure-Python fallbacks (OSError: it is there but cannot be loaded)."""
+    path = native_library_path()
+    if path is None or os.environ.get("CHRONICORN_NATIVE", "1") == "0":
+        return None
+    return ctypes.CDLL(path)
+
+
 def make_counter(uc: Uc, isa: Isa, trapped: TrappedInstructions, prefer_native: bool = True) -> Counter:
     """Build the native counter when the helper is built (and wanted), else the fallback.
 
     The environment variable ``CHRONICORN_NATIVE=0`` forces the fallback.
     """
-    if prefer_native and os.environ.get("CHRONICORN_NATIVE", "1") != "0":
-        path = native_library_path()
-        if path is not None:
-            try:
-                return NativeCounter(uc, isa, trapped, ctypes.CDLL(path))
-            except (OSError, RuntimeError) as exc:
-                log.warning("native icount helper unusable (%s); using the Python fallback", exc)
-        else:
-            log.info("native icount helper not built; using the Python fallback")
+    if prefer_native:
+        try:
+            lib = open_native_library()
+            if lib is not None:
+                return NativeCounter(uc, isa, trapped, lib)
+            if os.environ.get("CHRONICORN_NATIVE", "1") != "0":
+                log.info("native icount helper not built; using the Python fallback")
+        except (OSError, RuntimeError) as exc:
+            log.warning("native icount helper unusable (%s); using the Python fallback", exc)
     return PythonCounter(uc, isa, trapped)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import mmap
-import os
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .icount import native_library_path
+from .icount import open_native_library
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +248,10 @@ def _untrack(lib: ctypes.CDLL, slot: int, ram: mmap.mmap, dirty: object) -> None
 
 
 def _load_native() -> ctypes.CDLL | None:
-    path = native_library_path()
-    if path is None or os.environ.get("CHRONICORN_NATIVE", "1") == "0":
-        return None
     try:
-        lib = ctypes.CDLL(path)
+        lib = open_native_library()
+        if lib is None:
+            return None
         lib.chron_track.restype = ctypes.c_int
         lib.chron_track.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]
         lib.chron_take_dirty.restype = ctypes.c_int64

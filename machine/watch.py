@@ -19,14 +19,13 @@ from __future__ import annotations
 import ctypes
 import enum
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc
 from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4
 
-from .icount import CounterState, StopReason, _add_raw_hook, native_library_path
+from .icount import CounterState, StopReason, _add_raw_hook, open_native_library
 
 log = logging.getLogger(__name__)
 
@@ -270,11 +269,10 @@ class WatchpointSet:
 
 def _load_native() -> ctypes.CDLL | None:
     """The native helper with its watch hook, or None (not built, ``CHRONICORN_NATIVE=0``, or too old)."""
-    path = native_library_path()
-    if path is None or os.environ.get("CHRONICORN_NATIVE", "1") == "0":
-        return None
     try:
-        lib = ctypes.CDLL(path)
+        lib = open_native_library()
+        if lib is None:
+            return None
         if lib.chron_watch_size() != ctypes.sizeof(WatchState):
             raise RuntimeError("native watch helper does not match WatchState; rebuild it")
         lib.chron_watch_hook  # noqa: B018 - present

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from machine.executed import CodeRanges
 
-from .log import MAX_ICOUNT, RecordingError
+from .log import MAX_ICOUNT, RecordingError, get_varint, put_varint
 
 log = logging.getLogger(__name__)
 
@@ -157,17 +157,17 @@ def encode_entries(entries: Sequence[Entry]) -> bytes:
     for start, end, ranges in entries:
         if start != at or end <= start:
             raise ValueError(f"index entries are not contiguous at icount {start}")
-        _put_varint(out, end - start)
+        put_varint(out, end - start)
         at = end
         if ranges is None:
-            _put_varint(out, 0)
+            put_varint(out, 0)
             continue
         pairs = ranges.pairs()
-        _put_varint(out, len(pairs) // 2 + 1)
+        put_varint(out, len(pairs) // 2 + 1)
         previous = 0
         for i in range(0, len(pairs), 2):
-            _put_varint(out, pairs[i] - previous)
-            _put_varint(out, pairs[i + 1] - pairs[i])
+            put_varint(out, pairs[i] - previous)
+            put_varint(out, pairs[i + 1] - pairs[i])
             previous = pairs[i + 1]
     return bytes(out)
 
@@ -184,8 +184,8 @@ def decode_entries(data: bytes | memoryview, start: int, until: int, max_bytes: 
     if not 0 <= start <= until:
         raise RecordingError(f"execution index starts at icount {start}, past its end {until}")
     while pos < len(buf):
-        length, pos = _get_varint(buf, pos)
-        count, pos = _get_varint(buf, pos)
+        length, pos = get_varint(buf, pos, "execution index")
+        count, pos = get_varint(buf, pos, "execution index")
         if length == 0:
             raise RecordingError(f"execution index entry at icount {at} is empty")
         if length > until - at:
@@ -200,8 +200,8 @@ def decode_entries(data: bytes | memoryview, start: int, until: int, max_bytes: 
         if count:
             flat, address = array("Q"), 0
             for _ in range(n):
-                gap, pos = _get_varint(buf, pos)
-                size, pos = _get_varint(buf, pos)
+                gap, pos = get_varint(buf, pos, "execution index")
+                size, pos = get_varint(buf, pos, "execution index")
                 first = address + gap
                 address = first + size
                 if size < 1 or address >= 1 << 64:  # (the counter never notes the address space's last byte)
@@ -212,22 +212,3 @@ def decode_entries(data: bytes | memoryview, start: int, until: int, max_bytes: 
         entries.append((at, at + length, ranges))
         at += length
     return entries
-
-
-def _put_varint(out: bytearray, value: int) -> None:
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _get_varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = 0
-    for i in range(10):
-        if pos + i >= len(buf):
-            raise RecordingError("execution index cut short")
-        byte = buf[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise RecordingError("execution index has an over-long number")

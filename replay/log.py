@@ -68,7 +68,8 @@ class RecordingError(Exception):
 
 
 # -- varints and fields ---------------------------------------------------------------
-def _put_varint(out: bytearray, value: int) -> None:
+def put_varint(out: bytearray, value: int) -> None:
+    """Append ``value`` (unsigned) as a little-endian base-128 varint."""
     if value < 0:
         raise ValueError("varints are unsigned")
     while value >= 0x80:
@@ -77,25 +78,26 @@ def _put_varint(out: bytearray, value: int) -> None:
     out.append(value)
 
 
-def _get_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+def get_varint(buf: memoryview, pos: int, what: str = "event record") -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it (RecordingError naming ``what`` if cut or over-long)."""
     value = 0
     for i in range(_MAX_VARINT_BYTES):
         if pos + i >= len(buf):
-            raise RecordingError("event record cut short")
+            raise RecordingError(f"{what} cut short")
         byte = buf[pos + i]
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
             return value, pos + i + 1
-    raise RecordingError("event record has an over-long number")
+    raise RecordingError(f"{what} has an over-long number")
 
 
 def _put_bytes(out: bytearray, data: bytes) -> None:
-    _put_varint(out, len(data))
+    put_varint(out, len(data))
     out += data
 
 
 def _get_bytes(buf: memoryview, pos: int) -> tuple[bytes, int]:
-    length, pos = _get_varint(buf, pos)
+    length, pos = get_varint(buf, pos)
     if length > len(buf) - pos:
         raise RecordingError("event record cut short")
     return bytes(buf[pos : pos + length]), pos + length
@@ -118,7 +120,7 @@ def _decode_uart(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
 
 def _decode_int(cls: type) -> Callable[[int, memoryview, int], tuple[Event, int]]:
     def decode(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
-        value, pos = _get_varint(buf, pos)
+        value, pos = get_varint(buf, pos)
         if value >= 1 << 64:
             raise RecordingError(f"{cls.__name__} value out of range")
         return cls(icount, value), pos
@@ -140,8 +142,8 @@ _END_KINDS = {RunKind.EXITED, RunKind.INTERRUPTED, RunKind.LIMIT, RunKind.RESET,
 
 
 def _decode_end(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
-    value, pos = _get_varint(buf, pos)
-    code, pos = _get_varint(buf, pos)
+    value, pos = get_varint(buf, pos)
+    code, pos = get_varint(buf, pos)
     if value not in {int(k) for k in _END_KINDS}:
         raise RecordingError(f"unknown end reason {value}")
     if code > 0xFFFFFFFF:
@@ -151,11 +153,11 @@ def _decode_end(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
 
 CODECS: dict[EventKind, Codec] = {
     EventKind.UART_INPUT: Codec(lambda out, e: _put_bytes(out, e.data), _decode_uart),  # type: ignore[union-attr]
-    EventKind.HOST_CLOCK: Codec(lambda out, e: _put_varint(out, e.ns), _decode_int(HostClock)),  # type: ignore[union-attr]
-    EventKind.CLOCK_WARP: Codec(lambda out, e: _put_varint(out, e.warp_ns), _decode_int(ClockWarp)),  # type: ignore[union-attr]
+    EventKind.HOST_CLOCK: Codec(lambda out, e: put_varint(out, e.ns), _decode_int(HostClock)),  # type: ignore[union-attr]
+    EventKind.CLOCK_WARP: Codec(lambda out, e: put_varint(out, e.warp_ns), _decode_int(ClockWarp)),  # type: ignore[union-attr]
     EventKind.VERIFY: Codec(lambda out, e: _put_bytes(out, e.digest), _decode_verify),  # type: ignore[union-attr]
     EventKind.END: Codec(
-        lambda out, e: (_put_varint(out, int(e.kind)), _put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]
+        lambda out, e: (put_varint(out, int(e.kind)), put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]
         _decode_end,
     ),
 }  # fmt: skip
@@ -169,8 +171,8 @@ def encode_events(events: list[Event], previous_icount: int = 0) -> bytes:
         kind = KIND_OF[type(event)]
         if event.icount < last:
             raise ValueError(f"event at icount {event.icount} after one at {last}")
-        _put_varint(out, int(kind))
-        _put_varint(out, event.icount - last)
+        put_varint(out, int(kind))
+        put_varint(out, event.icount - last)
         CODECS[kind].encode(out, event)
         last = event.icount
     return bytes(out)
@@ -181,8 +183,8 @@ def decode_events(raw: bytes | memoryview, previous_icount: int = 0, last_icount
     buf = memoryview(raw)
     pos, last, events = 0, previous_icount, []
     while pos < len(buf):
-        kind_value, pos = _get_varint(buf, pos)
-        delta, pos = _get_varint(buf, pos)
+        kind_value, pos = get_varint(buf, pos)
+        delta, pos = get_varint(buf, pos)
         try:
             codec = CODECS[EventKind(kind_value)]
         except ValueError:
@@ -240,7 +242,7 @@ class LogWriter:
     def _chunk(self, kind: ChunkKind, first: int, last: int, prefix: int, data: bytes) -> None:
         # The icount the first delta is relative to travels in the chunk, so chunks decode independently.
         raw = bytearray()
-        _put_varint(raw, prefix)
+        put_varint(raw, prefix)
         raw += data
         payload = self._compressor.compress(bytes(raw))
         head = _CHUNK_HEAD.pack(b"CK", int(kind), len(payload), len(raw), zlib.crc32(payload), first, last)
@@ -366,7 +368,7 @@ class LogReader:
             if raw is None:
                 return self._stop(offset, "chunk does not inflate to its declared size")
             try:
-                prefix, start = _get_varint(memoryview(raw), 0)
+                prefix, start = get_varint(memoryview(raw), 0)
             except RecordingError as exc:
                 return self._stop(offset, str(exc))
             if kind == ChunkKind.EVENTS and prefix > first:

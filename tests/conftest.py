@@ -129,3 +129,13 @@ def run_cli(*args: str, stdin: bytes = b"", timeout: float = 120) -> subprocess.
 @pytest.fixture(params=XLENS)
 def xlen(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def varint(value: int) -> bytes:
+    """A recording varint written independently of ``replay.log`` (tests craft files with it)."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

@@ -27,7 +27,7 @@ from replay.recording import LoadedRecording, load_recording, make_header
 from replay.saver import RecordingWriter, history_inputs, open_recording, save_timeline
 from replay.store import SnapshotStore
 from replay.timeline import Timeline
-from tests.conftest import guest, run_cli
+from tests.conftest import guest, run_cli, varint
 from tests.integration.test_timeline import INTERVAL, _machine, _scripted, live_timeline, reference_trace
 
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
@@ -180,15 +180,6 @@ def with_index_chunk(data: bytes, raw: bytes | None = None, stamp: int | None = 
     first = last = head[5] if stamp is None else stamp
     chunk = _CHUNK_HEAD.pack(b"CK", ChunkKind.CODE_INDEX, len(payload), len(raw), zlib.crc32(payload), first, last)
     return data[:start] + (chunk + payload) * (2 if twice else 1) + data[end:]
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 @pytest.fixture(scope="module")

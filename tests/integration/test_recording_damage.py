@@ -110,6 +110,8 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import varint
+
 ROOT = Path(__file__).resolve().parents[2]
 GUESTS = ROOT / "tests" / "guests" / "riscv"
 FORK_SERVER = ROOT / "scripts" / "fuzz_recordings.py"
@@ -775,15 +777,6 @@ class Container:
         chunks = list(self.chunks)
         chunks[index] = chunk
         return Container(self.version, self.header, chunks, self.tail)
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def read_varint(raw: bytes, pos: int) -> tuple[int, int]:

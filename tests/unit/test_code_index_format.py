@@ -27,6 +27,7 @@ from replay.log import (
     RecordingError,
     read_all,
 )
+from tests.conftest import varint
 
 ROOT = Path(__file__).resolve().parents[2]
 BIG = (1 << 62) - 1  # the largest icount
@@ -50,15 +51,6 @@ def same(a: list[Entry], b: list[Entry]) -> bool:
         return [(s, e, None if r is None else r.pairs()) for s, e, r in entries]
 
     return flat(a) == flat(b)
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def check_entries(entries: list[Entry], start: int, until: int, max_bytes: int) -> None:
