@@ -107,13 +107,7 @@ class ServerProcess:
 
     def stop(self) -> tuple[bytes, bytes]:
         """End the server; returns its stdout after the first line (the guest's UART output) and stderr."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         for reader in self._readers:
             reader.join(timeout=10)
         return bytes(self._out), bytes(self._err)
@@ -456,3 +450,14 @@ class GdbClient:
     @staticmethod
     def _result(records: list[Record]) -> Record:
         return next(r for r in records if r["type"] == "result")["payload"] or {}
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """End a child process: SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -42,6 +42,7 @@ from typing import BinaryIO
 
 import pytest
 
+from gdbstub.client import stop_process
 from gdbstub.rsp.codec import Ack, Decoder, Packet, checksum, encode, escape
 from gdbstub.session import PACKET_SIZE
 from tests.conftest import GUESTS, guest
@@ -186,13 +187,7 @@ class Server:
         return data.decode(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         assert self.proc.stdin is not None
         with contextlib.suppress(OSError):
             self.proc.stdin.close()
