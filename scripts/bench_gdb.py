@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GUEST = ROOT / "tests/guests/riscv/build/rv32/compute.elf"
 
 
-def start_server(guest: Path) -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "gdbstub.cli", "serve", str(guest), "--port", "0"],
+def start_server(guest: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``chronicorn serve GUEST --port 0 EXTRA...``: the process and the port it listens on."""
+    proc = subprocess.Popen([sys.executable, "-m", "gdbstub.cli", "serve", str(guest), "--port", "0", *extra],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()

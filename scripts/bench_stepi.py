@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_gdb import start_server  # scripts/, beside this one
+
 from gdbstub.cli.timelines import live_timeline
 from gdbstub.server import drive
 from gdbstub.session import Session
@@ -61,14 +63,7 @@ def free_port() -> int:
 
 
 def start_chronicorn(guest: Path, log: Path | None) -> tuple[subprocess.Popen[bytes], int]:
-    extra = ["--log-packets", str(log)] if log else []
-    proc = subprocess.Popen([sys.executable, "-m", "gdbstub.cli", "serve", str(guest), "--port", "0", *extra],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
-    if not line.startswith("listening on "):
-        sys.exit(f"server did not start: {line!r}")
-    return proc, int(line.rsplit(":", 1)[1])
+    return start_server(guest, *(["--log-packets", str(log)] if log else []))
 
 
 def start_qemu(guest: Path) -> tuple[subprocess.Popen[bytes], int]:

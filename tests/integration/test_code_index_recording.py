@@ -28,7 +28,14 @@ from replay.saver import RecordingWriter, history_inputs, open_recording, save_t
 from replay.store import SnapshotStore
 from replay.timeline import Timeline
 from tests.conftest import guest, run_cli, varint
-from tests.integration.test_timeline import INTERVAL, _machine, _scripted, live_timeline, reference_trace
+from tests.integration.test_timeline import (
+    INTERVAL,
+    _machine,
+    _scripted,
+    backward_breakpoint_stops,
+    live_timeline,
+    reference_trace,
+)
 
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
 
@@ -98,16 +105,7 @@ def test_backward_continues_with_the_loaded_index_stop_where_they_stop_without(
     found, scans = {}, {}
     for use in (True, False):
         timeline = opened(name, loaded, interval)
-        timeline.use_code_index = use
-        scan, scans[use] = timeline._scan, []
-        timeline._scan = lambda *args, s=scan, n=scans[use]: n.append(args[0]) or s(*args)  # type: ignore[method-assign]
-        timeline.seek(timeline.end)
-        timeline.add_breakpoint(addr)
-        stops = []
-        while (result := timeline.continue_backward()).kind == RunKind.BREAKPOINT:
-            stops.append((result.icount, result.pc, timeline.machine.digest()))
-        assert result.kind == RunKind.HISTORY_BEGIN and timeline.icount == 0
-        found[use] = stops
+        found[use], scans[use] = backward_breakpoint_stops(timeline, addr, use)
         assert timeline.code_index.until >= live.code_index.until
     pcs, _ = reference_trace(name)
     assert [icount for icount, _, _ in found[True]] == [i for i, pc in enumerate(pcs) if pc == addr][::-1]

@@ -271,6 +271,24 @@ def test_a_far_seek_leaves_periodic_snapshots_on_ground_not_run_before() -> None
     check_here(timeline, "echo")
 
 
+def backward_breakpoint_stops(
+    timeline: Timeline, addr: int, use_index: bool
+) -> tuple[list[tuple[int, int, str]], list[int]]:
+    """From the end, reverse-continue to a breakpoint at ``addr`` hit after hit down to the start: the stops
+    (icount, pc, digest) and the start of every stretch scanned (with or without the execution index)."""
+    timeline.use_code_index = use_index
+    scan, scans = timeline._scan, []
+    timeline._scan = lambda *args: scans.append(args[0]) or scan(*args)  # type: ignore[method-assign]
+    timeline.seek(timeline.end)
+    timeline.add_breakpoint(addr)
+    stops = []
+    while (result := timeline.continue_backward()).kind == RunKind.BREAKPOINT:
+        assert result.pc == addr
+        stops.append((result.icount, result.pc, timeline.machine.digest()))
+    assert result.kind == RunKind.HISTORY_BEGIN and timeline.icount == 0
+    return stops, scans
+
+
 @pytest.mark.parametrize(
     ("name", "function"), [("cmdint", "uart_putdec"), ("cmdint", "uart_puts"), ("timer", "trap_handler")]
 )
@@ -280,21 +298,10 @@ def test_execution_index_finds_the_same_breakpoint_hits(name: str, function: str
     addr = load_image(guest("rv32", name)).symbols[function]
     found, scans = {}, {}
     for use in (True, False):
-        timeline = fixed_timeline(name)
-        timeline.use_code_index = use
-        scan, scans[use] = timeline._scan, []
-        timeline._scan = lambda *args, s=scan, n=scans[use]: n.append(args[0]) or s(*args)  # type: ignore[method-assign]
-        timeline.seek(timeline.end)
-        timeline.add_breakpoint(addr)
-        stops = []
-        while (result := timeline.continue_backward()).kind == RunKind.BREAKPOINT:
-            assert result.pc == addr
-            stops.append((result.icount, timeline.machine.digest()))
-        assert result.kind == RunKind.HISTORY_BEGIN and timeline.icount == 0
-        found[use] = stops
+        found[use], scans[use] = backward_breakpoint_stops(fixed_timeline(name), addr, use)
     pcs, _ = reference_trace(name)
     assert found[True]
-    assert [icount for icount, _ in found[True]] == [i for i, pc in enumerate(pcs) if pc == addr][::-1]
+    assert [icount for icount, _, _ in found[True]] == [i for i, pc in enumerate(pcs) if pc == addr][::-1]
     assert found[True] == found[False]
     if function != "trap_handler":  # a timer tick runs in every window; these do not
         assert len(scans[True]) < len(scans[False])
