@@ -169,6 +169,7 @@ _OPS = st.lists(
 )
 
 
+@pytest.mark.slow  # ~6 s; CI runs it
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(xlen=st.sampled_from(XLENS), ops=_OPS)
 def test_parked_breakpoints_stop_exactly_where_deleted_hooks_do(xlen: str, ops: list[tuple[str, int]]) -> None:

@@ -119,6 +119,7 @@ watchpoint_sets = st.lists(
 )
 
 
+@pytest.mark.slow  # ~6 s; CI runs it
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(watchpoints=watchpoint_sets)
 def test_native_python_and_unranged_scans_report_the_same_hits(watchpoints: list[Watchpoint]) -> None:
