@@ -19,7 +19,7 @@ from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
 from unicorn import riscv_const as rc
 
 from .arch import riscv_insn as ri
-from .arch.riscv import INTR_CAUSES, MEI, MSI, MTI, SEI, RiscvArch, choose_arch
+from .arch.riscv import INTR_CAUSES, MEI, MSI, MTI, PRIV_M, SEI, RiscvArch, choose_arch
 from .arch.riscv_hart import Hart
 from .arch.riscv_regs import RegisterFile
 from .boards import virt
@@ -37,13 +37,15 @@ from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .mmio import map_device
-from .ram import PageTable, RamPages, is_shared_between
+from .ram import PAGE, PageTable, RamPages, is_shared_between
 from .results import RunKind, RunResult
 from .state import MachineState, capture, forget_reservation, restore, state_digest
 from .trace import hook_trace
 from .watch import WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
+
+_FLUSH_PAGES_ONE_BY_ONE = 16  # past this many rewritten pages one flush of everything is cheaper
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,26 @@ class Machine:
         restore(self, state)
         self._trap_icount = state.icount  # unknown: assume a trap was entered here (the safe answer below)
         self._trap_entry = (-1, -1, 0)
+
+    def forget_translations(self, ram_pages: list[int]) -> None:
+        """These RAM pages (indices) were rewritten under Unicorn (a restore): drop the translations of code
+        in them, and every decoded block count.
+
+        With instruction fetch untranslated (M-mode, or satp bare) the pages' own translations are removed
+        (a restore usually rewrites a few data pages: the code's translations stay warm); otherwise, or for
+        many pages, all of them (``ctl_flush_tb``, then every block is translated again).
+        """
+        if len(ram_pages) <= _FLUSH_PAGES_ONE_BY_ONE and not self._fetch_is_translated():
+            for index in ram_pages:
+                base = virt.RAM_BASE + index * PAGE
+                self.uc.ctl_remove_cache(base, base + PAGE)
+        else:
+            self.uc.ctl_flush_tb()
+        self.engine.forget_code()
+
+    def _fetch_is_translated(self) -> bool:
+        """Instruction addresses go through the MMU (below M-mode with a satp other than 0)."""
+        return self.hart.priv != PRIV_M and self.hart.csr(rc.UC_RISCV_REG_SATP) != 0
 
     @property
     def is_at_first_boundary(self) -> bool:

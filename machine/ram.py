@@ -154,16 +154,15 @@ class RamPages:
         self._table = PageTable(tuple(nodes))
         return self._table
 
-    def restore(self, table: PageTable) -> None:
-        """Make RAM equal to ``table``, writing only the pages that differ."""
+    def restore(self, table: PageTable) -> list[int]:
+        """Make RAM equal to ``table``, writing only the pages that differ; returns their indices."""
         if len(table.nodes) != len(self._table.nodes):
             raise ValueError("RAM image of another RAM size")
         dirty = set(self._take_changed())
         current = self._table.nodes
-        for n, node in enumerate(table.nodes):
-            old = current[n]
-            if node is old:
-                continue
+        changed_nodes = [n for n, (node, old) in enumerate(zip(table.nodes, current, strict=True)) if node is not old]
+        for n in changed_nodes:
+            node, old = table.nodes[n], current[n]
             for i in range(NODE_PAGES):
                 if (None if node is None else node[i]) is not (None if old is None else old[i]):
                     dirty.add(n * NODE_PAGES + i)
@@ -172,6 +171,7 @@ class RamPages:
             self._ram[off : off + PAGE] = table.page(index) or _ZERO_PAGE
         self._take_changed()  # our own writes: RAM now equals the table
         self._table = table
+        return sorted(dirty)
 
 
 class _Tracker(Protocol):
@@ -183,13 +183,13 @@ class _Tracker(Protocol):
 class _ProtectTracker:
     """RAM kept read-only between snapshots; the native SIGSEGV handler marks written pages."""
 
-    def __init__(self, lib: ctypes.CDLL, slot: int, dirty: ctypes.Array[ctypes.c_uint8], ram: mmap.mmap) -> None:
+    def __init__(self, lib: ctypes.CDLL, slot: int, marks: tuple[ctypes.Array, ctypes.Array], ram: mmap.mmap) -> None:
         self._lib = lib
         self._slot = slot
         self._out = (ctypes.c_uint32 * (len(ram) // PAGE))()
-        # The finalizer holds the RAM and the dirty marks the handler writes to, so neither is freed (and
-        # the address range reused by another mapping) before the slot is released.
-        self._finalizer = weakref.finalize(self, _untrack, lib, slot, ram, dirty)
+        # The finalizer holds the RAM and the dirty marks and list the handler writes to, so none is freed
+        # (and the address range reused by another mapping) before the slot is released.
+        self._finalizer = weakref.finalize(self, _untrack, lib, slot, ram, marks)
 
     @classmethod
     def start(cls, lib: ctypes.CDLL, ram: mmap.mmap, ram_ptr: int) -> _ProtectTracker | None:
@@ -197,11 +197,12 @@ class _ProtectTracker:
             return None
         npages = len(ram) // PAGE
         dirty = (ctypes.c_uint8 * npages)()
-        slot = lib.chron_track(ram_ptr, len(ram), dirty)
+        written = (ctypes.c_uint32 * npages)()  # the dirty pages' indices, as the handler finds them
+        slot = lib.chron_track(ram_ptr, len(ram), dirty, written)
         if slot < 0:
             log.warning("page-protection tracking unavailable; comparing RAM with a copy at each snapshot")
             return None
-        return cls(lib, slot, dirty, ram)
+        return cls(lib, slot, (dirty, written), ram)
 
     def take_changed(self) -> list[int]:
         n = self._lib.chron_take_dirty(self._slot, self._out)
@@ -253,7 +254,7 @@ def _load_native() -> ctypes.CDLL | None:
         if lib is None:
             return None
         lib.chron_track.restype = ctypes.c_int
-        lib.chron_track.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p]
+        lib.chron_track.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]
         lib.chron_take_dirty.restype = ctypes.c_int64
         lib.chron_take_dirty.argtypes = [ctypes.c_int, ctypes.c_void_p]
         lib.chron_untrack.argtypes = [ctypes.c_int]

@@ -268,12 +268,12 @@ class Timeline:
             self._restore(snapshot)
         self._approach(target)
 
-    def _approach(self, target: int) -> None:
-        """Replay from here to ``target``, leaving snapshots on the way."""
+    def _approach(self, target: int, points: set[int] | None = None) -> None:
+        """Replay from here to ``target``, leaving snapshots on the way (and at ``points``)."""
         # Snapshots on the way, each halving the distance left: the next steps back are short replays.
         # Through ground not run before, the periodic ones too (as a forward run would have taken them).
         distance = target - self.machine.icount
-        points = set()
+        points = {p for p in points or () if self.machine.icount < p < target}
         while distance >= 2 * self.min_gap:
             distance //= 2
             points.add(target - distance)
@@ -295,7 +295,7 @@ class Timeline:
         now = take_snapshot(self.machine, self.inputs.position)  # the stop as it is (watch bookkeeping too)
         self._arm(False)
         self._restore(base)
-        self._approach(here)
+        self._approach(here, {here - 1})  # the first step back is then a restore, no replay
         self._restore(now)
 
     def _replay_to(self, target: int) -> None:

@@ -41,8 +41,9 @@ class Device(Protocol):
         """The device's whole state, a frozen ``state_type`` (also what state digests cover)."""
         ...
 
-    def load(self, state: Any) -> None:
-        """Make a saved state the device's own, after validating it (raises FieldError).
+    def load(self, state: Any, check: bool = True) -> None:
+        """Make a saved state the device's own, after validating it (raises FieldError; ``check`` False: the
+        state is one this kind of device saved, valid by construction).
 
         Interrupt lines are not driven: their levels are part of the board's state.
         """

@@ -136,8 +136,8 @@ class Plic:
         return PlicState(tuple(self.priority), tuple(self.level), tuple(self.pending), tuple(self.claimed),
                          tuple(map(tuple, self.enable)), tuple(self.threshold))  # fmt: skip
 
-    def load(self, state: PlicState) -> None:
-        state = checked(state, PlicState)
+    def load(self, state: PlicState, check: bool = True) -> None:
+        state = checked(state, PlicState) if check else state
         self.priority, self.level = list(state.priority), list(state.level)
         self.pending, self.claimed = list(state.pending), list(state.claimed)
         self.enable, self.threshold = list(map(list, state.enable)), list(state.threshold)

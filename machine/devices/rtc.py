@@ -75,7 +75,7 @@ class GoldfishRtc:
     def save(self) -> RtcState:
         return RtcState(self.offset_ns, self.time_high, self.alarm, self.irq_enabled)
 
-    def load(self, state: RtcState) -> None:
-        state = checked(state, RtcState)
+    def load(self, state: RtcState, check: bool = True) -> None:
+        state = checked(state, RtcState) if check else state
         self.offset_ns, self.time_high, self.alarm, self.irq_enabled = (
             state.offset_ns, state.time_high, state.alarm, state.irq_enabled)  # fmt: skip

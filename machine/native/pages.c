@@ -25,8 +25,14 @@ struct region {
     volatile uintptr_t base; /* 0: free slot */
     volatile uintptr_t size;
     volatile uint8_t *dirty; /* one byte per page */
+    volatile uint32_t *list; /* the dirty pages' indices, in the order they were first written */
+    volatile uint64_t nlist;
     volatile int overflow;   /* mprotect failed (too many mappings): the region is writable, untracked */
 };
+
+/* Up to this many dirty pages are made read-only again one by one; more, the whole region in one call
+ * (the kernel walks every page of the range: ~10 us for 128 MiB, a few pages' worth one by one). */
+#define REPROTECT_ONE_BY_ONE 32u
 
 static struct region regions[MAX_REGIONS];
 static struct sigaction previous;
@@ -41,7 +47,10 @@ static void on_segv(int sig, siginfo_t *info, void *context)
         uintptr_t base = r->base;
         if (base && addr - base < r->size) {
             uintptr_t page = (addr - base) / page_size;
-            r->dirty[page] = 1;
+            if (!r->dirty[page]) {
+                r->dirty[page] = 1;
+                r->list[r->nlist++] = (uint32_t)page;
+            }
             if (mprotect((void *)(base + page * page_size), page_size, PROT_READ | PROT_WRITE) == 0)
                 return; /* the write is retried and succeeds */
             /* Each unprotected page splits the mapping; past the kernel's limit on mappings
@@ -63,8 +72,9 @@ static void on_segv(int sig, siginfo_t *info, void *context)
     }
 }
 
-/* Start tracking [base, base+size) (page-aligned); dirty has size/page bytes. Returns a slot or -1. */
-int chron_track(void *base, uint64_t size, uint8_t *dirty)
+/* Start tracking [base, base+size) (page-aligned); dirty has size/page bytes, list as many uint32s.
+ * Returns a slot or -1. */
+int chron_track(void *base, uint64_t size, uint8_t *dirty, uint32_t *list)
 {
     page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
     if (!installed) {
@@ -81,6 +91,8 @@ int chron_track(void *base, uint64_t size, uint8_t *dirty)
         if (!regions[i].base) {
             regions[i].size = size;
             regions[i].dirty = dirty;
+            regions[i].list = list;
+            regions[i].nlist = 0;
             regions[i].overflow = 0;
             regions[i].base = (uintptr_t)base;
             if (mprotect(base, size, PROT_READ) != 0) {
@@ -108,16 +120,21 @@ void chron_untrack(int slot)
 int64_t chron_take_dirty(int slot, uint32_t *out)
 {
     struct region *r = &regions[slot];
-    uint64_t npages = r->size / page_size, n = 0;
+    uint64_t n = r->nlist;
     if (r->overflow)
         return -2;
-    if (mprotect((void *)r->base, r->size, PROT_READ) != 0)
-        return -1;
-    for (uint64_t i = 0; i < npages; i++) {
-        if (r->dirty[i]) {
-            r->dirty[i] = 0;
-            out[n++] = (uint32_t)i;
-        }
+    if (n > REPROTECT_ONE_BY_ONE) {
+        if (mprotect((void *)r->base, r->size, PROT_READ) != 0)
+            return -1;
     }
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t page = r->list[i];
+        if (n <= REPROTECT_ONE_BY_ONE
+            && mprotect((void *)(r->base + (uintptr_t)page * page_size), page_size, PROT_READ) != 0)
+            return -1;
+        r->dirty[page] = 0;
+        out[i] = page;
+    }
+    r->nlist = 0;
     return (int64_t)n;
 }

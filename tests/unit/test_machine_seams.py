@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from machine.boards.virt import RAM_BASE
+from machine.icount import native_library_path
 from machine.machine import Machine
 from machine.ram import NODE_PAGES, PAGE, PageTable, is_shared_between
 from machine.results import RunKind
@@ -114,3 +115,23 @@ def test_without_tracking_nothing_is_vouched_for() -> None:
 def test_images_of_different_ram_sizes_are_not_compared() -> None:
     with pytest.raises(ValueError, match="different RAM sizes"):
         is_shared_between(PageTable.empty(1 << 20), PageTable.empty(2 << 20), 0, 4)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_restoring_a_state_drops_translations_of_code_it_rewrites(native: bool) -> None:
+    """A restore invalidates only the rewritten pages' translations (M-mode, no paging): code patched and run
+    after a state was taken must not survive as a stale translation once that state is restored."""
+    if native:
+        require_tool(native_library_path(), "the native helper (pip install -e .)")
+    machine = make_machine(guest("rv32", "compute"), native=native)
+    machine.run(200_000)
+    state = machine.save_state()
+    reference = make_machine(guest("rv32", "compute"), native=native)
+    reference.run(250_000)
+    for _ in range(2):
+        machine.memory.write(machine.pc, (0x00728293).to_bytes(4, "little"))  # addi t0, t0, 7: other results
+        machine.run(machine.icount + 1_000)  # the patched code is translated and run
+        machine.restore_state(state)
+        machine.run(250_000)
+        assert machine.digest() == reference.digest()
+        machine.restore_state(state)
