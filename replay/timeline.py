@@ -63,7 +63,7 @@ class Timeline:
         self._periodic = periodic_snapshots
         # Seeks leave snapshots halving the distance down to min_gap; a stop farther than trail_gap from
         # a snapshot leaves such a trail at once (flat first step back).
-        self.min_gap = 32
+        self.min_gap = 8
         self.trail_gap = 8 * self.min_gap
         self.breakpoints: set[int] = set()
         self.watchpoints: set[Watchpoint] = set()
