@@ -1,0 +1,187 @@
+"""A disk whose image file is never written: QEMU's blkreplay overlay, with page sharing for snapshots.
+
+Determinism in record/replay comes from starting from the same image every time (QEMU's blkreplay: "the
+image is never modified, writes go to a temporary overlay"). A :class:`DiskOverlay` reads the image through
+a read-only file descriptor and keeps every written 4 KiB page in memory, copy on write. Its state is an
+immutable :class:`OverlayState` (a :class:`~machine.ram.PageTable` whose ``None`` means "as in the image"):
+taking one copies only the pages written since the last one and shares every other page with it, as RAM
+images do, so snapshots of a guest that writes a few sectors cost a few pages each.
+
+Not built yet (issue 13): spilling the overlay to a temporary file past a chosen size (it lives in memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ram import NODE_PAGES, PAGE, PageTable
+
+SECTOR = 512
+_HASH_CHUNK = 1 << 20
+
+
+class DiskImageError(ValueError):
+    """The image cannot be used (missing, not a regular file, empty, not whole sectors): one line."""
+
+
+class DiskImage:
+    """A raw disk image opened read-only (never written: writes go to a :class:`DiskOverlay`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DiskImageError(f"cannot open disk image {self.path}: {exc.strerror or exc}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DiskImageError(f"disk image {self.path} is not a regular file")
+            if info.st_size == 0 or info.st_size % SECTOR:
+                raise DiskImageError(f"disk image {self.path} is {info.st_size} bytes: not a whole number of "
+                                     f"{SECTOR}-byte sectors")  # fmt: skip
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self.size = info.st_size
+        self._sha256: str | None = None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> DiskImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` (inside the image: the caller checks)."""
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:  # the file shrank under us: what is gone reads as zeros
+            data = data.ljust(length, b"\0")
+        return data
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the whole image (what a recording names it by), computed once."""
+        if self._sha256 is None:
+            h = hashlib.sha256()
+            for offset in range(0, self.size, _HASH_CHUNK):
+                h.update(self.read(offset, min(_HASH_CHUNK, self.size - offset)))
+            self._sha256 = h.hexdigest()
+        return self._sha256
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayState:
+    """The written pages of a disk at one moment (``None`` in the table: the image's own bytes)."""
+
+    table: PageTable
+
+    @property
+    def written_bytes(self) -> int:
+        return self.table.ram_bytes
+
+
+class DiskOverlay:
+    """Reads and writes of one disk: the image underneath, written pages on top (copy on write)."""
+
+    def __init__(self, image: DiskImage, readonly: bool = False) -> None:
+        self.image = image
+        self.readonly = readonly
+        self.size = image.size
+        self._table = PageTable.empty(self.size)  # None: the page as in the image
+        self._dirty: dict[int, bytearray] = {}  # pages written since the last save()
+
+    # -- guest I/O --------------------------------------------------------------------------
+    def _check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"disk access of {length} bytes at {offset} outside the {self.size}-byte disk")
+
+    def _page(self, index: int) -> bytes | bytearray:
+        page = self._dirty.get(index)
+        if page is not None:
+            return page
+        page = self._table.page(index)
+        if page is not None:
+            return page
+        start = index * PAGE
+        return self.image.read(start, min(PAGE, self.size - start)).ljust(PAGE, b"\0")
+
+    def read(self, offset: int, length: int) -> bytes:
+        """The disk's bytes at ``offset`` (ValueError outside the disk)."""
+        self._check(offset, length)
+        out = bytearray()
+        end = offset + length
+        while offset < end:
+            index, within = divmod(offset, PAGE)
+            take = min(PAGE - within, end - offset)
+            out += self._page(index)[within : within + take]
+            offset += take
+        return bytes(out)
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` (into the overlay; the image is never touched)."""
+        if self.readonly:
+            raise PermissionError("the disk is read-only")
+        self._check(offset, len(data))
+        pos = 0
+        while pos < len(data):
+            index, within = divmod(offset + pos, PAGE)
+            take = min(PAGE - within, len(data) - pos)
+            page = self._dirty.get(index)
+            if page is None:
+                page = self._dirty[index] = bytearray(self._page(index))
+            page[within : within + take] = data[pos : pos + take]
+            pos += take
+
+    # -- state ------------------------------------------------------------------------------
+    def save(self) -> OverlayState:
+        """The overlay now, sharing every page not written since the last save (or load)."""
+        if self._dirty:
+            nodes = list(self._table.nodes)
+            edited: dict[int, list[bytes | None]] = {}
+            for index, page in self._dirty.items():
+                n = index // NODE_PAGES
+                node = edited.get(n)
+                if node is None:
+                    old = nodes[n]
+                    node = edited[n] = [None] * NODE_PAGES if old is None else list(old)
+                node[index % NODE_PAGES] = bytes(page)
+            for n, node in edited.items():
+                nodes[n] = tuple(node)
+            self._table = PageTable(tuple(nodes))
+            self._dirty.clear()
+        return OverlayState(self._table)
+
+    def load(self, state: OverlayState) -> None:
+        """Make the disk as it was when ``state`` was saved."""
+        if len(state.table.nodes) != len(self._table.nodes):
+            raise ValueError("overlay state of another disk size")
+        self._table = state.table
+        self._dirty.clear()
+
+    def export(self, path: str | Path) -> None:
+        """Write the whole disk as it is now (image plus overlay) to ``path``, through a temporary file and a
+        rename (never half a file; never the image itself)."""
+        target = Path(path)
+        if target.exists() and os.path.samefile(target, self.image.path):
+            raise ValueError(f"{target} is the disk image itself: it is never written")
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                for offset in range(0, self.size, _HASH_CHUNK):
+                    stream.write(self.read(offset, min(_HASH_CHUNK, self.size - offset)))
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
