@@ -23,7 +23,7 @@ from typing import ClassVar, Protocol
 from ..fields import Bool, Int, Tuple, spec
 from .base import IrqLine, checked
 from .virtqueue import (
-    QUEUE_NUM_MAX,
+    QUEUE_SIZE_MAX,
     VIRTIO_F_VERSION_1,
     VIRTIO_RING_F_EVENT_IDX,
     VIRTIO_RING_F_INDIRECT_DESC,
@@ -48,7 +48,7 @@ MAGIC_VALUE, VERSION, DEVICE_ID, VENDOR_ID = 0x000, 0x004, 0x008, 0x00C
 DEVICE_FEATURES, DEVICE_FEATURES_SEL = 0x010, 0x014
 DRIVER_FEATURES, DRIVER_FEATURES_SEL = 0x020, 0x024
 GUEST_PAGE_SIZE = 0x028  # legacy
-QUEUE_SEL, QUEUE_NUM_MAX_REG, QUEUE_NUM = 0x030, 0x034, 0x038
+QUEUE_SEL, QUEUE_NUM_MAX, QUEUE_NUM = 0x030, 0x034, 0x038
 QUEUE_ALIGN, QUEUE_PFN = 0x03C, 0x040  # legacy
 QUEUE_READY = 0x044  # modern
 QUEUE_NOTIFY = 0x050
@@ -128,7 +128,7 @@ class VirtioMmioState:
     queue_sel: int = spec(Int(16, maximum=QUEUE_SEL_MAX))
     interrupt_status: int = spec(Int(8, mask=INT_USED_BUFFER | INT_CONFIG_CHANGE))
     config_generation: int = spec(Int(32))
-    queue_num: tuple[int, ...] = spec(Tuple(MAX_QUEUES, Int(16, maximum=QUEUE_NUM_MAX)))
+    queue_num: tuple[int, ...] = spec(Tuple(MAX_QUEUES, Int(16, maximum=QUEUE_SIZE_MAX)))
     queue_ready: tuple[bool, ...] = spec(Tuple(MAX_QUEUES, Bool()))
     queue_desc: tuple[int, ...] = spec(Tuple(MAX_QUEUES, _U64))
     queue_avail: tuple[int, ...] = spec(Tuple(MAX_QUEUES, _U64))
@@ -169,8 +169,8 @@ class VirtioMmio:
             self._backend: Callable[[], VirtioBackend | None] = lambda: None
         else:
             info = backend.info()
-            if len(info.queue_sizes) > MAX_QUEUES or not all(0 < n <= QUEUE_NUM_MAX for n in info.queue_sizes):
-                raise ValueError(f"queue sizes {info.queue_sizes}: at most {MAX_QUEUES} of 1..{QUEUE_NUM_MAX}")
+            if len(info.queue_sizes) > MAX_QUEUES or not all(0 < n <= QUEUE_SIZE_MAX for n in info.queue_sizes):
+                raise ValueError(f"queue sizes {info.queue_sizes}: at most {MAX_QUEUES} of 1..{QUEUE_SIZE_MAX}")
             self._info = backend.info
             self._backend = lambda: backend
         self._init_registers()
@@ -241,8 +241,8 @@ class VirtioMmio:
                 return 0 if self.device_features_sel else self.device_features()
             return self.device_features() >> 32 if self.device_features_sel == 1 else (
                 self.device_features() & 0xFFFF_FFFF if self.device_features_sel == 0 else 0)  # fmt: skip
-        if offset == QUEUE_NUM_MAX_REG:
-            return QUEUE_NUM_MAX if exists else 0
+        if offset == QUEUE_NUM_MAX:
+            return QUEUE_SIZE_MAX if exists else 0
         if offset == QUEUE_PFN and self.is_legacy:
             return self.queue_pfn[sel] if exists else 0
         if offset == QUEUE_READY and not self.is_legacy:
@@ -317,7 +317,7 @@ class VirtioMmio:
 
     def _write_queue_num(self, value: int) -> None:
         sel = self._selected()
-        if sel is not None and 0 < value <= QUEUE_NUM_MAX:  # QEMU: an existing queue stays existing
+        if sel is not None and 0 < value <= QUEUE_SIZE_MAX:  # QEMU: an existing queue stays existing
             self.queue_num[sel] = value
 
     def _write_queue_align(self, value: int) -> None:

@@ -30,7 +30,7 @@ QEMU_COMMON_FEATURES = (
 )
 """The ring features QEMU 7.2 offers on every virtio device by default (``DEFINE_VIRTIO_COMMON_FEATURES``)."""
 
-QUEUE_NUM_MAX = 1024  # QEMU's VIRTQUEUE_MAX_SIZE: what QueueNumMax reads for an existing queue
+QUEUE_SIZE_MAX = 1024  # QEMU's VIRTQUEUE_MAX_SIZE: what QueueNumMax reads for an existing queue
 INDIRECT_MAX = 1024  # entries in one indirect table (Linux never uses more than the queue size)
 MAX_CHAIN_BYTES = 1 << 28  # sum of a chain's buffer lengths; a longer chain is malformed
 DESC_SIZE = 16
