@@ -366,7 +366,8 @@ class VirtioMmio:
                 value &= ~STATUS_FEATURES_OK  # refused: the driver reads FEATURES_OK back clear (§3.1.1)
             else:
                 self.features = accepted
-        self.status = value | (self.status & STATUS_NEEDS_RESET)
+        # DEVICE_NEEDS_RESET is the device's to set and stays until a reset, whatever the driver writes.
+        self.status = (value & ~STATUS_NEEDS_RESET) | (self.status & STATUS_NEEDS_RESET)
 
     # -- queues ------------------------------------------------------------------------------------------
     def _is_live(self, queue: int) -> bool:
