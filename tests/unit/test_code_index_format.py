@@ -149,6 +149,7 @@ def test_ranges_are_sorted_and_disjoint_by_construction() -> None:
         encode_entries([(0, 5, None), (4, 9, None)])  # overlapping entries are not written either
 
 
+@pytest.mark.slow  # ~5 s in all (tracemalloc over large payloads); CI runs it
 @pytest.mark.parametrize("shape", ["unknown entries", "one entry of many ranges", "a count beyond the bytes"])
 def test_decoding_allocates_no_more_than_the_bytes_and_the_bound_allow(shape: str) -> None:
     size = 1 << 20

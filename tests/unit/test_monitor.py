@@ -84,6 +84,7 @@ def _rss() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
+@pytest.mark.slow  # ~6 s (3,000 saves and writes); CI runs it
 def test_pins_stay_within_the_budget_and_memory_within_budget_plus_slack() -> None:
     """Thousands of named snapshots and debugger writes (each a keyframe), 8 MiB budget: pins past the budget
     are refused (the save with an error naming the remedies, the write before it is made), the store never
