@@ -225,11 +225,12 @@ class Timeline:
     def _note_progress(self) -> None:
         """After every run: take or check a verification point here (:class:`Verifier`), move the frontier."""
         icount = self.machine.icount
+        # (cheapest tests first: this runs after every run, every stepi included)
         if (
             self._periodic
-            and icount % self.interval == 0
             and icount > self.code_index.until
             and icount >= self._scanned
+            and icount % self.interval == 0
         ):
             self.code_index.add(icount, self.machine.take_executed_code())  # first time here: a window ends
         elif self._periodic and icount == self.code_index.until and icount >= self._scanned:
