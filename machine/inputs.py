@@ -49,6 +49,12 @@ class InputSource(Protocol):
         """The guest waits in ``wfi``; ``deadline_ns`` is the virtual time until the next timer."""
         ...
 
+    def complete_io(self, icount: int, pending: int) -> int:
+        """Which devices complete their pending requests now: ``pending`` and the answer are bit masks of
+        virtio slots. A live source completes everything at once (the I/O is done when it is delivered);
+        a replay answers what the log says for this icount (QEMU's blkreplay)."""
+        ...
+
 
 class HostInputs:
     """Live inputs: the host clock and a file descriptor (stdin) read by a helper thread.
@@ -105,6 +111,9 @@ class HostInputs:
     def next_input_icount(self, icount: int) -> int | None:
         return None
 
+    def complete_io(self, icount: int, pending: int) -> int:
+        return pending
+
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
         # The machine offered pending input before idling: if some is still here the UART
         # is full, so it cannot wake the guest; only the timer can.
@@ -146,6 +155,9 @@ class ScriptedInputs:
         self._due(icount)
         data, self._pending = self._pending[:space], self._pending[space:]
         return data
+
+    def complete_io(self, icount: int, pending: int) -> int:
+        return pending
 
     def next_input_icount(self, icount: int) -> int | None:
         # Input that did not fit waits for the guest to read the UART (a stop anyway).

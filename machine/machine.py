@@ -31,12 +31,16 @@ from .devices.plic import Plic
 from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
+from .devices.virtio_blk import VirtioBlk
+from .devices.virtio_mmio import LegacyVirtioMmio, VirtioMmio
+from .dma import DmaMemory, DriveConfig
 from .engine import Cause, Engine, EngineStop, StopKind
 from .executed import CodeRanges
 from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .mmio import map_device
+from .overlay import DiskImage, DiskOverlay
 from .ram import PAGE, PageTable, RamPages, is_shared_between
 from .results import RunKind, RunResult
 from .state import MachineState, capture, forget_reservation, restore, state_digest
@@ -56,6 +60,8 @@ class MachineConfig:
     ram_size: int = virt.DEFAULT_RAM_SIZE
     icount_shift: int = 3
     prefer_native: bool = True
+    drives: tuple[DriveConfig, ...] = ()  # virtio-blk devices, the first in the highest slot (as QEMU)
+    virtio_legacy: bool = True  # virtio-mmio Version 1, QEMU 7.2's default (False: Version 2)
 
 
 class Machine:
@@ -103,6 +109,7 @@ class Machine:
             "plic": self.plic,
             "uart0": self.uart,
         }
+        self._add_virtio(config)
         for region in self.regions:
             if region.kind == "mmio":
                 map_device(self.uc, self.engine, region.base, region.size, self.devices[region.name])
@@ -114,6 +121,39 @@ class Machine:
         self._last_watch_stop: tuple[int, int] | None = None
 
     # -- construction ------------------------------------------------------
+    def _add_virtio(self, config: MachineConfig) -> None:
+        """The eight virtio-mmio slots, with a virtio-blk per drive from the highest slot down."""
+        if len(config.drives) > virt.VIRTIO_COUNT:
+            raise ImageError(f"{len(config.drives)} drives: the board has {virt.VIRTIO_COUNT} virtio slots")
+        self.dma = DmaMemory(self.ram, virt.RAM_BASE)
+        self.disks: dict[int, VirtioBlk] = {}  # slot -> its disk
+        transport = LegacyVirtioMmio if config.virtio_legacy else VirtioMmio
+        images: list[DiskImage] = []
+        try:
+            for i, drive in enumerate(config.drives):
+                images.append(DiskImage(drive.path))
+                overlay = DiskOverlay(images[-1], readonly=drive.readonly)
+                self.disks[virt.virtio_slot(i)] = VirtioBlk(overlay, legacy=config.virtio_legacy)
+        except BaseException:
+            for image in images:
+                image.close()
+            raise
+        self.virtio: list[VirtioMmio] = []
+        for slot in range(virt.VIRTIO_COUNT):
+            # A drive's notifies wait for their completion event (their state: the transport's ``notified``).
+            on_notify = (lambda: None) if slot in self.disks else None
+            device = transport(self.plic.line(virt.VIRTIO_IRQ + slot), self.dma, self.disks.get(slot), on_notify)
+            self.virtio.append(device)
+            self.devices[f"virtio{slot}"] = device
+        self._drive_slots = [(slot, self.virtio[slot]) for slot in sorted(self.disks)]
+        # What a state from before the board had virtio slots (state format 1) gives them.
+        self.virtio_reset_states = {f"virtio{slot}": device.save() for slot, device in enumerate(self.virtio)}
+
+    def close(self) -> None:
+        """Release the disk images' file descriptors."""
+        for disk in self.disks.values():
+            disk.disk.image.close()
+
     def _map_ram(self, size: int) -> None:
         self.ram = mmap.mmap(-1, size)
         self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
@@ -150,6 +190,15 @@ class Machine:
 
     def _on_reset(self) -> None:
         self.reset_requested = True
+
+    @property
+    def io_pending(self) -> int:
+        """Virtio slots (a bit each) whose notified requests wait for their completion event."""
+        pending = 0
+        for slot, transport in self._drive_slots:
+            if transport.notified:
+                pending |= 1 << slot
+        return pending
 
     # -- state -------------------------------------------------------------
     @property
@@ -328,7 +377,9 @@ class Machine:
             result = self._check_end(cap, interrupted)
             if result is not None:
                 return result
-            self._deliver_input()
+            hit = self._deliver_input()
+            if hit is not None:
+                return hit
             if self._take_interrupt():
                 continue
             if self.halted:
@@ -362,15 +413,51 @@ class Machine:
             return self._result(RunKind.INTERRUPTED)
         return None
 
-    def _deliver_input(self) -> None:
+    def _deliver_input(self) -> RunResult | None:
+        """UART input and device completions due now; a watchpoint hit if a device wrote watched memory."""
         space = self.uart.rx_space()
         if space:
             data = self.inputs.poll_input(self.icount, space)
             if data:
                 self.uart.receive(data)
+        if self._drive_slots:
+            pending = self.io_pending
+            if pending:
+                return self._complete_io(pending)
+        return None
+
+    def _complete_io(self, pending: int) -> RunResult | None:
+        """Complete the requests of the slots the input source says complete now (blkreplay's event)."""
+        done = self.inputs.complete_io(self.icount, pending) & pending
+        if not done:
+            return None
+        for slot in range(virt.VIRTIO_COUNT):
+            if done >> slot & 1:
+                self.virtio[slot].complete()
+        written = self.dma.take_written()
+        for addr, length in written:
+            start = addr & ~(PAGE - 1)
+            self.uc.ctl_remove_cache(start, addr + length)
+        if written:
+            self.engine.forget_code()
+        return self._device_watch_hit(written)
+
+    def _device_watch_hit(self, written: list[tuple[int, int]]) -> RunResult | None:
+        """A write or access watchpoint over bytes a device just wrote: reported where the data became visible,
+        as if the next instruction had written it (README, "Watchpoints")."""
+        if not self.engine.watchpoints:
+            return None
+        for addr, length in written:
+            for watchpoint in self.engine.watchpoints:
+                hit = watchpoint.hit_by(True, addr, length)
+                if hit is not None:
+                    self._last_watch_stop = (self.icount, self.pc)
+                    return RunResult(RunKind.WATCHPOINT, self.icount, self.pc, fault_addr=hit,
+                                     watch_kind=watchpoint.kind)  # fmt: skip
+        return None
 
     def _next_input(self) -> int:
-        """Stop where the input source has input due, so it arrives at that exact icount."""
+        """Stop where the input source has input (or a completion) due, so it arrives at that exact icount."""
         at = self.inputs.next_input_icount(self.icount)
         return NO_LIMIT if at is None or at <= self.icount else at
 

@@ -92,6 +92,19 @@ class OverlayState:
         return self.table.ram_bytes
 
 
+def overlay_table(size: int, pages: list[tuple[int, bytes]]) -> PageTable:
+    """The table of a disk of ``size`` bytes with these written ``(offset, 4096 bytes)`` pages (zeros kept:
+    a written page of zeros hides the image's bytes)."""
+    nodes: list[list[bytes | None] | None] = list(PageTable.empty(size).nodes)  # type: ignore[arg-type]
+    for offset, page in pages:
+        index = offset // PAGE
+        node = nodes[index // NODE_PAGES]
+        if node is None:
+            node = nodes[index // NODE_PAGES] = [None] * NODE_PAGES
+        node[index % NODE_PAGES] = page
+    return PageTable(tuple(None if node is None else tuple(node) for node in nodes))
+
+
 class DiskOverlay:
     """Reads and writes of one disk: the image underneath, written pages on top (copy on write)."""
 

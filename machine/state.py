@@ -14,7 +14,13 @@ Files hold a MachineState in one binary encoding (:func:`encode_state`,
     RAM      u32 count P | P x (u64 offset, 4096 bytes): the non-zero pages, offsets increasing
     devices  u16 count D | D x (u8 name length, name, u16 VERSION, u32 length, fields)
     board    u16 VERSION | u32 length | fields
+    disks    u8 count K | K x (u8 virtio slot, 32-byte SHA-256 of the image, u64 disk size,
+             u16 VERSION | u32 length | VirtioBlkState fields, u32 count W | W x (u64 offset, 4096 bytes))
     (nothing after)
+
+Format version 2 added the disks part and the eight virtio-mmio slots to the devices; a version 1 state
+(before the board had virtio slots) is read with every slot empty and as after reset, on a machine with no
+drives.
 
 Fields are each state dataclass's declared kinds (:mod:`machine.fields`). The
 CPU is saved as register values read through Unicorn's public register API,
@@ -39,7 +45,9 @@ from unicorn.unicorn_py3.unicorn import UcContext
 from .arch.riscv import SOFTWARE_WRITABLE_MIP, RiscvArch
 from .arch.riscv_cpu import CPU_STATE_VERSION, CpuStateError, build_context, cpu_registers, read_cpu
 from .devices.plic import NUM_CONTEXTS
+from .devices.virtio_blk import VirtioBlkState
 from .fields import Bool, FieldError, Int, Optional, Reader, Tuple, check_fields, decode_fields, encode_fields, spec
+from .overlay import OverlayState, overlay_table
 from .ram import PAGE, PageTable
 
 if TYPE_CHECKING:
@@ -84,6 +92,17 @@ BOARD_ATTRIBUTES: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class DiskState:
+    """One virtio-blk drive: its written pages (sharing unwritten ones with earlier states) and its config."""
+
+    slot: int
+    image_sha256: str  # the image underneath (a file's state names it; decoding checks it is the drive's)
+    size: int  # bytes
+    overlay: OverlayState
+    config: VirtioBlkState
+
+
+@dataclass(frozen=True, slots=True)
 class MachineState:
     """Everything needed to resume the machine exactly where it was."""
 
@@ -92,6 +111,7 @@ class MachineState:
     ram: PageTable  # shares unchanged pages with the states captured before it
     devices: tuple[tuple[str, Any], ...]  # (name, the device's frozen state), by name
     board: BoardState
+    disks: tuple[DiskState, ...] = ()  # by slot, one per drive
     # Made by capture() from a live machine: valid by construction, so restore() skips checking it again.
     trusted: bool = field(default=False, compare=False, repr=False)
 
@@ -121,8 +141,10 @@ def restore_board(machine: Machine, board: BoardState) -> None:
 def capture(machine: Machine) -> MachineState:
     """The whole machine now (between instructions)."""
     devices = tuple((name, device.save()) for name, device in sorted(machine.devices.items()))
+    disks = tuple(DiskState(slot, disk.disk.image.sha256, disk.disk.size, disk.save(), disk.save_config())
+                  for slot, disk in sorted(machine.disks.items()))  # fmt: skip
     return MachineState(machine.icount, machine.uc.context_save(), machine.ram_pages.capture(), devices,
-                        capture_board(machine), trusted=True)  # fmt: skip
+                        capture_board(machine), disks, trusted=True)  # fmt: skip
 
 
 def restore(machine: Machine, state: MachineState) -> None:
@@ -141,7 +163,11 @@ def restore(machine: Machine, state: MachineState) -> None:
         if type(state.board) is not BoardState:
             raise TypeError(f"BoardState expected, got {type(state.board).__name__}")
         check_fields(state.board)
+        _check_disks(machine, state.disks)
         _load_devices(machine, state.devices)
+    for disk in state.disks:
+        machine.disks[disk.slot].load(disk.overlay)
+        machine.disks[disk.slot].load_config(disk.config, check=False)
     rewritten = machine.ram_pages.restore(state.ram)
     machine.uc.context_restore(state.context)
     # Unicorn keeps its TLB across context_restore and TB flushes: entries of the state we leave would
@@ -151,6 +177,19 @@ def restore(machine: Machine, state: MachineState) -> None:
     restore_board(machine, state.board)
     # RAM (and so code) may have changed under Unicorn's translations and our block counts.
     machine.forget_translations(rewritten)
+
+
+def _check_disks(machine: Machine, disks: tuple[DiskState, ...]) -> None:
+    """TypeError/KeyError/FieldError unless ``disks`` fit the machine's drives one for one."""
+    if [d.slot for d in disks] != sorted(machine.disks):
+        raise KeyError(f"disks in slots {[d.slot for d in disks]}, the machine has {sorted(machine.disks)}")
+    for disk in disks:
+        if type(disk.overlay) is not OverlayState or type(disk.config) is not VirtioBlkState:
+            raise TypeError("a disk state of the wrong type")
+        check_fields(disk.config)
+        drive = machine.disks[disk.slot].disk
+        if disk.size != drive.size or len(disk.overlay.table.nodes) != len(PageTable.empty(drive.size).nodes):
+            raise FieldError(f"the disk in slot {disk.slot} has another size than the state's")
 
 
 def _load_devices(machine: Machine, states: tuple[tuple[str, Any], ...]) -> None:
@@ -192,12 +231,17 @@ def state_digest(machine: Machine) -> str:
     for name, device in sorted(machine.devices.items()):
         h.update(name.encode())
         h.update(encode_fields(device.save()))
+    for slot, disk in sorted(machine.disks.items()):  # what the guest wrote (the image is the same every run)
+        h.update(bytes((slot,)) + encode_fields(disk.save_config()))
+        for offset, page in disk.save().table.chunks():
+            h.update(offset.to_bytes(8, "little") + page)
     return h.hexdigest()
 
 
 # -- files ------------------------------------------------------------------------------------------
 MAGIC = b"CHRNSTAT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the virtio-mmio slots and the disks
+READABLE_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<8sHBBQ")
 _U8, _U16, _U32, _U64 = (struct.Struct(f"<{c}") for c in "BHIQ")
 
@@ -223,6 +267,15 @@ def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
         out += _U8.pack(len(raw)) + raw + _U16.pack(type(device_state).VERSION) + _U32.pack(len(body)) + body
     body = encode_fields(state.board)
     out += _U16.pack(BoardState.VERSION) + _U32.pack(len(body)) + body
+    out += _U8.pack(len(state.disks))
+    for disk in state.disks:
+        body = encode_fields(disk.config)
+        out += _U8.pack(disk.slot) + bytes.fromhex(disk.image_sha256) + _U64.pack(disk.size)
+        out += _U16.pack(VirtioBlkState.VERSION) + _U32.pack(len(body)) + body
+        pages = list(disk.overlay.table.chunks())
+        out += _U32.pack(len(pages))
+        for offset, page in pages:
+            out += _U64.pack(offset) + page
     return bytes(out)
 
 
@@ -243,20 +296,56 @@ def _decode(reader: Reader, machine: Machine) -> MachineState:
     magic, version, xlen, _, icount = reader.unpack(_HEADER, "header")
     if magic != MAGIC:
         raise StateError("not a chronicorn machine state (bad magic)")
-    if version != FORMAT_VERSION:
-        raise StateError(f"machine state format version {version}, this chronicorn reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise StateError(f"machine state format version {version}, this chronicorn reads "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}")  # fmt: skip
+    if version == 1 and machine.disks:
+        raise StateError("a machine state from before virtio slots (version 1) cannot have drives")
     if xlen != machine.arch.xlen:
         raise StateError(f"machine state of a {xlen}-bit hart, the machine is {machine.arch.name}")
     context = _decode_cpu(reader, machine.arch)
     ram = _decode_ram(reader, machine.config.ram_size)
-    devices = _decode_devices(reader, machine)
+    devices = _decode_devices(reader, machine, version)
     (board_version,) = reader.unpack(_U16, "board version")
     if board_version != BoardState.VERSION:
         raise StateError(f"board state version {board_version}, this chronicorn has {BoardState.VERSION}")
     board = decode_fields(BoardState, _body(reader, "board"))
+    disks = _decode_disks(reader, machine) if version >= 2 else ()
     reader.expect_end("the machine state")
-    return MachineState(icount, context, ram, devices, board)
+    return MachineState(icount, context, ram, devices, board, disks)
 
+
+def _decode_disks(reader: Reader, machine: Machine) -> tuple[DiskState, ...]:
+    (count,) = reader.unpack(_U8, "disk count")
+    if count != len(machine.disks):
+        raise StateError(f"{count} disks in the state, the machine has {len(machine.disks)} drives")
+    disks = []
+    for slot in sorted(machine.disks):
+        drive = machine.disks[slot].disk
+        (found,) = reader.unpack(_U8, "disk slot")
+        sha256 = bytes(reader.take(32, "disk image digest")).hex()
+        (size,) = reader.unpack(_U64, "disk size")
+        if found != slot or size != drive.size:
+            raise StateError(f"a disk of {size} bytes in slot {found}: the machine has {drive.size} in slot {slot}")
+        if sha256 != drive.image.sha256:
+            raise StateError(f"the disk in slot {slot} was written over image sha256 {sha256[:16]}..., the drive "
+                             f"is {drive.image.path} (sha256 {drive.image.sha256[:16]}...)")  # fmt: skip
+        (config_version,) = reader.unpack(_U16, "disk config version")
+        if config_version != VirtioBlkState.VERSION:
+            raise StateError(f"disk config version {config_version}, this chronicorn has {VirtioBlkState.VERSION}")
+        config = decode_fields(VirtioBlkState, _body(reader, "disk config"))
+        (pages,) = reader.unpack(_U32, "disk page count")
+        if pages > -(-size // PAGE) or pages * (8 + PAGE) > reader.remaining:
+            raise StateError(f"{pages} written disk pages: more than the disk or the bytes left hold")
+        written, previous = [], -1
+        for _ in range(pages):
+            (offset,) = reader.unpack(_U64)
+            if offset % PAGE or offset >= size or offset <= previous:
+                raise StateError(f"disk page at {offset:#x}: not page-aligned, outside the disk, or out of order")
+            written.append((offset, bytes(reader.take(PAGE))))
+            previous = offset
+        disks.append(DiskState(slot, sha256, size, OverlayState(overlay_table(size, written)), config))
+    return tuple(disks)
 
 def _decode_cpu(reader: Reader, arch: RiscvArch) -> UcContext:
     version, count = reader.unpack(_U16, "CPU version")[0], reader.unpack(_U16, "CPU count")[0]
@@ -284,11 +373,12 @@ def _decode_ram(reader: Reader, ram_size: int) -> PageTable:
     return PageTable.from_chunks(ram_size, pages)
 
 
-def _decode_devices(reader: Reader, machine: Machine) -> tuple[tuple[str, Any], ...]:
+def _decode_devices(reader: Reader, machine: Machine, version: int) -> tuple[tuple[str, Any], ...]:
     (count,) = reader.unpack(_U16, "device count")
-    if count != len(machine.devices):
-        raise StateError(f"{count} devices in the state, the machine has {len(machine.devices)}")
-    devices: dict[str, Any] = {}
+    # Version 1 states come from a board without virtio slots: those are as after reset.
+    devices: dict[str, Any] = {} if version >= 2 else dict(machine.virtio_reset_states)
+    if count + len(devices) != len(machine.devices):
+        raise StateError(f"{count} devices in the state, the machine has {len(machine.devices) - len(devices)}")
     for _ in range(count):
         (length,) = reader.unpack(_U8, "device name length")
         try:

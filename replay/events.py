@@ -20,6 +20,7 @@ class EventKind(enum.IntEnum):
     CLOCK_WARP = 3
     VERIFY = 4
     END = 5
+    IO_COMPLETION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,16 @@ class ClockWarp:
 
 
 @dataclass(frozen=True, slots=True)
+class IoCompletion:
+    """The requests pending on these virtio slots (a bit mask) completed at ``icount``: their data, used
+    entries and interrupt appeared there (QEMU's blkreplay block event; the data is not logged: the disk
+    image and the overlay's history make it the same on replay)."""
+
+    icount: int
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
 class Verify:
     """A verification point: a digest of the registers at ``icount`` (divergence detection)."""
 
@@ -67,7 +78,7 @@ class End:
     code: int = 0
 
 
-Event = UartInput | HostClock | ClockWarp | Verify | End
+Event = UartInput | HostClock | ClockWarp | IoCompletion | Verify | End
 
 KIND_OF: dict[type, EventKind] = {
     UartInput: EventKind.UART_INPUT,
@@ -75,4 +86,5 @@ KIND_OF: dict[type, EventKind] = {
     ClockWarp: EventKind.CLOCK_WARP,
     Verify: EventKind.VERIFY,
     End: EventKind.END,
+    IoCompletion: EventKind.IO_COMPLETION,
 }

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from machine.inputs import IdleOutcome, InputSource
 
 from .errors import ReplayDivergence
-from .events import ClockWarp, HostClock, UartInput
+from .events import ClockWarp, HostClock, IoCompletion, UartInput
 
-InputEvent = UartInput | HostClock | ClockWarp
+InputEvent = UartInput | HostClock | ClockWarp | IoCompletion
 
 
 class HistoryInputs:
@@ -83,7 +83,22 @@ class HistoryInputs:
         if self.live is not None and self._is_live(icount):
             return self.live.next_input_icount(icount)
         event = self._next()
-        return event.icount if isinstance(event, UartInput) else None
+        return event.icount if isinstance(event, UartInput | IoCompletion) else None
+
+    def complete_io(self, icount: int, pending: int) -> int:
+        if self.live is not None and self._is_live(icount):
+            done = self.live.complete_io(icount, pending)
+            if done:
+                self._append(IoCompletion(icount, done))
+            return done
+        event = self._next()
+        if not isinstance(event, IoCompletion) or event.icount > icount:
+            return 0
+        if event.icount < icount or event.slots & ~pending:
+            raise ReplayDivergence(icount, f"device completion logged at icount {event.icount} for slots "
+                                           f"{event.slots:#x}, pending here: {pending:#x}")  # fmt: skip
+        self.position += 1
+        return event.slots
 
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
         if self.live is not None and self._is_live(icount):
@@ -97,7 +112,7 @@ class HistoryInputs:
         if isinstance(event, ClockWarp) and event.icount == icount:
             self.position += 1
             return IdleOutcome(warp_ns=event.warp_ns)
-        if isinstance(event, UartInput) and event.icount == icount:
+        if isinstance(event, UartInput | IoCompletion) and event.icount == icount:
             return IdleOutcome()  # the machine polls it next
         if deadline_ns is not None:
             return IdleOutcome(warp_ns=deadline_ns)

@@ -40,7 +40,7 @@ import zstandard
 
 from machine.results import RunKind
 
-from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, UartInput, Verify
+from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, IoCompletion, UartInput, Verify
 
 MAGIC = b"CHRONREC"
 FORMAT_VERSION = 3  # 3: explicit machine state, bounded chunks, End carries RunKind; 2: exact host-clock icounts
@@ -128,6 +128,13 @@ def _decode_int(cls: type) -> Callable[[int, memoryview, int], tuple[Event, int]
     return decode
 
 
+def _decode_io(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
+    slots, pos = get_varint(buf, pos)
+    if not 0 < slots < 1 << 8:
+        raise RecordingError(f"device completion for slots {slots:#x}: not a set of virtio slots 0..7")
+    return IoCompletion(icount, slots), pos
+
+
 VERIFY_DIGEST_BYTES = 16
 
 
@@ -155,6 +162,7 @@ CODECS: dict[EventKind, Codec] = {
     EventKind.UART_INPUT: Codec(lambda out, e: _put_bytes(out, e.data), _decode_uart),  # type: ignore[union-attr]
     EventKind.HOST_CLOCK: Codec(lambda out, e: put_varint(out, e.ns), _decode_int(HostClock)),  # type: ignore[union-attr]
     EventKind.CLOCK_WARP: Codec(lambda out, e: put_varint(out, e.warp_ns), _decode_int(ClockWarp)),  # type: ignore[union-attr]
+    EventKind.IO_COMPLETION: Codec(lambda out, e: put_varint(out, e.slots), _decode_io),  # type: ignore[union-attr]
     EventKind.VERIFY: Codec(lambda out, e: _put_bytes(out, e.digest), _decode_verify),  # type: ignore[union-attr]
     EventKind.END: Codec(
         lambda out, e: (put_varint(out, int(e.kind)), put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]

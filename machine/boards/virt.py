@@ -23,6 +23,10 @@ UART0_IRQ = 10
 RTC_IRQ = 11
 UART_CLOCK_HZ = 3_686_400
 TIMEBASE_HZ = 10_000_000
+VIRTIO_BASE = 0x1000_1000  # slot i at VIRTIO_BASE + i * VIRTIO_STRIDE, PLIC source VIRTIO_IRQ + i
+VIRTIO_STRIDE = 0x1000
+VIRTIO_COUNT = 8
+VIRTIO_IRQ = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,15 @@ MMIO_REGIONS = (
     Region("clint", 0x0200_0000, 0x1_0000, "mmio"),
     Region("plic", 0x0C00_0000, 0x60_0000, "mmio"),
     Region("uart0", 0x1000_0000, 0x1000, "mmio", reg_size=0x100),
+    *(Region(f"virtio{i}", VIRTIO_BASE + i * VIRTIO_STRIDE, VIRTIO_STRIDE, "mmio") for i in range(VIRTIO_COUNT)),
 )
+
+
+def virtio_slot(drive: int) -> int:
+    """The slot of the ``drive``-th virtio device given: QEMU fills the highest slot first."""
+    if not 0 <= drive < VIRTIO_COUNT:
+        raise ValueError(f"at most {VIRTIO_COUNT} virtio devices")
+    return VIRTIO_COUNT - 1 - drive
 
 
 def memory_map(ram_size: int) -> tuple[Region, ...]:
@@ -134,6 +146,16 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
     )
     memory = _node("memory@80000000", fdt.PropStrings("device_type", "memory"), _reg(RAM_BASE, ram_size))
 
+    def virtio(i: int) -> fdt.Node:  # QEMU's create_fdt_virtio; its nodes end up highest address first
+        base = VIRTIO_BASE + i * VIRTIO_STRIDE
+        return _node(
+            f"virtio_mmio@{base:x}",
+            fdt.PropWords("interrupts", VIRTIO_IRQ + i),
+            fdt.PropWords("interrupt-parent", plic_ph),
+            _reg(base, VIRTIO_STRIDE),
+            fdt.PropStrings("compatible", "virtio,mmio"),
+        )
+
     def dev(region: str, *items: fdt.Property | fdt.Node) -> fdt.Node:
         r = regions[region]
         name = {"test": "test", "rtc": "rtc", "clint": "clint", "plic": "plic", "uart0": "serial"}[region]
@@ -163,6 +185,7 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
             fdt.PropWords("phandle", test_ph),
             fdt.PropStrings("compatible", "sifive,test1", "sifive,test0", "syscon"),
         ),
+        *(virtio(i) for i in reversed(range(VIRTIO_COUNT))),
         dev(
             "plic",
             fdt.PropWords("phandle", plic_ph),

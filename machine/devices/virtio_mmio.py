@@ -128,6 +128,7 @@ class VirtioMmioState:
     queue_sel: int = spec(Int(16, maximum=QUEUE_SEL_MAX))
     interrupt_status: int = spec(Int(8, mask=INT_USED_BUFFER | INT_CONFIG_CHANGE))
     config_generation: int = spec(Int(32))
+    notified: int = spec(Int(MAX_QUEUES))  # queues notified and not yet serviced (deferred completion)
     queue_num: tuple[int, ...] = spec(Tuple(MAX_QUEUES, Int(16, maximum=QUEUE_SIZE_MAX)))
     queue_ready: tuple[bool, ...] = spec(Tuple(MAX_QUEUES, Bool()))
     queue_desc: tuple[int, ...] = spec(Tuple(MAX_QUEUES, _U64))
@@ -143,7 +144,7 @@ _EMPTY_INFO = BackendInfo(device_id=0, features=0, queue_sizes=(), config_size=0
 _QUEUE_FIELDS = ("queue_num", "queue_ready", "queue_desc", "queue_avail", "queue_used", "queue_pfn",
                  "queue_align", "last_avail_idx", "used_idx")  # fmt: skip
 _SCALAR_FIELDS = ("status", "device_features_sel", "driver_features_sel", "driver_features", "features",
-                  "guest_page_shift", "queue_sel", "interrupt_status", "config_generation")  # fmt: skip
+                  "guest_page_shift", "queue_sel", "interrupt_status", "config_generation", "notified")  # fmt: skip
 
 
 class VirtioMmio:
@@ -151,6 +152,11 @@ class VirtioMmio:
 
     ``memory`` is guest RAM as the device reaches it (DMA); ``irq`` the slot's interrupt line, asserted
     while InterruptStatus is not 0. Only bound methods of ``memory`` and ``backend`` are kept (wiring).
+
+    With ``on_notify`` a QueueNotify only marks its queue (``notified``) and calls ``on_notify()``: the
+    requests are carried out, and their used entries and interrupt appear, when the board calls
+    :meth:`complete` (QEMU's blkreplay: completion is an event at a logged icount). Without it a notify
+    services the queue at once.
     """
 
     name = "virtio-mmio"
@@ -159,8 +165,10 @@ class VirtioMmio:
     state_type = VirtioMmioState
     version: ClassVar[int] = 2
 
-    def __init__(self, irq: IrqLine, memory: GuestMemory, backend: VirtioBackend | None = None) -> None:
+    def __init__(self, irq: IrqLine, memory: GuestMemory, backend: VirtioBackend | None = None,
+                 on_notify: Callable[[], None] | None = None) -> None:  # fmt: skip
         self._irq = irq
+        self._notify: Callable[[int], None] = self.service if on_notify is None else self._deferring(on_notify)
         self._read_memory = memory.read
         self._write_memory = memory.write
         self._check_memory = memory.check
@@ -185,6 +193,7 @@ class VirtioMmio:
         self.queue_sel = 0
         self.interrupt_status = 0
         self.config_generation = 0
+        self.notified = 0
         sizes = self._info().queue_sizes
         self.queue_num = [sizes[i] if i < len(sizes) else 0 for i in range(MAX_QUEUES)]
         self.queue_ready = [False] * MAX_QUEUES
@@ -349,7 +358,22 @@ class VirtioMmio:
 
     def _write_queue_notify(self, value: int) -> None:
         if value < MAX_QUEUES:
-            self.service(value)
+            self._notify(value)
+
+    def _deferring(self, on_notify: Callable[[], None]) -> Callable[[int], None]:
+        def defer(queue: int) -> None:
+            if self._backend() is not None and self._is_live(queue):
+                self.notified |= 1 << queue
+                on_notify()
+
+        return defer
+
+    def complete(self) -> None:
+        """Carry out every notified queue's requests now (the completion event of deferred notifies)."""
+        notified, self.notified = self.notified, 0
+        for queue in range(MAX_QUEUES):
+            if notified >> queue & 1:
+                self.service(queue)
 
     def _write_interrupt_ack(self, value: int) -> None:
         self.interrupt_status &= ~value & 0xFF

@@ -112,7 +112,7 @@ def test_chosen_stdout_path_points_at_uart(arch: RiscvArch) -> None:
 
 def test_every_mmio_region_has_a_node_with_its_reg() -> None:
     tree = parse(RV64)
-    names = {"uart0": "serial"}
+    names = {"uart0": "serial", **{f"virtio{i}": "virtio_mmio" for i in range(virt.VIRTIO_COUNT)}}
     for region in MMIO_REGIONS:
         path = f"/soc/{names.get(region.name, region.name)}@{region.base:x}"
         assert tree.exist_node(path), path
@@ -175,4 +175,24 @@ def test_board_constants() -> None:
         "clint": 0x200_0000,
         "plic": 0xC00_0000,
         "uart0": 0x1000_0000,
+        **{f"virtio{i}": 0x1000_1000 + i * 0x1000 for i in range(8)},
     }
+
+
+def test_virtio_slots_as_qemu_places_them() -> None:
+    """QEMU 7.2's virt dtb (``-M virt,dumpdtb=``): /soc lists rtc, serial, test, (pci), the eight virtio_mmio
+    nodes from the highest address down, plic, clint; each slot has interrupts 1+i on the PLIC and a 4 KiB reg."""
+    tree = parse(RV64)
+    soc = tree.get_node("/soc")
+    slots = [f"virtio_mmio@{0x10001000 + i * 0x1000:x}" for i in reversed(range(8))]
+    assert [n.name for n in soc.nodes] == ["rtc@101000", "serial@10000000", "test@100000", *slots,
+                                           "plic@c000000", "clint@2000000"]  # fmt: skip
+    plic = prop(tree, "/soc/plic@c000000", "phandle")
+    for i in range(8):
+        path = f"/soc/virtio_mmio@{0x10001000 + i * 0x1000:x}"
+        assert [p.name for p in tree.get_node(path).props] == ["interrupts", "interrupt-parent", "reg", "compatible"]
+        assert prop(tree, path, "interrupts") == [1 + i]
+        assert prop(tree, path, "interrupt-parent") == plic
+        assert cells64(prop(tree, path, "reg")) == [0x10001000 + i * 0x1000, 0x1000]
+        assert prop(tree, path, "compatible") == ["virtio,mmio"]
+    assert [virt.virtio_slot(i) for i in range(8)] == list(reversed(range(8)))  # the first drive: @10008000
