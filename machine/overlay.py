@@ -19,13 +19,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .loader import ImageError
 from .ram import NODE_PAGES, PAGE, PageTable
 
 SECTOR = 512
 _HASH_CHUNK = 1 << 20
 
 
-class DiskImageError(ValueError):
+class DiskImageError(ImageError):
     """The image cannot be used (missing, not a regular file, empty, not whole sectors): one line."""
 
 

@@ -279,27 +279,38 @@ def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
     return bytes(out)
 
 
-def decode_state(data: bytes | memoryview, machine: Machine) -> MachineState:
-    """Inverse of :func:`encode_state`: a state restorable into ``machine`` (same arch, RAM size, devices).
+DiskShape = tuple[int, int, str]
+"""A drive as a state must hold it: (virtio slot, size in bytes, the image's SHA-256)."""
 
-    Raises StateError for anything but a well-formed state for this machine.
+
+def disk_shapes(machine: Machine) -> tuple[DiskShape, ...]:
+    return tuple((slot, d.disk.size, d.disk.image.sha256) for slot, d in sorted(machine.disks.items()))
+
+
+def decode_state(
+    data: bytes | memoryview, machine: Machine, disks: tuple[DiskShape, ...] | None = None
+) -> MachineState:
+    """Inverse of :func:`encode_state`: a state restorable into ``machine`` (same arch, RAM size, devices, drives).
+
+    ``disks``: check the disks against these instead of the machine's drives (the state is then only checked,
+    e.g. by ``info`` without the images). Raises StateError for anything but a well-formed state for this machine.
     """
     try:
-        return _decode(Reader(data), machine)
+        return _decode(Reader(data), machine, disk_shapes(machine) if disks is None else disks)
     except FieldError as exc:
         raise StateError(f"malformed machine state: {exc}") from None
     except CpuStateError as exc:
         raise StateError(f"machine state has a bad CPU: {exc}") from None
 
 
-def _decode(reader: Reader, machine: Machine) -> MachineState:
+def _decode(reader: Reader, machine: Machine, shapes: tuple[DiskShape, ...]) -> MachineState:
     magic, version, xlen, _, icount = reader.unpack(_HEADER, "header")
     if magic != MAGIC:
         raise StateError("not a chronicorn machine state (bad magic)")
     if version not in READABLE_VERSIONS:
         raise StateError(f"machine state format version {version}, this chronicorn reads "
                          f"{', '.join(map(str, READABLE_VERSIONS))}")  # fmt: skip
-    if version == 1 and machine.disks:
+    if version == 1 and shapes:
         raise StateError("a machine state from before virtio slots (version 1) cannot have drives")
     if xlen != machine.arch.xlen:
         raise StateError(f"machine state of a {xlen}-bit hart, the machine is {machine.arch.name}")
@@ -310,26 +321,25 @@ def _decode(reader: Reader, machine: Machine) -> MachineState:
     if board_version != BoardState.VERSION:
         raise StateError(f"board state version {board_version}, this chronicorn has {BoardState.VERSION}")
     board = decode_fields(BoardState, _body(reader, "board"))
-    disks = _decode_disks(reader, machine) if version >= 2 else ()
+    disks = _decode_disks(reader, shapes) if version >= 2 else ()
     reader.expect_end("the machine state")
     return MachineState(icount, context, ram, devices, board, disks)
 
 
-def _decode_disks(reader: Reader, machine: Machine) -> tuple[DiskState, ...]:
+def _decode_disks(reader: Reader, shapes: tuple[DiskShape, ...]) -> tuple[DiskState, ...]:
     (count,) = reader.unpack(_U8, "disk count")
-    if count != len(machine.disks):
-        raise StateError(f"{count} disks in the state, the machine has {len(machine.disks)} drives")
+    if count != len(shapes):
+        raise StateError(f"{count} disks in the state, the machine has {len(shapes)} drives")
     disks = []
-    for slot in sorted(machine.disks):
-        drive = machine.disks[slot].disk
+    for slot, drive_size, drive_sha256 in shapes:
         (found,) = reader.unpack(_U8, "disk slot")
         sha256 = bytes(reader.take(32, "disk image digest")).hex()
         (size,) = reader.unpack(_U64, "disk size")
-        if found != slot or size != drive.size:
-            raise StateError(f"a disk of {size} bytes in slot {found}: the machine has {drive.size} in slot {slot}")
-        if sha256 != drive.image.sha256:
-            raise StateError(f"the disk in slot {slot} was written over image sha256 {sha256[:16]}..., the drive "
-                             f"is {drive.image.path} (sha256 {drive.image.sha256[:16]}...)")  # fmt: skip
+        if found != slot or size != drive_size:
+            raise StateError(f"a disk of {size} bytes in slot {found}: the machine has {drive_size} in slot {slot}")
+        if sha256 != drive_sha256:
+            raise StateError(f"the disk in slot {slot} was written over image sha256 {sha256[:16]}..., the drive's "
+                             f"image is sha256 {drive_sha256[:16]}...")  # fmt: skip
         (config_version,) = reader.unpack(_U16, "disk config version")
         if config_version != VirtioBlkState.VERSION:
             raise StateError(f"disk config version {config_version}, this chronicorn has {VirtioBlkState.VERSION}")
@@ -346,6 +356,7 @@ def _decode_disks(reader: Reader, machine: Machine) -> tuple[DiskState, ...]:
             previous = offset
         disks.append(DiskState(slot, sha256, size, OverlayState(overlay_table(size, written)), config))
     return tuple(disks)
+
 
 def _decode_cpu(reader: Reader, arch: RiscvArch) -> UcContext:
     version, count = reader.unpack(_U16, "CPU version")[0], reader.unpack(_U16, "CPU count")[0]

@@ -43,9 +43,12 @@ from machine.results import RunKind
 from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, IoCompletion, UartInput, Verify
 
 MAGIC = b"CHRONREC"
-FORMAT_VERSION = 3  # 3: explicit machine state, bounded chunks, End carries RunKind; 2: exact host-clock icounts
-INDEXED_FORMAT_VERSION = 4  # 4: 3 plus an execution index chunk (written only by files that carry one)
-READABLE_VERSIONS = (FORMAT_VERSION, INDEXED_FORMAT_VERSION)
+# 5: drives and the virtio interface in the header, device completion events, machine states with virtio slots
+# and disks (state format 2), an execution index chunk where the timeline has one; written by every writer now.
+FORMAT_VERSION = 5
+INDEXED_FORMAT_VERSION = 4  # 4: 3 plus an execution index chunk (read, no longer written)
+BASE_FORMAT_VERSION = 3  # 3: explicit machine state, bounded chunks, End carries RunKind; 2: exact host-clock icounts
+READABLE_VERSIONS = (BASE_FORMAT_VERSION, INDEXED_FORMAT_VERSION, FORMAT_VERSION)
 READERS_OF = {1: "chronicorn 0.1.0 before host-clock events (commit 97abf55)", 2: "chronicorn 0.1.0 (commit 3ceba3e)"}
 MAX_HEADER_BYTES = 64 << 10
 MAX_ICOUNT = 1 << 62
@@ -259,7 +262,11 @@ class LogWriter:
 
 
 # -- reading -------------------------------------------------------------------------
-_KINDS_OF = {FORMAT_VERSION: (1, 2), INDEXED_FORMAT_VERSION: (1, 2, 3)}  # chunk kinds each version may hold
+_KINDS_OF = {
+    BASE_FORMAT_VERSION: (1, 2),
+    INDEXED_FORMAT_VERSION: (1, 2, 3),
+    FORMAT_VERSION: (1, 2, 3),
+}  # chunk kinds each version may hold
 _KIND_LIMITS = {ChunkKind.EVENTS: EVENTS_CHUNK_LIMIT, ChunkKind.CODE_INDEX: CODE_INDEX_CHUNK_LIMIT}
 
 
@@ -319,7 +326,7 @@ class LogReader:
             hint = f"; {reader} reads it" if reader else ""
             raise RecordingError(
                 f"recording format version {version} is not supported (this chronicorn reads "
-                f"{' and '.join(map(str, READABLE_VERSIONS))}){hint}"
+                f"{', '.join(map(str, READABLE_VERSIONS))}){hint}"
             )
         self.version = version
         if length > MAX_HEADER_BYTES:

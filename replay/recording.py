@@ -22,16 +22,19 @@ import logging
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from machine.arch.riscv import ARCHES
 from machine.loader import Image
 
 from .code_index import DEFAULT_INDEX_BYTES, Entry, decode_entries
-from .events import ClockWarp, End, HostClock, UartInput, Verify
+from .events import ClockWarp, End, HostClock, IoCompletion, UartInput, Verify
 from .history import InputEvent
-from .log import MAX_ICOUNT, ChunkKind, Damage, LogReader, RecordingError, decode_events
+from .log import FORMAT_VERSION, MAX_ICOUNT, ChunkKind, Damage, LogReader, RecordingError, decode_events
 from .verify import VERIFY_INTERVAL
+
+if TYPE_CHECKING:
+    from machine.machine import Machine
 
 CHRONICORN_VERSION = "0.1.0"
 BOARDS = ("virt",)
@@ -46,6 +49,37 @@ log = logging.getLogger(__name__)
 def state_size_limit(ram_size: int) -> int:
     """The largest encoded machine state a machine with ``ram_size`` bytes of RAM can have (chunk limit)."""
     return ram_size + (ram_size >> 12) * 16 + (1 << 20)
+
+
+MAX_DRIVE_BYTES = 1 << 44
+VIRTIO_INTERFACES = ("legacy", "modern")
+DRIVES_SINCE = 5  # the format version whose header names drives and the virtio interface
+
+
+@dataclass(frozen=True, slots=True)
+class DriveRecord:
+    """A disk image the recording was made with (replay refuses another: the data is not in the file)."""
+
+    path: str
+    size: int
+    sha256: str
+    readonly: bool
+
+    @classmethod
+    def from_json(cls, data: object) -> DriveRecord:
+        if not isinstance(data, dict) or sorted(data) != sorted(f.name for f in fields(cls)):
+            raise RecordingError("recording header field 'drives' holds an entry that is not a drive")
+        drive = cls(**data)
+        if not isinstance(drive.path, str) or len(drive.path) > 4096:
+            raise RecordingError("recording header field 'drives' has a path that is not a string")
+        if not isinstance(drive.size, int) or isinstance(drive.size, bool) or not 0 < drive.size <= MAX_DRIVE_BYTES \
+                or drive.size % 512:  # fmt: skip
+            raise RecordingError("recording header field 'drives' has a size that is not a number of sectors")
+        if not isinstance(drive.sha256, str) or not _SHA256.fullmatch(drive.sha256):
+            raise RecordingError("recording header field 'drives' has a sha256 that is not a SHA-256 digest")
+        if not isinstance(drive.readonly, bool):
+            raise RecordingError("recording header field 'drives' has a readonly that is not true or false")
+        return drive
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +98,35 @@ class Header:
     verify_interval: int
     max_chunk_bytes: int
     options: dict[str, str | int | None]
+    drives: tuple[DriveRecord, ...] = ()  # version 5 on: the disk images, first drive first
+    virtio: str = "legacy"  # version 5 on: the virtio-mmio interface
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        data["drives"] = [asdict(drive) for drive in self.drives]
+        if self.format_version < DRIVES_SINCE:
+            del data["drives"], data["virtio"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Header:
         """A header from a file's JSON, every field checked (RecordingError names the first bad one)."""
+        version = data.get("format_version")
         names = [f.name for f in fields(cls)]
+        if isinstance(version, int) and version < DRIVES_SINCE:
+            names = names[:-2]
         unknown = sorted(set(data) - set(names))
         missing = [n for n in names if n not in data]
         if unknown or missing:
             what = f"unknown field {unknown[0]!r}" if unknown else f"no field {missing[0]!r}"
             raise RecordingError(f"recording header has {what}")
-        header = cls(**data)  # type: ignore[arg-type]
+        values = dict(data)
+        if "drives" in values:
+            drives = values["drives"]
+            if not isinstance(drives, list) or len(drives) > 8:
+                raise RecordingError("recording header field 'drives' is not a list of at most 8 drives")
+            values["drives"] = tuple(DriveRecord.from_json(d) for d in drives)
+        header = cls(**values)  # type: ignore[arg-type]
         header._validate()
         return header
 
@@ -112,13 +161,39 @@ class Header:
             isinstance(k, str) and (v is None or isinstance(v, str | int)) for k, v in self.options.items()
         ):
             raise bad("options", "is not a table of names to strings or numbers")
+        if self.virtio not in VIRTIO_INTERFACES:
+            raise bad("virtio", f"is neither {' nor '.join(map(repr, VIRTIO_INTERFACES))}")
 
 
 def make_header(image: Image, arch: str, ram_size: int, icount_shift: int, sleep: str,
-                options: dict[str, str | int | None]) -> Header:  # fmt: skip
-    """The header of a recording made now on this machine."""
-    return Header(3, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep, os.path.abspath(image.path),
-                  image.sha256, VERIFY_INTERVAL, state_size_limit(ram_size), options)  # fmt: skip
+                options: dict[str, str | int | None], machine: Machine | None = None) -> Header:  # fmt: skip
+    """The header of a recording made now on this machine (``machine``: its drives and virtio interface)."""
+    drives: tuple[DriveRecord, ...] = ()
+    virtio = "legacy"
+    if machine is not None:
+        disks = [d.disk for _, d in sorted(machine.disks.items(), reverse=True)]  # the first drive first
+        drives = tuple(DriveRecord(os.path.abspath(d.image.path), d.size, d.image.sha256, d.readonly) for d in disks)
+        virtio = "legacy" if machine.config.virtio_legacy else "modern"
+    return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep,
+                  os.path.abspath(image.path), image.sha256, VERIFY_INTERVAL, state_size_limit(ram_size), options,
+                  drives, virtio)  # fmt: skip
+
+
+def check_drives(header: Header, machine: Machine) -> None:
+    """Refuse, with a clear reason, drives other than the recorded ones (their data is not in the recording)."""
+    disks = [d for _, d in sorted(machine.disks.items(), reverse=True)]
+    if len(disks) != len(header.drives):
+        raise RecordingError(f"the recording was made with {len(header.drives)} drive(s), not {len(disks)}")
+    for number, (drive, disk) in enumerate(zip(header.drives, disks, strict=True), 1):
+        image = disk.disk.image
+        if image.size != drive.size or image.sha256 != drive.sha256:
+            raise RecordingError(
+                f"drive {number}: {str(image.path)[:200]} is not the disk image that was recorded "
+                f"({drive.path[:200]}, {drive.size} bytes, sha256 {drive.sha256[:16]}...; this one: {image.size} "
+                f"bytes, sha256 {image.sha256[:16]}...)"
+            )
+        if disk.disk.readonly != drive.readonly:
+            raise RecordingError(f"drive {number} was recorded {'read-only' if drive.readonly else 'writable'}")
 
 
 def check_replayable(header: Header, image: Image, ram_size: int | None, icount_shift: int | None) -> None:
@@ -238,7 +313,7 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
                     if event.icount in verify_points:
                         raise RecordingError(f"two verification points at icount {event.icount}")
                     verify_points[event.icount] = event.digest
-                elif isinstance(event, UartInput | HostClock | ClockWarp):
+                elif isinstance(event, UartInput | HostClock | ClockWarp | IoCompletion):
                     inputs.append(event)
     if initial is None:
         raise RecordingError("the recording has no initial snapshot")

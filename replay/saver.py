@@ -23,12 +23,12 @@ from typing import BinaryIO
 
 from machine.machine import Machine
 from machine.results import RunKind
-from machine.state import StateError, decode_state, encode_state
+from machine.state import DiskShape, StateError, decode_state, encode_state
 
 from .code_index import encode_entries
 from .events import End, Event, Verify
 from .history import HistoryInputs, InputEvent
-from .log import FORMAT_VERSION, INDEXED_FORMAT_VERSION, LogWriter, RecordingError
+from .log import FORMAT_VERSION, LogWriter, RecordingError
 from .recording import Header, LoadedRecording, StoredState
 from .snapshot import Snapshot
 from .store import SnapshotStore
@@ -51,8 +51,7 @@ class RecordingWriter:
         self._timeline = timeline
         self._arch = timeline.machine.arch
         self._with_index = len(timeline.code_index) > 0
-        version = INDEXED_FORMAT_VERSION if self._with_index else FORMAT_VERSION
-        self._log = LogWriter(stream, replace(header, format_version=version).to_json(), version)
+        self._log = LogWriter(stream, replace(header, format_version=FORMAT_VERSION).to_json(), FORMAT_VERSION)
         self._now = now
         self._last_flush = now()
         self._inputs_written = 0
@@ -172,10 +171,13 @@ def resolve_inside(directory: Path, name: str) -> Path:
     return target
 
 
-def check_state(stored: StoredState, machine: Machine, what: str) -> Snapshot:
-    """A stored snapshot decoded for ``machine`` (RecordingError naming it when any byte of it is wrong)."""
+def check_state(
+    stored: StoredState, machine: Machine, what: str, disks: tuple[DiskShape, ...] | None = None
+) -> Snapshot:
+    """A stored snapshot decoded for ``machine`` (RecordingError naming it when any byte of it is wrong);
+    ``disks``: the recording's drives, to check a state on a machine built without them (see decode_state)."""
     try:
-        return Snapshot(decode_state(stored.data, machine), stored.log_position)
+        return Snapshot(decode_state(stored.data, machine, disks), stored.log_position)
     except StateError as exc:
         raise RecordingError(f"the {what} snapshot at icount {stored.icount} is malformed: {exc}") from None
 

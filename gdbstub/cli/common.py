@@ -10,12 +10,14 @@ import signal
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from machine.arch.riscv import ARCHES
+from machine.dma import DriveConfig
 from machine.loader import Image, ImageError, load_image
-from machine.machine import MachineConfig
+from machine.machine import Machine, MachineConfig
 from machine.results import RunKind, RunResult
 
 MAX_IMAGE_BYTES = 1 << 30
@@ -184,6 +186,76 @@ def check_not_overwriting(option: str, output: str | Path, inputs: Iterable[tupl
             raise UsageError(f"{option} {output} is {what} {path}: it would be overwritten")
 
 
+@dataclass(frozen=True, slots=True)
+class DriveOption:
+    """``--drive FILE[,format=raw][,readonly=on|off][,overlay=OUT]``."""
+
+    path: str
+    readonly: bool = False
+    overlay: str | None = None  # where to write the disk as it ends (image plus what the guest wrote)
+
+
+def drive_option(text: str) -> DriveOption:
+    """An argparse type: a ``--drive`` value (QEMU's ``-drive file=...`` spelling is accepted too)."""
+    parts = text.split(",")
+    path, settings = parts[0], parts[1:]
+    if path.startswith("file="):
+        path = path[len("file=") :]
+    if not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: no image file")
+    readonly, overlay = False, None
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        if key == "format" and value == "raw":
+            continue
+        if key == "readonly" and value in ("on", "off"):
+            readonly = value == "on"
+        elif key == "overlay" and value:
+            overlay = value
+        else:
+            raise argparse.ArgumentTypeError(
+                f"{setting!r} in {text!r}: expected format=raw, readonly=on|off or overlay=FILE"
+            )
+    return DriveOption(path, readonly, overlay)
+
+
+def add_drive_options(parser: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """``--drive`` (repeatable); ``recorded``: for a recording (only moved images and overlays)."""
+    drive_help = ("a raw disk image for a virtio-blk device (repeatable; the first goes to the highest virtio "
+                  "slot, as on QEMU); the image is never written: writes go to an overlay in memory, saved to OUT "
+                  "at the end with overlay=OUT")  # fmt: skip
+    if recorded:
+        drive_help = "the recorded disk images, if they moved (each must be the same file), ,overlay=OUT to save"
+    parser.add_argument("--drive", type=drive_option, action="append", default=[],
+                        metavar="FILE[,readonly=on][,overlay=OUT]", help=drive_help)  # fmt: skip
+    if not recorded:
+        parser.add_argument("--virtio", choices=["legacy", "modern"], default="legacy",
+                            help="virtio-mmio interface: legacy (Version 1, QEMU 7.2's default) or modern "
+                                 "(Version 2: QEMU's -global virtio-mmio.force-legacy=false)")  # fmt: skip
+
+
+def check_drives(drives: Iterable[DriveOption], inputs: list[tuple[str, str | Path | None]]) -> None:
+    """Refuse an overlay output that is one of the command's inputs (a drive's image included)."""
+    drives = list(drives)
+    named = [*inputs, *(("a --drive image", d.path) for d in drives)]
+    for drive in drives:
+        if drive.overlay is not None:
+            check_not_overwriting("overlay=", drive.overlay, named)
+
+
+def export_overlays(machine: Machine, drives: Iterable[DriveOption]) -> None:
+    """Write each ``overlay=OUT``: the disk as the run left it (through a temporary file and a rename)."""
+    from machine.boards.virt import virtio_slot
+
+    for number, drive in enumerate(drives):
+        if drive.overlay is not None:
+            try:
+                machine.disks[virtio_slot(number)].disk.export(drive.overlay)
+            except OSError as exc:
+                raise UsageError(f"cannot write {drive.overlay}: {exc.strerror or exc}") from exc
+            say(f"drive {number + 1}: the disk as it ends written to {drive.overlay}")
+
+
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
@@ -194,6 +266,7 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
                         help="virtual time = icount << N ns, N 0..10 (default 3)")  # fmt: skip
     parser.add_argument("--load-addr", type=address, help="load address of a raw binary")
     parser.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
+    add_drive_options(parser)
 
 
 def add_server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
@@ -217,6 +290,8 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         ram_size=args.ram,
         icount_shift=args.icount_shift,
         prefer_native=not getattr(args, "no_native", False),
+        drives=tuple(DriveConfig(d.path, d.readonly) for d in args.drive),
+        virtio_legacy=args.virtio == "legacy",
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from machine.arch.riscv import ARCHES
-from machine.boards.virt import RAM_BASE
+from machine.boards.virt import RAM_BASE, virtio_slot
 from machine.loader import Image
 from machine.machine import Machine, MachineConfig
 from replay.events import End, Event, Verify
@@ -42,8 +42,9 @@ def _check_states(loaded: LoadedRecording) -> None:
     except MemoryError:
         raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
     states: list[tuple[StoredState, str]] = [(loaded.initial, "initial"), *((k, "keyframe") for k in loaded.keyframes)]
+    disks = tuple((virtio_slot(i), d.size, d.sha256) for i, d in enumerate(header.drives))
     for stored, what in states:
-        check_state(stored, machine, what)
+        check_state(stored, machine, what, disks)
 
 
 def _all_events(loaded: LoadedRecording) -> list[Event]:

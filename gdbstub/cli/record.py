@@ -25,9 +25,11 @@ from .common import (
     Interrupt,
     UsageError,
     add_machine_options,
+    check_drives,
     check_not_overwriting,
     describe_end,
     exit_code,
+    export_overlays,
     instruction_count,
     load_guest,
     machine_config,
@@ -106,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
     config = machine_config(args)
     image = load_guest(args.guest, args.load_addr)
     # Opening the output truncates it: never over a file this recording reads (by inode: links count too).
-    check_not_overwriting("-o", args.output, [("the guest image", image.path), ("the UART input", args.uart_input)])
+    check_not_overwriting("-o", args.output, [("the guest image", image.path), ("the UART input", args.uart_input),
+                                              *(("a --drive image", d.path) for d in args.drive)])
+    check_drives(args.drive, [("the guest image", image.path), ("the UART input", args.uart_input),
+                              ("the recording (-o)", args.output)])  # fmt: skip
     output = Path(args.output)
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         options: dict[str, str | int | None] = {"max_insns": args.max_insns, "uart_input": args.uart_input,
                                                 "load_addr": args.load_addr}  # fmt: skip
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, args.sleep,
-                             options)  # fmt: skip
+                             options, timeline.machine)  # fmt: skip
         try:
             with out:
                 writer = RecordingWriter(cast(BinaryIO, out), header, timeline)
@@ -138,4 +143,5 @@ def run(args: argparse.Namespace) -> int:
             # A full disk, an I/O error: the file is cut at its last complete chunk.
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}; {_what_was_kept(output)}") from exc
     say(f"recorded {end.icount} instructions to {args.output} ({describe_end(result)})")
+    export_overlays(timeline.machine, args.drive)
     return exit_code(end.kind, end.code)

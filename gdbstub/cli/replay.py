@@ -14,9 +14,12 @@ from .common import (
     ExitCode,
     Interrupt,
     UsageError,
+    add_drive_options,
     add_server_options,
+    check_drives,
     describe_end,
     exit_code,
+    export_overlays,
     icount_shift,
     port_number,
     ram_size,
@@ -34,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve_help = "serve the recording to gdb on port N (0..65535; 0: pick a free one) instead of replaying it"
     parser.add_argument("--port", type=port_number, metavar="N", help=serve_help)
     add_server_options(parser, with_port=False)
+    add_drive_options(parser, recorded=True)
     # Given without --port they would be ignored: None tells "not given" (the server's defaults apply later).
     parser.set_defaults(host=None, snapshot_budget=None)
 
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
         return serve_recording(args, loaded)
     timeline = recording_timeline(args, loaded, periodic_snapshots=False)
+    check_drives(args.drive, [("the recording", args.recording), ("the guest image", timeline.machine.image.path)])
     progress = ProgressBar(timeline.end) if sys.stderr.isatty() else None
     try:
         with Interrupt().installed() as interrupted:
@@ -82,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             print(file=sys.stderr)
+    export_overlays(timeline.machine, args.drive)  # the disk as the replay left it
     if result.kind == RunKind.INTERRUPTED:
         say(describe_end(result))
         return ExitCode.INTERRUPTED

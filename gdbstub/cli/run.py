@@ -15,8 +15,10 @@ from .common import (
     Interrupt,
     StdoutWriter,
     add_machine_options,
+    check_drives,
     describe_end,
     exit_code,
+    export_overlays,
     instruction_count,
     load_guest,
     machine_config,
@@ -53,6 +55,7 @@ class Tracer:
 
 def run(args: argparse.Namespace) -> int:
     image = load_guest(args.guest, args.load_addr)
+    check_drives(args.drive, [("the guest image", image.path)])
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
     machine = Machine(image, HostInputs(stdin), StdoutWriter(), machine_config(args))
     if args.trace:
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     with Interrupt().installed() as interrupted:
         result = machine.run(args.max_insns, interrupted)
     sys.stdout.flush()
+    export_overlays(machine, args.drive)
     log.info("%s", result.describe())
     if result.kind != RunKind.EXITED:
         say(describe_end(result))

@@ -30,7 +30,9 @@ from .common import (
     UsageError,
     add_machine_options,
     add_server_options,
+    check_drives,
     check_not_overwriting,
+    export_overlays,
     load_guest,
     machine_config,
     open_uart_input,
@@ -143,14 +145,17 @@ def run(args: argparse.Namespace) -> int:
     config = machine_config(args)
     image = load_guest(args.guest, args.load_addr)
     check_server_options(args, [("the guest image", image.path), ("the UART input", args.uart_input)])
+    check_drives(args.drive, [("the guest image", image.path), ("the UART input", args.uart_input)])
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
         live = HostInputs(None if source is None else source.fileno())
         timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",
-                             {"source": "serve"})  # fmt: skip
-        return serve_timeline(args, timeline, header)
+                             {"source": "serve"}, timeline.machine)  # fmt: skip
+        code = serve_timeline(args, timeline, header)
+    export_overlays(timeline.machine, args.drive)  # the disk where gdb left the guest
+    return code
 
 
 def serve_recording(args: argparse.Namespace, loaded: LoadedRecording) -> int:
@@ -158,4 +163,7 @@ def serve_recording(args: argparse.Namespace, loaded: LoadedRecording) -> int:
     timeline = recording_timeline(args, loaded, SnapshotStore(args.snapshot_budget))
     image = timeline.machine.image.path
     check_server_options(args, [("the recording", args.recording), ("the guest image", image)])
-    return serve_timeline(args, timeline, loaded.header)
+    check_drives(args.drive, [("the recording", args.recording), ("the guest image", image)])
+    code = serve_timeline(args, timeline, loaded.header)
+    export_overlays(timeline.machine, args.drive)
+    return code

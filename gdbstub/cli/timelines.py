@@ -8,18 +8,19 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from machine.dma import DriveConfig
 from machine.inputs import InputSource
 from machine.loader import Image
 from machine.machine import Machine, MachineConfig
 from replay.history import HistoryInputs
 from replay.log import RecordingError
 from replay.output import OutputLog
-from replay.recording import LoadedRecording, check_replayable, load_recording
+from replay.recording import Header, LoadedRecording, check_drives, check_replayable, load_recording
 from replay.saver import history_inputs, open_recording
 from replay.store import SnapshotStore
 from replay.timeline import Timeline
 
-from .common import StdoutWriter, load_guest
+from .common import DriveOption, StdoutWriter, load_guest
 
 
 def uart_output(sink: Callable[[int], None]) -> tuple[Callable[[int], None], Callable[[Machine], None]]:
@@ -68,12 +69,23 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
         raise RecordingError("recording header option 'load_addr' is not an address")
     image = load_guest(args.guest or header.image_path, load_addr if isinstance(load_addr, int) else None)
     check_replayable(header, image, args.ram, args.icount_shift)
-    config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift)
+    drives = recorded_drives(header, args.drive)
+    config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift, drives=drives,
+                           virtio_legacy=header.virtio == "legacy")  # fmt: skip
     tx, bind = uart_output(StdoutWriter())
     inputs = history_inputs(loaded)
     try:
         machine = Machine(image, inputs, tx, config)
     except MemoryError:
         raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
+    check_drives(header, machine)
     bind(machine)
     return open_recording(loaded, machine, inputs, store, periodic_snapshots)
+
+
+def recorded_drives(header: Header, given: list[DriveOption]) -> tuple[DriveConfig, ...]:
+    """The recording's drives, at the paths it names or where ``--drive`` says they are now."""
+    if given and len(given) != len(header.drives):
+        raise RecordingError(f"the recording was made with {len(header.drives)} drive(s), --drive names {len(given)}")
+    paths = [d.path for d in given] if given else [d.path for d in header.drives]
+    return tuple(DriveConfig(path, d.readonly) for path, d in zip(paths, header.drives, strict=True))

@@ -1,10 +1,10 @@
-"""A saved recording carries its execution index (format version 4, issue 12 item 5).
+"""A saved recording carries its execution index (format version 5, as version 4 did; issue 12 item 5).
 
 A live timeline runs forward (indexing as it goes), :func:`save_timeline` writes it, :func:`load_recording`
 and :func:`open_recording` give a timeline whose index answers as the live one did for every function of
 the guest over many windows, before it has run anything; backward continues on it stop where they stop
 without the index. Hostile index chunks inside a real recording are ignored with a reason (the rest of the
-recording loads); ``record``'s files stay version 3.
+recording loads); ``record``'s files (no periodic snapshots) carry none.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from machine.results import RunKind
 from replay.code_index import encode_entries
 from replay.events import End
 from replay.history import HistoryInputs
-from replay.log import FORMAT_VERSION, INDEXED_FORMAT_VERSION, MAGIC, ChunkKind, LogReader
+from replay.log import FORMAT_VERSION, MAGIC, ChunkKind, LogReader
 from replay.recording import LoadedRecording, load_recording, make_header
 from replay.saver import RecordingWriter, history_inputs, open_recording, save_timeline
 from replay.store import SnapshotStore
@@ -73,11 +73,11 @@ def chunk_kinds(data: bytes) -> list[int]:
 def test_a_saved_index_answers_as_the_live_one(name: str, tmp_path: Path) -> None:
     live, path = save(name, tmp_path)
     data = path.read_bytes()
-    assert struct.unpack_from("<I", data, len(MAGIC))[0] == INDEXED_FORMAT_VERSION
+    assert struct.unpack_from("<I", data, len(MAGIC))[0] == FORMAT_VERSION
     kinds = chunk_kinds(data)
     assert kinds[-2:] == [ChunkKind.CODE_INDEX, ChunkKind.EVENTS] and kinds.count(ChunkKind.CODE_INDEX) == 1
     loaded = load(data)
-    assert loaded.header.format_version == INDEXED_FORMAT_VERSION and loaded.code_index_problem is None
+    assert loaded.header.format_version == FORMAT_VERSION and loaded.code_index_problem is None
     assert loaded.end is not None and loaded.end.kind == RunKind.EXITED
     assert loaded.code_index is not None and len(loaded.code_index.entries) == len(live.code_index) >= 10
     timeline = opened(name, loaded)  # nothing run yet: the index is there at once

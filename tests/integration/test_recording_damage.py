@@ -147,12 +147,14 @@ class Recording:
     data: bytes
 
 
-GUEST_INPUTS = {"echo": GUESTS / "expected" / "echo.in", "rtc": None, "timer": None}
+GUEST_INPUTS = {"echo": GUESTS / "expected" / "echo.in", "rtc": None, "timer": None, "virtioblk": None}
+DRIVES = {"virtioblk": GUESTS / "inputs" / "disk.img"}  # recorded with this disk (read by path at replay)
 
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]:
-    """echo (UART input), rtc (a host-clock read) and timer (interrupts), each ~17k instructions."""
+    """echo (UART input), rtc (a host-clock read) and timer (interrupts), each ~17k instructions, and virtioblk
+    (a disk read and written: completion events, a disk in every state)."""
     directory = tmp_path_factory.mktemp("recordings")
     empty = directory / "empty.in"
     empty.write_bytes(b"")
@@ -162,6 +164,8 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]
         out = directory / f"{name}.chrec"
         command = [sys.executable, "-m", CLI_MODULE, "record", str(elf), "-o", str(out),
                    "--uart-input", str(uart_input or empty)]  # fmt: skip
+        if name in DRIVES:
+            command += ["--drive", str(DRIVES[name])]
         proc = subprocess.run(command, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         if proc.returncode != 0 or not out.is_file():
             pytest.fail(f"`chronicorn record` of {name} failed (exit {proc.returncode}); stderr:\n"
@@ -692,9 +696,11 @@ CHUNK_LAYOUTS = {
     3: ChunkLayout(struct.Struct("<2sBIIIQQ"), ("tag", "kind", "length", "raw_length", "crc", "first", "last")),
 }
 CHUNK_LAYOUTS[4] = CHUNK_LAYOUTS[3]  # version 4: version 3 plus an execution index chunk
+CHUNK_LAYOUTS[5] = CHUNK_LAYOUTS[3]  # version 5: drives in the header, completion events, disks after the board
 SNAPSHOT, EVENTS, CODE_INDEX = 1, 2, 3  # chunk kinds
-UART_INPUT, HOST_CLOCK, CLOCK_WARP, VERIFY, END = 1, 2, 3, 4, 5  # event kinds
-EVENT_FIELDS = {UART_INPUT: "b", HOST_CLOCK: "v", CLOCK_WARP: "v", VERIFY: "b", END: "vv"}  # b: bytes, v: varint
+UART_INPUT, HOST_CLOCK, CLOCK_WARP, VERIFY, END, IO_COMPLETION = 1, 2, 3, 4, 5, 6  # event kinds
+EVENT_FIELDS = {UART_INPUT: "b", HOST_CLOCK: "v", CLOCK_WARP: "v", VERIFY: "b", END: "vv",
+                IO_COMPLETION: "v"}  # b: bytes, v: varint  # fmt: skip
 
 
 @dataclass
@@ -793,7 +799,7 @@ def read_prefix(raw: bytes, version: int) -> tuple[int, int]:
     """A chunk payload's leading number (events: the prefix icount; snapshots: the log position), its size."""
     if version == 2:
         return struct.unpack_from("<Q", raw)[0], 8
-    if version in (3, 4):
+    if version in (3, 4, 5):
         return read_varint(raw, 0)
     raise UnknownFormat(f"chunk payloads of format version {version}: teach read_prefix")
 
@@ -801,7 +807,7 @@ def read_prefix(raw: bytes, version: int) -> tuple[int, int]:
 def write_prefix(value: int, version: int) -> bytes:
     if version == 2:
         return struct.pack("<Q", value)
-    if version in (3, 4):
+    if version in (3, 4, 5):
         return varint(value)
     raise UnknownFormat(f"chunk payloads of format version {version}: teach write_prefix")
 
@@ -813,7 +819,7 @@ def snapshot_marks(raw: bytes, version: int) -> tuple[int, ...]:
         (length,) = struct.unpack_from("<I", raw, p)
         context = json.loads(raw[p + 4 : p + 4 + length])["context"][0]
         return 0, p, p + 4, p + 4 + length, p + 4 + length + context
-    if version in (3, 4):  # machine.state: 20-byte header | u16 version, u16 count N, N x u64 | u32 pages | ...
+    if version in (3, 4, 5):  # machine.state: 20-byte header | u16 version, u16 count N, N x u64 | u32 pages | ...
         (count,) = struct.unpack_from("<H", raw, p + 22)
         return 0, p, p + 8, p + 20, p + 22, p + 24, p + 24 + 8 * count, p + 28 + 8 * count, p + 36 + 8 * count
     raise UnknownFormat(f"the machine-state encoding of format version {version}: teach snapshot_marks")
@@ -831,7 +837,7 @@ def with_cpu_length(raw: bytes, version: int, size: Callable[[int, int], int]) -
         meta["context"][0] = size(meta["context"][0], 1 << 31)
         body = json.dumps(meta).encode()
         return raw[:p] + struct.pack("<I", len(body)) + body + raw[p + 4 + length :]
-    if version in (3, 4):
+    if version in (3, 4, 5):
         (count,) = struct.unpack_from("<H", raw, p + 22)
         return raw[: p + 22] + struct.pack("<H", min(size(count, 0xFFFF), 0xFFFF)) + raw[p + 24 :]
     raise UnknownFormat(f"the machine-state encoding of format version {version}: teach with_cpu_length")

@@ -19,7 +19,7 @@ from machine.executed import CodeRanges
 from machine.icount import merge_ranges
 from replay.code_index import CodeIndex, Entry, decode_entries, encode_entries
 from replay.log import (
-    FORMAT_VERSION,
+    BASE_FORMAT_VERSION,
     INDEXED_FORMAT_VERSION,
     ChunkKind,
     LogReader,
@@ -239,17 +239,17 @@ def test_an_index_chunk_is_read_from_version_4_files_only() -> None:
     assert chunks[1].first_icount == chunks[1].last_icount == 100 and chunks[1].prefix == 0
     assert len(decode_entries(chunks[1].data, 0, 100, 1 << 20)) == 2
     data = bytearray(container(INDEXED_FORMAT_VERSION, [1, 3]))
-    data[len(b"CHRONREC") : len(b"CHRONREC") + 4] = FORMAT_VERSION.to_bytes(4, "little")
+    data[len(b"CHRONREC") : len(b"CHRONREC") + 4] = BASE_FORMAT_VERSION.to_bytes(4, "little")
     _, chunks, damage = read_all(bytes(data))  # a version 3 file holding one: damage, as old readers see it
     assert [c.kind for c in chunks] == [1] and damage is not None and damage.reason == "bad chunk header"
     with pytest.raises(ValueError, match="no execution index"):
-        container(FORMAT_VERSION, [1, 3])
+        container(BASE_FORMAT_VERSION, [1, 3])
 
 
 def test_unknown_versions_are_refused_by_name() -> None:
     data = bytearray(container(INDEXED_FORMAT_VERSION, [1]))
-    data[len(b"CHRONREC") : len(b"CHRONREC") + 4] = (5).to_bytes(4, "little")
-    with pytest.raises(RecordingError, match="version 5 is not supported .this chronicorn reads 3 and 4"):
+    data[len(b"CHRONREC") : len(b"CHRONREC") + 4] = (6).to_bytes(4, "little")
+    with pytest.raises(RecordingError, match="version 6 is not supported .this chronicorn reads 3, 4, 5"):
         LogReader(io.BytesIO(bytes(data)))
 
 
@@ -273,6 +273,6 @@ def test_a_reader_of_version_3_only_refuses_a_version_4_file_by_its_version() ->
         assert old.FORMAT_VERSION == 3
         with pytest.raises(old.RecordingError, match="version 4 is not supported .this chronicorn reads 3."):
             old.LogReader(io.BytesIO(container(INDEXED_FORMAT_VERSION, [1, 3])))
-        old.LogReader(io.BytesIO(container(FORMAT_VERSION, [1])))  # and reads the files without an index
+        old.LogReader(io.BytesIO(container(BASE_FORMAT_VERSION, [1])))  # and reads the files without an index
     finally:
         del sys.modules["replay._log_v3"]
