@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from tests import uboot
 from tests.conftest import ROOT, require_tool
+from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
 
 SECTOR = 512
 QEMU = "qemu-system-riscv64"
@@ -208,3 +210,64 @@ def test_uboot_session_matches_qemu(tmp_path: Path) -> None:
     assert "Traceback" not in ours.stderr
     assert recording.stat().st_size > 0
     assert sha256(image) == before  # chronicorn's overlay keeps the writes; the image is read-only
+    replayed = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(recording)], cwd=ROOT,
+                              capture_output=True, timeout=600)  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr.decode(errors="replace")
+    assert replayed.stdout.decode(errors="replace") == ours.transcript  # the whole session, byte for byte
+    reverse_debug_the_session(recording, image)
+    assert sha256(image) == before
+
+
+def completion_icounts(recording: Path) -> list[int]:
+    """The icounts of the recording's IoCompletion events (``chronicorn events``)."""
+    listed = subprocess.run([sys.executable, "-m", "gdbstub.cli", "events", str(recording)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    return [int(line.split()[0]) for line in listed.splitlines() if "IoCompletion" in line]
+
+
+def reverse_debug_the_session(recording: Path, image: Path) -> None:
+    """gdb on the recorded U-Boot session (``replay --port``): a breakpoint in U-Boot's virtio-mmio notify path
+    (Debian's uboot.elf is stripped: the instruction after the QueueNotify store, found at a completion's icount)
+    is hit going backward at exactly the logged completions, latest first; a reverse watchpoint on a buffer
+    ``virtio read`` filled stops where the device wrote it, showing the data it had before."""
+    require_gdb()
+    completions = completion_icounts(recording)
+    assert len(completions) >= 10
+    server = ServerProcess(recording, command="replay")
+    gdb = Gdb(uboot.UBOOT_ELF)
+    try:
+        gdb.connect(server.port)
+        notify_next = gdb.seek(completions[0]).pc  # U-Boot polls: the completion lands right after the store
+        gdb.mi(f"-break-insert *{notify_next:#x}")
+        gdb.run("-exec-continue")
+        assert gdb.icount() == completions[1]
+        end_stop = gdb.run("-exec-continue")  # on to the last request ...
+        gdb.mi("-break-delete")
+        end_stop = gdb.run("-exec-continue")  # ... and the end of the session
+        assert "reason" not in end_stop and "No more reverse-execution history" in gdb.output
+        gdb.mi(f"-break-insert *{notify_next:#x}")
+        for expected in reversed(completions[-3:]):  # reverse-continue: the last three requests, latest first
+            stopped = gdb.run("-exec-continue --reverse")
+            assert stopped["reason"] == "breakpoint-hit" and gdb.icount() == expected
+        at = gdb.icount()
+        gdb.run("-exec-step-instruction --reverse")  # back over the QueueNotify store itself
+        assert gdb.icount() == at - 1 and gdb.location().pc < notify_next
+        gdb.mi("-break-delete")
+        # The session's last direct reads into 0x85000000: block 8 after the write (0xa5s), then the disk's last
+        # sector (what the image has there) over it. Going back with a watchpoint: the device's writes, in turn.
+        last_sector = image.read_bytes()[-SECTOR:][:4]
+        gdb.run("-exec-continue")  # the end again
+        gdb.mi('-break-watch "*(unsigned int *)0x85000000"')
+        changes = []
+        for _ in range(2):
+            stopped = gdb.run("-exec-continue --reverse")
+            assert stopped["reason"] == "watchpoint-trigger", stopped
+            changes.append((gdb.icount(), stopped["value"]["old"], stopped["value"]["new"]))
+        assert all(icount in completions for icount, _, _ in changes), (changes, completions[-20:])
+        (_, later, earlier), (_, later2, earlier2) = changes
+        assert int(later, 0) == int.from_bytes(last_sector, "little") and int(earlier, 0) == 0xA5A5A5A5
+        assert int(later2, 0) == 0xA5A5A5A5 and int(earlier2, 0) != 0xA5A5A5A5
+        assert gdb.read_memory(0x85000000, 4) == int(earlier2, 0).to_bytes(4, "little")
+    finally:
+        gdb.close()
+        server.stop()
