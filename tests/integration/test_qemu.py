@@ -112,7 +112,7 @@ def test_opensbi_boots_to_its_banner_as_on_qemu(firmware: str) -> None:
     """
     opensbi = OPENSBI_DIR / firmware
     require_tool(opensbi, "Debian's opensbi package is not installed")
-    ours = run_cli("run", str(opensbi), "--max-insns", "8000000", timeout=300)
+    ours = run_cli("run", str(opensbi), "--max-insns", "16000000", timeout=300)  # (the 8 virtio nodes: ~11M)
     assert ours.returncode == 0, ours.stderr
     text = ours.stdout.decode()
     assert "OpenSBI v" in text and "Platform Name             : riscv-virtio,qemu" in text
