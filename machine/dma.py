@@ -12,6 +12,7 @@ import mmap
 from dataclasses import dataclass
 
 from .devices.virtqueue import GuestMemoryError
+from .overlay import DEFAULT_SPILL_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class DriveConfig:
 
     path: str
     readonly: bool = False
+    spill_after: int = DEFAULT_SPILL_AFTER  # written bytes kept in memory before the overlay spills to a file
 
 
 class DmaMemory:

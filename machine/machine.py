@@ -132,7 +132,7 @@ class Machine:
         try:
             for i, drive in enumerate(config.drives):
                 images.append(DiskImage(drive.path))
-                overlay = DiskOverlay(images[-1], readonly=drive.readonly)
+                overlay = DiskOverlay(images[-1], readonly=drive.readonly, spill_after=drive.spill_after)
                 self.disks[virt.virtio_slot(i)] = VirtioBlk(overlay, legacy=config.virtio_legacy)
         except BaseException:
             for image in images:

@@ -7,12 +7,17 @@ immutable :class:`OverlayState` (a :class:`~machine.ram.PageTable` whose ``None`
 taking one copies only the pages written since the last one and shares every other page with it, as RAM
 images do, so snapshots of a guest that writes a few sectors cost a few pages each.
 
-Not built yet (issue 13): spilling the overlay to a temporary file past a chosen size (it lives in memory).
+Past ``spill_after`` bytes of written pages (64 MiB by default) the overlay spills: every page written from
+then on is kept in an unnamed temporary file (``O_TMPFILE`` in ``$TMPDIR``: never linked into the file system,
+gone with the process) and held as a read-only view of its mapping, so the kernel can write it out instead of
+keeping it in memory. Spilled pages are immutable like the others (a new write makes a new page), so states
+share them just the same; the file only grows (pages no state holds any more are not reused).
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import stat
 import tempfile
@@ -24,6 +29,8 @@ from .ram import NODE_PAGES, PAGE, PageTable
 
 SECTOR = 512
 _HASH_CHUNK = 1 << 20
+DEFAULT_SPILL_AFTER = 64 << 20
+_SPILL_SEGMENT = 16 << 20  # the spill file grows and is mapped by this much at a time
 
 
 class DiskImageError(ImageError):
@@ -106,15 +113,45 @@ def overlay_table(size: int, pages: list[tuple[int, bytes]]) -> PageTable:
     return PageTable(tuple(None if node is None else tuple(node) for node in nodes))
 
 
+class SpillFile:
+    """Pages kept in an unnamed temporary file, each a read-only view of its mapping."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - lives as long as its pages (O_TMPFILE)
+        self._segments: list[mmap.mmap] = []
+        self._used = _SPILL_SEGMENT  # bytes used in the last segment (full: none yet)
+        self.pages = 0
+
+    def store(self, page: bytes | bytearray) -> memoryview:
+        """A read-only view of a copy of ``page`` (4096 bytes) in the file."""
+        if self._used + PAGE > _SPILL_SEGMENT:
+            offset = len(self._segments) * _SPILL_SEGMENT
+            os.ftruncate(self._file.fileno(), offset + _SPILL_SEGMENT)
+            self._segments.append(mmap.mmap(self._file.fileno(), _SPILL_SEGMENT, offset=offset))
+            self._used = 0
+        segment, at = self._segments[-1], self._used
+        segment[at : at + PAGE] = page
+        self._used += PAGE
+        self.pages += 1
+        return memoryview(segment)[at : at + PAGE].toreadonly()
+
+    @property
+    def file_bytes(self) -> int:
+        return len(self._segments) * _SPILL_SEGMENT
+
+
 class DiskOverlay:
     """Reads and writes of one disk: the image underneath, written pages on top (copy on write)."""
 
-    def __init__(self, image: DiskImage, readonly: bool = False) -> None:
+    def __init__(self, image: DiskImage, readonly: bool = False, spill_after: int = DEFAULT_SPILL_AFTER) -> None:
         self.image = image
         self.readonly = readonly
         self.size = image.size
         self._table = PageTable.empty(self.size)  # None: the page as in the image
         self._dirty: dict[int, bytearray] = {}  # pages written since the last save()
+        self._spill_after = spill_after
+        self._kept = 0  # bytes of pages frozen into tables in memory (the spill threshold counts these)
+        self.spill: SpillFile | None = None
 
     # -- guest I/O --------------------------------------------------------------------------
     def _check(self, offset: int, length: int) -> None:
@@ -155,27 +192,41 @@ class DiskOverlay:
             page = self._dirty.get(index)
             if page is None:
                 page = self._dirty[index] = bytearray(self._page(index))
+                if self._kept + PAGE * len(self._dirty) > self._spill_after:
+                    self._freeze()  # past the threshold: what is written goes to the file, not to memory
+                    page = self._dirty[index] = bytearray(self._page(index))
             page[within : within + take] = data[pos : pos + take]
             pos += take
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> OverlayState:
         """The overlay now, sharing every page not written since the last save (or load)."""
-        if self._dirty:
-            nodes = list(self._table.nodes)
-            edited: dict[int, list[bytes | None]] = {}
-            for index, page in self._dirty.items():
-                n = index // NODE_PAGES
-                node = edited.get(n)
-                if node is None:
-                    old = nodes[n]
-                    node = edited[n] = [None] * NODE_PAGES if old is None else list(old)
-                node[index % NODE_PAGES] = bytes(page)
-            for n, node in edited.items():
-                nodes[n] = tuple(node)
-            self._table = PageTable(tuple(nodes))
-            self._dirty.clear()
+        self._freeze()
         return OverlayState(self._table)
+
+    def _freeze(self) -> None:
+        """Move the pages written since the last save into a new table (in memory, or spilled past the limit)."""
+        if not self._dirty:
+            return
+        if self.spill is None and self._kept + PAGE * len(self._dirty) > self._spill_after:
+            self.spill = SpillFile()
+        nodes = list(self._table.nodes)
+        edited: dict[int, list[bytes | memoryview | None]] = {}
+        for index, page in self._dirty.items():
+            n = index // NODE_PAGES
+            node = edited.get(n)
+            if node is None:
+                old = nodes[n]
+                node = edited[n] = [None] * NODE_PAGES if old is None else list(old)
+            if self.spill is None:
+                node[index % NODE_PAGES] = bytes(page)
+                self._kept += PAGE
+            else:
+                node[index % NODE_PAGES] = self.spill.store(page)
+        for n, node in edited.items():
+            nodes[n] = tuple(node)  # type: ignore[assignment]
+        self._table = PageTable(tuple(nodes))  # type: ignore[arg-type]
+        self._dirty.clear()
 
     def load(self, state: OverlayState) -> None:
         """Make the disk as it was when ``state`` was saved."""

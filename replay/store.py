@@ -361,9 +361,11 @@ class SnapshotStore:
 
 
 def _children(obj: object) -> Iterator[object]:
-    """What a held object holds in turn: a snapshot its RAM image, an image its nodes, a node its pages."""
+    """What a held object holds in turn: a snapshot its RAM image and its disks' overlays (page tables too), an
+    image its nodes, a node its pages."""
     if isinstance(obj, Snapshot):
         yield obj.state.ram
+        yield from (disk.overlay.table for disk in obj.state.disks)
     elif isinstance(obj, PageTable):
         yield from (node for node in obj.nodes if node is not None)
     elif isinstance(obj, tuple):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from machine.overlay import SECTOR, DiskImage, DiskImageError, DiskOverlay
+from machine.overlay import DEFAULT_SPILL_AFTER, SECTOR, DiskImage, DiskImageError, DiskOverlay
 from machine.ram import PAGE
 
 SIZE = 5 * PAGE + 3 * SECTOR  # not a whole number of pages: the last page is partial
@@ -33,13 +33,15 @@ OPS = st.lists(
 )
 
 
+@pytest.mark.parametrize("spill_after", [DEFAULT_SPILL_AFTER, 2 * PAGE, 0], ids=["memory", "spills", "all-spilled"])
 @settings(max_examples=60, deadline=None)
 @given(ops=OPS)
-def test_overlay_reads_what_a_bytearray_model_holds_and_states_restore_it(ops: list, tmp_path_factory) -> None:  # noqa: ANN001
+def test_overlay_reads_what_a_bytearray_model_holds_and_states_restore_it(spill_after: int, ops: list,
+                                                                           tmp_path_factory) -> None:  # noqa: ANN001
     path = make_image(tmp_path_factory.mktemp("disk"))
     original = path.read_bytes()
     with DiskImage(path) as image:
-        disk = DiskOverlay(image)
+        disk = DiskOverlay(image, spill_after=spill_after)
         model = bytearray(original)
         saved: list[tuple[object, bytes]] = []
         for op, offset, length, byte in ops:
@@ -121,3 +123,27 @@ def test_image_checks_and_sha256(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(DiskImageError):
         DiskImage(empty)
+
+
+def test_past_the_limit_written_pages_live_in_an_unnamed_file(tmp_path: Path) -> None:
+    """Pages frozen past ``spill_after`` are views of the spill file (not bytes in memory), shared by states."""
+    path = make_image(tmp_path, 64 * PAGE)
+    with DiskImage(path) as image:
+        disk = DiskOverlay(image, spill_after=4 * PAGE)
+        for index in range(3):
+            disk.write(index * PAGE, bytes([index + 1]) * PAGE)
+        first = disk.save()
+        assert disk.spill is None and all(type(page) is bytes for _, page in first.table.chunks())
+        for index in range(3, 12):
+            disk.write(index * PAGE, bytes([index + 1]) * PAGE)
+        second = disk.save()
+        assert disk.spill is not None and disk.spill.pages >= 9 - 1
+        kinds = {offset // PAGE: type(page) for offset, page in second.table.chunks()}
+        assert all(kinds[i] is bytes for i in range(3)) and all(kinds[i] is memoryview for i in range(4, 12))
+        assert [p for _, p in second.table.chunks()][:3] == [p for _, p in first.table.chunks()]  # shared
+        assert os.listdir(tmp_path) == ["disk.img"]  # the spill file has no name
+        disk.load(first)
+        assert disk.read(0, 12 * PAGE) == b"".join(bytes([i + 1]) * PAGE for i in range(3)) + path.read_bytes()[
+            3 * PAGE : 12 * PAGE]  # fmt: skip
+        disk.load(second)
+        assert disk.read(0, 12 * PAGE) == b"".join(bytes([i + 1]) * PAGE for i in range(12))
