@@ -26,7 +26,7 @@ from machine.watch import WatchKind
 from .rsp import commands as c
 from .rsp.codec import BadPacket, Decoder, Event, Interrupt, Nack, Packet, encode
 from .rsp.parse import ParseError, parse
-from .rsp.stops import SIGINT, HistoryEnd, Signal, stop_reply
+from .rsp.stops import SIGINT, HistoryEnd, Signal, Watchpoint, stop_reply
 from .target import EINVAL, ResumeAction, Target, TargetError
 
 if TYPE_CHECKING:
@@ -135,8 +135,8 @@ class Session:
     def stopped(self, outcome: Stop | TargetError) -> list[Action]:
         """The :class:`Run` ended with ``outcome`` (a stop, or the refusal of the target, answered ``Exx``).
 
-        Returns the stop reply (after any console note a :class:`HistoryEnd` carries), then the
-        actions of the packets that arrived behind the run.
+        Returns the stop reply (after any console note a :class:`HistoryEnd` or :class:`Watchpoint` carries),
+        then the actions of the packets that arrived behind the run.
         """
         if self._running is None:
             raise RuntimeError("stopped() without a Run in progress")
@@ -146,7 +146,7 @@ class Session:
             reply = self._reply(_error(outcome.errno))
         else:
             console = b""
-            if isinstance(outcome, HistoryEnd) and outcome.note:
+            if isinstance(outcome, HistoryEnd | Watchpoint) and outcome.note:
                 console = encode(b"O" + outcome.note.encode().hex().encode())
             reply = self._reply(stop_reply(outcome, THREAD_ID), console)
         return _coalesce([reply, *self._drain()])

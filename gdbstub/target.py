@@ -178,9 +178,16 @@ def _history_ends_here(result: RunResult) -> Stop:
     return HistoryEnd(HistoryBoundary.END, f"chronicorn: {text}\n")
 
 
+def _written_by(result: RunResult) -> str:
+    """The console note of a watchpoint a device's write fired (empty for an instruction's access)."""
+    if result.written_by is None:
+        return ""
+    return f"chronicorn: the watched bytes were written by {result.written_by} (shown as the next instruction's)\n"
+
+
 STOP_REPLIES: dict[RunKind, Callable[[RunResult], Stop]] = {
     RunKind.BREAKPOINT: lambda r: Breakpoint(),
-    RunKind.WATCHPOINT: lambda r: Watchpoint(int(r.watch_kind or WatchKind.WRITE), r.fault_addr),
+    RunKind.WATCHPOINT: lambda r: Watchpoint(int(r.watch_kind or WatchKind.WRITE), r.fault_addr, _written_by(r)),
     RunKind.FAULT: lambda r: Signal(FAULT_SIGNALS.get(r.cause, SIGSEGV) if r.cause else SIGSEGV),
     RunKind.INTERRUPTED: lambda r: Signal(SIGINT),
     RunKind.LIMIT: lambda r: Signal(SIGTRAP),  # a completed step

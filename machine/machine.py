@@ -440,20 +440,22 @@ class Machine:
             self.uc.ctl_remove_cache(start, addr + length)
         if written:
             self.engine.forget_code()
-        return self._device_watch_hit(written)
+        return self._device_watch_hit(written, done)
 
-    def _device_watch_hit(self, written: list[tuple[int, int]]) -> RunResult | None:
+    def _device_watch_hit(self, written: list[tuple[int, int]], done: int) -> RunResult | None:
         """A write or access watchpoint over bytes a device just wrote: reported where the data became visible,
-        as if the next instruction had written it (README, "Watchpoints")."""
+        as if the next instruction had written it (README, "Disk I/O and gdb")."""
         if not self.engine.watchpoints:
             return None
+        slots = ", ".join(str(slot) for slot in range(virt.VIRTIO_COUNT) if done >> slot & 1)
+        by = f"the virtio-blk device in slot {slots} completing its requests at icount {self.icount}"
         for addr, length in written:
             for watchpoint in self.engine.watchpoints:
                 hit = watchpoint.hit_by(True, addr, length)
                 if hit is not None:
                     self._last_watch_stop = (self.icount, self.pc)
                     return RunResult(RunKind.WATCHPOINT, self.icount, self.pc, fault_addr=hit,
-                                     watch_kind=watchpoint.kind)  # fmt: skip
+                                     watch_kind=watchpoint.kind, written_by=by)  # fmt: skip
         return None
 
     def _next_input(self) -> int:

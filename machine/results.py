@@ -53,6 +53,7 @@ class RunResult:
     cause: Cause | None = None
     fault_addr: int = 0  # the faulting address, or the watched address accessed
     watch_kind: WatchKind | None = None
+    written_by: str | None = None  # a watchpoint hit by a device's write into RAM: which device, when
 
     def describe(self) -> str:
         """One line for humans."""

@@ -408,7 +408,7 @@ class Timeline:
             return self._result(RunKind.LIMIT)
         self.seek(here)
         return RunResult(RunKind.WATCHPOINT, here, self.machine.pc, fault_addr=hit.fault_addr,
-                         watch_kind=hit.watch_kind)  # fmt: skip
+                         watch_kind=hit.watch_kind, written_by=hit.written_by)  # fmt: skip
 
     def continue_backward(self, interrupted: Interrupted = _never) -> RunResult:
         """Go back to the last breakpoint or watchpoint hit before here (``bc``), or the start.
@@ -440,7 +440,7 @@ class Timeline:
                     position, hit = hits[-1]
                     self.seek(position)
                     return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
-                                     watch_kind=hit.watch_kind)  # fmt: skip
+                                     watch_kind=hit.watch_kind, written_by=hit.written_by)  # fmt: skip
                 window_end = scan_from
                 continue
             if interrupted():

@@ -42,6 +42,7 @@ class Watchpoint:
 
     ztype: int
     addr: int
+    note: str = ""  # shown on gdb's console before the stop (an ``O`` packet): e.g. a device wrote the bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,7 @@ def reverse_debug_the_session(recording: Path, image: Path) -> None:
         for _ in range(2):
             stopped = gdb.run("-exec-continue --reverse")
             assert stopped["reason"] == "watchpoint-trigger", stopped
+            assert "written by the virtio-blk device in slot 7 completing its requests at icount" in gdb.output
             changes.append((gdb.icount(), stopped["value"]["old"], stopped["value"]["new"]))
         assert all(icount in completions for icount, _, _ in changes), (changes, completions[-20:])
         (_, later, earlier), (_, later2, earlier2) = changes

@@ -484,3 +484,29 @@ def test_a_disk_round_trips_through_the_state_encoding(spill_after: int, tmp_pat
     other.write_bytes(image.read_bytes()[:-1] + b"\x01")
     with pytest.raises(StateError, match="written over image sha256"):
         decode_state(data, machine(other))
+
+
+def test_a_device_write_fires_a_watchpoint_where_the_completion_lands() -> None:
+    """The first read fills ``sector_buf`` from the disk: a write watchpoint on it stops the run at the completion
+    boundary (the data already there, the next instruction not run), saying which device wrote it."""
+    from machine.dma import DriveConfig
+    from machine.inputs import ScriptedInputs
+    from machine.loader import load_image
+    from machine.machine import MachineConfig
+    from machine.results import RunKind
+    from machine.watch import WatchKind
+
+    image = load_image(guest("rv64", "virtioblk"))
+    config = MachineConfig(drives=(DriveConfig(str(GUESTS / "inputs" / "disk.img")),))
+    machine = Machine(image, ScriptedInputs(), bytearray().append, config)
+    buf = image.symbols["sector_buf"]
+    machine.add_watchpoint(WatchKind.WRITE, buf, 4)
+    result = machine.run(10_000_000)
+    stores = 0
+    while result.kind == RunKind.WATCHPOINT and result.written_by is None:  # the start-up code clearing .bss
+        stores += 1
+        result = machine.run(10_000_000)
+    assert 0 < stores < 10 and result.kind == RunKind.WATCHPOINT and result.fault_addr == buf
+    assert result.written_by == f"the virtio-blk device in slot 7 completing its requests at icount {result.icount}"
+    sector0 = (GUESTS / "inputs" / "disk.img").read_bytes()[:4]
+    assert machine.memory.read(buf, 4) == sector0 and machine.icount == result.icount
