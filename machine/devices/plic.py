@@ -53,10 +53,12 @@ class Plic:
         """The interrupt line a device drives."""
 
         def set_level(level: bool) -> None:
-            # As QEMU's sifive_plic_irq_request: pending follows the line; a claimed
+            # As Debian's QEMU 7.2 (7.2.22, with "hw/intc: Don't clear pending bits on IRQ lowering"): a raised
+            # line makes the source pending, lowering it does not clear that (only a claim does); a claimed
             # source is not offered again until it is completed.
             self.level[source] = level
-            self.pending[source] = level
+            if level:
+                self.pending[source] = True
             self._update()
 
         return set_level
