@@ -312,6 +312,11 @@ class Engine:
             self.watchpoints.suspended = False
 
     # -- running -------------------------------------------------------------
+    @property
+    def resume_point(self) -> tuple[int, int]:
+        """The (icount, pc) the current run resumed from, where a breakpoint does not fire ((-1, -1): none)."""
+        return self._resume_at
+
     def mark_resume_point(self, resume: bool = True) -> tuple[int, int]:
         """The caller resumes here: a breakpoint at this very (icount, pc) does not fire (unless not ``resume``).
 

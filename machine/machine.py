@@ -423,6 +423,10 @@ class Machine:
         if self._drive_slots:
             pending = self.io_pending
             if pending:
+                if self.pc in self.engine.breakpoints and self.engine.resume_point != (self.icount, self.pc):
+                    # A breakpoint here stops before the completion, as a seek to this icount does: at an icount
+                    # the device's data is not there yet; the next instruction is the first to see it.
+                    return self._result(RunKind.BREAKPOINT)
                 return self._complete_io(pending)
         return None
 
