@@ -257,10 +257,7 @@ def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
     values = read_cpu(arch, state.context)
     out += _U16.pack(CPU_STATE_VERSION) + _U16.pack(len(values))
     out += struct.pack(f"<{len(values)}Q", *values)
-    pages = list(state.ram.chunks())
-    out += _U32.pack(len(pages))
-    for offset, page in pages:
-        out += _U64.pack(offset) + page
+    _write_pages(out, state.ram)
     out += _U16.pack(len(state.devices))
     for name, device_state in state.devices:
         raw = name.encode("ascii")
@@ -273,12 +270,17 @@ def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
         body = encode_fields(disk.config)
         out += _U8.pack(disk.slot) + bytes.fromhex(disk.image_sha256) + _U64.pack(disk.size)
         out += _U16.pack(VirtioBlkState.VERSION) + _U32.pack(len(body)) + body
-        pages = list(disk.overlay.table.chunks())
-        out += _U32.pack(len(pages))
-        for offset, page in pages:
-            out += _U64.pack(offset)
-            out += page  # (a spilled page is a view of the spill file)
+        _write_pages(out, disk.overlay.table)
     return bytes(out)
+
+
+def _write_pages(out: bytearray, table: PageTable) -> None:
+    """u32 count, then (u64 offset, 4096 bytes) per page the table holds, offsets increasing."""
+    pages = list(table.chunks())
+    out += _U32.pack(len(pages))
+    for offset, page in pages:
+        out += _U64.pack(offset)
+        out += page  # (a spilled disk page is a view of the spill file: no bytes + memoryview)
 
 
 DiskShape = tuple[int, int, str]
@@ -346,16 +348,7 @@ def _decode_disks(reader: Reader, shapes: tuple[DiskShape, ...]) -> tuple[DiskSt
         if config_version != VirtioBlkState.VERSION:
             raise StateError(f"disk config version {config_version}, this chronicorn has {VirtioBlkState.VERSION}")
         config = decode_fields(VirtioBlkState, _body(reader, "disk config"))
-        (pages,) = reader.unpack(_U32, "disk page count")
-        if pages > -(-size // PAGE) or pages * (8 + PAGE) > reader.remaining:
-            raise StateError(f"{pages} written disk pages: more than the disk or the bytes left hold")
-        written, previous = [], -1
-        for _ in range(pages):
-            (offset,) = reader.unpack(_U64)
-            if offset % PAGE or offset >= size or offset <= previous:
-                raise StateError(f"disk page at {offset:#x}: not page-aligned, outside the disk, or out of order")
-            written.append((offset, bytes(reader.take(PAGE))))
-            previous = offset
+        written = _read_pages(reader, size, f"disk (slot {slot})")
         disks.append(DiskState(slot, sha256, size, OverlayState(overlay_table(size, written)), config))
     return tuple(disks)
 
@@ -372,18 +365,23 @@ def _decode_cpu(reader: Reader, arch: RiscvArch) -> UcContext:
 
 
 def _decode_ram(reader: Reader, ram_size: int) -> PageTable:
-    (count,) = reader.unpack(_U32, "RAM page count")
-    if count > ram_size // PAGE or count * (8 + PAGE) > reader.remaining:
-        raise StateError(f"{count} RAM pages: more than RAM ({ram_size // PAGE}) or than the bytes left hold")
-    pages = []
-    previous = -1
+    return PageTable.from_chunks(ram_size, _read_pages(reader, ram_size, "RAM"))
+
+
+def _read_pages(reader: Reader, size: int, what: str) -> list[tuple[int, bytes]]:
+    """u32 count, then (u64 offset, 4096 bytes) pages of a ``size``-byte space, offsets increasing."""
+    (count,) = reader.unpack(_U32, f"{what}: page count")
+    limit = -(-size // PAGE)
+    if count > limit or count * (8 + PAGE) > reader.remaining:
+        raise StateError(f"{count} {what} pages: more than {what} has ({limit}) or than the bytes left hold")
+    pages, previous = [], -1
     for _ in range(count):
         (offset,) = reader.unpack(_U64)
-        if offset % PAGE or offset >= ram_size or offset <= previous:
-            raise StateError(f"RAM page at {offset:#x}: not page-aligned, outside RAM, or out of order")
+        if offset % PAGE or offset >= size or offset <= previous:
+            raise StateError(f"{what} page at {offset:#x}: not page-aligned, outside {what}, or out of order")
         pages.append((offset, bytes(reader.take(PAGE))))
         previous = offset
-    return PageTable.from_chunks(ram_size, pages)
+    return pages
 
 
 def _decode_devices(reader: Reader, machine: Machine, version: int) -> tuple[tuple[str, Any], ...]:
