@@ -16,6 +16,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+class NetBackend(Protocol):
+    """Where the guest's Ethernet frames go and where frames for it come from (``machine.net``'s backends)."""
+
+    def send(self, frame: bytes) -> None:
+        """A frame the guest transmitted (without the virtio header)."""
+        ...
+
+    def receive(self) -> bytes | None:
+        """The next frame for the guest, or None when none is ready now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class IdleOutcome:
     """What ends an idle period: virtual time that passes, input that arrives, or neither ever."""
@@ -55,8 +67,50 @@ class InputSource(Protocol):
         a replay answers what the log says for this icount (QEMU's blkreplay)."""
         ...
 
+    def frames_due(self, icount: int, slot: int) -> bool:
+        """Whether the network of the virtio-net device in ``slot`` has a frame for the guest now."""
+        ...
 
-class HostInputs:
+    def poll_frames(self, icount: int, slot: int, space: int) -> list[bytes]:
+        """Frames for the guest from the network of ``slot`` now, at most ``space`` (never blocks). A replay
+        gives the logged ones (QEMU's filter-replay: only what enters the guest is logged)."""
+        ...
+
+    def send_frame(self, icount: int, slot: int, frame: bytes) -> None:
+        """A frame the guest transmitted (a replay drops it: the network is not there)."""
+        ...
+
+
+class NetworkPort:
+    """The live side of the network devices: each slot's backend (``send``, ``receive``), one frame of look-ahead
+    each so that :meth:`frames_due` can answer without taking it."""
+
+    def __init__(self, backends: dict[int, NetBackend] | None = None) -> None:
+        self._backends = dict(backends or {})
+        self._ahead: dict[int, bytes] = {}
+
+    def frames_due(self, icount: int, slot: int) -> bool:
+        if slot not in self._ahead:
+            backend = self._backends.get(slot)
+            frame = backend.receive() if backend is not None else None
+            if frame is None:
+                return False
+            self._ahead[slot] = frame
+        return True
+
+    def poll_frames(self, icount: int, slot: int, space: int) -> list[bytes]:
+        frames: list[bytes] = []
+        while len(frames) < space and self.frames_due(icount, slot):
+            frames.append(self._ahead.pop(slot))
+        return frames
+
+    def send_frame(self, icount: int, slot: int, frame: bytes) -> None:
+        backend = self._backends.get(slot)
+        if backend is not None:
+            backend.send(frame)
+
+
+class HostInputs(NetworkPort):
     """Live inputs: the host clock and a file descriptor (stdin) read by a helper thread.
 
     The thread uses ``os.read`` on the raw descriptor: a daemon thread blocked
@@ -68,7 +122,8 @@ class HostInputs:
     blocks until input arrives, or idles forever once the stream has ended.
     """
 
-    def __init__(self, fd: int | None, sleep: bool = False) -> None:
+    def __init__(self, fd: int | None, sleep: bool = False, networks: dict[int, NetBackend] | None = None) -> None:
+        super().__init__(networks)
         self._sleep = sleep
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._pending = b""
@@ -136,10 +191,12 @@ class HostInputs:
         return IdleOutcome(forever=self._eof and not self._pending)
 
 
-class ScriptedInputs:
+class ScriptedInputs(NetworkPort):
     """Deterministic inputs for tests: a fixed clock and UART bytes offered from given icounts."""
 
-    def __init__(self, clock_ns: int = 0, schedule: list[tuple[int, bytes]] | None = None) -> None:
+    def __init__(self, clock_ns: int = 0, schedule: list[tuple[int, bytes]] | None = None,
+                 networks: dict[int, NetBackend] | None = None) -> None:  # fmt: skip
+        super().__init__(networks)
         self._clock_ns = clock_ns
         self._schedule = sorted(schedule or [], key=lambda item: item[0])
         self._pending = b""

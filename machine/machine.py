@@ -32,7 +32,8 @@ from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
 from .devices.virtio_blk import VirtioBlk
-from .devices.virtio_mmio import LegacyVirtioMmio, VirtioMmio
+from .devices.virtio_mmio import LegacyVirtioMmio, VirtioBackend, VirtioMmio
+from .devices.virtio_net import RX_QUEUE, VirtioNet
 from .dma import DmaMemory, DriveConfig
 from .engine import Cause, Engine, EngineStop, StopKind
 from .executed import CodeRanges
@@ -62,6 +63,7 @@ class MachineConfig:
     prefer_native: bool = True
     drives: tuple[DriveConfig, ...] = ()  # virtio-blk devices, the first in the highest slot (as QEMU)
     virtio_legacy: bool = True  # virtio-mmio Version 1, QEMU 7.2's default (False: Version 2)
+    network: bool = False  # a virtio-net device, in the slot after the drives' (its frames: the input source)
 
 
 class Machine:
@@ -122,9 +124,10 @@ class Machine:
 
     # -- construction ------------------------------------------------------
     def _add_virtio(self, config: MachineConfig) -> None:
-        """The eight virtio-mmio slots, with a virtio-blk per drive from the highest slot down."""
-        if len(config.drives) > virt.VIRTIO_COUNT:
-            raise ImageError(f"{len(config.drives)} drives: the board has {virt.VIRTIO_COUNT} virtio slots")
+        """The eight virtio-mmio slots: a virtio-blk per drive from the highest slot down, then the network."""
+        if len(config.drives) + config.network > virt.VIRTIO_COUNT:
+            raise ImageError(f"{len(config.drives) + config.network} virtio devices: the board has "
+                             f"{virt.VIRTIO_COUNT} slots")  # fmt: skip
         self.dma = DmaMemory(self.ram, virt.RAM_BASE)
         self.disks: dict[int, VirtioBlk] = {}  # slot -> its disk
         transport = LegacyVirtioMmio if config.virtio_legacy else VirtioMmio
@@ -138,14 +141,22 @@ class Machine:
             for image in images:
                 image.close()
             raise
+        self.nets: dict[int, VirtioNet] = {}  # slot -> its network device
+        if config.network:
+            slot = virt.virtio_slot(len(config.drives))
+            self.nets[slot] = VirtioNet(lambda frame, slot=slot: self.inputs.send_frame(self.icount, slot, frame))
+        backends: dict[int, VirtioBackend] = {**self.disks, **self.nets}
         self.virtio: list[VirtioMmio] = []
         for slot in range(virt.VIRTIO_COUNT):
-            # A drive's notifies wait for their completion event (their state: the transport's ``notified``).
-            on_notify = (lambda: None) if slot in self.disks else None
-            device = transport(self.plic.line(virt.VIRTIO_IRQ + slot), self.dma, self.disks.get(slot), on_notify)
+            # A device's notifies wait for their completion event (their state: the transport's ``notified``).
+            on_notify = (lambda: None) if slot in backends else None
+            device = transport(self.plic.line(virt.VIRTIO_IRQ + slot), self.dma, backends.get(slot), on_notify)
             self.virtio.append(device)
             self.devices[f"virtio{slot}"] = device
-        self._drive_slots = [(slot, self.virtio[slot]) for slot in sorted(self.disks)]
+        for slot, net in self.nets.items():
+            net.accepted_features(lambda device=self.virtio[slot]: device.features)
+        self._device_slots = [(slot, self.virtio[slot]) for slot in sorted(backends)]
+        self._net_slots = [(slot, self.virtio[slot], net) for slot, net in sorted(self.nets.items())]
         # What a state from before the board had virtio slots (state format 1) gives them.
         self.virtio_reset_states = {f"virtio{slot}": device.save() for slot, device in enumerate(self.virtio)}
 
@@ -195,7 +206,7 @@ class Machine:
     def io_pending(self) -> int:
         """Virtio slots (a bit each) whose notified requests wait for their completion event."""
         pending = 0
-        for slot, transport in self._drive_slots:
+        for slot, transport in self._device_slots:
             if transport.notified:
                 pending |= 1 << slot
         return pending
@@ -420,24 +431,45 @@ class Machine:
             data = self.inputs.poll_input(self.icount, space)
             if data:
                 self.uart.receive(data)
-        if self._drive_slots:
+        if self._device_slots:
             pending = self.io_pending
-            if pending:
+            due = pending or any(self.inputs.frames_due(self.icount, slot) and transport.available(RX_QUEUE)
+                                 for slot, transport, _ in self._net_slots)  # fmt: skip
+            if due:
                 if self.pc in self.engine.breakpoints and self.engine.resume_point != (self.icount, self.pc):
                     # A breakpoint here stops before the completion, as a seek to this icount does: at an icount
                     # the device's data is not there yet; the next instruction is the first to see it.
                     return self._result(RunKind.BREAKPOINT)
-                return self._complete_io(pending)
+                done = self._complete_io(pending) if pending else 0
+                done |= self._receive_frames()
+                return self._after_device_writes(done) if done else None
         return None
 
-    def _complete_io(self, pending: int) -> RunResult | None:
-        """Complete the requests of the slots the input source says complete now (blkreplay's event)."""
+    def _receive_frames(self) -> int:
+        """Frames the input source has for each network device now, at most one per posted receive buffer;
+        returns the slots that received some (bit per slot)."""
+        received = 0
+        for slot, transport, net in self._net_slots:
+            space = transport.available(RX_QUEUE)
+            if space:
+                frames = self.inputs.poll_frames(self.icount, slot, space)
+                if frames:
+                    net.deliver(frames)
+                    transport.service(RX_QUEUE)
+                    received |= 1 << slot
+        return received
+
+    def _complete_io(self, pending: int) -> int:
+        """Complete the requests of the slots the input source says complete now (blkreplay's event); returns
+        those slots."""
         done = self.inputs.complete_io(self.icount, pending) & pending
-        if not done:
-            return None
         for slot in range(virt.VIRTIO_COUNT):
             if done >> slot & 1:
                 self.virtio[slot].complete()
+        return done
+
+    def _after_device_writes(self, done: int) -> RunResult | None:
+        """Devices of these slots wrote RAM: drop stale translations; a watchpoint hit if they wrote watched bytes."""
         written = self.dma.take_written()
         for addr, length in written:
             start = addr & ~(PAGE - 1)
@@ -452,7 +484,8 @@ class Machine:
         if not self.engine.watchpoints:
             return None
         slots = ", ".join(str(slot) for slot in range(virt.VIRTIO_COUNT) if done >> slot & 1)
-        by = f"the virtio-blk device in slot {slots} completing its requests at icount {self.icount}"
+        kinds = {"virtio-blk" if slot in self.disks else "virtio-net" for slot in range(8) if done >> slot & 1}
+        by = f"the {'/'.join(sorted(kinds))} device in slot {slots} completing its requests at icount {self.icount}"
         for addr, length in written:
             for watchpoint in self.engine.watchpoints:
                 hit = watchpoint.hit_by(True, addr, length)

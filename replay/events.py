@@ -21,6 +21,7 @@ class EventKind(enum.IntEnum):
     VERIFY = 4
     END = 5
     IO_COMPLETION = 6
+    NET_FRAME = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,16 @@ class IoCompletion:
 
 
 @dataclass(frozen=True, slots=True)
+class NetFrame:
+    """An Ethernet frame the network gave the virtio-net device in ``slot`` at ``icount`` (QEMU's filter-replay
+    logs only these, network to guest; what the guest sends is not logged)."""
+
+    icount: int
+    slot: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Verify:
     """A verification point: a digest of the registers at ``icount`` (divergence detection)."""
 
@@ -78,7 +89,7 @@ class End:
     code: int = 0
 
 
-Event = UartInput | HostClock | ClockWarp | IoCompletion | Verify | End
+Event = UartInput | HostClock | ClockWarp | IoCompletion | NetFrame | Verify | End
 
 KIND_OF: dict[type, EventKind] = {
     UartInput: EventKind.UART_INPUT,
@@ -87,4 +98,5 @@ KIND_OF: dict[type, EventKind] = {
     Verify: EventKind.VERIFY,
     End: EventKind.END,
     IoCompletion: EventKind.IO_COMPLETION,
+    NetFrame: EventKind.NET_FRAME,
 }

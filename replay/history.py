@@ -16,9 +16,9 @@ from collections.abc import Callable
 from machine.inputs import IdleOutcome, InputSource
 
 from .errors import ReplayDivergence
-from .events import ClockWarp, HostClock, IoCompletion, UartInput
+from .events import ClockWarp, HostClock, IoCompletion, NetFrame, UartInput
 
-InputEvent = UartInput | HostClock | ClockWarp | IoCompletion
+InputEvent = UartInput | HostClock | ClockWarp | IoCompletion | NetFrame
 
 
 class HistoryInputs:
@@ -83,7 +83,33 @@ class HistoryInputs:
         if self.live is not None and self._is_live(icount):
             return self.live.next_input_icount(icount)
         event = self._next()
-        return event.icount if isinstance(event, UartInput | IoCompletion) else None
+        return event.icount if isinstance(event, UartInput | IoCompletion | NetFrame) else None
+
+    def frames_due(self, icount: int, slot: int) -> bool:
+        if self.live is not None and self._is_live(icount):
+            return self.live.frames_due(icount, slot)
+        event = self._next()
+        return isinstance(event, NetFrame) and event.icount == icount and event.slot == slot
+
+    def poll_frames(self, icount: int, slot: int, space: int) -> list[bytes]:
+        if self.live is not None and self._is_live(icount):
+            frames = self.live.poll_frames(icount, slot, space)
+            for frame in frames:
+                self._append(NetFrame(icount, slot, frame))
+            return frames
+        frames = []
+        while isinstance(event := self._next(), NetFrame) and event.icount <= icount and event.slot == slot:
+            if event.icount < icount:
+                raise ReplayDivergence(icount, f"a network frame logged at icount {event.icount} was not taken")
+            if len(frames) == space:
+                raise ReplayDivergence(icount, f"more network frames logged than the guest has buffers ({space})")
+            frames.append(event.data)
+            self.position += 1
+        return frames
+
+    def send_frame(self, icount: int, slot: int, frame: bytes) -> None:
+        if self.live is not None and self._is_live(icount):
+            self.live.send_frame(icount, slot, frame)
 
     def complete_io(self, icount: int, pending: int) -> int:
         if self.live is not None and self._is_live(icount):
@@ -112,7 +138,7 @@ class HistoryInputs:
         if isinstance(event, ClockWarp) and event.icount == icount:
             self.position += 1
             return IdleOutcome(warp_ns=event.warp_ns)
-        if isinstance(event, UartInput | IoCompletion) and event.icount == icount:
+        if isinstance(event, UartInput | IoCompletion | NetFrame) and event.icount == icount:
             return IdleOutcome()  # the machine polls it next
         if deadline_ns is not None:
             return IdleOutcome(warp_ns=deadline_ns)

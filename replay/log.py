@@ -40,7 +40,7 @@ import zstandard
 
 from machine.results import RunKind
 
-from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, IoCompletion, UartInput, Verify
+from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, IoCompletion, NetFrame, UartInput, Verify
 
 MAGIC = b"CHRONREC"
 # 5: drives and the virtio interface in the header, device completion events, machine states with virtio slots
@@ -138,6 +138,22 @@ def _decode_io(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
     return IoCompletion(icount, slots), pos
 
 
+MAX_FRAME_BYTES = 65536 + 64  # the largest Ethernet frame a network hands the guest, with room to spare
+
+
+def _encode_frame(out: bytearray, event: NetFrame) -> None:
+    put_varint(out, event.slot)
+    _put_bytes(out, event.data)
+
+
+def _decode_frame(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
+    slot, pos = get_varint(buf, pos)
+    data, pos = _get_bytes(buf, pos)
+    if slot > 7 or not 0 < len(data) <= MAX_FRAME_BYTES:
+        raise RecordingError(f"network frame for slot {slot} of {len(data)} bytes: no such slot or frame size")
+    return NetFrame(icount, slot, data), pos
+
+
 VERIFY_DIGEST_BYTES = 16
 
 
@@ -166,6 +182,7 @@ CODECS: dict[EventKind, Codec] = {
     EventKind.HOST_CLOCK: Codec(lambda out, e: put_varint(out, e.ns), _decode_int(HostClock)),  # type: ignore[union-attr]
     EventKind.CLOCK_WARP: Codec(lambda out, e: put_varint(out, e.warp_ns), _decode_int(ClockWarp)),  # type: ignore[union-attr]
     EventKind.IO_COMPLETION: Codec(lambda out, e: put_varint(out, e.slots), _decode_io),  # type: ignore[union-attr]
+    EventKind.NET_FRAME: Codec(_encode_frame, _decode_frame),  # type: ignore[arg-type]
     EventKind.VERIFY: Codec(lambda out, e: _put_bytes(out, e.digest), _decode_verify),  # type: ignore[union-attr]
     EventKind.END: Codec(
         lambda out, e: (put_varint(out, int(e.kind)), put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from machine.arch.riscv import ARCHES
 from machine.dma import DriveConfig
+from machine.inputs import NetBackend
 from machine.loader import Image, ImageError, load_image
 from machine.machine import Machine, MachineConfig
 from machine.results import RunKind, RunResult
@@ -256,6 +257,53 @@ def export_overlays(machine: Machine, drives: Iterable[DriveOption]) -> None:
             say(f"drive {number + 1}: the disk as it ends written to {drive.overlay}")
 
 
+@dataclass(frozen=True, slots=True)
+class NetOption:
+    """``--net none`` or ``--net user[,tftp=DIR][,host=NAME=ADDR...]``."""
+
+    kind: str  # "none" or "user"
+    tftp: str | None = None
+    hosts: tuple[tuple[str, str], ...] = ()
+
+
+def net_option(text: str) -> NetOption:
+    """An argparse type: a ``--net`` value."""
+    kind, *settings = text.split(",")
+    if kind not in ("none", "user"):
+        raise argparse.ArgumentTypeError(f"{kind!r}: the network is 'user' (QEMU's -netdev user) or 'none'")
+    tftp, hosts = None, []
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        if kind == "user" and key == "tftp" and value:
+            if not Path(value).is_dir():
+                raise argparse.ArgumentTypeError(f"tftp={value}: not a directory")
+            tftp = value
+        elif kind == "user" and key == "host" and "=" in value:
+            name, _, addr = value.partition("=")
+            hosts.append((name, addr))
+        else:
+            raise argparse.ArgumentTypeError(f"{setting!r} in {text!r}: expected tftp=DIR or host=NAME=ADDR (user)")
+    return NetOption(kind, tftp, tuple(hosts))
+
+
+def networks(option: NetOption | None, drives: int) -> dict[int, NetBackend]:
+    """The live backend of ``--net``, by the virtio slot its device takes (after the drives)."""
+    if option is None:
+        return {}
+    from machine.net.backend import NoNetwork
+    from machine.net.user import UserNetwork
+
+    from machine.boards.virt import virtio_slot
+
+    slot = virtio_slot(drives)
+    if option.kind == "none":
+        return {slot: NoNetwork()}
+    try:
+        return {slot: UserNetwork(Path(option.tftp) if option.tftp else None, dict(option.hosts))}
+    except ValueError as exc:
+        raise UsageError(f"--net {option.kind}: {exc}") from exc
+
+
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
@@ -267,6 +315,10 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-addr", type=address, help="load address of a raw binary")
     parser.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
     add_drive_options(parser)
+    parser.add_argument("--net", type=net_option, metavar="user[,tftp=DIR][,host=NAME=ADDR]|none",
+                        help="a virtio-net device (after the drives' slots) on QEMU's user-mode network "
+                             "(10.0.2.0/24, DHCP, gateway 10.0.2.2, DNS 10.0.2.3 for the given hosts, TFTP from DIR) "
+                             "or on none")  # fmt: skip
 
 
 def add_server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
@@ -292,6 +344,7 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         prefer_native=not getattr(args, "no_native", False),
         drives=tuple(DriveConfig(d.path, d.readonly) for d in args.drive),
         virtio_legacy=args.virtio == "legacy",
+        network=args.net is not None,
     )
 
 

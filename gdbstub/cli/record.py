@@ -33,6 +33,7 @@ from .common import (
     instruction_count,
     load_guest,
     machine_config,
+    networks,
     open_uart_input,
     say,
 )
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
         writers: list[RecordingWriter] = []
-        live = HostInputs(None if source is None else source.fileno(), sleep=args.sleep == "on")
+        live = HostInputs(None if source is None else source.fileno(), sleep=args.sleep == "on",
+                          networks=networks(args.net, len(args.drive)))  # fmt: skip
         # The machine first: a bad image or option is refused before the output file is touched.
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip

@@ -22,6 +22,7 @@ from .common import (
     instruction_count,
     load_guest,
     machine_config,
+    networks,
     say,
 )
 
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     image = load_guest(args.guest, args.load_addr)
     check_drives(args.drive, [("the guest image", image.path)])
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
-    machine = Machine(image, HostInputs(stdin), StdoutWriter(), machine_config(args))
+    live = HostInputs(stdin, networks=networks(args.net, len(args.drive)))
+    machine = Machine(image, live, StdoutWriter(), machine_config(args))
     if args.trace:
         machine.enable_trace(Tracer(machine.arch.xlen, sys.stderr.buffer))
     with Interrupt().installed() as interrupted:

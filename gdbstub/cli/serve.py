@@ -35,6 +35,7 @@ from .common import (
     export_overlays,
     load_guest,
     machine_config,
+    networks,
     open_uart_input,
     say,
 )
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
-        live = HostInputs(None if source is None else source.fileno())
+        live = HostInputs(None if source is None else source.fileno(), networks=networks(args.net, len(args.drive)))
         timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",
                              {"source": "serve"}, timeline.machine)  # fmt: skip

@@ -368,6 +368,17 @@ class VirtioMmio:
 
         return defer
 
+    def available(self, queue: int) -> int:
+        """Chains the driver has made available on ``queue`` and the device not taken (0: none, or the queue is
+        not live or is malformed: servicing it will say so)."""
+        if self._backend() is None or not 0 <= queue < MAX_QUEUES or not self._is_live(queue):
+            return 0
+        memory = _Memory(self._read_memory, self._write_memory, self._check_memory)
+        try:
+            return Virtqueue(memory, self._layout(queue), self.last_avail_idx[queue], self.used_idx[queue]).pending()
+        except (VirtqueueError, GuestMemoryError):
+            return 0
+
     def complete(self) -> None:
         """Carry out every notified queue's requests now (the completion event of deferred notifies)."""
         notified, self.notified = self.notified, 0

@@ -40,8 +40,8 @@ MACHINE_NOT_STATE = {
     "arch", "image", "config", "inputs", "fdt_addr", "regions",  # what the machine was built from
     "clock", "uc", "hart", "counter", "engine", "ram", "_ram_ptr", "ram_pages", "registers", "memory",  # parts
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
-    "virtio", "_drive_slots", "virtio_reset_states",  # the virtio slots (devices too)
-    "disks", "dma",  # the drives (their state: MachineState.disks) and the devices' way into RAM
+    "virtio", "_device_slots", "_net_slots", "virtio_reset_states",  # the virtio slots (devices too)
+    "disks", "nets", "dma",  # drives (their state: MachineState.disks), network devices (stateless), RAM for devices
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
