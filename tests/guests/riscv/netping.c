@@ -1,0 +1,1249 @@
+/*
+ * netping: a small polling virtio-net driver over virtio-mmio (legacy,
+ * Version 1, and modern, Version 2) that talks to QEMU's user-mode network
+ * (slirp: -netdev user,id=n0 -device virtio-net-device,netdev=n0).
+ *
+ * The guest scans the eight virtio-mmio slots for a network device (DeviceID
+ * 1), negotiates VIRTIO_NET_F_MAC and VIRTIO_NET_F_STATUS (and VERSION_1 on
+ * Version 2), nothing else, sets up RX queue 0 (8 posted buffers) and TX queue
+ * 1, then:
+ *   1. prints the MAC and the link status from config space;
+ *   2. DHCP: DISCOVER, OFFER, REQUEST, ACK (address, server, router, DNS,
+ *      netmask, lease time);
+ *   3. ARP for the router (10.0.2.2);
+ *   4. three ICMP echo requests to the router, with payloads of 32, 256 and
+ *      1472 bytes (the largest fills a 1514-byte frame);
+ *   5. a UDP round trip with slirp's own TFTP server (10.0.2.2:69): a read
+ *      request, which QEMU answers with a TFTP error since no tftp= directory
+ *      is given; then a DNS A query to 10.0.2.3, whose answer comes from the
+ *      host's resolver: only the fact that the query was sent is printed,
+ *      the reply (or its absence) is consumed silently;
+ *   6. prints "netping done" and exits through the finisher.
+ *
+ * Every wait is a bounded count of polls of the RX used ring (no clock, no
+ * interrupts), so the output does not depend on timing. Each step prints what
+ * it received, including frame lengths and whether the checksums verified.
+ * The line "virtio-mmio slot N version V ..." is the only one that differs
+ * between the legacy and the modern interface (device features, header
+ * size): tests compare everything else with expected/netping.out.
+ *
+ * On an error the guest prints "error: WHAT", sets FAILED in Status and exits
+ * with a code from 2 to 40 (see fail() calls).
+ */
+#include <stdint.h>
+#include "platform.h"
+#include "uart.h"
+
+/* ---- virtio-mmio registers ------------------------------------------ */
+#define VIRTIO_MMIO_BASE(i)   (0x10001000UL + 0x1000UL * (i))
+#define VIRTIO_MMIO_SLOTS     8
+
+#define VM_MAGIC              0x000
+#define VM_VERSION            0x004
+#define VM_DEVICE_ID          0x008
+#define VM_DEVICE_FEATURES    0x010
+#define VM_DEVICE_FEATURES_SEL 0x014
+#define VM_DRIVER_FEATURES    0x020
+#define VM_DRIVER_FEATURES_SEL 0x024
+#define VM_GUEST_PAGE_SIZE    0x028   /* legacy */
+#define VM_QUEUE_SEL          0x030
+#define VM_QUEUE_NUM_MAX      0x034
+#define VM_QUEUE_NUM          0x038
+#define VM_QUEUE_ALIGN        0x03c   /* legacy */
+#define VM_QUEUE_PFN          0x040   /* legacy */
+#define VM_QUEUE_READY        0x044   /* modern */
+#define VM_QUEUE_NOTIFY       0x050
+#define VM_INTERRUPT_STATUS   0x060
+#define VM_INTERRUPT_ACK      0x064
+#define VM_STATUS             0x070
+#define VM_QUEUE_DESC_LOW     0x080   /* modern */
+#define VM_QUEUE_DESC_HIGH    0x084
+#define VM_QUEUE_DRIVER_LOW   0x090
+#define VM_QUEUE_DRIVER_HIGH  0x094
+#define VM_QUEUE_DEVICE_LOW   0x0a0
+#define VM_QUEUE_DEVICE_HIGH  0x0a4
+#define VM_CONFIG_GENERATION  0x0fc   /* modern */
+#define VM_CONFIG             0x100
+
+#define VIRTIO_MAGIC          0x74726976u   /* "virt" */
+#define VIRTIO_ID_NET         1
+
+#define STATUS_ACKNOWLEDGE    1u
+#define STATUS_DRIVER         2u
+#define STATUS_DRIVER_OK      4u
+#define STATUS_FEATURES_OK    8u
+#define STATUS_FAILED         128u
+
+#define VIRTIO_NET_F_MAC      5             /* feature bits, low word */
+#define VIRTIO_NET_F_STATUS   16
+#define VIRTIO_F_VERSION_1    32            /* high word bit 0 */
+
+#define VIRTIO_NET_S_LINK_UP  1u
+#define VIRTIO_NET_S_ANNOUNCE 2u
+
+/* Config space: mac[6] at 0, status (le16) at 6. */
+#define NET_CFG_MAC           0
+#define NET_CFG_STATUS        6
+
+#define VIRTQ_DESC_F_NEXT     1u
+#define VIRTQ_DESC_F_WRITE    2u
+
+#define RXQ                   0u
+#define TXQ                   1u
+#define QSIZE                 16u           /* entries per queue */
+#define PAGE_SIZE             4096u
+#define RX_BUFS               8u            /* posted RX buffers, 2 descriptors each */
+#define NET_HDR_MAX           12u           /* 10 legacy, 12 with VERSION_1 */
+#define FRAME_MAX             1526u         /* RX data buffer (any 1514-byte frame fits) */
+#define ETH_ZLEN              60u           /* frames sent are padded to this */
+
+/*
+ * Poll bounds (iterations of a loop that reads a used ring's idx once, about
+ * 2 ns each on QEMU). QEMU answers within a few million polls (the first frame
+ * sent takes the longest, 1-5 ms); the bounds only decide how long "no reply"
+ * takes: about 1 s for REPLY_POLLS and TX_POLLS, 20 ms for DNS_POLLS (the DNS
+ * reply, if any, is not printed, so waiting longer gains nothing).
+ */
+#define REPLY_POLLS           500000000ul
+#define TX_POLLS              500000000ul
+#define DNS_POLLS             10000000ul
+
+/* ---- rings: one layout for both interfaces (see virtioblk.c) ---------- */
+struct virtq_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+};
+
+struct virtq_avail {
+    uint16_t flags;
+    uint16_t idx;
+    uint16_t ring[QSIZE];
+    uint16_t used_event;
+};
+
+struct virtq_used_elem {
+    uint32_t id;
+    uint32_t len;
+};
+
+struct virtq_used {
+    uint16_t flags;
+    uint16_t idx;
+    struct virtq_used_elem ring[QSIZE];
+    uint16_t avail_event;
+};
+
+struct vring {
+    struct virtq_desc desc[QSIZE];                          /* offset 0 */
+    struct virtq_avail avail;                               /* offset 16 * QSIZE */
+    uint8_t pad[PAGE_SIZE - 16 * QSIZE - sizeof(struct virtq_avail)];
+    struct virtq_used used;                                 /* offset 4096 */
+};
+
+_Static_assert(__builtin_offsetof(struct vring, used) == PAGE_SIZE, "used ring at 4096");
+
+static struct vring rxring __attribute__((aligned(PAGE_SIZE)));
+static struct vring txring __attribute__((aligned(PAGE_SIZE)));
+
+/* RX buffer i: descriptor 2i = its virtio-net header, 2i+1 = its frame. */
+static uint8_t rx_hdr[RX_BUFS][16] __attribute__((aligned(16)));
+static uint8_t rx_data[RX_BUFS][FRAME_MAX] __attribute__((aligned(16)));
+/* TX: descriptor 0 = header, 1 = frame; one frame in flight. */
+static uint8_t tx_hdr[16] __attribute__((aligned(16)));
+static uint8_t tx_frame[FRAME_MAX] __attribute__((aligned(16)));
+static unsigned tx_len;
+/* The frame a wait matched, copied out of its RX buffer. */
+static uint8_t rx_frame[FRAME_MAX] __attribute__((aligned(16)));
+static unsigned rx_len;
+
+static uintptr_t base;
+static uint32_t version;
+static unsigned net_hdr_len;
+static uint16_t rx_avail_idx, rx_used_seen;
+static uint16_t tx_avail_idx, tx_used_seen;
+static unsigned long frames_ignored, arp_requests_answered;
+
+/* ---- network state --------------------------------------------------- */
+static uint8_t my_mac[6];
+static uint32_t my_ip;                  /* host order; 0 until the DHCP ACK */
+static uint16_t ip_ident = 1;
+
+static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+#define ETHERTYPE_IP          0x0800
+#define ETHERTYPE_ARP         0x0806
+#define IPPROTO_ICMP          1
+#define IPPROTO_UDP           17
+
+#define DHCP_XID              0x6e657470u   /* "netp" */
+#define ICMP_ID               0x4e50u       /* "NP" */
+#define DNS_ID                0x4e51u
+#define DNS_PORT_LOCAL        49153u
+#define TFTP_PORT_LOCAL       49154u
+
+static inline void fence(void) { __asm__ volatile ("fence rw, rw" ::: "memory"); }
+
+static inline uint32_t rd(unsigned off) { return MMIO32(base + off); }
+static inline void wr(unsigned off, uint32_t v) { MMIO32(base + off) = v; }
+
+static int fail(int code, const char *what)
+{
+    uart_puts("error: ");
+    uart_puts(what);
+    uart_putc('\n');
+    if (base)
+        wr(VM_STATUS, rd(VM_STATUS) | STATUS_FAILED);
+    return code;
+}
+
+/* ---- printing --------------------------------------------------------- */
+static void put_hex8(uint8_t v)
+{
+    uart_putc("0123456789abcdef"[v >> 4]);
+    uart_putc("0123456789abcdef"[v & 0xf]);
+}
+
+static void put_hex16(uint16_t v)
+{
+    put_hex8((uint8_t)(v >> 8));
+    put_hex8((uint8_t)v);
+}
+
+static void put_hex32(uint32_t v)
+{
+    put_hex16((uint16_t)(v >> 16));
+    put_hex16((uint16_t)v);
+}
+
+static void put_mac(const uint8_t *m)
+{
+    for (int i = 0; i < 6; i++) {
+        if (i)
+            uart_putc(':');
+        put_hex8(m[i]);
+    }
+}
+
+static void put_ip(uint32_t a)
+{
+    for (int s = 24; s >= 0; s -= 8) {
+        uart_putdec((a >> s) & 0xff);
+        if (s)
+            uart_putc('.');
+    }
+}
+
+/* ---- byte order and checksums ------------------------------------------ */
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, v >> 16);
+    put16(p + 2, v);
+}
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, unsigned n)
+{
+    while (n > 1) {
+        sum += get16(p);
+        p += 2;
+        n -= 2;
+    }
+    if (n)
+        sum += (uint32_t)p[0] << 8;
+    return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* The UDP pseudo-header (RFC 768) plus the UDP header and data at udp. */
+static uint16_t udp_csum(const uint8_t *ip, const uint8_t *udp, unsigned udp_len)
+{
+    uint32_t sum = csum_add(0, ip + 12, 8);   /* source and destination */
+    sum += IPPROTO_UDP + udp_len;
+    return csum_fold(csum_add(sum, udp, udp_len));
+}
+
+/* ---- virtqueues --------------------------------------------------------- */
+static void set_desc(struct vring *r, unsigned i, const void *addr, uint32_t len,
+                     uint16_t flags, uint16_t next)
+{
+    r->desc[i].addr = (uint64_t)(uintptr_t)addr;
+    r->desc[i].len = len;
+    r->desc[i].flags = flags;
+    r->desc[i].next = next;
+}
+
+static int setup_queue(unsigned q, struct vring *r)
+{
+    wr(VM_QUEUE_SEL, q);
+    if ((version == 1 ? rd(VM_QUEUE_PFN) : rd(VM_QUEUE_READY)) != 0)
+        return -1;
+    if (rd(VM_QUEUE_NUM_MAX) < QSIZE)
+        return -1;
+    wr(VM_QUEUE_NUM, QSIZE);
+    uintptr_t desc = (uintptr_t)&r->desc, drv = (uintptr_t)&r->avail,
+              dev = (uintptr_t)&r->used;
+    if (version == 1) {
+        wr(VM_QUEUE_ALIGN, PAGE_SIZE);
+        wr(VM_QUEUE_PFN, (uint32_t)(desc / PAGE_SIZE));
+    } else {
+        wr(VM_QUEUE_DESC_LOW, (uint32_t)desc);
+        wr(VM_QUEUE_DESC_HIGH, (uint32_t)((uint64_t)desc >> 32));
+        wr(VM_QUEUE_DRIVER_LOW, (uint32_t)drv);
+        wr(VM_QUEUE_DRIVER_HIGH, (uint32_t)((uint64_t)drv >> 32));
+        wr(VM_QUEUE_DEVICE_LOW, (uint32_t)dev);
+        wr(VM_QUEUE_DEVICE_HIGH, (uint32_t)((uint64_t)dev >> 32));
+        wr(VM_QUEUE_READY, 1);
+    }
+    return 0;
+}
+
+/* Make RX buffer i available again (no notify). */
+static void rx_post(unsigned i)
+{
+    volatile struct virtq_avail *avail = &rxring.avail;
+    avail->ring[rx_avail_idx % QSIZE] = (uint16_t)(2 * i);
+    fence();                        /* ring entry before idx */
+    avail->idx = ++rx_avail_idx;
+    fence();                        /* idx before the notify */
+}
+
+static void rx_init(void)
+{
+    for (unsigned i = 0; i < RX_BUFS; i++) {
+        set_desc(&rxring, 2 * i, rx_hdr[i], net_hdr_len,
+                 VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, (uint16_t)(2 * i + 1));
+        set_desc(&rxring, 2 * i + 1, rx_data[i], FRAME_MAX, VIRTQ_DESC_F_WRITE, 0);
+        rx_post(i);
+    }
+}
+
+/*
+ * Send tx_frame[0..tx_len) (padded with zeros to 60 bytes) behind an all-zero
+ * virtio-net header and wait for the device to return the chain.
+ */
+static int tx_send(void)
+{
+    volatile struct virtq_avail *avail = &txring.avail;
+    volatile struct virtq_used *used = &txring.used;
+
+    while (tx_len < ETH_ZLEN)
+        tx_frame[tx_len++] = 0;
+    for (unsigned j = 0; j < net_hdr_len; j++)
+        tx_hdr[j] = 0;
+    set_desc(&txring, 0, tx_hdr, net_hdr_len, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(&txring, 1, tx_frame, tx_len, 0, 0);
+
+    avail->ring[tx_avail_idx % QSIZE] = 0;
+    fence();
+    avail->idx = ++tx_avail_idx;
+    fence();
+    wr(VM_QUEUE_NOTIFY, TXQ);
+
+    unsigned long polls = TX_POLLS;
+    while (used->idx == tx_used_seen)
+        if (--polls == 0)
+            return -1;
+    fence();
+    uint32_t id = used->ring[tx_used_seen % QSIZE].id;
+    tx_used_seen++;
+    wr(VM_INTERRUPT_ACK, rd(VM_INTERRUPT_STATUS));
+#ifdef NETPING_VERBOSE
+    uart_puts("  [tx ");
+    uart_putdec(tx_len);
+    uart_puts(" bytes, used len ");
+    uart_putdec(used->ring[(uint16_t)(tx_used_seen - 1) % QSIZE].len);
+    uart_puts(", polls ");
+    uart_putdec(TX_POLLS - polls);
+    uart_puts("]\n");
+#endif
+    return id == 0 ? 0 : -1;
+}
+
+/* ---- frame building ------------------------------------------------------- */
+static uint8_t *eth_start(const uint8_t *dst, uint16_t type)
+{
+    for (unsigned j = 0; j < 6; j++) {
+        tx_frame[j] = dst[j];
+        tx_frame[6 + j] = my_mac[j];
+    }
+    put16(tx_frame + 12, type);
+    return tx_frame + 14;
+}
+
+/* Ethernet + IPv4 header (no options, TTL 64, DF clear); returns the payload. */
+static uint8_t *ip_start(const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint8_t proto)
+{
+    uint8_t *ip = eth_start(dst_mac, ETHERTYPE_IP);
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put16(ip + 2, 0);               /* total length: ip_finish */
+    put16(ip + 4, ip_ident++);
+    put16(ip + 6, 0);
+    ip[8] = 64;
+    ip[9] = proto;
+    put16(ip + 10, 0);
+    put32(ip + 12, src);
+    put32(ip + 16, dst);
+    return ip + 20;
+}
+
+static void ip_finish(unsigned payload_len)
+{
+    uint8_t *ip = tx_frame + 14;
+    put16(ip + 2, 20 + payload_len);
+    put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+    tx_len = 14 + 20 + payload_len;
+}
+
+static uint8_t *udp_start(const uint8_t *dst_mac, uint32_t src, uint32_t dst,
+                          uint16_t sport, uint16_t dport)
+{
+    uint8_t *udp = ip_start(dst_mac, src, dst, IPPROTO_UDP);
+    put16(udp, sport);
+    put16(udp + 2, dport);
+    return udp + 8;
+}
+
+static void udp_finish(unsigned payload_len)
+{
+    uint8_t *ip = tx_frame + 14, *udp = ip + 20;
+    unsigned len = 8 + payload_len;
+    put16(udp + 4, len);
+    put16(udp + 6, 0);
+    uint16_t c = udp_csum(ip, udp, len);
+    put16(udp + 6, c ? c : 0xffff);
+    ip_finish(len);
+}
+
+/* ---- frame parsing --------------------------------------------------------- */
+struct ipv4 {
+    const uint8_t *hdr;             /* the IP header in rx_frame, or 0 */
+    const uint8_t *payload;
+    unsigned hlen, len;             /* header length, payload length */
+    uint32_t src, dst;
+    uint8_t proto;
+    int csum_ok;
+};
+
+/* IPv4 in a received frame (f, n); 0 if it is not one (or truncated). */
+static int parse_ip(const uint8_t *f, unsigned n, struct ipv4 *p)
+{
+    if (n < 34 || get16(f + 12) != ETHERTYPE_IP)
+        return 0;
+    const uint8_t *ip = f + 14;
+    unsigned hlen = (ip[0] & 0xfu) * 4u, total = get16(ip + 2);
+    if ((ip[0] >> 4) != 4 || hlen < 20 || total < hlen || 14 + total > n)
+        return 0;
+    p->hdr = ip;
+    p->hlen = hlen;
+    p->payload = ip + hlen;
+    p->len = total - hlen;
+    p->src = get32(ip + 12);
+    p->dst = get32(ip + 16);
+    p->proto = ip[9];
+    p->csum_ok = csum_fold(csum_add(0, ip, hlen)) == 0;
+    return 1;
+}
+
+/* UDP to port dport in a received frame: its data and length in data, len. */
+static int parse_udp(const uint8_t *f, unsigned n, struct ipv4 *p, uint16_t dport,
+                     const uint8_t **data, unsigned *len)
+{
+    if (!parse_ip(f, n, p) || p->proto != IPPROTO_UDP || p->len < 8)
+        return 0;
+    const uint8_t *udp = p->payload;
+    unsigned ulen = get16(udp + 4);
+    if (get16(udp + 2) != dport || ulen < 8 || ulen > p->len)
+        return 0;
+    *data = udp + 8;
+    *len = ulen - 8;
+    return 1;
+}
+
+static int udp_csum_ok(const struct ipv4 *p)
+{
+    const uint8_t *udp = p->payload;
+    unsigned ulen = get16(udp + 4);
+    if (get16(udp + 6) == 0)
+        return 1;                   /* no checksum */
+    uint32_t sum = csum_add(0, p->hdr + 12, 8);
+    sum += IPPROTO_UDP + ulen;
+    return csum_fold(csum_add(sum, udp, ulen)) == 0;
+}
+
+/* Answer an ARP request for our address (silently). */
+static void arp_answer(const uint8_t *f, unsigned n)
+{
+    if (!my_ip || n < 42 || get16(f + 12) != ETHERTYPE_ARP)
+        return;
+    const uint8_t *a = f + 14;
+    if (get16(a) != 1 || get16(a + 2) != ETHERTYPE_IP || a[4] != 6 || a[5] != 4
+        || get16(a + 6) != 1 || get32(a + 24) != my_ip)
+        return;
+    uint8_t save[FRAME_MAX];
+    unsigned save_len = tx_len;
+    for (unsigned j = 0; j < save_len; j++)
+        save[j] = tx_frame[j];
+    uint8_t *r = eth_start(a + 8, ETHERTYPE_ARP);
+    put16(r, 1);
+    put16(r + 2, ETHERTYPE_IP);
+    r[4] = 6;
+    r[5] = 4;
+    put16(r + 6, 2);
+    for (unsigned j = 0; j < 6; j++) {
+        r[8 + j] = my_mac[j];
+        r[18 + j] = a[8 + j];
+    }
+    put32(r + 14, my_ip);
+    for (unsigned j = 0; j < 4; j++)
+        r[24 + j] = a[14 + j];
+    tx_len = 42;
+    tx_send();
+    arp_requests_answered++;
+    for (unsigned j = 0; j < save_len; j++)
+        tx_frame[j] = save[j];
+    tx_len = save_len;
+}
+
+typedef int (*frame_match)(const uint8_t *f, unsigned n);
+
+/*
+ * Poll the RX used ring, at most `polls` times, for a frame that `match`
+ * accepts; copy it to rx_frame/rx_len. Every RX buffer is reposted (and the RX
+ * queue notified) as soon as it has been looked at; ARP requests for our
+ * address are answered; anything else is counted in frames_ignored.
+ * Returns 0, or -1 if no frame matched in time.
+ */
+static int rx_wait(frame_match match, unsigned long polls)
+{
+    volatile struct virtq_used *used = &rxring.used;
+#ifdef NETPING_VERBOSE
+    unsigned long start = polls;
+#endif
+    while (polls--) {
+        if (used->idx == rx_used_seen)
+            continue;
+        fence();                    /* idx before the element and the data */
+        volatile struct virtq_used_elem *e = &used->ring[rx_used_seen % QSIZE];
+        uint32_t id = e->id, len = e->len;
+        rx_used_seen++;
+        wr(VM_INTERRUPT_ACK, rd(VM_INTERRUPT_STATUS));
+        unsigned i = id / 2;
+        if ((id & 1) || i >= RX_BUFS || len < net_hdr_len || len > net_hdr_len + FRAME_MAX) {
+            uart_puts("error: bad RX used element\n");
+            guest_exit(40);
+        }
+        unsigned n = len - net_hdr_len;
+        const uint8_t *f = rx_data[i];
+#ifdef NETPING_VERBOSE
+        uart_puts("  [rx buf ");
+        uart_putdec(i);
+        uart_puts(" len ");
+        uart_putdec(n);
+        uart_puts(" type ");
+        put_hex16(n >= 14 ? get16(f + 12) : 0);
+        uart_puts(" dst ");
+        put_mac(f);
+        uart_puts(" hdr");
+        for (unsigned j = 0; j < net_hdr_len; j++) {
+            uart_putc(' ');
+            put_hex8(rx_hdr[i][j]);
+        }
+        uart_puts(", after ");
+        uart_putdec(start - polls);
+        uart_puts(" polls]\n");
+#endif
+        int ok = match(f, n);
+        if (ok) {
+            for (unsigned j = 0; j < n; j++)
+                rx_frame[j] = f[j];
+            rx_len = n;
+        } else {
+            arp_answer(f, n);
+            frames_ignored++;
+        }
+        rx_post(i);
+        wr(VM_QUEUE_NOTIFY, RXQ);
+        if (ok)
+            return 0;
+    }
+    return -1;
+}
+
+/* "NAME: from MAC to MAC, len N" for the frame in rx_frame. */
+static void put_frame_line(const char *name)
+{
+    uart_puts(name);
+    uart_puts(": from ");
+    put_mac(rx_frame + 6);
+    uart_puts(" to ");
+    put_mac(rx_frame);
+    uart_puts(", len ");
+    uart_putdec(rx_len);
+}
+
+static void put_ip_line(const struct ipv4 *p)
+{
+    uart_puts(", ");
+    put_ip(p->src);
+    uart_puts(" -> ");
+    put_ip(p->dst);
+    uart_puts(" ttl ");
+    uart_putdec(p->hdr[8]);
+    uart_puts(p->csum_ok ? " ip-csum ok" : " ip-csum BAD");
+}
+
+/* ---- DHCP (RFC 2131) ----------------------------------------------------------- */
+#define BOOTP_LEN             300u          /* 236 + 64-byte vend (RFC 1542 minimum) */
+#define DHCP_DISCOVER         1
+#define DHCP_OFFER            2
+#define DHCP_REQUEST          3
+#define DHCP_ACK              5
+#define DHCP_NAK              6
+
+struct dhcp_info {
+    int type;
+    uint32_t yiaddr, server, router, dns, mask, lease;
+    uint8_t opts[24];               /* option codes in order of appearance */
+    unsigned nopts;
+};
+
+static struct dhcp_info dhcp;
+static uint32_t offered_ip, server_id;
+
+static void dhcp_send(int type)
+{
+    uint8_t *b = udp_start(bcast_mac, 0, 0xffffffffu, 68, 67);
+    for (unsigned j = 0; j < BOOTP_LEN; j++)
+        b[j] = 0;
+    b[0] = 1;                       /* BOOTREQUEST */
+    b[1] = 1;                       /* Ethernet */
+    b[2] = 6;
+    put32(b + 4, DHCP_XID);
+    for (unsigned j = 0; j < 6; j++)
+        b[28 + j] = my_mac[j];
+    uint8_t *o = b + 236;
+    put32(o, 0x63825363u);          /* magic cookie */
+    o += 4;
+    *o++ = 53;                      /* message type */
+    *o++ = 1;
+    *o++ = (uint8_t)type;
+    if (type == DHCP_REQUEST) {
+        *o++ = 50;                  /* requested address */
+        *o++ = 4;
+        put32(o, offered_ip);
+        o += 4;
+        *o++ = 54;                  /* server identifier */
+        *o++ = 4;
+        put32(o, server_id);
+        o += 4;
+    }
+    *o++ = 55;                      /* parameter request list */
+    *o++ = 4;
+    *o++ = 1;                       /* subnet mask */
+    *o++ = 3;                       /* router */
+    *o++ = 6;                       /* DNS */
+    *o++ = 51;                      /* lease time */
+    *o = 255;
+    udp_finish(BOOTP_LEN);
+}
+
+static int dhcp_wanted;
+
+static int dhcp_match(const uint8_t *f, unsigned n)
+{
+    struct ipv4 ip;
+    const uint8_t *b;
+    unsigned len;
+    if (!parse_udp(f, n, &ip, 68, &b, &len) || len < 240 || b[0] != 2
+        || get32(b + 4) != DHCP_XID || get32(b + 236) != 0x63825363u)
+        return 0;
+    for (unsigned j = 0; j < 6; j++)
+        if (b[28 + j] != my_mac[j])
+            return 0;
+    /* Options. */
+    struct dhcp_info d = { 0 };
+    d.yiaddr = get32(b + 16);
+    for (unsigned k = 240; k < len && b[k] != 255;) {
+        unsigned code = b[k];
+        if (code == 0) {
+            k++;
+            continue;
+        }
+        if (k + 2 > len || k + 2 + b[k + 1] > len)
+            break;
+        unsigned olen = b[k + 1];
+        const uint8_t *v = b + k + 2;
+        if (d.nopts < sizeof d.opts)
+            d.opts[d.nopts++] = (uint8_t)code;
+        if (code == 53 && olen >= 1)
+            d.type = v[0];
+        else if (olen >= 4 && code == 54)
+            d.server = get32(v);
+        else if (olen >= 4 && code == 3)
+            d.router = get32(v);
+        else if (olen >= 4 && code == 6)
+            d.dns = get32(v);
+        else if (olen >= 4 && code == 1)
+            d.mask = get32(v);
+        else if (olen >= 4 && code == 51)
+            d.lease = get32(v);
+        k += 2 + olen;
+    }
+    if (d.type != dhcp_wanted && d.type != DHCP_NAK)
+        return 0;
+    dhcp = d;
+    return 1;
+}
+
+/* Print what the DHCP reply in rx_frame said. */
+static int dhcp_report(const char *name)
+{
+    struct ipv4 ip;
+    const uint8_t *b;
+    unsigned len;
+    parse_udp(rx_frame, rx_len, &ip, 68, &b, &len);
+    put_frame_line(name);
+    put_ip_line(&ip);
+    uart_puts(udp_csum_ok(&ip) ? " udp-csum ok" : " udp-csum BAD");
+    uart_puts(", udp ");
+    uart_putdec(get16(ip.payload));
+    uart_puts(" -> ");
+    uart_putdec(get16(ip.payload + 2));
+    uart_puts(", bootp ");
+    uart_putdec(len);
+    uart_puts(" bytes\n");
+    if (dhcp.type == DHCP_NAK) {
+        uart_puts(name);
+        uart_puts(": NAK\n");
+        return -1;
+    }
+    uart_puts(name);
+    uart_puts(": yiaddr ");
+    put_ip(dhcp.yiaddr);
+    uart_puts(" siaddr ");
+    put_ip(get32(b + 20));
+    uart_puts(" flags 0x");
+    put_hex16(get16(b + 10));
+    uart_puts(" file \"");
+    for (unsigned j = 0; j < 128 && b[108 + j]; j++)
+        uart_putc((char)b[108 + j]);
+    uart_puts("\" options");
+    for (unsigned j = 0; j < dhcp.nopts; j++) {
+        uart_putc(' ');
+        uart_putdec(dhcp.opts[j]);
+    }
+    uart_puts("\n");
+    uart_puts(name);
+    uart_puts(": server ");
+    put_ip(dhcp.server);
+    uart_puts(" router ");
+    put_ip(dhcp.router);
+    uart_puts(" dns ");
+    put_ip(dhcp.dns);
+    uart_puts(" netmask ");
+    put_ip(dhcp.mask);
+    uart_puts(" lease ");
+    uart_putdec(dhcp.lease);
+    uart_puts("\n");
+    return 0;
+}
+
+/* ---- ARP ---------------------------------------------------------------------- */
+static uint32_t arp_target;
+
+static void arp_send_request(uint32_t target)
+{
+    uint8_t *a = eth_start(bcast_mac, ETHERTYPE_ARP);
+    put16(a, 1);                    /* Ethernet */
+    put16(a + 2, ETHERTYPE_IP);
+    a[4] = 6;
+    a[5] = 4;
+    put16(a + 6, 1);                /* request */
+    for (unsigned j = 0; j < 6; j++) {
+        a[8 + j] = my_mac[j];
+        a[18 + j] = 0;
+    }
+    put32(a + 14, my_ip);
+    put32(a + 24, target);
+    tx_len = 42;
+}
+
+static int arp_match(const uint8_t *f, unsigned n)
+{
+    if (n < 42 || get16(f + 12) != ETHERTYPE_ARP)
+        return 0;
+    const uint8_t *a = f + 14;
+    return get16(a) == 1 && get16(a + 2) == ETHERTYPE_IP && a[4] == 6 && a[5] == 4
+           && get16(a + 6) == 2 && get32(a + 14) == arp_target;
+}
+
+/* ARP for target; its MAC in mac. Returns 0 or -1. */
+static int arp_resolve(uint32_t target, uint8_t *mac)
+{
+    arp_target = target;
+    arp_send_request(target);
+    uart_puts("arp request: who-has ");
+    put_ip(target);
+    uart_puts(" tell ");
+    put_ip(my_ip);
+    uart_puts(", sent ");
+    uart_putdec(ETH_ZLEN);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return -1;
+    if (rx_wait(arp_match, REPLY_POLLS) != 0) {
+        uart_puts("arp reply: no reply\n");
+        return -1;
+    }
+    const uint8_t *a = rx_frame + 14;
+    put_frame_line("arp reply");
+    uart_puts("\narp reply: ");
+    put_ip(get32(a + 14));
+    uart_puts(" is-at ");
+    put_mac(a + 8);
+    uart_puts(", target ");
+    put_mac(a + 18);
+    uart_puts(" ");
+    put_ip(get32(a + 24));
+    uart_puts("\n");
+    for (unsigned j = 0; j < 6; j++)
+        mac[j] = a[8 + j];
+    return 0;
+}
+
+/* ---- ICMP echo ---------------------------------------------------------------- */
+static uint16_t ping_seq;
+
+static uint8_t ping_byte(unsigned j, unsigned seq)
+{
+    return (uint8_t)(j * 7u + seq * 31u + (j >> 8));
+}
+
+static int icmp_match(const uint8_t *f, unsigned n)
+{
+    struct ipv4 ip;
+    if (!parse_ip(f, n, &ip) || ip.proto != IPPROTO_ICMP || ip.len < 8)
+        return 0;
+    const uint8_t *c = ip.payload;
+    return c[0] == 0 && get16(c + 4) == ICMP_ID && get16(c + 6) == ping_seq;
+}
+
+static int ping(uint32_t dst, const uint8_t *dst_mac, unsigned seq, unsigned size)
+{
+    uint8_t *c = ip_start(dst_mac, my_ip, dst, IPPROTO_ICMP);
+    c[0] = 8;                       /* echo request */
+    c[1] = 0;
+    put16(c + 2, 0);
+    put16(c + 4, ICMP_ID);
+    put16(c + 6, seq);
+    for (unsigned j = 0; j < size; j++)
+        c[8 + j] = ping_byte(j, seq);
+    put16(c + 2, csum_fold(csum_add(0, c, 8 + size)));
+    ip_finish(8 + size);
+    ping_seq = (uint16_t)seq;
+    uart_puts("ping ");
+    uart_putdec(seq);
+    uart_puts(": echo request to ");
+    put_ip(dst);
+    uart_puts(", payload ");
+    uart_putdec(size);
+    uart_puts(", sent ");
+    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return -1;
+    if (rx_wait(icmp_match, REPLY_POLLS) != 0) {
+        uart_puts("ping: no reply\n");
+        return -1;
+    }
+    struct ipv4 ip;
+    parse_ip(rx_frame, rx_len, &ip);
+    const uint8_t *r = ip.payload;
+    unsigned payload = ip.len - 8;
+    int same = payload == size;
+    for (unsigned j = 0; same && j < size; j++)
+        if (r[8 + j] != ping_byte(j, seq))
+            same = 0;
+    uart_puts("ping ");
+    uart_putdec(seq);
+    uart_puts(": ");
+    put_frame_line("echo reply");
+    put_ip_line(&ip);
+    uart_puts(csum_fold(csum_add(0, r, ip.len)) == 0 ? " icmp-csum ok" : " icmp-csum BAD");
+    uart_puts("\nping ");
+    uart_putdec(seq);
+    uart_puts(": id 0x");
+    put_hex16(get16(r + 4));
+    uart_puts(" seq ");
+    uart_putdec(get16(r + 6));
+    uart_puts(" payload ");
+    uart_putdec(payload);
+    uart_puts(same ? " matches\n" : " differs\n");
+    return same ? 0 : -1;
+}
+
+/* ---- UDP: TFTP read request to slirp's own server ----------------------------- */
+static int tftp_match(const uint8_t *f, unsigned n)
+{
+    struct ipv4 ip;
+    const uint8_t *d;
+    unsigned len;
+    return parse_udp(f, n, &ip, TFTP_PORT_LOCAL, &d, &len);
+}
+
+static const char tftp_file[] = "netping.txt";
+
+static int tftp_probe(uint32_t server, const uint8_t *server_mac)
+{
+    uint8_t *d = udp_start(server_mac, my_ip, server, TFTP_PORT_LOCAL, 69);
+    unsigned n = 0;
+    put16(d, 1);                    /* RRQ */
+    n = 2;
+    for (const char *s = tftp_file; ; s++) {
+        d[n++] = (uint8_t)*s;
+        if (!*s)
+            break;
+    }
+    for (const char *s = "octet"; ; s++) {
+        d[n++] = (uint8_t)*s;
+        if (!*s)
+            break;
+    }
+    udp_finish(n);
+    uart_puts("tftp: read request for \"");
+    uart_puts(tftp_file);
+    uart_puts("\" to ");
+    put_ip(server);
+    uart_puts(":69 from port ");
+    uart_putdec(TFTP_PORT_LOCAL);
+    uart_puts(", sent ");
+    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return -1;
+    if (rx_wait(tftp_match, REPLY_POLLS) != 0) {
+        uart_puts("tftp: no reply\n");
+        return 0;
+    }
+    struct ipv4 ip;
+    const uint8_t *r;
+    unsigned len;
+    parse_udp(rx_frame, rx_len, &ip, TFTP_PORT_LOCAL, &r, &len);
+    put_frame_line("tftp reply");
+    put_ip_line(&ip);
+    uart_puts(udp_csum_ok(&ip) ? " udp-csum ok" : " udp-csum BAD");
+    uart_puts(", udp ");
+    uart_putdec(get16(ip.payload));
+    uart_puts(" -> ");
+    uart_putdec(get16(ip.payload + 2));
+    uart_puts(", ");
+    uart_putdec(len);
+    uart_puts(" bytes\n");
+    uart_puts("tftp reply: opcode ");
+    uart_putdec(len >= 2 ? get16(r) : 0);
+    if (len >= 4 && get16(r) == 5) {
+        uart_puts(" (error) code ");
+        uart_putdec(get16(r + 2));
+        uart_puts(" message \"");
+        for (unsigned j = 4; j < len && r[j]; j++)
+            uart_putc((char)r[j]);
+        uart_puts("\"");
+    }
+    uart_puts("\n");
+    return 0;
+}
+
+/* ---- UDP: DNS query through slirp's DNS proxy ----------------------------------- */
+static const char dns_name[] = "example.test";
+
+static int dns_match(const uint8_t *f, unsigned n)
+{
+    struct ipv4 ip;
+    const uint8_t *d;
+    unsigned len;
+    if (parse_udp(f, n, &ip, DNS_PORT_LOCAL, &d, &len))
+        return 1;
+    /* An ICMP error about the query (e.g. the host has no route to its resolver). */
+    if (!parse_ip(f, n, &ip) || ip.proto != IPPROTO_ICMP || ip.len < 8 + 28)
+        return 0;
+    const uint8_t *c = ip.payload;
+    return (c[0] == 3 || c[0] == 11) && c[8 + 9] == IPPROTO_UDP
+           && get16(c + 8 + 20) == DNS_PORT_LOCAL;
+}
+
+static int dns_query(uint32_t server, const uint8_t *server_mac)
+{
+    uint8_t *d = udp_start(server_mac, my_ip, server, DNS_PORT_LOCAL, 53);
+    put16(d, DNS_ID);
+    put16(d + 2, 0x0100);           /* standard query, recursion desired */
+    put16(d + 4, 1);                /* QDCOUNT */
+    put16(d + 6, 0);
+    put16(d + 8, 0);
+    put16(d + 10, 0);
+    unsigned n = 12;
+    const char *s = dns_name;
+    while (*s) {
+        unsigned l = 0;
+        while (s[l] && s[l] != '.')
+            l++;
+        d[n++] = (uint8_t)l;
+        for (unsigned j = 0; j < l; j++)
+            d[n++] = (uint8_t)s[j];
+        s += l;
+        if (*s == '.')
+            s++;
+    }
+    d[n++] = 0;
+    put16(d + n, 1);                /* QTYPE A */
+    put16(d + n + 2, 1);            /* QCLASS IN */
+    n += 4;
+    udp_finish(n);
+    uart_puts("dns: A query for ");
+    uart_puts(dns_name);
+    uart_puts(" to ");
+    put_ip(server);
+    uart_puts(":53 from port ");
+    uart_putdec(DNS_PORT_LOCAL);
+    uart_puts(", sent ");
+    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return -1;
+    /*
+     * slirp forwards the query to the host's resolver: whether an answer comes,
+     * and what it says, depends on the host. Nothing about it is printed
+     * (except in the verbose development build).
+     */
+    int got = rx_wait(dns_match, DNS_POLLS) == 0;
+#ifdef NETPING_VERBOSE
+    if (!got) {
+        uart_puts("  [dns: no reply]\n");
+    } else {
+        struct ipv4 ip;
+        const uint8_t *r;
+        unsigned len;
+        if (parse_udp(rx_frame, rx_len, &ip, DNS_PORT_LOCAL, &r, &len) && len >= 12) {
+            uart_puts("  [dns reply: id 0x");
+            put_hex16(get16(r));
+            uart_puts(" rcode ");
+            uart_putdec(get16(r + 2) & 0xf);
+            uart_puts(" answers ");
+            uart_putdec(get16(r + 6));
+            uart_puts("]\n");
+        } else {
+            uart_puts("  [dns: icmp type ");
+            uart_putdec(ip.payload[0]);
+            uart_puts(" code ");
+            uart_putdec(ip.payload[1]);
+            uart_puts("]\n");
+        }
+    }
+#else
+    (void)got;
+#endif
+    uart_puts("dns: reply not printed (slirp forwards the query to the host's resolver)\n");
+    return 0;
+}
+
+/* ---- device set-up --------------------------------------------------------------- */
+static int find_device(void)
+{
+    for (int i = VIRTIO_MMIO_SLOTS - 1; i >= 0; i--) {
+        uintptr_t b = VIRTIO_MMIO_BASE(i);
+        if (MMIO32(b + VM_MAGIC) == VIRTIO_MAGIC && MMIO32(b + VM_DEVICE_ID) == VIRTIO_ID_NET)
+            return i;
+    }
+    return -1;
+}
+
+int main(unsigned long hartid, void *fdt)
+{
+    (void)hartid;
+    (void)fdt;
+
+    uart_puts("netping start\n");
+    int slot = find_device();
+    if (slot < 0)
+        return fail(2, "no virtio-net device");
+    base = VIRTIO_MMIO_BASE(slot);
+    version = rd(VM_VERSION);
+    if (version != 1 && version != 2) {
+        uart_puts("virtio-mmio slot ");
+        uart_putdec((unsigned long)slot);
+        uart_puts(" version ");
+        uart_putdec(version);
+        uart_putc('\n');
+        return fail(3, "unknown virtio-mmio version");
+    }
+
+    /* Status handshake. */
+    wr(VM_STATUS, 0);
+    if (rd(VM_STATUS) != 0)
+        return fail(4, "reset did not clear status");
+    wr(VM_STATUS, STATUS_ACKNOWLEDGE);
+    wr(VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+
+    wr(VM_DEVICE_FEATURES_SEL, 0);
+    uint32_t feat_lo = rd(VM_DEVICE_FEATURES);
+    uint32_t feat_hi = 0;
+    if (version == 2) {
+        wr(VM_DEVICE_FEATURES_SEL, 1);
+        feat_hi = rd(VM_DEVICE_FEATURES);
+    }
+    net_hdr_len = version == 2 ? 12 : 10;
+    /* The one line that differs between the legacy and the modern interface. */
+    uart_puts("virtio-mmio slot ");
+    uart_putdec((unsigned long)slot);
+    uart_puts(" version ");
+    uart_putdec(version);
+    uart_puts(" device features 0x");
+    put_hex32(feat_lo);
+    if (version == 2) {
+        uart_puts(" 0x");
+        put_hex32(feat_hi);
+    }
+    uart_puts(" net header ");
+    uart_putdec(net_hdr_len);
+    uart_puts(" bytes\n");
+
+    if (version == 2 && !(feat_hi & (1u << (VIRTIO_F_VERSION_1 - 32))))
+        return fail(5, "VERSION_1 not offered on a version 2 device");
+    if (!(feat_lo & (1u << VIRTIO_NET_F_MAC)) || !(feat_lo & (1u << VIRTIO_NET_F_STATUS)))
+        return fail(6, "MAC or STATUS not offered");
+    wr(VM_DRIVER_FEATURES_SEL, 0);
+    wr(VM_DRIVER_FEATURES, (1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_STATUS));
+    if (version == 2) {
+        wr(VM_DRIVER_FEATURES_SEL, 1);
+        wr(VM_DRIVER_FEATURES, 1u << (VIRTIO_F_VERSION_1 - 32));
+        wr(VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+        if (!(rd(VM_STATUS) & STATUS_FEATURES_OK))
+            return fail(7, "FEATURES_OK not accepted");
+    }
+    uart_puts("features accepted: MAC STATUS\n");
+
+    /* Queues: RX 0, TX 1. */
+    if (version == 1)
+        wr(VM_GUEST_PAGE_SIZE, PAGE_SIZE);
+    if (setup_queue(RXQ, &rxring) != 0)
+        return fail(8, "RX queue unusable");
+    if (setup_queue(TXQ, &txring) != 0)
+        return fail(9, "TX queue unusable");
+    rx_init();
+
+    uint32_t st = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK
+                  | (version == 2 ? STATUS_FEATURES_OK : 0);
+    wr(VM_STATUS, st);
+    if (rd(VM_STATUS) != st)
+        return fail(10, "device did not accept DRIVER_OK");
+    wr(VM_QUEUE_NOTIFY, RXQ);
+    uart_puts("driver ok: rx queue 0 with ");
+    uart_putdec(RX_BUFS);
+    uart_puts(" buffers of ");
+    uart_putdec(FRAME_MAX);
+    uart_puts(" bytes, tx queue 1\n");
+
+    /* 1. MAC and link status from config space. */
+    uint32_t gen;
+    uint16_t link;
+    do {
+        gen = version == 2 ? rd(VM_CONFIG_GENERATION) : 0;
+        for (unsigned j = 0; j < 6; j++)
+            my_mac[j] = MMIO8(base + VM_CONFIG + NET_CFG_MAC + j);
+        link = *(volatile uint16_t *)(base + VM_CONFIG + NET_CFG_STATUS);
+    } while (version == 2 && rd(VM_CONFIG_GENERATION) != gen);
+    uart_puts("mac ");
+    put_mac(my_mac);
+    uart_puts("\nlink status 0x");
+    put_hex16(link);
+    uart_puts(link & VIRTIO_NET_S_LINK_UP ? " (up)\n" : " (down)\n");
+
+    /* 2. DHCP. */
+    dhcp_send(DHCP_DISCOVER);
+    uart_puts("dhcp discover: 0.0.0.0:68 -> 255.255.255.255:67 xid 0x");
+    put_hex32(DHCP_XID);
+    uart_puts(", sent ");
+    uart_putdec(tx_len);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return fail(11, "TX of DHCP DISCOVER");
+    dhcp_wanted = DHCP_OFFER;
+    if (rx_wait(dhcp_match, REPLY_POLLS) != 0) {
+        uart_puts("dhcp offer: no reply\n");
+        return fail(12, "no DHCP OFFER");
+    }
+    if (dhcp_report("dhcp offer") != 0)
+        return fail(13, "DHCP NAK instead of OFFER");
+    offered_ip = dhcp.yiaddr;
+    server_id = dhcp.server;
+
+    dhcp_send(DHCP_REQUEST);
+    uart_puts("dhcp request: ");
+    put_ip(offered_ip);
+    uart_puts(" from server ");
+    put_ip(server_id);
+    uart_puts(", sent ");
+    uart_putdec(tx_len);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return fail(14, "TX of DHCP REQUEST");
+    dhcp_wanted = DHCP_ACK;
+    if (rx_wait(dhcp_match, REPLY_POLLS) != 0) {
+        uart_puts("dhcp ack: no reply\n");
+        return fail(15, "no DHCP ACK");
+    }
+    if (dhcp_report("dhcp ack") != 0)
+        return fail(16, "DHCP NAK");
+    if (dhcp.yiaddr != offered_ip)
+        return fail(17, "DHCP ACK for another address");
+    my_ip = dhcp.yiaddr;
+    uint32_t router = dhcp.router, dns = dhcp.dns;
+    uart_puts("configured ");
+    put_ip(my_ip);
+    uart_puts(" router ");
+    put_ip(router);
+    uart_puts(" dns ");
+    put_ip(dns);
+    uart_puts("\n");
+
+    /* 3. ARP for the router. */
+    uint8_t router_mac[6];
+    if (arp_resolve(router, router_mac) != 0)
+        return fail(20, "ARP for the router");
+
+    /* 4. Pings. */
+    static const unsigned sizes[3] = { 32, 256, 1472 };
+    for (unsigned k = 0; k < 3; k++)
+        if (ping(router, router_mac, k + 1, sizes[k]) != 0)
+            return fail(21 + (int)k, "ping");
+
+    /* 5. UDP: TFTP to slirp's server, then DNS through its proxy. */
+    if (tftp_probe(router, router_mac) != 0)
+        return fail(30, "TX of TFTP request");
+    uint8_t dns_mac[6];
+    if (arp_resolve(dns, dns_mac) != 0)
+        return fail(31, "ARP for the DNS server");
+    if (dns_query(dns, dns_mac) != 0)
+        return fail(32, "TX of DNS query");
+
+    /* 6. Done. */
+    uart_puts("netping done\n");
+    return 0;
+}
