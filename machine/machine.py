@@ -144,7 +144,8 @@ class Machine:
         self.nets: dict[int, VirtioNet] = {}  # slot -> its network device
         if config.network:
             slot = virt.virtio_slot(len(config.drives))
-            self.nets[slot] = VirtioNet(lambda frame, slot=slot: self.inputs.send_frame(self.icount, slot, frame))
+            self.nets[slot] = VirtioNet(lambda frame, slot=slot: self.inputs.send_frame(self.icount, slot, frame),
+                                        legacy=config.virtio_legacy)  # fmt: skip
         backends: dict[int, VirtioBackend] = {**self.disks, **self.nets}
         self.virtio: list[VirtioMmio] = []
         for slot in range(virt.VIRTIO_COUNT):
