@@ -144,8 +144,10 @@ class Machine:
         self.nets: dict[int, VirtioNet] = {}  # slot -> its network device
         if config.network:
             slot = virt.virtio_slot(len(config.drives))
-            self.nets[slot] = VirtioNet(lambda frame, slot=slot: self.inputs.send_frame(self.icount, slot, frame),
+            self.nets[slot] = VirtioNet(lambda frame, slot=slot: self._transmit(slot, frame),
                                         legacy=config.virtio_legacy)  # fmt: skip
+        # Sees every frame the network devices send (True) and receive (False), with the virtual time in ns.
+        self.frame_tap: Callable[[int, bool, bytes], None] | None = None
         backends: dict[int, VirtioBackend] = {**self.disks, **self.nets}
         self.virtio: list[VirtioMmio] = []
         for slot in range(virt.VIRTIO_COUNT):
@@ -446,6 +448,11 @@ class Machine:
                 return self._after_device_writes(done) if done else None
         return None
 
+    def _transmit(self, slot: int, frame: bytes) -> None:
+        if self.frame_tap is not None:
+            self.frame_tap(self.clock.ns(self.icount), True, frame)
+        self.inputs.send_frame(self.icount, slot, frame)
+
     def _receive_frames(self) -> int:
         """Frames the input source has for each network device now, at most one per posted receive buffer;
         returns the slots that received some (bit per slot)."""
@@ -455,6 +462,9 @@ class Machine:
             if space:
                 frames = self.inputs.poll_frames(self.icount, slot, space)
                 if frames:
+                    if self.frame_tap is not None:
+                        for frame in frames:
+                            self.frame_tap(self.clock.ns(self.icount), False, frame)
                     net.deliver(frames)
                     transport.service(RX_QUEUE)
                     received |= 1 << slot

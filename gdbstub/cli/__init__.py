@@ -47,6 +47,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("the bug hunt: record the example firmware, find the culprit with gdb", "demo"),
     "info": Command("describe a recording", "info", "add_info_arguments", "info"),
     "events": Command("list a recording's events", "info", "add_events_arguments", "events"),
+    "pcap": Command("write the network frames a recording gave the guest to a pcap file", "pcap"),
 }
 
 

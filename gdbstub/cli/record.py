@@ -37,11 +37,13 @@ from .common import (
     open_uart_input,
     say,
 )
+from .pcap import add_pcap_option, open_pcap
 from .timelines import live_timeline, read_recording
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_machine_options(parser)
+    add_pcap_option(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE.chrec", help="the recording to write")
     parser.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
     parser.add_argument("--sleep", choices=["on", "off"], default="off",
@@ -123,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
         # The machine first: a bad image or option is refused before the output file is touched.
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip
+        capture = open_pcap(args, [("the guest image", image.path), ("the UART input", args.uart_input),
+                                   ("the recording (-o)", args.output),
+                                   *(("a --drive image", d.path) for d in args.drive)])  # fmt: skip
+        if capture is not None:
+            timeline.machine.frame_tap = capture.tap
         try:
             out = RecordingFile(output)
         except OSError as exc:
@@ -144,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
                 raise
             # A full disk, an I/O error: the file is cut at its last complete chunk.
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}; {_what_was_kept(output)}") from exc
+    if capture is not None:
+        capture.close()
     say(f"recorded {end.icount} instructions to {args.output} ({describe_end(result)})")
     export_overlays(timeline.machine, args.drive)
     return exit_code(end.kind, end.code)

@@ -25,6 +25,7 @@ from .common import (
     ram_size,
     say,
 )
+from .pcap import add_pcap_option, open_pcap
 from .timelines import read_recording, recording_timeline
 
 
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=port_number, metavar="N", help=serve_help)
     add_server_options(parser, with_port=False)
     add_drive_options(parser, recorded=True)
+    add_pcap_option(parser)
     # Given without --port they would be ignored: None tells "not given" (the server's defaults apply later).
     parser.set_defaults(host=None, snapshot_budget=None)
 
@@ -77,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         return serve_recording(args, loaded)
     timeline = recording_timeline(args, loaded, periodic_snapshots=False)
     check_drives(args.drive, [("the recording", args.recording), ("the guest image", timeline.machine.image.path)])
+    capture = open_pcap(args, [("the recording", args.recording), ("the guest image", timeline.machine.image.path)])
+    if capture is not None:
+        timeline.machine.frame_tap = capture.tap
     progress = ProgressBar(timeline.end) if sys.stderr.isatty() else None
     try:
         with Interrupt().installed() as interrupted:
@@ -87,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             print(file=sys.stderr)
+        if capture is not None:
+            capture.close()
     export_overlays(timeline.machine, args.drive)  # the disk as the replay left it
     if result.kind == RunKind.INTERRUPTED:
         say(describe_end(result))

@@ -25,12 +25,14 @@ from .common import (
     networks,
     say,
 )
+from .pcap import add_pcap_option, open_pcap
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_machine_options(parser)
+    add_pcap_option(parser)
     parser.add_argument("--max-insns", type=instruction_count, metavar="N",
                         help="stop after N instructions (N at least 1)")  # fmt: skip
     parser.add_argument("--trace", action="store_true", help="print icount, pc and disassembly per instruction")
@@ -60,11 +62,16 @@ def run(args: argparse.Namespace) -> int:
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
     live = HostInputs(stdin, networks=networks(args.net, len(args.drive)))
     machine = Machine(image, live, StdoutWriter(), machine_config(args))
+    capture = open_pcap(args, [("the guest image", image.path), *(("a --drive image", d.path) for d in args.drive)])
+    if capture is not None:
+        machine.frame_tap = capture.tap
     if args.trace:
         machine.enable_trace(Tracer(machine.arch.xlen, sys.stderr.buffer))
     with Interrupt().installed() as interrupted:
         result = machine.run(args.max_insns, interrupted)
     sys.stdout.flush()
+    if capture is not None:
+        capture.close()
     export_overlays(machine, args.drive)
     log.info("%s", result.describe())
     if result.kind != RunKind.EXITED:

@@ -59,7 +59,7 @@ def read_recording(path: str | Path) -> LoadedRecording:
 
 
 def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store: SnapshotStore | None = None,
-                       periodic_snapshots: bool = True) -> Timeline:  # fmt: skip
+                       periodic_snapshots: bool = True, show_output: bool = True) -> Timeline:  # fmt: skip
     """The fixed timeline of a recording, on the image it was made with (``--guest`` if it has moved)."""
     from machine.arch.riscv import ARCHES
 
@@ -72,7 +72,7 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
     drives = recorded_drives(header, args.drive)
     config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift, drives=drives,
                            virtio_legacy=header.virtio == "legacy", network=header.network)  # fmt: skip
-    tx, bind = uart_output(StdoutWriter())
+    tx, bind = uart_output(StdoutWriter() if show_output else lambda byte: None)
     inputs = history_inputs(loaded)
     try:
         machine = Machine(image, inputs, tx, config)

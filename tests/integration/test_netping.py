@@ -9,6 +9,7 @@ changed is a divergence.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,34 @@ def test_a_changed_frame_in_a_recording_is_a_divergence(tmp_path: Path) -> None:
     assert replayed.returncode == 5, replayed.stderr
     assert b"ping 2: id 0x4e50 seq 2 payload 256 differs" in replayed.stdout
     assert b"replay ended with guest exited with code 22" in replayed.stderr
+
+
+def test_pcap_of_a_run_record_and_replay_and_the_inbound_frames_of_a_recording(tmp_path: Path) -> None:
+    """``--pcap`` writes both directions stamped with virtual time: the same file from ``record`` and from
+    ``replay`` (no network there); ``chronicorn pcap`` gives the recording's inbound frames; tcpdump reads them."""
+    import dpkt
+
+    from tests.conftest import require_tool
+
+    recording = tmp_path / "netping.chrec"
+    recorded_pcap, replayed_pcap, inbound_pcap = (tmp_path / f"{n}.pcap" for n in ("rec", "rep", "in"))
+    elf = str(guest("rv64", "netping"))
+    assert cli("record", elf, "--net", "user", "-o", str(recording), "--pcap", str(recorded_pcap)).returncode == 0
+    assert cli("replay", str(recording), "--pcap", str(replayed_pcap)).returncode == 0
+    assert recorded_pcap.read_bytes() == replayed_pcap.read_bytes()
+    made = cli("pcap", str(recording), "-o", str(inbound_pcap))
+    assert made.returncode == 0 and b"9 frames from the network" in made.stderr
+    with recording.open("rb") as stream:
+        frames = [e.data for e in load_recording(stream).inputs if isinstance(e, NetFrame)]
+    with recorded_pcap.open("rb") as stream:
+        both = [(ts, bytes(frame)) for ts, frame in dpkt.pcap.Reader(stream)]
+    with inbound_pcap.open("rb") as stream:
+        inbound = [(ts, bytes(frame)) for ts, frame in dpkt.pcap.Reader(stream)]
+    assert [f for _, f in inbound] == frames and len(both) == 2 * len(frames)  # each request got one answer
+    assert set(inbound) <= set(both) and [ts for ts, _ in both] == sorted(ts for ts, _ in both)
+    assert both[0][1][6:12] == bytes.fromhex("525400123456")  # the guest's DHCP DISCOVER comes first
+    tcpdump = shutil.which("tcpdump")
+    require_tool(tcpdump, "tcpdump not installed")
+    shown = subprocess.run([str(tcpdump), "-nn", "-r", str(recorded_pcap)], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert shown.returncode == 0 and shown.stdout.count("BOOTP/DHCP") == 4 and "ICMP echo reply" in shown.stdout

@@ -42,6 +42,7 @@ MACHINE_NOT_STATE = {
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "virtio", "_device_slots", "_net_slots", "virtio_reset_states",  # the virtio slots (devices too)
     "disks", "nets", "dma",  # drives (their state: MachineState.disks), network devices (stateless), RAM for devices
+    "frame_tap",  # a capture of network frames (--pcap), not the guest's
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
