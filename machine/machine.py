@@ -10,6 +10,7 @@ limit or a request from the caller.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import mmap
 from collections.abc import Callable, Iterable
@@ -94,6 +95,7 @@ class Machine:
         self.exit_code: int | None = None
         self.reset_requested = False
         self.halted = False
+        self.tx_digest = 0  # a running hash of every frame the network devices sent (see _transmit)
         self._trap_icount = -1  # the icount at which the last trap was entered (see is_at_first_boundary)
         self._trap_entry = (-1, -1, 0)  # (icount, pc) where the last trap entered its handler, refaults there
         self._plic_out = [False, False]
@@ -449,6 +451,10 @@ class Machine:
         return None
 
     def _transmit(self, slot: int, frame: bytes) -> None:
+        """A frame a network device sent: into the running digest (checked at verification points: a replay
+        sending other frames diverges), to the capture, to the network (live only)."""
+        previous = self.tx_digest.to_bytes(16, "little")
+        self.tx_digest = int.from_bytes(hashlib.blake2b(previous + frame, digest_size=16).digest(), "little")
         if self.frame_tap is not None:
             self.frame_tap(self.clock.ns(self.icount), True, frame)
         self.inputs.send_frame(self.icount, slot, frame)

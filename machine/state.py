@@ -63,7 +63,7 @@ class BoardState:
     Field by field, where it lives: :data:`BOARD_ATTRIBUTES`.
     """
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: tx_digest
     halted: bool = spec(Bool())  # in wfi
     exit_code: int | None = spec(Optional(Int(16)))  # the guest wrote to the test finisher
     reset_requested: bool = spec(Bool())
@@ -74,6 +74,7 @@ class BoardState:
     mcycle_offset: int = spec(Int(128, signed=True))
     minstret_offset: int = spec(Int(128, signed=True))
     bias_ns: int = spec(Int(64))  # the virtual clock's idle warps
+    tx_digest: int = spec(Int(128))  # what the network devices sent so far (a running hash: verification points)
 
 
 BOARD_ATTRIBUTES: dict[str, tuple[str, str]] = {
@@ -87,6 +88,7 @@ BOARD_ATTRIBUTES: dict[str, tuple[str, str]] = {
     "mcycle_offset": ("hart", "mcycle_offset"),
     "minstret_offset": ("hart", "minstret_offset"),
     "bias_ns": ("clock", "bias_ns"),
+    "tx_digest": ("machine", "tx_digest"),
 }
 """BoardState field -> (owner, attribute): the test that every board attribute is saved reads this."""
 
@@ -125,6 +127,7 @@ def capture_board(machine: Machine) -> BoardState:
     return BoardState(
         machine.halted, machine.exit_code, machine.reset_requested, tuple(machine._plic_out), machine._msip,
         machine._last_watch_stop, hart.mip_soft, hart.mcycle_offset, hart.minstret_offset, machine.clock.bias_ns,
+        machine.tx_digest,
     )  # fmt: skip
 
 
@@ -136,6 +139,7 @@ def restore_board(machine: Machine, board: BoardState) -> None:
     hart = machine.hart
     hart.mip_soft, hart.mcycle_offset, hart.minstret_offset = board.mip_soft, board.mcycle_offset, board.minstret_offset
     machine.clock.bias_ns = board.bias_ns
+    machine.tx_digest = board.tx_digest
 
 
 def capture(machine: Machine) -> MachineState:
@@ -219,7 +223,7 @@ def state_digest(machine: Machine) -> str:
     """SHA-256 of everything guest-visible: registers, CSRs, RAM, devices, clock."""
     h = hashlib.sha256()
     values = (*machine.hart.registers(), *machine.hart.digest_csrs(), machine.icount, machine.clock.bias_ns,
-              int(machine.halted))  # fmt: skip
+              int(machine.halted), machine.tx_digest)  # fmt: skip
     for value in values:
         h.update(value.to_bytes(16, "little", signed=True))
     ram, zero = machine.ram, bytes(DIGEST_CHUNK)
@@ -322,9 +326,11 @@ def _decode(reader: Reader, machine: Machine, shapes: tuple[DiskShape, ...]) -> 
     ram = _decode_ram(reader, machine.config.ram_size)
     devices = _decode_devices(reader, machine, version)
     (board_version,) = reader.unpack(_U16, "board version")
-    if board_version != BoardState.VERSION:
+    if board_version not in (1, BoardState.VERSION):
         raise StateError(f"board state version {board_version}, this chronicorn has {BoardState.VERSION}")
-    board = decode_fields(BoardState, _body(reader, "board"))
+    body = bytes(_body(reader, "board"))
+    # Version 1 had every field but tx_digest, the last one (16 bytes): nothing was ever sent.
+    board = decode_fields(BoardState, body + bytes(16) if board_version == 1 else body)
     disks = _decode_disks(reader, shapes) if version >= 2 else ()
     reader.expect_end("the machine state")
     return MachineState(icount, context, ram, devices, board, disks)

@@ -24,10 +24,13 @@ VERIFY_DIGEST_BYTES = 16
 
 
 def verify_digest(machine: Machine) -> bytes:
-    """16 bytes identifying the hart's registers and CSRs now (not RAM: see :func:`machine.state.state_digest`)."""
+    """16 bytes identifying the hart's registers and CSRs now, and what the network devices sent so far (not RAM:
+    see :func:`machine.state.state_digest`)."""
     h = hashlib.sha256()
     for value in (*machine.hart.registers(), *machine.hart.digest_csrs()):
         h.update(value.to_bytes(16, "little", signed=True))
+    if machine.tx_digest:  # (nothing sent: the digest recordings without a network have always had)
+        h.update(machine.tx_digest.to_bytes(16, "little"))
     return h.digest()[:VERIFY_DIGEST_BYTES]
 
 

@@ -7,10 +7,7 @@ import argparse
 from pathlib import Path
 from typing import BinaryIO
 
-import dpkt
-
 from .common import ExitCode, Interrupt, UsageError, add_drive_options, check_not_overwriting, say
-from .timelines import read_recording, recording_timeline
 
 SNAPLEN = 65535
 LINKTYPE_ETHERNET = 1
@@ -20,6 +17,8 @@ class PcapFile:
     """A capture being written (``tcpdump -r`` reads it): each frame stamped with the guest's virtual time."""
 
     def __init__(self, path: str | Path) -> None:
+        import dpkt  # (only commands writing a capture need it)
+
         try:
             self._stream: BinaryIO = open(path, "wb")  # noqa: SIM115 - open for the command's lifetime
         except OSError as exc:
@@ -60,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     """The frames the network gave the guest (the recording's NetFrame events), stamped with the virtual time
     they entered it at. The virtual time needs the idle periods, which only a replay knows: the recording is
     replayed (its UART output is not shown) and the inbound frames written as they are delivered."""
+    from .timelines import read_recording, recording_timeline  # (the recording's side: replay/)
+
     loaded = read_recording(args.recording)
     check_not_overwriting("-o", args.output, [("the recording", args.recording)])
     args.ram = args.icount_shift = None

@@ -110,3 +110,51 @@ def test_pcap_of_a_run_record_and_replay_and_the_inbound_frames_of_a_recording(t
     shown = subprocess.run([str(tcpdump), "-nn", "-r", str(recorded_pcap)], capture_output=True, text=True,
                            timeout=60)  # fmt: skip
     assert shown.returncode == 0 and shown.stdout.count("BOOTP/DHCP") == 4 and "ICMP echo reply" in shown.stdout
+
+
+def test_a_replay_whose_guest_sends_another_frame_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sent frames are not logged, but their running digest is part of every verification point: a replay in
+    which the guest sends a different TFTP request (the file name edited in RAM, nothing else: the network's
+    answer, "Access violation", is the same) diverges by the first point after that send: the registers differ as
+    soon as the guest checksums the other name, and the digest of what was sent differs from then on (the unit
+    tests show the second alone diverges). (Points every 4096 instructions here: netping's run is short.)"""
+    import io
+
+    from machine.dma import DriveConfig  # noqa: F401  (the machine module graph, as the CLI has it)
+    from machine.inputs import ScriptedInputs
+    from machine.loader import load_image
+    from machine.machine import Machine, MachineConfig
+    from machine.net.user import UserNetwork
+    from replay.errors import ReplayDivergence
+    from replay.history import HistoryInputs
+    from replay.recording import make_header
+    from replay.saver import RecordingWriter, history_inputs, open_recording
+    from replay.timeline import Timeline
+
+    monkeypatch.setattr("replay.verify.VERIFY_INTERVAL", 4096)
+    monkeypatch.setattr("replay.recording.VERIFY_INTERVAL", 4096)
+    image = load_image(guest("rv64", "netping"))
+    config = MachineConfig(network=True)
+    inputs = HistoryInputs([], 0, ScriptedInputs(networks={SLOT: UserNetwork()}))
+    machine = Machine(image, inputs, bytearray().append, config)
+    live = Timeline(machine, inputs, periodic_snapshots=False)
+    stream = io.BytesIO()
+    writer = RecordingWriter(stream, make_header(image, "riscv64", config.ram_size, 3, "off", {}, machine), live)
+    live.run_forward()
+    writer.finish()
+    tftp_error = next(e.icount for e in inputs.events if isinstance(e, NetFrame) and b"Access violation" in e.data)
+
+    def replay(edit: bool) -> None:
+        loaded = load_recording(io.BytesIO(stream.getvalue()))
+        replay_inputs = history_inputs(loaded)
+        target = Machine(image, replay_inputs, bytearray().append, config)
+        timeline = open_recording(loaded, target, replay_inputs, periodic_snapshots=False)
+        if edit:
+            at = bytes(target.ram).index(b"netping.txt")
+            target.ram[at : at + 11] = b"netpinh.txt"
+        timeline.replay_to_end()
+
+    replay(edit=False)  # the recording replays as it is
+    with pytest.raises(ReplayDivergence) as diverged:
+        replay(edit=True)
+    assert "digest" in str(diverged.value) and diverged.value.icount <= tftp_error + 4096
