@@ -11,7 +11,7 @@ from machine.arch.riscv import ARCHES
 from machine.boards.virt import RAM_BASE, virtio_slot
 from machine.loader import Image
 from machine.machine import Machine, MachineConfig
-from replay.events import End, Event, Verify
+from replay.events import End, Event, NetFrame, Verify
 from replay.history import HistoryInputs
 from replay.log import RecordingError
 from replay.recording import LoadedRecording, StoredState
@@ -89,6 +89,18 @@ def _describe_index(loaded: LoadedRecording) -> str:
             f"{index.stored_bytes} bytes")  # fmt: skip
 
 
+FRAME_PREFIX = 32  # bytes of a network frame shown by ``events``
+
+
+def _field(event: Event, name: str) -> str:
+    """``name=value``; a network frame as its length and first bytes in hex (``chronicorn pcap`` has them all)."""
+    value = getattr(event, name)
+    if isinstance(event, NetFrame) and name == "data":
+        more = "..." if len(value) > FRAME_PREFIX else ""
+        return f"length={len(value)}, data={value[:FRAME_PREFIX].hex()}{more}"
+    return f"{name}={value!r}"
+
+
 def events(args: argparse.Namespace) -> int:
     """One line per event, optionally within [--from, --to]."""
     if args.from_icount is not None and args.to_icount is not None and args.from_icount > args.to_icount:
@@ -99,7 +111,7 @@ def events(args: argparse.Namespace) -> int:
             continue
         if args.to_icount is not None and event.icount > args.to_icount:
             break
-        text = ", ".join(f"{f.name}={getattr(event, f.name)!r}" for f in fields(event) if f.name != "icount")
+        text = ", ".join(_field(event, f.name) for f in fields(event) if f.name != "icount")
         print(f"{event.icount:>14}  {type(event).__name__:10} {text}")
     if loaded.damage is not None:
         say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason})")
