@@ -33,20 +33,19 @@ from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
 from .devices.virtio_blk import VirtioBlk
-from .devices.virtio_mmio import LegacyVirtioMmio, VirtioBackend, VirtioMmio
-from .devices.virtio_net import RX_QUEUE, VirtioNet
-from .dma import DmaMemory, DriveConfig
+from .devices.virtio_net import VirtioNet
+from .dma import DriveConfig
 from .engine import Cause, Engine, EngineStop, StopKind
 from .executed import CodeRanges
 from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .mmio import map_device
-from .overlay import DiskImage, DiskOverlay
 from .ram import PAGE, PageTable, RamPages, is_shared_between
 from .results import RunKind, RunResult
 from .state import MachineState, capture, forget_reservation, restore, state_digest
 from .trace import hook_trace
+from .virtio_slots import VirtioSlots
 from .watch import WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,12 @@ class Machine:
             "plic": self.plic,
             "uart0": self.uart,
         }
-        self._add_virtio(config)
+        self.slots = VirtioSlots(self.plic, self.ram, config.drives, config.network, config.virtio_legacy,
+                                 self._transmit)  # fmt: skip
+        for slot, transport in enumerate(self.slots.transports):
+            self.devices[f"virtio{slot}"] = transport
+        # Sees every frame the network devices send (True) and receive (False), with the virtual time in ns.
+        self.frame_tap: Callable[[int, bool, bytes], None] | None = None
         for region in self.regions:
             if region.kind == "mmio":
                 map_device(self.uc, self.engine, region.base, region.size, self.devices[region.name])
@@ -125,50 +129,19 @@ class Machine:
         self._last_watch_stop: tuple[int, int] | None = None
 
     # -- construction ------------------------------------------------------
-    def _add_virtio(self, config: MachineConfig) -> None:
-        """The eight virtio-mmio slots: a virtio-blk per drive from the highest slot down, then the network."""
-        if len(config.drives) + config.network > virt.VIRTIO_COUNT:
-            raise ImageError(f"{len(config.drives) + config.network} virtio devices: the board has "
-                             f"{virt.VIRTIO_COUNT} slots")  # fmt: skip
-        self.dma = DmaMemory(self.ram, virt.RAM_BASE)
-        self.disks: dict[int, VirtioBlk] = {}  # slot -> its disk
-        transport = LegacyVirtioMmio if config.virtio_legacy else VirtioMmio
-        images: list[DiskImage] = []
-        try:
-            for i, drive in enumerate(config.drives):
-                images.append(DiskImage(drive.path))
-                overlay = DiskOverlay(images[-1], readonly=drive.readonly, spill_after=drive.spill_after)
-                self.disks[virt.virtio_slot(i)] = VirtioBlk(overlay, legacy=config.virtio_legacy)
-        except BaseException:
-            for image in images:
-                image.close()
-            raise
-        self.nets: dict[int, VirtioNet] = {}  # slot -> its network device
-        if config.network:
-            slot = virt.virtio_slot(len(config.drives))
-            self.nets[slot] = VirtioNet(lambda frame, slot=slot: self._transmit(slot, frame),
-                                        legacy=config.virtio_legacy)  # fmt: skip
-        # Sees every frame the network devices send (True) and receive (False), with the virtual time in ns.
-        self.frame_tap: Callable[[int, bool, bytes], None] | None = None
-        backends: dict[int, VirtioBackend] = {**self.disks, **self.nets}
-        self.virtio: list[VirtioMmio] = []
-        for slot in range(virt.VIRTIO_COUNT):
-            # A device's notifies wait for their completion event (their state: the transport's ``notified``).
-            on_notify = (lambda: None) if slot in backends else None
-            device = transport(self.plic.line(virt.VIRTIO_IRQ + slot), self.dma, backends.get(slot), on_notify)
-            self.virtio.append(device)
-            self.devices[f"virtio{slot}"] = device
-        for slot, net in self.nets.items():
-            net.accepted_features(lambda device=self.virtio[slot]: device.features)
-        self._device_slots = [(slot, self.virtio[slot]) for slot in sorted(backends)]
-        self._net_slots = [(slot, self.virtio[slot], net) for slot, net in sorted(self.nets.items())]
-        # What a state from before the board had virtio slots (state format 1) gives them.
-        self.virtio_reset_states = {f"virtio{slot}": device.save() for slot, device in enumerate(self.virtio)}
-
     def close(self) -> None:
         """Release the disk images' file descriptors."""
-        for disk in self.disks.values():
-            disk.disk.image.close()
+        self.slots.close()
+
+    @property
+    def disks(self) -> dict[int, VirtioBlk]:
+        """The drives' devices, by virtio slot."""
+        return self.slots.disks
+
+    @property
+    def nets(self) -> dict[int, VirtioNet]:
+        """The network devices, by virtio slot."""
+        return self.slots.nets
 
     def _map_ram(self, size: int) -> None:
         self.ram = mmap.mmap(-1, size)
@@ -206,15 +179,6 @@ class Machine:
 
     def _on_reset(self) -> None:
         self.reset_requested = True
-
-    @property
-    def io_pending(self) -> int:
-        """Virtio slots (a bit each) whose notified requests wait for their completion event."""
-        pending = 0
-        for slot, transport in self._device_slots:
-            if transport.notified:
-                pending |= 1 << slot
-        return pending
 
     # -- state -------------------------------------------------------------
     @property
@@ -436,17 +400,16 @@ class Machine:
             data = self.inputs.poll_input(self.icount, space)
             if data:
                 self.uart.receive(data)
-        if self._device_slots:
-            pending = self.io_pending
-            due = pending or any(self.inputs.frames_due(self.icount, slot) and transport.available(RX_QUEUE)
-                                 for slot, transport, _ in self._net_slots)  # fmt: skip
-            if due:
+        if self.slots.in_use:
+            pending = self.slots.pending
+            if pending or self.slots.frames_due(self.inputs, self.icount):
                 if self.pc in self.engine.breakpoints and self.engine.resume_point != (self.icount, self.pc):
                     # A breakpoint here stops before the completion, as a seek to this icount does: at an icount
                     # the device's data is not there yet; the next instruction is the first to see it.
                     return self._result(RunKind.BREAKPOINT)
-                done = self._complete_io(pending) if pending else 0
-                done |= self._receive_frames()
+                done = self.inputs.complete_io(self.icount, pending) & pending if pending else 0
+                self.slots.complete(done)
+                done |= self.slots.receive_frames(self.inputs, self.icount, self._tap_received)
                 return self._after_device_writes(done) if done else None
         return None
 
@@ -459,35 +422,13 @@ class Machine:
             self.frame_tap(self.clock.ns(self.icount), True, frame)
         self.inputs.send_frame(self.icount, slot, frame)
 
-    def _receive_frames(self) -> int:
-        """Frames the input source has for each network device now, at most one per posted receive buffer;
-        returns the slots that received some (bit per slot)."""
-        received = 0
-        for slot, transport, net in self._net_slots:
-            space = transport.available(RX_QUEUE)
-            if space:
-                frames = self.inputs.poll_frames(self.icount, slot, space)
-                if frames:
-                    if self.frame_tap is not None:
-                        for frame in frames:
-                            self.frame_tap(self.clock.ns(self.icount), False, frame)
-                    net.deliver(frames)
-                    transport.service(RX_QUEUE)
-                    received |= 1 << slot
-        return received
-
-    def _complete_io(self, pending: int) -> int:
-        """Complete the requests of the slots the input source says complete now (blkreplay's event); returns
-        those slots."""
-        done = self.inputs.complete_io(self.icount, pending) & pending
-        for slot in range(virt.VIRTIO_COUNT):
-            if done >> slot & 1:
-                self.virtio[slot].complete()
-        return done
+    def _tap_received(self, frame: bytes) -> None:
+        if self.frame_tap is not None:
+            self.frame_tap(self.clock.ns(self.icount), False, frame)
 
     def _after_device_writes(self, done: int) -> RunResult | None:
         """Devices of these slots wrote RAM: drop stale translations; a watchpoint hit if they wrote watched bytes."""
-        written = self.dma.take_written()
+        written = self.slots.dma.take_written()
         for addr, length in written:
             start = addr & ~(PAGE - 1)
             self.uc.ctl_remove_cache(start, addr + length)
@@ -501,8 +442,7 @@ class Machine:
         if not self.engine.watchpoints:
             return None
         slots = ", ".join(str(slot) for slot in range(virt.VIRTIO_COUNT) if done >> slot & 1)
-        kinds = {"virtio-blk" if slot in self.disks else "virtio-net" for slot in range(8) if done >> slot & 1}
-        by = f"the {'/'.join(sorted(kinds))} device in slot {slots} completing its requests at icount {self.icount}"
+        by = f"the {self.slots.kinds(done)} device in slot {slots} completing its requests at icount {self.icount}"
         for addr, length in written:
             for watchpoint in self.engine.watchpoints:
                 hit = watchpoint.hit_by(True, addr, length)

@@ -393,7 +393,7 @@ def _read_pages(reader: Reader, size: int, what: str) -> list[tuple[int, bytes]]
 def _decode_devices(reader: Reader, machine: Machine, version: int) -> tuple[tuple[str, Any], ...]:
     (count,) = reader.unpack(_U16, "device count")
     # Version 1 states come from a board without virtio slots: those are as after reset.
-    devices: dict[str, Any] = {} if version >= 2 else dict(machine.virtio_reset_states)
+    devices: dict[str, Any] = {} if version >= 2 else dict(machine.slots.reset_states)
     if count + len(devices) != len(machine.devices):
         raise StateError(f"{count} devices in the state, the machine has {len(machine.devices) - len(devices)}")
     for _ in range(count):

@@ -40,8 +40,7 @@ MACHINE_NOT_STATE = {
     "arch", "image", "config", "inputs", "fdt_addr", "regions",  # what the machine was built from
     "clock", "uc", "hart", "counter", "engine", "ram", "_ram_ptr", "ram_pages", "registers", "memory",  # parts
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
-    "virtio", "_device_slots", "_net_slots", "virtio_reset_states",  # the virtio slots (devices too)
-    "disks", "nets", "dma",  # drives (their state: MachineState.disks), network devices (stateless), RAM for devices
+    "slots",  # the virtio slots: transports (devices too), drives (their state: MachineState.disks), network
     "frame_tap",  # a capture of network frames (--pcap), not the guest's
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
