@@ -225,7 +225,7 @@ static void put_crc(int check, uint32_t crc)
 {
     uart_puts(" crc ");
     if (check)
-        put_hex32(crc);
+        put_hex(crc, 8);
     else
         uart_putc('-');
 }
@@ -417,14 +417,9 @@ static int setup(void)
     if (err)
         return err;
     irq = (unsigned)slot + 1;
-    uart_puts("device features 0x");
-    put_hex32(feat_lo);
-    if (version == 2) {
-        uart_puts(" 0x");
-        put_hex32(feat_hi);
-    }
+    vm_put_features();
     uart_putc('\n');
-    err = blk_check_version_1();
+    err = vm_check_version_1();
     if (err)
         return err;
     has_flush = (feat_lo >> VIRTIO_BLK_F_FLUSH) & 1;

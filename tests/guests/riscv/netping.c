@@ -34,49 +34,13 @@
 #include "platform.h"
 #include "uart.h"
 
-/* ---- virtio-mmio registers ------------------------------------------ */
-#define VIRTIO_MMIO_BASE(i)   (0x10001000UL + 0x1000UL * (i))
-#define VIRTIO_MMIO_SLOTS     8
+#define QSIZE                 16u           /* entries per queue */
+#include "virtio_mmio.h"
 
-#define VM_MAGIC              0x000
-#define VM_VERSION            0x004
-#define VM_DEVICE_ID          0x008
-#define VM_DEVICE_FEATURES    0x010
-#define VM_DEVICE_FEATURES_SEL 0x014
-#define VM_DRIVER_FEATURES    0x020
-#define VM_DRIVER_FEATURES_SEL 0x024
-#define VM_GUEST_PAGE_SIZE    0x028   /* legacy */
-#define VM_QUEUE_SEL          0x030
-#define VM_QUEUE_NUM_MAX      0x034
-#define VM_QUEUE_NUM          0x038
-#define VM_QUEUE_ALIGN        0x03c   /* legacy */
-#define VM_QUEUE_PFN          0x040   /* legacy */
-#define VM_QUEUE_READY        0x044   /* modern */
-#define VM_QUEUE_NOTIFY       0x050
-#define VM_INTERRUPT_STATUS   0x060
-#define VM_INTERRUPT_ACK      0x064
-#define VM_STATUS             0x070
-#define VM_QUEUE_DESC_LOW     0x080   /* modern */
-#define VM_QUEUE_DESC_HIGH    0x084
-#define VM_QUEUE_DRIVER_LOW   0x090
-#define VM_QUEUE_DRIVER_HIGH  0x094
-#define VM_QUEUE_DEVICE_LOW   0x0a0
-#define VM_QUEUE_DEVICE_HIGH  0x0a4
-#define VM_CONFIG_GENERATION  0x0fc   /* modern */
-#define VM_CONFIG             0x100
-
-#define VIRTIO_MAGIC          0x74726976u   /* "virt" */
 #define VIRTIO_ID_NET         1
-
-#define STATUS_ACKNOWLEDGE    1u
-#define STATUS_DRIVER         2u
-#define STATUS_DRIVER_OK      4u
-#define STATUS_FEATURES_OK    8u
-#define STATUS_FAILED         128u
 
 #define VIRTIO_NET_F_MAC      5             /* feature bits, low word */
 #define VIRTIO_NET_F_STATUS   16
-#define VIRTIO_F_VERSION_1    32            /* high word bit 0 */
 
 #define VIRTIO_NET_S_LINK_UP  1u
 #define VIRTIO_NET_S_ANNOUNCE 2u
@@ -85,13 +49,8 @@
 #define NET_CFG_MAC           0
 #define NET_CFG_STATUS        6
 
-#define VIRTQ_DESC_F_NEXT     1u
-#define VIRTQ_DESC_F_WRITE    2u
-
 #define RXQ                   0u
 #define TXQ                   1u
-#define QSIZE                 16u           /* entries per queue */
-#define PAGE_SIZE             4096u
 #define RX_BUFS               8u            /* posted RX buffers, 2 descriptors each */
 #define NET_HDR_MAX           12u           /* 10 legacy, 12 with VERSION_1 */
 #define FRAME_MAX             1526u         /* RX data buffer (any 1514-byte frame fits) */
@@ -108,42 +67,7 @@
 #define TX_POLLS              500000000ul
 #define DNS_POLLS             10000000ul
 
-/* ---- rings: one layout for both interfaces (see virtioblk.c) ---------- */
-struct virtq_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct virtq_avail {
-    uint16_t flags;
-    uint16_t idx;
-    uint16_t ring[QSIZE];
-    uint16_t used_event;
-};
-
-struct virtq_used_elem {
-    uint32_t id;
-    uint32_t len;
-};
-
-struct virtq_used {
-    uint16_t flags;
-    uint16_t idx;
-    struct virtq_used_elem ring[QSIZE];
-    uint16_t avail_event;
-};
-
-struct vring {
-    struct virtq_desc desc[QSIZE];                          /* offset 0 */
-    struct virtq_avail avail;                               /* offset 16 * QSIZE */
-    uint8_t pad[PAGE_SIZE - 16 * QSIZE - sizeof(struct virtq_avail)];
-    struct virtq_used used;                                 /* offset 4096 */
-};
-
-_Static_assert(__builtin_offsetof(struct vring, used) == PAGE_SIZE, "used ring at 4096");
-
+/* ---- rings: virtio_mmio.h's layout, one for each queue --------------- */
 static struct vring rxring __attribute__((aligned(PAGE_SIZE)));
 static struct vring txring __attribute__((aligned(PAGE_SIZE)));
 
@@ -158,8 +82,6 @@ static unsigned tx_len;
 static uint8_t rx_frame[FRAME_MAX] __attribute__((aligned(16)));
 static unsigned rx_len;
 
-static uintptr_t base;
-static uint32_t version;
 static unsigned net_hdr_len;
 static uint16_t rx_avail_idx, rx_used_seen;
 static uint16_t tx_avail_idx, tx_used_seen;
@@ -183,46 +105,13 @@ static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 #define DNS_PORT_LOCAL        49153u
 #define TFTP_PORT_LOCAL       49154u
 
-static inline void fence(void) { __asm__ volatile ("fence rw, rw" ::: "memory"); }
-
-static inline uint32_t rd(unsigned off) { return MMIO32(base + off); }
-static inline void wr(unsigned off, uint32_t v) { MMIO32(base + off) = v; }
-
-static int fail(int code, const char *what)
-{
-    uart_puts("error: ");
-    uart_puts(what);
-    uart_putc('\n');
-    if (base)
-        wr(VM_STATUS, rd(VM_STATUS) | STATUS_FAILED);
-    return code;
-}
-
-/* ---- printing --------------------------------------------------------- */
-static void put_hex8(uint8_t v)
-{
-    uart_putc("0123456789abcdef"[v >> 4]);
-    uart_putc("0123456789abcdef"[v & 0xf]);
-}
-
-static void put_hex16(uint16_t v)
-{
-    put_hex8((uint8_t)(v >> 8));
-    put_hex8((uint8_t)v);
-}
-
-static void put_hex32(uint32_t v)
-{
-    put_hex16((uint16_t)(v >> 16));
-    put_hex16((uint16_t)v);
-}
-
+/* ---- printing (put_hex: virtio_mmio.h) ---------------------------------- */
 static void put_mac(const uint8_t *m)
 {
     for (int i = 0; i < 6; i++) {
         if (i)
             uart_putc(':');
-        put_hex8(m[i]);
+        put_hex(m[i], 2);
     }
 }
 
@@ -280,56 +169,18 @@ static uint16_t udp_csum(const uint8_t *ip, const uint8_t *udp, unsigned udp_len
 }
 
 /* ---- virtqueues --------------------------------------------------------- */
-static void set_desc(struct vring *r, unsigned i, const void *addr, uint32_t len,
-                     uint16_t flags, uint16_t next)
-{
-    r->desc[i].addr = (uint64_t)(uintptr_t)addr;
-    r->desc[i].len = len;
-    r->desc[i].flags = flags;
-    r->desc[i].next = next;
-}
-
-static int setup_queue(unsigned q, struct vring *r)
-{
-    wr(VM_QUEUE_SEL, q);
-    if ((version == 1 ? rd(VM_QUEUE_PFN) : rd(VM_QUEUE_READY)) != 0)
-        return -1;
-    if (rd(VM_QUEUE_NUM_MAX) < QSIZE)
-        return -1;
-    wr(VM_QUEUE_NUM, QSIZE);
-    uintptr_t desc = (uintptr_t)&r->desc, drv = (uintptr_t)&r->avail,
-              dev = (uintptr_t)&r->used;
-    if (version == 1) {
-        wr(VM_QUEUE_ALIGN, PAGE_SIZE);
-        wr(VM_QUEUE_PFN, (uint32_t)(desc / PAGE_SIZE));
-    } else {
-        wr(VM_QUEUE_DESC_LOW, (uint32_t)desc);
-        wr(VM_QUEUE_DESC_HIGH, (uint32_t)((uint64_t)desc >> 32));
-        wr(VM_QUEUE_DRIVER_LOW, (uint32_t)drv);
-        wr(VM_QUEUE_DRIVER_HIGH, (uint32_t)((uint64_t)drv >> 32));
-        wr(VM_QUEUE_DEVICE_LOW, (uint32_t)dev);
-        wr(VM_QUEUE_DEVICE_HIGH, (uint32_t)((uint64_t)dev >> 32));
-        wr(VM_QUEUE_READY, 1);
-    }
-    return 0;
-}
-
 /* Make RX buffer i available again (no notify). */
 static void rx_post(unsigned i)
 {
-    volatile struct virtq_avail *avail = &rxring.avail;
-    avail->ring[rx_avail_idx % QSIZE] = (uint16_t)(2 * i);
-    fence();                        /* ring entry before idx */
-    avail->idx = ++rx_avail_idx;
-    fence();                        /* idx before the notify */
+    vq_publish(&rxring, &rx_avail_idx, (uint16_t)(2 * i));
 }
 
 static void rx_init(void)
 {
     for (unsigned i = 0; i < RX_BUFS; i++) {
-        set_desc(&rxring, 2 * i, rx_hdr[i], net_hdr_len,
-                 VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, (uint16_t)(2 * i + 1));
-        set_desc(&rxring, 2 * i + 1, rx_data[i], FRAME_MAX, VIRTQ_DESC_F_WRITE, 0);
+        vq_set_desc(&rxring, 2 * i, rx_hdr[i], net_hdr_len,
+                    VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, (uint16_t)(2 * i + 1));
+        vq_set_desc(&rxring, 2 * i + 1, rx_data[i], FRAME_MAX, VIRTQ_DESC_F_WRITE, 0);
         rx_post(i);
     }
 }
@@ -340,35 +191,26 @@ static void rx_init(void)
  */
 static int tx_send(void)
 {
-    volatile struct virtq_avail *avail = &txring.avail;
-    volatile struct virtq_used *used = &txring.used;
-
     while (tx_len < ETH_ZLEN)
         tx_frame[tx_len++] = 0;
     for (unsigned j = 0; j < net_hdr_len; j++)
         tx_hdr[j] = 0;
-    set_desc(&txring, 0, tx_hdr, net_hdr_len, VIRTQ_DESC_F_NEXT, 1);
-    set_desc(&txring, 1, tx_frame, tx_len, 0, 0);
-
-    avail->ring[tx_avail_idx % QSIZE] = 0;
-    fence();
-    avail->idx = ++tx_avail_idx;
-    fence();
+    vq_set_desc(&txring, 0, tx_hdr, net_hdr_len, VIRTQ_DESC_F_NEXT, 1);
+    vq_set_desc(&txring, 1, tx_frame, tx_len, 0, 0);
+    vq_publish(&txring, &tx_avail_idx, 0);
     wr(VM_QUEUE_NOTIFY, TXQ);
 
     unsigned long polls = TX_POLLS;
-    while (used->idx == tx_used_seen)
+    while (!VQ_USED(&txring, tx_used_seen))
         if (--polls == 0)
             return -1;
-    fence();
-    uint32_t id = used->ring[tx_used_seen % QSIZE].id;
-    tx_used_seen++;
-    wr(VM_INTERRUPT_ACK, rd(VM_INTERRUPT_STATUS));
+    uint32_t used_len;
+    uint32_t id = vq_take(&txring, &tx_used_seen, &used_len);
 #ifdef NETPING_VERBOSE
     uart_puts("  [tx ");
     uart_putdec(tx_len);
     uart_puts(" bytes, used len ");
-    uart_putdec(used->ring[(uint16_t)(tx_used_seen - 1) % QSIZE].len);
+    uart_putdec(used_len);
     uart_puts(", polls ");
     uart_putdec(TX_POLLS - polls);
     uart_puts("]\n");
@@ -488,33 +330,45 @@ static int udp_csum_ok(const struct ipv4 *p)
     return csum_fold(csum_add(sum, udp, ulen)) == 0;
 }
 
+/* Whether (f, n) is an ARP packet for Ethernet and IPv4 with opcode op. */
+static int arp_is(const uint8_t *f, unsigned n, unsigned op)
+{
+    if (n < 42 || get16(f + 12) != ETHERTYPE_ARP)
+        return 0;
+    const uint8_t *a = f + 14;
+    return get16(a) == 1 && get16(a + 2) == ETHERTYPE_IP && a[4] == 6 && a[5] == 4 && get16(a + 6) == op;
+}
+
+/* An ARP packet with opcode op from us (my_mac, my_ip) about target_mac (0:
+ * zeros) and target_ip, to dst, in tx_frame (42 bytes). */
+static void arp_build(const uint8_t *dst, unsigned op, const uint8_t *target_mac, uint32_t target_ip)
+{
+    uint8_t *a = eth_start(dst, ETHERTYPE_ARP);
+    put16(a, 1);                    /* Ethernet */
+    put16(a + 2, ETHERTYPE_IP);
+    a[4] = 6;
+    a[5] = 4;
+    put16(a + 6, op);
+    for (unsigned j = 0; j < 6; j++) {
+        a[8 + j] = my_mac[j];
+        a[18 + j] = target_mac ? target_mac[j] : 0;
+    }
+    put32(a + 14, my_ip);
+    put32(a + 24, target_ip);
+    tx_len = 42;
+}
+
 /* Answer an ARP request for our address (silently). */
 static void arp_answer(const uint8_t *f, unsigned n)
 {
-    if (!my_ip || n < 42 || get16(f + 12) != ETHERTYPE_ARP)
-        return;
     const uint8_t *a = f + 14;
-    if (get16(a) != 1 || get16(a + 2) != ETHERTYPE_IP || a[4] != 6 || a[5] != 4
-        || get16(a + 6) != 1 || get32(a + 24) != my_ip)
+    if (!my_ip || !arp_is(f, n, 1) || get32(a + 24) != my_ip)
         return;
     uint8_t save[FRAME_MAX];
     unsigned save_len = tx_len;
     for (unsigned j = 0; j < save_len; j++)
         save[j] = tx_frame[j];
-    uint8_t *r = eth_start(a + 8, ETHERTYPE_ARP);
-    put16(r, 1);
-    put16(r + 2, ETHERTYPE_IP);
-    r[4] = 6;
-    r[5] = 4;
-    put16(r + 6, 2);
-    for (unsigned j = 0; j < 6; j++) {
-        r[8 + j] = my_mac[j];
-        r[18 + j] = a[8 + j];
-    }
-    put32(r + 14, my_ip);
-    for (unsigned j = 0; j < 4; j++)
-        r[24 + j] = a[14 + j];
-    tx_len = 42;
+    arp_build(a + 8, 2, a + 8, get32(a + 14));
     tx_send();
     arp_requests_answered++;
     for (unsigned j = 0; j < save_len; j++)
@@ -533,18 +387,13 @@ typedef int (*frame_match)(const uint8_t *f, unsigned n);
  */
 static int rx_wait(frame_match match, unsigned long polls)
 {
-    volatile struct virtq_used *used = &rxring.used;
 #ifdef NETPING_VERBOSE
     unsigned long start = polls;
 #endif
     while (polls--) {
-        if (used->idx == rx_used_seen)
+        if (!VQ_USED(&rxring, rx_used_seen))
             continue;
-        fence();                    /* idx before the element and the data */
-        volatile struct virtq_used_elem *e = &used->ring[rx_used_seen % QSIZE];
-        uint32_t id = e->id, len = e->len;
-        rx_used_seen++;
-        wr(VM_INTERRUPT_ACK, rd(VM_INTERRUPT_STATUS));
+        uint32_t len, id = vq_take(&rxring, &rx_used_seen, &len);
         unsigned i = id / 2;
         if ((id & 1) || i >= RX_BUFS || len < net_hdr_len || len > net_hdr_len + FRAME_MAX) {
             uart_puts("error: bad RX used element\n");
@@ -558,13 +407,13 @@ static int rx_wait(frame_match match, unsigned long polls)
         uart_puts(" len ");
         uart_putdec(n);
         uart_puts(" type ");
-        put_hex16(n >= 14 ? get16(f + 12) : 0);
+        put_hex(n >= 14 ? get16(f + 12) : 0, 4);
         uart_puts(" dst ");
         put_mac(f);
         uart_puts(" hdr");
         for (unsigned j = 0; j < net_hdr_len; j++) {
             uart_putc(' ');
-            put_hex8(rx_hdr[i][j]);
+            put_hex(rx_hdr[i][j], 2);
         }
         uart_puts(", after ");
         uart_putdec(start - polls);
@@ -608,6 +457,51 @@ static void put_ip_line(const struct ipv4 *p)
     uart_puts(" ttl ");
     uart_putdec(p->hdr[8]);
     uart_puts(p->csum_ok ? " ip-csum ok" : " ip-csum BAD");
+}
+
+/* The UDP datagram in rx_frame (ip, as parse_udp() gives it, and the length of
+ * its data): put_frame_line(name), put_ip_line(), then " udp-csum ok, udp
+ * SPORT -> DPORT, WHATLEN bytes". */
+static void put_udp_line(const char *name, const struct ipv4 *ip, const char *what, unsigned len)
+{
+    put_frame_line(name);
+    put_ip_line(ip);
+    uart_puts(udp_csum_ok(ip) ? " udp-csum ok" : " udp-csum BAD");
+    uart_puts(", udp ");
+    uart_putdec(get16(ip->payload));
+    uart_puts(" -> ");
+    uart_putdec(get16(ip->payload + 2));
+    uart_puts(", ");
+    uart_puts(what);
+    uart_putdec(len);
+    uart_puts(" bytes\n");
+}
+
+/* exchange()'s results other than 0. */
+#define TX_FAILED             1
+#define NO_REPLY              2
+
+/*
+ * End the line that announces the frame in tx_frame with ", sent N bytes" (N:
+ * as tx_send() pads it), send it, and wait at most `polls` polls for a frame
+ * that `match` accepts (then in rx_frame). 0, TX_FAILED, or NO_REPLY after
+ * printing "NAME: no reply" (nothing if name is 0).
+ */
+static int exchange(frame_match match, unsigned long polls, const char *name)
+{
+    uart_puts(", sent ");
+    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
+    uart_puts(" bytes\n");
+    if (tx_send() != 0)
+        return TX_FAILED;
+    if (rx_wait(match, polls) != 0) {
+        if (name) {
+            uart_puts(name);
+            uart_puts(": no reply\n");
+        }
+        return NO_REPLY;
+    }
+    return 0;
 }
 
 /* ---- DHCP (RFC 2131) ----------------------------------------------------------- */
@@ -693,18 +587,18 @@ static int dhcp_match(const uint8_t *f, unsigned n)
         const uint8_t *v = b + k + 2;
         if (d.nopts < sizeof d.opts)
             d.opts[d.nopts++] = (uint8_t)code;
-        if (code == 53 && olen >= 1)
+        if (code == 53 && olen >= 1) {
             d.type = v[0];
-        else if (olen >= 4 && code == 54)
-            d.server = get32(v);
-        else if (olen >= 4 && code == 3)
-            d.router = get32(v);
-        else if (olen >= 4 && code == 6)
-            d.dns = get32(v);
-        else if (olen >= 4 && code == 1)
-            d.mask = get32(v);
-        else if (olen >= 4 && code == 51)
-            d.lease = get32(v);
+        } else if (olen >= 4) {
+            uint32_t w = get32(v);
+            switch (code) {
+            case 54: d.server = w; break;
+            case 3: d.router = w; break;
+            case 6: d.dns = w; break;
+            case 1: d.mask = w; break;
+            case 51: d.lease = w; break;
+            }
+        }
         k += 2 + olen;
     }
     if (d.type != dhcp_wanted && d.type != DHCP_NAK)
@@ -720,16 +614,7 @@ static int dhcp_report(const char *name)
     const uint8_t *b;
     unsigned len;
     parse_udp(rx_frame, rx_len, &ip, 68, &b, &len);
-    put_frame_line(name);
-    put_ip_line(&ip);
-    uart_puts(udp_csum_ok(&ip) ? " udp-csum ok" : " udp-csum BAD");
-    uart_puts(", udp ");
-    uart_putdec(get16(ip.payload));
-    uart_puts(" -> ");
-    uart_putdec(get16(ip.payload + 2));
-    uart_puts(", bootp ");
-    uart_putdec(len);
-    uart_puts(" bytes\n");
+    put_udp_line(name, &ip, "bootp ", len);
     if (dhcp.type == DHCP_NAK) {
         uart_puts(name);
         uart_puts(": NAK\n");
@@ -741,7 +626,7 @@ static int dhcp_report(const char *name)
     uart_puts(" siaddr ");
     put_ip(get32(b + 20));
     uart_puts(" flags 0x");
-    put_hex16(get16(b + 10));
+    put_hex(get16(b + 10), 4);
     uart_puts(" file \"");
     for (unsigned j = 0; j < 128 && b[108 + j]; j++)
         uart_putc((char)b[108 + j]);
@@ -766,53 +651,58 @@ static int dhcp_report(const char *name)
     return 0;
 }
 
+/* The two DHCP exchanges: DISCOVER and OFFER, REQUEST and ACK. */
+static const struct dhcp_step {
+    int send, wanted;
+    const char *reply;
+    const char *errors[3];          /* TX failed, no reply, NAK */
+} dhcp_steps[2] = {
+    { DHCP_DISCOVER, DHCP_OFFER, "dhcp offer",
+      { "TX of DHCP DISCOVER", "no DHCP OFFER", "DHCP NAK instead of OFFER" } },
+    { DHCP_REQUEST, DHCP_ACK, "dhcp ack", { "TX of DHCP REQUEST", "no DHCP ACK", "DHCP NAK" } },
+};
+
+/* Send dhcp_steps[k]'s message, wait for its reply (or a NAK) and print it.
+ * 0, or the failed step: 11 + 3k (TX), 12 + 3k (no reply), 13 + 3k (a NAK). */
+static int dhcp_exchange(unsigned k)
+{
+    const struct dhcp_step *d = &dhcp_steps[k];
+    dhcp_send(d->send);
+    if (d->send == DHCP_DISCOVER) {
+        uart_puts("dhcp discover: 0.0.0.0:68 -> 255.255.255.255:67 xid 0x");
+        put_hex(DHCP_XID, 8);
+    } else {
+        uart_puts("dhcp request: ");
+        put_ip(offered_ip);
+        uart_puts(" from server ");
+        put_ip(server_id);
+    }
+    dhcp_wanted = d->wanted;
+    int got = exchange(dhcp_match, REPLY_POLLS, d->reply);
+    if (got == 0 && dhcp_report(d->reply) != 0)
+        got = 3;
+    return got ? fail(10 + 3 * (int)k + got, d->errors[got - 1]) : 0;
+}
+
 /* ---- ARP ---------------------------------------------------------------------- */
 static uint32_t arp_target;
 
-static void arp_send_request(uint32_t target)
-{
-    uint8_t *a = eth_start(bcast_mac, ETHERTYPE_ARP);
-    put16(a, 1);                    /* Ethernet */
-    put16(a + 2, ETHERTYPE_IP);
-    a[4] = 6;
-    a[5] = 4;
-    put16(a + 6, 1);                /* request */
-    for (unsigned j = 0; j < 6; j++) {
-        a[8 + j] = my_mac[j];
-        a[18 + j] = 0;
-    }
-    put32(a + 14, my_ip);
-    put32(a + 24, target);
-    tx_len = 42;
-}
-
 static int arp_match(const uint8_t *f, unsigned n)
 {
-    if (n < 42 || get16(f + 12) != ETHERTYPE_ARP)
-        return 0;
-    const uint8_t *a = f + 14;
-    return get16(a) == 1 && get16(a + 2) == ETHERTYPE_IP && a[4] == 6 && a[5] == 4
-           && get16(a + 6) == 2 && get32(a + 14) == arp_target;
+    return arp_is(f, n, 2) && get32(f + 14 + 14) == arp_target;
 }
 
 /* ARP for target; its MAC in mac. Returns 0 or -1. */
 static int arp_resolve(uint32_t target, uint8_t *mac)
 {
     arp_target = target;
-    arp_send_request(target);
+    arp_build(bcast_mac, 1, 0, target);
     uart_puts("arp request: who-has ");
     put_ip(target);
     uart_puts(" tell ");
     put_ip(my_ip);
-    uart_puts(", sent ");
-    uart_putdec(ETH_ZLEN);
-    uart_puts(" bytes\n");
-    if (tx_send() != 0)
+    if (exchange(arp_match, REPLY_POLLS, "arp reply") != 0)
         return -1;
-    if (rx_wait(arp_match, REPLY_POLLS) != 0) {
-        uart_puts("arp reply: no reply\n");
-        return -1;
-    }
     const uint8_t *a = rx_frame + 14;
     put_frame_line("arp reply");
     uart_puts("\narp reply: ");
@@ -865,15 +755,8 @@ static int ping(uint32_t dst, const uint8_t *dst_mac, unsigned seq, unsigned siz
     put_ip(dst);
     uart_puts(", payload ");
     uart_putdec(size);
-    uart_puts(", sent ");
-    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
-    uart_puts(" bytes\n");
-    if (tx_send() != 0)
+    if (exchange(icmp_match, REPLY_POLLS, "ping") != 0)
         return -1;
-    if (rx_wait(icmp_match, REPLY_POLLS) != 0) {
-        uart_puts("ping: no reply\n");
-        return -1;
-    }
     struct ipv4 ip;
     parse_ip(rx_frame, rx_len, &ip);
     const uint8_t *r = ip.payload;
@@ -891,7 +774,7 @@ static int ping(uint32_t dst, const uint8_t *dst_mac, unsigned seq, unsigned siz
     uart_puts("\nping ");
     uart_putdec(seq);
     uart_puts(": id 0x");
-    put_hex16(get16(r + 4));
+    put_hex(get16(r + 4), 4);
     uart_puts(" seq ");
     uart_putdec(get16(r + 6));
     uart_puts(" payload ");
@@ -911,52 +794,34 @@ static int tftp_match(const uint8_t *f, unsigned n)
 
 static const char tftp_file[] = "netping.txt";
 
+/* s with its NUL at d + n; returns the offset after it. */
+static unsigned put_str0(uint8_t *d, unsigned n, const char *s)
+{
+    do
+        d[n++] = (uint8_t)*s;
+    while (*s++);
+    return n;
+}
+
 static int tftp_probe(uint32_t server, const uint8_t *server_mac)
 {
     uint8_t *d = udp_start(server_mac, my_ip, server, TFTP_PORT_LOCAL, 69);
-    unsigned n = 0;
     put16(d, 1);                    /* RRQ */
-    n = 2;
-    for (const char *s = tftp_file; ; s++) {
-        d[n++] = (uint8_t)*s;
-        if (!*s)
-            break;
-    }
-    for (const char *s = "octet"; ; s++) {
-        d[n++] = (uint8_t)*s;
-        if (!*s)
-            break;
-    }
-    udp_finish(n);
+    udp_finish(put_str0(d, put_str0(d, 2, tftp_file), "octet"));
     uart_puts("tftp: read request for \"");
     uart_puts(tftp_file);
     uart_puts("\" to ");
     put_ip(server);
     uart_puts(":69 from port ");
     uart_putdec(TFTP_PORT_LOCAL);
-    uart_puts(", sent ");
-    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
-    uart_puts(" bytes\n");
-    if (tx_send() != 0)
-        return -1;
-    if (rx_wait(tftp_match, REPLY_POLLS) != 0) {
-        uart_puts("tftp: no reply\n");
-        return 0;
-    }
+    int got = exchange(tftp_match, REPLY_POLLS, "tftp");
+    if (got != 0)
+        return got == TX_FAILED ? -1 : 0;
     struct ipv4 ip;
     const uint8_t *r;
     unsigned len;
     parse_udp(rx_frame, rx_len, &ip, TFTP_PORT_LOCAL, &r, &len);
-    put_frame_line("tftp reply");
-    put_ip_line(&ip);
-    uart_puts(udp_csum_ok(&ip) ? " udp-csum ok" : " udp-csum BAD");
-    uart_puts(", udp ");
-    uart_putdec(get16(ip.payload));
-    uart_puts(" -> ");
-    uart_putdec(get16(ip.payload + 2));
-    uart_puts(", ");
-    uart_putdec(len);
-    uart_puts(" bytes\n");
+    put_udp_line("tftp reply", &ip, "", len);
     uart_puts("tftp reply: opcode ");
     uart_putdec(len >= 2 ? get16(r) : 0);
     if (len >= 4 && get16(r) == 5) {
@@ -1022,17 +887,15 @@ static int dns_query(uint32_t server, const uint8_t *server_mac)
     put_ip(server);
     uart_puts(":53 from port ");
     uart_putdec(DNS_PORT_LOCAL);
-    uart_puts(", sent ");
-    uart_putdec(tx_len < ETH_ZLEN ? ETH_ZLEN : tx_len);
-    uart_puts(" bytes\n");
-    if (tx_send() != 0)
-        return -1;
     /*
      * slirp forwards the query to the host's resolver: whether an answer comes,
      * and what it says, depends on the host. Nothing about it is printed
      * (except in the verbose development build).
      */
-    int got = rx_wait(dns_match, DNS_POLLS) == 0;
+    int sent = exchange(dns_match, DNS_POLLS, 0);
+    if (sent == TX_FAILED)
+        return -1;
+    int got = sent == 0;
 #ifdef NETPING_VERBOSE
     if (!got) {
         uart_puts("  [dns: no reply]\n");
@@ -1042,7 +905,7 @@ static int dns_query(uint32_t server, const uint8_t *server_mac)
         unsigned len;
         if (parse_udp(rx_frame, rx_len, &ip, DNS_PORT_LOCAL, &r, &len) && len >= 12) {
             uart_puts("  [dns reply: id 0x");
-            put_hex16(get16(r));
+            put_hex(get16(r), 4);
             uart_puts(" rcode ");
             uart_putdec(get16(r + 2) & 0xf);
             uart_puts(" answers ");
@@ -1064,95 +927,45 @@ static int dns_query(uint32_t server, const uint8_t *server_mac)
 }
 
 /* ---- device set-up --------------------------------------------------------------- */
-static int find_device(void)
-{
-    for (int i = VIRTIO_MMIO_SLOTS - 1; i >= 0; i--) {
-        uintptr_t b = VIRTIO_MMIO_BASE(i);
-        if (MMIO32(b + VM_MAGIC) == VIRTIO_MAGIC && MMIO32(b + VM_DEVICE_ID) == VIRTIO_ID_NET)
-            return i;
-    }
-    return -1;
-}
-
 int main(unsigned long hartid, void *fdt)
 {
     (void)hartid;
     (void)fdt;
 
     uart_puts("netping start\n");
-    int slot = find_device();
-    if (slot < 0)
-        return fail(2, "no virtio-net device");
-    base = VIRTIO_MMIO_BASE(slot);
-    version = rd(VM_VERSION);
-    if (version != 1 && version != 2) {
-        uart_puts("virtio-mmio slot ");
-        uart_putdec((unsigned long)slot);
-        uart_puts(" version ");
-        uart_putdec(version);
-        uart_putc('\n');
-        return fail(3, "unknown virtio-mmio version");
-    }
-
-    /* Status handshake. */
-    wr(VM_STATUS, 0);
-    if (rd(VM_STATUS) != 0)
-        return fail(4, "reset did not clear status");
-    wr(VM_STATUS, STATUS_ACKNOWLEDGE);
-    wr(VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-
-    wr(VM_DEVICE_FEATURES_SEL, 0);
-    uint32_t feat_lo = rd(VM_DEVICE_FEATURES);
-    uint32_t feat_hi = 0;
-    if (version == 2) {
-        wr(VM_DEVICE_FEATURES_SEL, 1);
-        feat_hi = rd(VM_DEVICE_FEATURES);
-    }
+    int err = vm_find(VIRTIO_ID_NET, "no virtio-net device");
+    if (!err)
+        err = vm_reset();
+    if (err)
+        return err;
     net_hdr_len = version == 2 ? 12 : 10;
     /* The one line that differs between the legacy and the modern interface. */
-    uart_puts("virtio-mmio slot ");
-    uart_putdec((unsigned long)slot);
-    uart_puts(" version ");
-    uart_putdec(version);
-    uart_puts(" device features 0x");
-    put_hex32(feat_lo);
-    if (version == 2) {
-        uart_puts(" 0x");
-        put_hex32(feat_hi);
-    }
+    vm_put_slot();
+    uart_putc(' ');
+    vm_put_features();
     uart_puts(" net header ");
     uart_putdec(net_hdr_len);
     uart_puts(" bytes\n");
 
-    if (version == 2 && !(feat_hi & (1u << (VIRTIO_F_VERSION_1 - 32))))
-        return fail(5, "VERSION_1 not offered on a version 2 device");
+    err = vm_check_version_1();
+    if (err)
+        return err;
     if (!(feat_lo & (1u << VIRTIO_NET_F_MAC)) || !(feat_lo & (1u << VIRTIO_NET_F_STATUS)))
         return fail(6, "MAC or STATUS not offered");
-    wr(VM_DRIVER_FEATURES_SEL, 0);
-    wr(VM_DRIVER_FEATURES, (1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_STATUS));
-    if (version == 2) {
-        wr(VM_DRIVER_FEATURES_SEL, 1);
-        wr(VM_DRIVER_FEATURES, 1u << (VIRTIO_F_VERSION_1 - 32));
-        wr(VM_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
-        if (!(rd(VM_STATUS) & STATUS_FEATURES_OK))
-            return fail(7, "FEATURES_OK not accepted");
-    }
+    err = vm_accept((1u << VIRTIO_NET_F_MAC) | (1u << VIRTIO_NET_F_STATUS), 7);
+    if (err)
+        return err;
     uart_puts("features accepted: MAC STATUS\n");
 
     /* Queues: RX 0, TX 1. */
-    if (version == 1)
-        wr(VM_GUEST_PAGE_SIZE, PAGE_SIZE);
-    if (setup_queue(RXQ, &rxring) != 0)
+    if (vm_setup_queue(RXQ, &rxring) != 0)
         return fail(8, "RX queue unusable");
-    if (setup_queue(TXQ, &txring) != 0)
+    if (vm_setup_queue(TXQ, &txring) != 0)
         return fail(9, "TX queue unusable");
     rx_init();
-
-    uint32_t st = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK
-                  | (version == 2 ? STATUS_FEATURES_OK : 0);
-    wr(VM_STATUS, st);
-    if (rd(VM_STATUS) != st)
-        return fail(10, "device did not accept DRIVER_OK");
+    err = vm_driver_ok(10);
+    if (err)
+        return err;
     wr(VM_QUEUE_NOTIFY, RXQ);
     uart_puts("driver ok: rx queue 0 with ");
     uart_putdec(RX_BUFS);
@@ -1164,53 +977,26 @@ int main(unsigned long hartid, void *fdt)
     uint32_t gen;
     uint16_t link;
     do {
-        gen = version == 2 ? rd(VM_CONFIG_GENERATION) : 0;
+        gen = vm_config_gen();
         for (unsigned j = 0; j < 6; j++)
             my_mac[j] = MMIO8(base + VM_CONFIG + NET_CFG_MAC + j);
         link = *(volatile uint16_t *)(base + VM_CONFIG + NET_CFG_STATUS);
-    } while (version == 2 && rd(VM_CONFIG_GENERATION) != gen);
+    } while (vm_config_gen() != gen);
     uart_puts("mac ");
     put_mac(my_mac);
     uart_puts("\nlink status 0x");
-    put_hex16(link);
+    put_hex(link, 4);
     uart_puts(link & VIRTIO_NET_S_LINK_UP ? " (up)\n" : " (down)\n");
 
     /* 2. DHCP. */
-    dhcp_send(DHCP_DISCOVER);
-    uart_puts("dhcp discover: 0.0.0.0:68 -> 255.255.255.255:67 xid 0x");
-    put_hex32(DHCP_XID);
-    uart_puts(", sent ");
-    uart_putdec(tx_len);
-    uart_puts(" bytes\n");
-    if (tx_send() != 0)
-        return fail(11, "TX of DHCP DISCOVER");
-    dhcp_wanted = DHCP_OFFER;
-    if (rx_wait(dhcp_match, REPLY_POLLS) != 0) {
-        uart_puts("dhcp offer: no reply\n");
-        return fail(12, "no DHCP OFFER");
-    }
-    if (dhcp_report("dhcp offer") != 0)
-        return fail(13, "DHCP NAK instead of OFFER");
+    err = dhcp_exchange(0);
+    if (err)
+        return err;
     offered_ip = dhcp.yiaddr;
     server_id = dhcp.server;
-
-    dhcp_send(DHCP_REQUEST);
-    uart_puts("dhcp request: ");
-    put_ip(offered_ip);
-    uart_puts(" from server ");
-    put_ip(server_id);
-    uart_puts(", sent ");
-    uart_putdec(tx_len);
-    uart_puts(" bytes\n");
-    if (tx_send() != 0)
-        return fail(14, "TX of DHCP REQUEST");
-    dhcp_wanted = DHCP_ACK;
-    if (rx_wait(dhcp_match, REPLY_POLLS) != 0) {
-        uart_puts("dhcp ack: no reply\n");
-        return fail(15, "no DHCP ACK");
-    }
-    if (dhcp_report("dhcp ack") != 0)
-        return fail(16, "DHCP NAK");
+    err = dhcp_exchange(1);
+    if (err)
+        return err;
     if (dhcp.yiaddr != offered_ip)
         return fail(17, "DHCP ACK for another address");
     my_ip = dhcp.yiaddr;

@@ -32,12 +32,6 @@ static uint8_t sector_buf[SECTOR_SIZE];
 static uint8_t write_buf[SECTOR_SIZE];
 static uint8_t multi_buf[MULTI_SECTORS * SECTOR_SIZE];
 
-static void put_hex8(uint8_t v)
-{
-    uart_putc("0123456789abcdef"[v >> 4]);
-    uart_putc("0123456789abcdef"[v & 0xf]);
-}
-
 /* The pattern written to sector 1 (inputs/make-disk.py guest_write_pattern()). */
 static void write_pattern(uint8_t *p)
 {
@@ -82,7 +76,7 @@ int main(unsigned long hartid, void *fdt)
     uart_puts("virtioblk start\n");
     int err = blk_probe();
     if (!err)
-        err = blk_check_version_1();
+        err = vm_check_version_1();
     if (err)
         return err;
     int flush = (feat_lo >> VIRTIO_BLK_F_FLUSH) & 1;
@@ -100,11 +94,11 @@ int main(unsigned long hartid, void *fdt)
     if (blk_request("read sector 0", VIRTIO_BLK_T_IN, 0, sector_buf, SECTOR_SIZE) != 0)
         return fail(11, "read sector 0");
     uart_puts("sector 0 crc32 ");
-    put_hex32(crc32(0, sector_buf, SECTOR_SIZE));
+    put_hex(crc32(0, sector_buf, SECTOR_SIZE), 8);
     uart_puts("\nsector 0 head");
     for (int j = 0; j < 16; j++) {
         uart_putc(' ');
-        put_hex8(sector_buf[j]);
+        put_hex(sector_buf[j], 2);
     }
     uart_putc('\n');
 
@@ -130,7 +124,7 @@ int main(unsigned long hartid, void *fdt)
     if (blk_request("read sectors 2-9", VIRTIO_BLK_T_IN, 2, multi_buf, sizeof multi_buf) != 0)
         return fail(16, "read sectors 2-9");
     uart_puts("sectors 2-9 crc32 ");
-    put_hex32(crc32(0, multi_buf, sizeof multi_buf));
+    put_hex(crc32(0, multi_buf, sizeof multi_buf), 8);
     uart_putc('\n');
 
     uart_puts("virtioblk done\n");
