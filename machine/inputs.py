@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,7 +84,13 @@ class InputSource(Protocol):
 
 class NetworkPort:
     """The live side of the network devices: each slot's backend (``send``, ``receive``), one frame of look-ahead
-    each so that :meth:`frames_due` can answer without taking it."""
+    each so that :meth:`frames_due` can answer without taking it.
+
+    A backend with host sockets behind it (``machine.net.LiveBackend``: ``listening``, ``wait(timeout)``) can
+    bring frames while the guest sends nothing: :meth:`wait_network` blocks on those for an idle guest.
+    """
+
+    NETWORK_SLICE_S = 0.02  # how long each live backend is waited on in turn when there are several
 
     def __init__(self, backends: dict[int, NetBackend] | None = None) -> None:
         self._backends = dict(backends or {})
@@ -108,6 +115,36 @@ class NetworkPort:
         backend = self._backends.get(slot)
         if backend is not None:
             backend.send(frame)
+
+    def _live_networks(self) -> list[Callable[[float], bool]]:
+        """The ``wait`` of every backend with an open host socket."""
+        waits = []
+        for backend in self._backends.values():
+            wait = getattr(backend, "wait", None)
+            if wait is not None and getattr(backend, "listening", False):
+                waits.append(wait)
+        return waits
+
+    def is_network_live(self) -> bool:
+        """Whether a backend may still bring frames on its own (a host socket is open)."""
+        return bool(self._live_networks())
+
+    def wait_network(self, timeout: float, other: Callable[[], bool] | None = None) -> bool:
+        """Block up to ``timeout`` seconds until a live backend has something (True), without a busy loop;
+        False at once when none is live. ``other``: a non-blocking check of another input (True: it came),
+        tried between turns of ``NETWORK_SLICE_S`` on the backends; it ends the wait too (False)."""
+        waits = self._live_networks()
+        if not waits:
+            return False
+        if other is None and len(waits) == 1:
+            return waits[0](timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            for wait in waits:
+                if wait(min(self.NETWORK_SLICE_S, max(deadline - time.monotonic(), 0.0))):
+                    return True
+            if (other is not None and other()) or time.monotonic() >= deadline:
+                return False
 
 
 class HostInputs(NetworkPort):
@@ -177,18 +214,31 @@ class HostInputs(NetworkPort):
         self._take(block=False)
         if self._pending:
             return IdleOutcome()
+
+        def uart_arrived() -> bool:
+            self._take(block=False)
+            return bool(self._pending) or self._eof
+
+        def wait(timeout: float) -> None:
+            # UART input comes through the reader thread's queue, which cannot share a select() with the
+            # network's host sockets (a forwarded connection, a datagram): with both, they take turns.
+            if self.is_network_live():
+                self.wait_network(timeout, None if self._eof else uart_arrived)
+            else:
+                self._take(block=True, timeout=timeout)
+
         if deadline_ns is not None:
             if not self._sleep:
                 return IdleOutcome(warp_ns=deadline_ns)
             # --sleep on: the virtual clock follows real time while idle, up to the deadline;
             # input that arrives first ends the idle period early (QEMU's warp timer).
             start = time.monotonic_ns()
-            self._take(block=True, timeout=min(deadline_ns / 1e9, 0.1))
+            wait(min(deadline_ns / 1e9, 0.1))
             elapsed = time.monotonic_ns() - start
             return IdleOutcome(warp_ns=min(deadline_ns, max(elapsed, 1)))
         # Wait briefly and return even if nothing came, so the caller can poll Ctrl-C.
-        self._take(block=True)
-        return IdleOutcome(forever=self._eof and not self._pending)
+        wait(0.1)
+        return IdleOutcome(forever=self._eof and not self._pending and not self.is_network_live())
 
 
 class ScriptedInputs(NetworkPort):

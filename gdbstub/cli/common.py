@@ -259,19 +259,30 @@ def export_overlays(machine: Machine, drives: Iterable[DriveOption]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class NetOption:
-    """``--net none`` or ``--net user[,tftp=DIR][,host=NAME=ADDR...]``."""
+    """``--net none``, ``--net user[,tftp=DIR][,host=NAME=ADDR...][,hostfwd=RULE...]`` or
+    ``--net socket,udp=HOST:PORT,localaddr=HOST:PORT``."""
 
-    kind: str  # "none" or "user"
+    kind: str  # "none", "user" or "socket"
     tftp: str | None = None
     hosts: tuple[tuple[str, str], ...] = ()
+    forwards: tuple[str, ...] = ()  # user: the hostfwd= rules, checked (machine.net.hostfwd.HostForward)
+    udp: str | None = None  # socket: HOST:PORT where frames go, checked (machine.net.socket_link.parse_endpoint)
+    localaddr: str | None = None  # socket: HOST:PORT bound (port 0: a free one), checked
 
 
 def net_option(text: str) -> NetOption:
     """An argparse type: a ``--net`` value."""
+    expected = {
+        "none": "nothing",
+        "user": "tftp=DIR, host=NAME=ADDR or hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
+        "socket": "udp=HOST:PORT and localaddr=HOST:PORT",
+    }
     kind, *settings = text.split(",")
-    if kind not in ("none", "user"):
-        raise argparse.ArgumentTypeError(f"{kind!r}: the network is 'user' (QEMU's -netdev user) or 'none'")
-    tftp, hosts = None, []
+    if kind not in expected:
+        raise argparse.ArgumentTypeError(
+            f"{kind!r}: the network is 'user' (QEMU's -netdev user), 'socket' (-netdev socket,udp=) or 'none'"
+        )
+    tftp, hosts, forwards, endpoints = None, [], [], {}
     for setting in settings:
         key, _, value = setting.partition("=")
         if kind == "user" and key == "tftp" and value:
@@ -281,27 +292,65 @@ def net_option(text: str) -> NetOption:
         elif kind == "user" and key == "host" and "=" in value:
             name, _, addr = value.partition("=")
             hosts.append((name, addr))
+        elif kind == "user" and key == "hostfwd":
+            from machine.net.hostfwd import HostForward, HostForwardError
+
+            try:
+                HostForward.parse(value)
+            except HostForwardError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+            forwards.append(value)
+        elif kind == "socket" and key in ("udp", "localaddr") and key not in endpoints:
+            from machine.net.socket_link import SocketAddressError, parse_endpoint
+
+            try:
+                parse_endpoint(value, allow_port_zero=key == "localaddr")
+            except SocketAddressError as exc:
+                raise argparse.ArgumentTypeError(f"{key}={exc}") from None
+            endpoints[key] = value
         else:
-            raise argparse.ArgumentTypeError(f"{setting!r} in {text!r}: expected tftp=DIR or host=NAME=ADDR (user)")
-    return NetOption(kind, tftp, tuple(hosts))
+            raise argparse.ArgumentTypeError(f"{setting!r} in {text!r}: expected {expected[kind]} ({kind})")
+    if kind == "socket" and len(endpoints) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: socket needs udp=HOST:PORT and localaddr=HOST:PORT")
+    return NetOption(kind, tftp, tuple(hosts), tuple(forwards), endpoints.get("udp"), endpoints.get("localaddr"))
 
 
 def networks(option: NetOption | None, drives: int) -> dict[int, NetBackend]:
-    """The live backend of ``--net``, by the virtio slot its device takes (after the drives)."""
+    """The live backend of ``--net``, by the virtio slot its device takes (after the drives); says on stderr
+    where each host forward and the socket link listen (``chronicorn: hostfwd tcp 127.0.0.1:43121 -> ...``)."""
     if option is None:
         return {}
-    from machine.net.backend import NoNetwork
-    from machine.net.user import UserNetwork
-
     from machine.boards.virt import virtio_slot
+    from machine.net.backend import NoNetwork
+    from machine.net.gateway import HostGateway
+    from machine.net.hostfwd import HostForward
+    from machine.net.socket_link import UdpSocketNetwork, parse_endpoint
+    from machine.net.user import UserNetwork
 
     slot = virtio_slot(drives)
     if option.kind == "none":
         return {slot: NoNetwork()}
+    if option.kind == "socket":
+        assert option.udp is not None and option.localaddr is not None  # net_option checked
+        remote = parse_endpoint(option.udp)
+        try:
+            link = UdpSocketNetwork(remote, parse_endpoint(option.localaddr, allow_port_zero=True))
+        except OSError as exc:
+            raise UsageError(f"--net socket: cannot bind localaddr={option.localaddr}: {exc.strerror or exc}") from exc
+        say(f"socket udp {link.local[0]}:{link.local[1]} -> {remote[0]}:{remote[1]}")
+        return {slot: link}
     try:
-        return {slot: UserNetwork(Path(option.tftp) if option.tftp else None, dict(option.hosts))}
+        network = UserNetwork(Path(option.tftp) if option.tftp else None, dict(option.hosts))
     except ValueError as exc:
         raise UsageError(f"--net {option.kind}: {exc}") from exc
+    try:
+        gateway = HostGateway(network, [HostForward.parse(rule) for rule in option.forwards])
+    except OSError as exc:
+        rules = " ".join(f"hostfwd={rule}" for rule in option.forwards)
+        raise UsageError(f"--net user: cannot listen for {rules}: {exc.strerror or exc}") from exc
+    for forward, bound in gateway.bound:
+        say(f"hostfwd {forward.describe(bound)}")
+    return {slot: gateway}
 
 
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
@@ -315,9 +364,14 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-addr", type=address, help="load address of a raw binary")
     parser.add_argument("--no-native", action="store_true", help="use the pure-Python icount fallback")
     add_drive_options(parser)
-    parser.add_argument("--net", type=net_option, metavar="user[,tftp=DIR][,host=NAME=ADDR]|none",
+    parser.add_argument("--net", type=net_option,
+                        metavar="user[,tftp=DIR][,host=NAME=ADDR][,hostfwd=RULE]|socket,udp=H:P,localaddr=H:P|none",
                         help="a virtio-net device (after the drives' slots) on QEMU's user-mode network "
-                             "(10.0.2.0/24, DHCP, gateway 10.0.2.2, DNS 10.0.2.3 for the given hosts, TFTP from DIR) "
+                             "(10.0.2.0/24, DHCP, gateway 10.0.2.2, DNS 10.0.2.3 for the given hosts, TFTP from DIR; "
+                             "the guest reaches the host's 127.0.0.1 at 10.0.2.2; "
+                             "hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, repeatable, forwards a host "
+                             "port, on 127.0.0.1 unless HOSTADDR is given, HOSTPORT 0 picks a free one), on a UDP link "
+                             "(QEMU's -netdev socket,udp=: one frame per datagram to udp=, from the bound localaddr=) "
                              "or on none")  # fmt: skip
 
 

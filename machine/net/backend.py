@@ -38,3 +38,17 @@ class NoNetwork:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class LiveBackend(NetBackend, Protocol):
+    """A backend with host sockets behind it (``hostfwd``, ``--net socket``): frames may arrive while the guest
+    sends nothing, so an idle guest waits on it (``machine.inputs.HostInputs.idle``)."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether a host socket is open, so that frames may still come."""
+        ...
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until a host socket is ready; True if one is."""
+        ...

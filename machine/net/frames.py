@@ -20,6 +20,7 @@ ETH_P_ARP = 0x0806
 ETH_BROADCAST = b"\xff" * 6
 
 IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 
 IP_DF = 0x4000
@@ -138,12 +139,13 @@ def parse_udp(packet: Ipv4Packet) -> Datagram:
     if ulen < _UDP_HEADER.size or ulen > len(data):
         raise MalformedFrame(f"UDP length {ulen} with {len(data)} bytes")
     data = data[:ulen]
-    if checksum and dpkt.in_cksum(_pseudo_header(packet.src, packet.dst, IPPROTO_UDP, ulen) + data) != 0:
+    if checksum and dpkt.in_cksum(pseudo_header(packet.src, packet.dst, IPPROTO_UDP, ulen) + data) != 0:
         raise MalformedFrame("bad UDP checksum")
     return Datagram(packet.src, sport, packet.dst, dport, data[_UDP_HEADER.size :])
 
 
-def _pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
+def pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
+    """The IPv4 pseudo-header that UDP and TCP checksums cover (RFC 768, RFC 9293)."""
     return struct.pack("!4s4sxBH", src, dst, proto, length)
 
 

@@ -2,12 +2,16 @@
 
 What the guest sees is slirp's 10.0.2.0/24: the gateway 10.0.2.2 (ARP, ping, DHCP, TFTP), the name server
 10.0.2.3 (ARP, ping, DNS from a fixed table), its own address 10.0.2.15 by DHCP. Nothing leaves the
-process: no sockets, threads or clocks, so the frames the guest receives depend only on the frames it sent
-(and, for TFTP, on the files). TCP, other UDP ports, IPv6 and fragments are dropped for now.
+process here: no sockets, threads or clocks, so the frames the guest receives depend only on the frames it
+sent (and, for TFTP, on the files). IPv6 and fragments are dropped.
 
-Dispatch is by table at each layer (EtherType, IP protocol, UDP (address, port)); forwarding to the host
-later becomes more entries: a TCP table beside ``_ip_protocols`` and services in ``_udp_services``.
-Frames for the guest wait in a bounded queue, in the order slirp would have sent them.
+TCP and the UDP datagrams no service takes go to the :class:`~machine.net.relay.Relay`, the sans-IO half of
+slirp's socket table: TCP connections with the user network's end of each (host forwards, the guest's
+connections to 10.0.2.2) and datagrams for the host. The host half, sockets, is
+``machine.net.gateway.HostGateway``, which wraps this class.
+
+Dispatch is by table at each layer (EtherType, IP protocol, UDP (address, port)). Frames for the guest wait in
+a bounded queue, in the order slirp would have sent them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from .frames import (
     ETH_P_IP,
     IP_DF,
     IPPROTO_ICMP,
+    IPPROTO_TCP,
     IPPROTO_UDP,
     IPV4_ANY,
     IPV4_BROADCAST,
@@ -43,6 +48,8 @@ from .frames import (
     parse_udp,
     udp_packet,
 )
+from .relay import Relay
+from .tcp_segment import parse_tcp, tcp_packet
 from .tftp import TFTP_PORT, TftpServer
 
 logger = logging.getLogger(__name__)
@@ -89,6 +96,7 @@ class UserNetwork:
         self._unresolved: deque[tuple[bytes, bytes]] = deque()  # (destination, IP packet)
         self._ip_id = 0  # slirp's ip_id: zero at start, one more for every IP packet sent
         self._tftp = TftpServer(tftp_dir)
+        self._relay = Relay(addresses.host_ip)
         dhcp = DhcpServer(addresses, learn=self._learn)
         self._udp_services: dict[tuple[bytes, int], UdpService] = {
             (addresses.host_ip, BOOTP_SERVER): dhcp,
@@ -102,8 +110,19 @@ class UserNetwork:
         }
         self._ip_protocols: dict[int, Callable[[Ipv4Packet], None]] = {
             IPPROTO_ICMP: self._icmp_input,
+            IPPROTO_TCP: self._tcp_input,
             IPPROTO_UDP: self._udp_input,
         }
+
+    @property
+    def addresses(self) -> SlirpAddresses:
+        """The virtual network's addresses."""
+        return self._addresses
+
+    @property
+    def relay(self) -> Relay:
+        """The TCP connections and the UDP datagrams that cross to the host (its sans-IO half)."""
+        return self._relay
 
     @property
     def dropped_frames(self) -> int:
@@ -127,15 +146,22 @@ class UserNetwork:
             logger.exception("dropped a %d-byte frame that broke the user network: %s", len(frame), frame.hex())
 
     def receive(self) -> bytes | None:
-        """The oldest frame waiting for the guest, or None."""
+        """The oldest frame waiting for the guest (after the TCP segments the host side caused), or None."""
+        self._flush_relay()
         return self._queue.popleft() if self._queue else None
 
+    def send_datagram(self, datagram: Datagram) -> None:
+        """A UDP datagram for the guest from the host side (a UDP forward, a host answering the guest)."""
+        if not self._closed:
+            self._output(datagram.dst, udp_packet(datagram, ident=self._next_ip_id()))
+
     def close(self) -> None:
-        """Drop every waiting frame and TFTP session; frames sent later are ignored."""
+        """Drop every waiting frame, TFTP session and TCP connection; frames sent later are ignored."""
         self._closed = True
         self._queue.clear()
         self._unresolved.clear()
         self._tftp.close()
+        self._relay.close()
 
     # ARP (slirp.c: arp_input)
 
@@ -191,10 +217,21 @@ class UserNetwork:
         datagram = parse_udp(packet)
         service = self._udp_services.get((datagram.dst, datagram.dport))
         if service is None:
-            logger.debug("dropped a UDP datagram for %s:%d", datagram.dst.hex(), datagram.dport)
+            self._relay.datagram_from_guest(datagram)  # for the host side, if there is one
             return
         for reply in service.handle(datagram):
             self._output(reply.dst, udp_packet(reply, ident=self._next_ip_id()))
+
+    def _tcp_input(self, packet: Ipv4Packet) -> None:
+        self._relay.segment_from_guest(parse_tcp(packet))
+        self._flush_relay()
+
+    def _flush_relay(self) -> None:
+        """Frame the TCP segments of every connection (the host side's writes and closes make some)."""
+        if self._closed:
+            return
+        for segment, ttl in self._relay.take_segments():
+            self._output(segment.dst, tcp_packet(segment, ident=self._next_ip_id(), ttl=ttl))
 
     # Output (ip_output.c, slirp.c: if_encap4)
 
