@@ -51,14 +51,7 @@ from ..fields import Bool, spec
 from ..overlay import SECTOR, DiskOverlay, OverlayState
 from .base import checked
 from .virtio_mmio import BackendInfo
-from .virtqueue import (
-    QEMU_COMMON_FEATURES,
-    VIRTIO_F_ANY_LAYOUT,
-    VIRTIO_F_NOTIFY_ON_EMPTY,
-    VIRTIO_F_VERSION_1,
-    ChainIO,
-    VirtqueueError,
-)
+from .virtqueue import VIRTIO_F_ANY_LAYOUT, ChainIO, VirtqueueError, offered_features
 
 VIRTIO_ID_BLOCK = 2
 
@@ -74,18 +67,14 @@ VIRTIO_BLK_F_TOPOLOGY = 1 << 10
 VIRTIO_BLK_F_CONFIG_WCE = 1 << 11
 VIRTIO_BLK_F_DISCARD = 1 << 13
 VIRTIO_BLK_F_WRITE_ZEROES = 1 << 14
-VIRTIO_F_RING_RESET = 1 << 40
 
 BLK_FEATURES = (
     VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_GEOMETRY | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH
     | VIRTIO_BLK_F_TOPOLOGY | VIRTIO_BLK_F_CONFIG_WCE | VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES
 )  # fmt: skip
 """QEMU 7.2's default virtio-blk device features (both interfaces)."""
-LEGACY_FEATURES = (QEMU_COMMON_FEATURES & ~VIRTIO_F_ANY_LAYOUT) | BLK_FEATURES | VIRTIO_BLK_F_SCSI  # 0x31006ed4
-MODERN_FEATURES = (
-    (QEMU_COMMON_FEATURES & ~(VIRTIO_F_ANY_LAYOUT | VIRTIO_F_NOTIFY_ON_EMPTY))
-    | BLK_FEATURES | VIRTIO_F_VERSION_1 | VIRTIO_F_RING_RESET
-)  # fmt: skip
+LEGACY_FEATURES = offered_features(BLK_FEATURES | VIRTIO_BLK_F_SCSI, legacy=True) & ~VIRTIO_F_ANY_LAYOUT  # 0x31006ed4
+MODERN_FEATURES = offered_features(BLK_FEATURES, legacy=False)
 """0x101_30006e54 (the transport adds VERSION_1 itself too)."""
 
 # Request types and statuses

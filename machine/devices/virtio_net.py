@@ -29,14 +29,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .virtio_mmio import BackendInfo
-from .virtqueue import (
-    QEMU_COMMON_FEATURES,
-    VIRTIO_F_ANY_LAYOUT,
-    VIRTIO_F_NOTIFY_ON_EMPTY,
-    VIRTIO_F_VERSION_1,
-    ChainIO,
-    VirtqueueError,
-)
+from .virtqueue import VIRTIO_F_VERSION_1, ChainIO, VirtqueueError, offered_features
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +45,6 @@ VIRTIO_NET_F_CTRL_VLAN = 1 << 19
 VIRTIO_NET_F_CTRL_RX_EXTRA = 1 << 20
 VIRTIO_NET_F_GUEST_ANNOUNCE = 1 << 21
 VIRTIO_NET_F_CTRL_MAC_ADDR = 1 << 23
-VIRTIO_F_RING_RESET = 1 << 40
 NET_FEATURES = (
     VIRTIO_NET_F_CTRL_GUEST_OFFLOADS | VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_STATUS
     | VIRTIO_NET_F_CTRL_VQ | VIRTIO_NET_F_CTRL_RX | VIRTIO_NET_F_CTRL_VLAN | VIRTIO_NET_F_CTRL_RX_EXTRA
@@ -60,11 +52,8 @@ NET_FEATURES = (
 )  # fmt: skip
 """QEMU 7.2's virtio-net features with a ``-netdev user`` peer, on both interfaces (measured with
 tests/guests/riscv/netping.c: legacy 0x39bf8064, modern 0x30bf8024 and 0x101)."""
-LEGACY_FEATURES = QEMU_COMMON_FEATURES | NET_FEATURES | VIRTIO_NET_F_GSO
-MODERN_FEATURES = (
-    (QEMU_COMMON_FEATURES & ~(VIRTIO_F_ANY_LAYOUT | VIRTIO_F_NOTIFY_ON_EMPTY)) | NET_FEATURES
-    | VIRTIO_F_VERSION_1 | VIRTIO_F_RING_RESET
-)  # fmt: skip
+LEGACY_FEATURES = offered_features(NET_FEATURES | VIRTIO_NET_F_GSO, legacy=True)
+MODERN_FEATURES = offered_features(NET_FEATURES, legacy=False)
 VIRTIO_NET_S_LINK_UP = 1
 DEFAULT_MAC = bytes.fromhex("525400123456")
 RX_QUEUE, TX_QUEUE, CTRL_QUEUE = 0, 1, 2

@@ -29,6 +29,17 @@ QEMU_COMMON_FEATURES = (
     VIRTIO_F_NOTIFY_ON_EMPTY | VIRTIO_F_ANY_LAYOUT | VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX
 )
 """The ring features QEMU 7.2 offers on every virtio device by default (``DEFINE_VIRTIO_COMMON_FEATURES``)."""
+VIRTIO_F_RING_RESET = 1 << 40
+
+
+def offered_features(device: int, *, legacy: bool) -> int:
+    """What QEMU 7.2 offers for a device with these features of its own: the common ring features too; on the
+    modern interface without the legacy-only ones (NOTIFY_ON_EMPTY, ANY_LAYOUT) and with VERSION_1 and
+    RING_RESET."""
+    if legacy:
+        return QEMU_COMMON_FEATURES | device
+    legacy_only = VIRTIO_F_ANY_LAYOUT | VIRTIO_F_NOTIFY_ON_EMPTY
+    return (QEMU_COMMON_FEATURES & ~legacy_only) | device | VIRTIO_F_VERSION_1 | VIRTIO_F_RING_RESET
 
 QUEUE_SIZE_MAX = 1024  # QEMU's VIRTQUEUE_MAX_SIZE: what QueueNumMax reads for an existing queue
 INDIRECT_MAX = 1024  # entries in one indirect table (Linux never uses more than the queue size)
