@@ -73,35 +73,20 @@ class ArpTable:
         return None
 
 
+def _arp(op: int, sha: bytes, spa: bytes, tha: bytes, tpa: bytes) -> bytes:
+    """An Ethernet/IPv4 ARP packet."""
+    arp = dpkt.arp.ARP(hrd=ARP_HRD_ETHER, pro=ETH_P_IP, hln=6, pln=4, op=op, sha=sha, spa=spa, tha=tha, tpa=tpa)
+    return bytes(arp)
+
+
 def arp_reply(request: ArpPacket) -> bytes:
     """slirp's answer to a request for one of its addresses: from 52:55:<that address>, padded to 64 bytes."""
     mac = special_mac(request.tpa)
-    arp = dpkt.arp.ARP(
-        hrd=ARP_HRD_ETHER,
-        pro=ETH_P_IP,
-        hln=6,
-        pln=4,
-        op=ARPOP_REPLY,
-        sha=mac,
-        spa=request.tpa,
-        tha=request.sha,
-        tpa=request.spa,
-    )
-    return ethernet_frame(request.eth_src, mac, ETH_P_ARP, bytes(arp)).ljust(ARP_REPLY_FRAME_LEN, b"\0")
+    arp = _arp(ARPOP_REPLY, mac, request.tpa, request.sha, request.spa)
+    return ethernet_frame(request.eth_src, mac, ETH_P_ARP, arp).ljust(ARP_REPLY_FRAME_LEN, b"\0")
 
 
 def arp_request(host_ip: bytes, target_ip: bytes) -> bytes:
     """slirp's broadcast question for an address it must send to (``if_encap4``), 42 bytes, unpadded."""
     mac = special_mac(host_ip)
-    arp = dpkt.arp.ARP(
-        hrd=ARP_HRD_ETHER,
-        pro=ETH_P_IP,
-        hln=6,
-        pln=4,
-        op=ARPOP_REQUEST,
-        sha=mac,
-        spa=host_ip,
-        tha=b"\0" * 6,
-        tpa=target_ip,
-    )
-    return ethernet_frame(ETH_BROADCAST, mac, ETH_P_ARP, bytes(arp))
+    return ethernet_frame(ETH_BROADCAST, mac, ETH_P_ARP, _arp(ARPOP_REQUEST, mac, host_ip, b"\0" * 6, target_ip))
