@@ -29,6 +29,8 @@ IPTOS_LOWDELAY = 0x10
 IPDEFTTL = 64  # TTL of slirp's UDP datagrams (udp_output)
 MAXTTL = 255  # TTL of slirp's ICMP replies (icmp_reflect)
 
+IF_MTU = 1500  # slirp's if_mtu (QEMU's default)
+
 IPV4_ANY = b"\x00" * 4
 IPV4_BROADCAST = b"\xff" * 4
 
@@ -174,6 +176,26 @@ def ipv4_packet(
     packet = dpkt.ip.IP(src=src, dst=dst, p=proto, tos=tos, ttl=ttl, id=ident, data=payload)
     packet.df = int(df)
     return bytes(packet)
+
+
+def fragment_ipv4(packet: bytes, mtu: int = IF_MTU) -> list[bytes]:
+    """An IPv4 packet (no options, DF clear) cut to fit ``mtu`` as slirp's ``ip_output`` cuts it: data in
+    multiples of 8 bytes, the same identification, MF on all but the last; a packet that fits comes back whole."""
+    if len(packet) <= mtu:
+        return [packet]
+    header, data = packet[:20], packet[20:]
+    size = (mtu - 20) & ~7
+    fragments = []
+    for offset in range(0, len(data), size):
+        chunk = data[offset : offset + size]
+        more = 0x2000 if offset + size < len(data) else 0
+        head = bytearray(header)
+        struct.pack_into("!H", head, 2, 20 + len(chunk))
+        struct.pack_into("!H", head, 6, more | offset // 8)
+        struct.pack_into("!H", head, 10, 0)
+        struct.pack_into("!H", head, 10, dpkt.in_cksum(bytes(head)))
+        fragments.append(bytes(head) + chunk)
+    return fragments
 
 
 def udp_packet(datagram: Datagram, *, ident: int, tos: int = IPTOS_LOWDELAY, ttl: int = IPDEFTTL) -> bytes:

@@ -8,7 +8,8 @@ QEMU's main loop). :class:`HostGateway` is that host half around the sans-IO :cl
   ``sotranslate_accept``), the byte streams relayed both ways, each side closed when the other closes, a reset
   passed on as a reset;
 - ``hostfwd=udp:...``: a bound UDP socket; each datagram goes to the guest from the sender's translated address
-  and port, and what the guest sends from GPORT goes back to the host peer that sent last;
+  and port (in IPv4 fragments past the 1500-byte MTU, as slirp's ``ip_output``), and what the guest sends from
+  GPORT goes back to the host peer that sent last;
 - the guest's TCP connections and UDP datagrams to 10.0.2.2:PORT go to 127.0.0.1:PORT on the host (slirp's
   ``sotranslate_out``), one host UDP socket per guest port (the least recently used closed past a limit).
 
@@ -18,8 +19,7 @@ The sockets are non-blocking and serviced whenever the machine calls :meth:`Host
 and the guest's bytes only as far as the host socket takes them, so neither side can flood the other.
 
 Where this differs from QEMU, on purpose: a forward without a host address listens on 127.0.0.1, not on every
-interface; UDP datagrams longer than one frame (1472 bytes) are dropped instead of fragmented; no Internet:
-only the gateway address reaches the host.
+interface; no Internet: only the gateway address reaches the host.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .user import UserNetwork
 
 logger = logging.getLogger(__name__)
 
-UDP_PAYLOAD_MAX = 1500 - 20 - 8  # one frame at slirp's MTU
+UDP_PAYLOAD_MAX = 65535 - 20 - 8  # the largest datagram IPv4 carries (fragmented for the guest)
 UDP_SESSION_LIMIT = 64
 TCP_STREAM_LIMIT = 256
 
@@ -212,7 +212,7 @@ class HostGateway:
 
     def to_guest(self, datagram: Datagram) -> None:
         if len(datagram.payload) > UDP_PAYLOAD_MAX:
-            logger.info("dropped a %d-byte UDP datagram for the guest (no IP fragmentation)", len(datagram.payload))
+            logger.info("dropped a %d-byte UDP datagram for the guest: too long for IPv4", len(datagram.payload))
             return
         self._net.send_datagram(datagram)
 

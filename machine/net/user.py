@@ -41,6 +41,7 @@ from .frames import (
     MalformedFrame,
     SlirpAddresses,
     ethernet_frame,
+    fragment_ipv4,
     internet_checksum,
     ipv4_packet,
     parse_ethernet,
@@ -153,7 +154,8 @@ class UserNetwork:
     def send_datagram(self, datagram: Datagram) -> None:
         """A UDP datagram for the guest from the host side (a UDP forward, a host answering the guest)."""
         if not self._closed:
-            self._output(datagram.dst, udp_packet(datagram, ident=self._next_ip_id()))
+            for fragment in fragment_ipv4(udp_packet(datagram, ident=self._next_ip_id())):
+                self._output(datagram.dst, fragment)
 
     def close(self) -> None:
         """Drop every waiting frame, TFTP session and TCP connection; frames sent later are ignored."""
