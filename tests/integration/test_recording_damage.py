@@ -147,14 +147,18 @@ class Recording:
     data: bytes
 
 
-GUEST_INPUTS = {"echo": GUESTS / "expected" / "echo.in", "rtc": None, "timer": None, "virtioblk": None}
-DRIVES = {"virtioblk": GUESTS / "inputs" / "disk.img"}  # recorded with this disk (read by path at replay)
+GUEST_INPUTS = {"echo": GUESTS / "expected" / "echo.in", "rtc": None, "timer": None, "virtioblk": None,
+                "netping": None}  # fmt: skip
+MACHINE_OPTIONS = {
+    "virtioblk": ["--drive", str(GUESTS / "inputs" / "disk.img")],  # (read by its recorded path at replay)
+    "netping": ["--net", "user"],  # (a replay needs no network: the frames are events)
+}
 
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]:
-    """echo (UART input), rtc (a host-clock read) and timer (interrupts), each ~17k instructions, and virtioblk
-    (a disk read and written: completion events, a disk in every state)."""
+    """echo (UART input), rtc (a host-clock read) and timer (interrupts), each ~17k instructions, virtioblk (a disk
+    read and written: completion events, a disk in every state) and netping (network frames as events)."""
     directory = tmp_path_factory.mktemp("recordings")
     empty = directory / "empty.in"
     empty.write_bytes(b"")
@@ -164,8 +168,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]
         out = directory / f"{name}.chrec"
         command = [sys.executable, "-m", CLI_MODULE, "record", str(elf), "-o", str(out),
                    "--uart-input", str(uart_input or empty)]  # fmt: skip
-        if name in DRIVES:
-            command += ["--drive", str(DRIVES[name])]
+        command += MACHINE_OPTIONS.get(name, [])
         proc = subprocess.run(command, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         if proc.returncode != 0 or not out.is_file():
             pytest.fail(f"`chronicorn record` of {name} failed (exit {proc.returncode}); stderr:\n"
@@ -698,9 +701,9 @@ CHUNK_LAYOUTS = {
 CHUNK_LAYOUTS[4] = CHUNK_LAYOUTS[3]  # version 4: version 3 plus an execution index chunk
 CHUNK_LAYOUTS[5] = CHUNK_LAYOUTS[3]  # version 5: drives in the header, completion events, disks after the board
 SNAPSHOT, EVENTS, CODE_INDEX = 1, 2, 3  # chunk kinds
-UART_INPUT, HOST_CLOCK, CLOCK_WARP, VERIFY, END, IO_COMPLETION = 1, 2, 3, 4, 5, 6  # event kinds
+UART_INPUT, HOST_CLOCK, CLOCK_WARP, VERIFY, END, IO_COMPLETION, NET_FRAME = 1, 2, 3, 4, 5, 6, 7  # event kinds
 EVENT_FIELDS = {UART_INPUT: "b", HOST_CLOCK: "v", CLOCK_WARP: "v", VERIFY: "b", END: "vv",
-                IO_COMPLETION: "v"}  # b: bytes, v: varint  # fmt: skip
+                IO_COMPLETION: "v", NET_FRAME: "vb"}  # b: bytes, v: varint  # fmt: skip
 
 
 @dataclass
