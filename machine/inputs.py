@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+if TYPE_CHECKING:
+    from .audio import AudioSource
 
 class NetBackend(Protocol):
     """Where the guest's Ethernet frames go and where frames for it come from (``machine.net``'s backends)."""
@@ -79,6 +81,15 @@ class InputSource(Protocol):
 
     def send_frame(self, icount: int, slot: int, frame: bytes) -> None:
         """A frame the guest transmitted (a replay drops it: the network is not there)."""
+        ...
+
+    def capture_audio(self, icount: int, slot: int, nbytes: int, rate: int, channels: int) -> bytes:
+        """``nbytes`` of S16_LE samples from the microphone of the virtio-snd device in ``slot`` (a replay gives
+        the logged ones)."""
+        ...
+
+    def audio_played(self, icount: int, slot: int, nbytes: int, rate: int, channels: int) -> None:
+        """The virtio-snd device in ``slot`` finished playing ``nbytes`` (logged; a replay checks it)."""
         ...
 
 
@@ -147,7 +158,21 @@ class NetworkPort:
                 return False
 
 
-class HostInputs(NetworkPort):
+class AudioPort:
+    """The live side of the sound devices: each slot's microphone (silence where none is given)."""
+
+    def __init__(self, sources: dict[int, AudioSource] | None = None) -> None:
+        self._sources = dict(sources or {})
+
+    def capture_audio(self, icount: int, slot: int, nbytes: int, rate: int, channels: int) -> bytes:
+        source = self._sources.get(slot)
+        return bytes(nbytes) if source is None else source.capture(nbytes, rate, channels)
+
+    def audio_played(self, icount: int, slot: int, nbytes: int, rate: int, channels: int) -> None:
+        """Nothing to do live (the board's sink has the samples; the history logs the amount)."""
+
+
+class HostInputs(NetworkPort, AudioPort):
     """Live inputs: the host clock and a file descriptor (stdin) read by a helper thread.
 
     The thread uses ``os.read`` on the raw descriptor: a daemon thread blocked
@@ -159,8 +184,10 @@ class HostInputs(NetworkPort):
     blocks until input arrives, or idles forever once the stream has ended.
     """
 
-    def __init__(self, fd: int | None, sleep: bool = False, networks: dict[int, NetBackend] | None = None) -> None:
-        super().__init__(networks)
+    def __init__(self, fd: int | None, sleep: bool = False, networks: dict[int, NetBackend] | None = None,
+                 audio: dict[int, AudioSource] | None = None) -> None:  # fmt: skip
+        NetworkPort.__init__(self, networks)
+        AudioPort.__init__(self, audio)
         self._sleep = sleep
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._pending = b""
@@ -241,12 +268,14 @@ class HostInputs(NetworkPort):
         return IdleOutcome(forever=self._eof and not self._pending and not self.is_network_live())
 
 
-class ScriptedInputs(NetworkPort):
+class ScriptedInputs(NetworkPort, AudioPort):
     """Deterministic inputs for tests: a fixed clock and UART bytes offered from given icounts."""
 
     def __init__(self, clock_ns: int = 0, schedule: list[tuple[int, bytes]] | None = None,
-                 networks: dict[int, NetBackend] | None = None) -> None:  # fmt: skip
-        super().__init__(networks)
+                 networks: dict[int, NetBackend] | None = None,
+                 audio: dict[int, AudioSource] | None = None) -> None:  # fmt: skip
+        NetworkPort.__init__(self, networks)
+        AudioPort.__init__(self, audio)
         self._clock_ns = clock_ns
         self._schedule = sorted(schedule or [], key=lambda item: item[0])
         self._pending = b""

@@ -64,6 +64,7 @@ class MachineConfig:
     drives: tuple[DriveConfig, ...] = ()  # virtio-blk devices, the first in the highest slot (as QEMU)
     virtio_legacy: bool = True  # virtio-mmio Version 1, QEMU 7.2's default (False: Version 2)
     network: bool = False  # a virtio-net device, in the slot after the drives' (its frames: the input source)
+    audio: bool = False  # a virtio-snd device, after the network's slot (its microphone: the input source)
 
 
 class Machine:

@@ -22,6 +22,8 @@ class EventKind(enum.IntEnum):
     END = 5
     IO_COMPLETION = 6
     NET_FRAME = 7
+    AUDIO_INPUT = 8
+    AUDIO_OUTPUT = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,31 @@ class NetFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class AudioInput:
+    """Samples (S16_LE, ``channels`` interleaved, at ``rate`` Hz) the microphone gave the virtio-snd device in
+    ``slot`` for a capture buffer that completed at ``icount`` (QEMU's replay-audio logs them the same way)."""
+
+    icount: int
+    slot: int
+    rate: int
+    channels: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOutput:
+    """``nbytes`` of samples the virtio-snd device in ``slot`` finished playing at ``icount`` (QEMU logs what the
+    host consumed; here playback is paced by virtual time, so a replay must consume the same at the same icount:
+    it is checked, and ``info`` adds it up)."""
+
+    icount: int
+    slot: int
+    rate: int
+    channels: int
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Verify:
     """A verification point: a digest of the registers at ``icount`` (divergence detection)."""
 
@@ -89,7 +116,7 @@ class End:
     code: int = 0
 
 
-Event = UartInput | HostClock | ClockWarp | IoCompletion | NetFrame | Verify | End
+Event = UartInput | HostClock | ClockWarp | IoCompletion | NetFrame | AudioInput | AudioOutput | Verify | End
 
 KIND_OF: dict[type, EventKind] = {
     UartInput: EventKind.UART_INPUT,
@@ -99,4 +126,6 @@ KIND_OF: dict[type, EventKind] = {
     End: EventKind.END,
     IoCompletion: EventKind.IO_COMPLETION,
     NetFrame: EventKind.NET_FRAME,
+    AudioInput: EventKind.AUDIO_INPUT,
+    AudioOutput: EventKind.AUDIO_OUTPUT,
 }

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from machine.inputs import IdleOutcome, InputSource
 
 from .errors import ReplayDivergence
-from .events import ClockWarp, HostClock, IoCompletion, NetFrame, UartInput
+from .events import AudioInput, AudioOutput, ClockWarp, HostClock, IoCompletion, NetFrame, UartInput
 
-InputEvent = UartInput | HostClock | ClockWarp | IoCompletion | NetFrame
+InputEvent = UartInput | HostClock | ClockWarp | IoCompletion | NetFrame | AudioInput | AudioOutput
 
 
 class HistoryInputs:
@@ -110,6 +110,28 @@ class HistoryInputs:
     def send_frame(self, icount: int, slot: int, frame: bytes) -> None:
         if self.live is not None and self._is_live(icount):
             self.live.send_frame(icount, slot, frame)
+
+    def capture_audio(self, icount: int, slot: int, nbytes: int, rate: int, channels: int) -> bytes:
+        if self.live is not None and self._is_live(icount):
+            data = self.live.capture_audio(icount, slot, nbytes, rate, channels)
+            self._append(AudioInput(icount, slot, rate, channels, data))
+            return data
+        event = self._take(AudioInput, icount, "captured audio")
+        assert isinstance(event, AudioInput)
+        if (event.slot, event.rate, event.channels, len(event.data)) != (slot, rate, channels, nbytes):
+            raise ReplayDivergence(icount, f"the guest captured {nbytes} bytes at {rate} Hz x{channels}, the history "
+                                           f"has {len(event.data)} at {event.rate} Hz x{event.channels}")  # fmt: skip
+        return event.data
+
+    def audio_played(self, icount: int, slot: int, nbytes: int, rate: int, channels: int) -> None:
+        if self.live is not None and self._is_live(icount):
+            self._append(AudioOutput(icount, slot, rate, channels, nbytes))
+            return
+        event = self._take(AudioOutput, icount, "played audio")
+        assert isinstance(event, AudioOutput)
+        if (event.slot, event.rate, event.channels, event.nbytes) != (slot, rate, channels, nbytes):
+            raise ReplayDivergence(icount, f"the guest played {nbytes} bytes at {rate} Hz x{channels}, the history "
+                                           f"has {event.nbytes} at {event.rate} Hz x{event.channels}")  # fmt: skip
 
     def complete_io(self, icount: int, pending: int) -> int:
         if self.live is not None and self._is_live(icount):

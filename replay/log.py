@@ -40,7 +40,20 @@ import zstandard
 
 from machine.results import RunKind
 
-from .events import KIND_OF, ClockWarp, End, Event, EventKind, HostClock, IoCompletion, NetFrame, UartInput, Verify
+from .events import (
+    KIND_OF,
+    AudioInput,
+    AudioOutput,
+    ClockWarp,
+    End,
+    Event,
+    EventKind,
+    HostClock,
+    IoCompletion,
+    NetFrame,
+    UartInput,
+    Verify,
+)
 
 MAGIC = b"CHRONREC"
 # 5: drives and the virtio interface in the header, device completion events, machine states with virtio slots
@@ -154,6 +167,46 @@ def _decode_frame(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
     return NetFrame(icount, slot, data), pos
 
 
+MAX_AUDIO_BYTES = 1 << 20  # one capture or playback buffer (the device's queues hold far less)
+AUDIO_RATES = (8000, 16000, 44100, 48000)
+
+
+def _encode_audio_in(out: bytearray, event: AudioInput) -> None:
+    for value in (event.slot, event.rate, event.channels):
+        put_varint(out, value)
+    _put_bytes(out, event.data)
+
+
+def _audio_format(buf: memoryview, pos: int) -> tuple[int, int, int, int]:
+    slot, pos = get_varint(buf, pos)
+    rate, pos = get_varint(buf, pos)
+    channels, pos = get_varint(buf, pos)
+    if slot > 7 or rate not in AUDIO_RATES or channels not in (1, 2):
+        raise RecordingError(f"audio for slot {slot} at {rate} Hz, {channels} channels: no such slot or format")
+    return slot, rate, channels, pos
+
+
+def _decode_audio_in(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
+    slot, rate, channels, pos = _audio_format(buf, pos)
+    data, pos = _get_bytes(buf, pos)
+    if not 0 < len(data) <= MAX_AUDIO_BYTES or len(data) % (2 * channels):
+        raise RecordingError(f"captured audio of {len(data)} bytes: not whole frames of a buffer")
+    return AudioInput(icount, slot, rate, channels, data), pos
+
+
+def _encode_audio_out(out: bytearray, event: AudioOutput) -> None:
+    for value in (event.slot, event.rate, event.channels, event.nbytes):
+        put_varint(out, value)
+
+
+def _decode_audio_out(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
+    slot, rate, channels, pos = _audio_format(buf, pos)
+    nbytes, pos = get_varint(buf, pos)
+    if not 0 < nbytes <= MAX_AUDIO_BYTES:
+        raise RecordingError(f"played audio of {nbytes} bytes: not a buffer")
+    return AudioOutput(icount, slot, rate, channels, nbytes), pos
+
+
 VERIFY_DIGEST_BYTES = 16
 
 
@@ -183,6 +236,8 @@ CODECS: dict[EventKind, Codec] = {
     EventKind.CLOCK_WARP: Codec(lambda out, e: put_varint(out, e.warp_ns), _decode_int(ClockWarp)),  # type: ignore[union-attr]
     EventKind.IO_COMPLETION: Codec(lambda out, e: put_varint(out, e.slots), _decode_io),  # type: ignore[union-attr]
     EventKind.NET_FRAME: Codec(_encode_frame, _decode_frame),  # type: ignore[arg-type]
+    EventKind.AUDIO_INPUT: Codec(_encode_audio_in, _decode_audio_in),  # type: ignore[arg-type]
+    EventKind.AUDIO_OUTPUT: Codec(_encode_audio_out, _decode_audio_out),  # type: ignore[arg-type]
     EventKind.VERIFY: Codec(lambda out, e: _put_bytes(out, e.digest), _decode_verify),  # type: ignore[union-attr]
     EventKind.END: Codec(
         lambda out, e: (put_varint(out, int(e.kind)), put_varint(out, e.code)),  # type: ignore[union-attr, func-returns-value]

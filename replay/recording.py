@@ -28,7 +28,7 @@ from machine.arch.riscv import ARCHES
 from machine.loader import Image
 
 from .code_index import DEFAULT_INDEX_BYTES, Entry, decode_entries
-from .events import ClockWarp, End, HostClock, IoCompletion, NetFrame, UartInput, Verify
+from .events import AudioInput, AudioOutput, ClockWarp, End, HostClock, IoCompletion, NetFrame, UartInput, Verify
 from .history import InputEvent
 from .log import FORMAT_VERSION, MAX_ICOUNT, ChunkKind, Damage, LogReader, RecordingError, decode_events
 from .verify import VERIFY_INTERVAL
@@ -101,12 +101,13 @@ class Header:
     drives: tuple[DriveRecord, ...] = ()  # version 5 on: the disk images, first drive first
     virtio: str = "legacy"  # version 5 on: the virtio-mmio interface
     network: bool = False  # version 5 on: a virtio-net device (its frames from the network are events)
+    audio: bool = False  # version 5 on: a virtio-snd device (captured samples and playback are events)
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["drives"] = [asdict(drive) for drive in self.drives]
         if self.format_version < DRIVES_SINCE:
-            del data["drives"], data["virtio"], data["network"]
+            del data["drives"], data["virtio"], data["network"], data["audio"]
         return data
 
     @classmethod
@@ -115,7 +116,7 @@ class Header:
         version = data.get("format_version")
         names = [f.name for f in fields(cls)]
         if isinstance(version, int) and version < DRIVES_SINCE:
-            names = names[:-3]
+            names = names[:-4]
         unknown = sorted(set(data) - set(names))
         missing = [n for n in names if n not in data]
         if unknown or missing:
@@ -162,8 +163,9 @@ class Header:
             isinstance(k, str) and (v is None or isinstance(v, str | int)) for k, v in self.options.items()
         ):
             raise bad("options", "is not a table of names to strings or numbers")
-        if not isinstance(self.network, bool):
-            raise bad("network", "is not true or false")
+        for name in ("network", "audio"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "is not true or false")
         if self.virtio not in VIRTIO_INTERFACES:
             raise bad("virtio", f"is neither {' nor '.join(map(repr, VIRTIO_INTERFACES))}")
 
@@ -173,15 +175,15 @@ def make_header(image: Image, arch: str, ram_size: int, icount_shift: int, sleep
     """The header of a recording made now on this machine (``machine``: its drives and virtio interface)."""
     drives: tuple[DriveRecord, ...] = ()
     virtio = "legacy"
-    network = False
+    network = audio = False
     if machine is not None:
-        network = bool(machine.nets)
+        network, audio = bool(machine.nets), machine.config.audio
         disks = [d.disk for _, d in sorted(machine.disks.items(), reverse=True)]  # the first drive first
         drives = tuple(DriveRecord(os.path.abspath(d.image.path), d.size, d.image.sha256, d.readonly) for d in disks)
         virtio = "legacy" if machine.config.virtio_legacy else "modern"
     return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep,
                   os.path.abspath(image.path), image.sha256, VERIFY_INTERVAL, state_size_limit(ram_size), options,
-                  drives, virtio, network)  # fmt: skip
+                  drives, virtio, network, audio)  # fmt: skip
 
 
 def check_drives(header: Header, machine: Machine) -> None:
@@ -318,7 +320,8 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
                     if event.icount in verify_points:
                         raise RecordingError(f"two verification points at icount {event.icount}")
                     verify_points[event.icount] = event.digest
-                elif isinstance(event, UartInput | HostClock | ClockWarp | IoCompletion | NetFrame):
+                elif isinstance(event, UartInput | HostClock | ClockWarp | IoCompletion | NetFrame | AudioInput
+                                | AudioOutput):  # fmt: skip
                     inputs.append(event)
     if initial is None:
         raise RecordingError("the recording has no initial snapshot")

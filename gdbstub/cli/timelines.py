@@ -71,7 +71,8 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
     check_replayable(header, image, args.ram, args.icount_shift)
     drives = recorded_drives(header, args.drive)
     config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift, drives=drives,
-                           virtio_legacy=header.virtio == "legacy", network=header.network)  # fmt: skip
+                           virtio_legacy=header.virtio == "legacy", network=header.network,
+                           audio=header.audio)  # fmt: skip
     tx, bind = uart_output(StdoutWriter() if show_output else lambda byte: None)
     inputs = history_inputs(loaded)
     try:
