@@ -28,7 +28,11 @@ class VirtualClock:
 
     def icount_at_ticks(self, ticks: int, now_icount: int) -> int:
         """First icount >= now at which the clock reads at least ``ticks``."""
-        need = ticks * NS_PER_TICK - self.bias_ns
+        return self.icount_at_ns(ticks * NS_PER_TICK, now_icount)
+
+    def icount_at_ns(self, ns: int, now_icount: int) -> int:
+        """First icount >= now at which the clock reads at least ``ns``."""
+        need = ns - self.bias_ns
         if need <= 0:
             return now_icount
         return max(now_icount, -(-need >> self.shift))

@@ -15,6 +15,7 @@ import logging
 import mmap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
 from unicorn import riscv_const as rc
@@ -46,6 +47,9 @@ from .results import RunKind, RunResult
 from .state import MachineState, capture, forget_reservation, restore, state_digest
 from .trace import hook_trace
 from .virtio_slots import VirtioSlots
+
+if TYPE_CHECKING:
+    from .audio import AudioSink
 from .watch import WatchKind, Watchpoint
 
 log = logging.getLogger(__name__)
@@ -114,7 +118,8 @@ class Machine:
             "uart0": self.uart,
         }
         self.slots = VirtioSlots(self.plic, self.ram, config.drives, config.network, config.virtio_legacy,
-                                 self._transmit)  # fmt: skip
+                                 self._transmit, config.audio, self._audio_played, self._audio_capture)  # fmt: skip
+        self.audio_sink: AudioSink | None = None  # where what the guest plays goes (--audio out=wav:FILE)
         for slot, transport in enumerate(self.slots.transports):
             self.devices[f"virtio{slot}"] = transport
         # Sees every frame the network devices send (True) and receive (False), with the virtual time in ns.
@@ -371,7 +376,7 @@ class Machine:
                         return self._result(RunKind.INTERRUPTED)
                     return outcome
                 continue
-            limit = min(cap, self._timer_deadline(), self._next_input())
+            limit = min(cap, self._timer_deadline(), self._next_input(), self._device_deadline())
             interval = self.counter.checkpoint_interval
             if self.engine.watchpoints:  # memory hooks make each instruction ~30x slower
                 interval >>= 5
@@ -402,14 +407,22 @@ class Machine:
             if data:
                 self.uart.receive(data)
         if self.slots.in_use:
+            now_ns = self.clock.ns(self.icount)
             pending = self.slots.pending
-            if pending or self.slots.frames_due(self.inputs, self.icount):
+            deadline = self.slots.next_deadline_ns()
+            sound = deadline is not None and deadline <= now_ns
+            if pending or sound or self.slots.frames_due(self.inputs, self.icount):
                 if self.pc in self.engine.breakpoints and self.engine.resume_point != (self.icount, self.pc):
                     # A breakpoint here stops before the completion, as a seek to this icount does: at an icount
                     # the device's data is not there yet; the next instruction is the first to see it.
                     return self._result(RunKind.BREAKPOINT)
+                # The sound devices learn the time only where something reaches them (completions, deadlines):
+                # those icounts are the same in a replay, so their state is too.
+                self.slots.set_time(now_ns)
                 done = self.inputs.complete_io(self.icount, pending) & pending if pending else 0
                 self.slots.complete(done)
+                if sound:
+                    done |= self.slots.service_sound()
                 done |= self.slots.receive_frames(self.inputs, self.icount, self._tap_received)
                 return self._after_device_writes(done) if done else None
         return None
@@ -422,6 +435,19 @@ class Machine:
         if self.frame_tap is not None:
             self.frame_tap(self.clock.ns(self.icount), True, frame)
         self.inputs.send_frame(self.icount, slot, frame)
+
+    def _audio_capture(self, slot: int, stream: int, nbytes: int) -> bytes:
+        """The microphone's samples for a capture buffer of the sound device in ``slot`` (through the input
+        source: logged live, from the log in a replay)."""
+        rate, channels = self.slots.stream_format(slot, stream)
+        return self.inputs.capture_audio(self.icount, slot, nbytes, rate, channels)
+
+    def _audio_played(self, slot: int, stream: int, data: bytes) -> None:
+        """A playback buffer of the sound device in ``slot`` finished: logged (a replay checks it), then heard."""
+        rate, channels = self.slots.stream_format(slot, stream)
+        self.inputs.audio_played(self.icount, slot, len(data), rate, channels)
+        if self.audio_sink is not None:
+            self.audio_sink.play(data, rate, channels)
 
     def _tap_received(self, frame: bytes) -> None:
         if self.frame_tap is not None:
@@ -478,6 +504,11 @@ class Machine:
             return NO_LIMIT
         return min(NO_LIMIT, self.clock.icount_at_ticks(ticks, self.icount))
 
+    def _device_deadline(self) -> int:
+        """The icount at which a device paced by virtual time (a sound buffer) is due (NO_LIMIT: none)."""
+        ns = self.slots.next_deadline_ns()
+        return NO_LIMIT if ns is None else min(NO_LIMIT, self.clock.icount_at_ns(ns, self.icount))
+
     def _idle(self) -> RunResult | None:
         if self.mip() & self.hart.csr(rc.UC_RISCV_REG_MIE):
             self.halted = False  # wfi ends on any pending enabled interrupt, even with MIE clear
@@ -488,6 +519,10 @@ class Machine:
             deadline_ns = max(0, ticks * NS_PER_TICK - self.clock.ns(self.icount))
             if self.clock.bias_ns + deadline_ns > MAX_BIAS_NS:  # past what the clock holds (~584 years): never
                 deadline_ns = None
+        device_ns = self.slots.next_deadline_ns()
+        if device_ns is not None:  # a sound buffer finishing wakes the machine (to complete it) like a timer
+            until = max(0, device_ns - self.clock.ns(self.icount))
+            deadline_ns = until if deadline_ns is None else min(deadline_ns, until)
         outcome = self.inputs.idle(self.icount, deadline_ns)
         if outcome.forever:
             return self._result(RunKind.IDLE_FOREVER)

@@ -16,6 +16,7 @@ Files hold a MachineState in one binary encoding (:func:`encode_state`,
     board    u16 VERSION | u32 length | fields
     disks    u8 count K | K x (u8 virtio slot, 32-byte SHA-256 of the image, u64 disk size,
              u16 VERSION | u32 length | VirtioBlkState fields, u32 count W | W x (u64 offset, 4096 bytes))
+    sounds   u8 count S | S x (u8 virtio slot, u16 VERSION | u32 length | VirtioSndState fields)
     (nothing after)
 
 Format version 2 added the disks part and the eight virtio-mmio slots to the devices; a version 1 state
@@ -44,8 +45,10 @@ from unicorn.unicorn_py3.unicorn import UcContext
 
 from .arch.riscv import SOFTWARE_WRITABLE_MIP, RiscvArch
 from .arch.riscv_cpu import CPU_STATE_VERSION, CpuStateError, build_context, cpu_registers, read_cpu
+from .devices.base import checked
 from .devices.plic import NUM_CONTEXTS
 from .devices.virtio_blk import VirtioBlkState
+from .devices.virtio_snd import VirtioSndState
 from .fields import Bool, FieldError, Int, Optional, Reader, Tuple, check_fields, decode_fields, encode_fields, spec
 from .overlay import OverlayState, overlay_table
 from .ram import PAGE, PageTable
@@ -114,6 +117,7 @@ class MachineState:
     devices: tuple[tuple[str, Any], ...]  # (name, the device's frozen state), by name
     board: BoardState
     disks: tuple[DiskState, ...] = ()  # by slot, one per drive
+    sounds: tuple[tuple[int, VirtioSndState], ...] = ()  # (slot, state) of each sound device, by slot
     # Made by capture() from a live machine: valid by construction, so restore() skips checking it again.
     trusted: bool = field(default=False, compare=False, repr=False)
 
@@ -147,8 +151,9 @@ def capture(machine: Machine) -> MachineState:
     devices = tuple((name, device.save()) for name, device in sorted(machine.devices.items()))
     disks = tuple(DiskState(slot, disk.disk.image.sha256, disk.disk.size, disk.save(), disk.save_config())
                   for slot, disk in sorted(machine.disks.items()))  # fmt: skip
+    sounds = tuple((slot, sound.save()) for slot, sound in sorted(machine.slots.sounds.items()))
     return MachineState(machine.icount, machine.uc.context_save(), machine.ram_pages.capture(), devices,
-                        capture_board(machine), disks, trusted=True)  # fmt: skip
+                        capture_board(machine), disks, sounds, trusted=True)  # fmt: skip
 
 
 def restore(machine: Machine, state: MachineState) -> None:
@@ -168,7 +173,14 @@ def restore(machine: Machine, state: MachineState) -> None:
             raise TypeError(f"BoardState expected, got {type(state.board).__name__}")
         check_fields(state.board)
         _check_disks(machine, state.disks)
+        if [slot for slot, _ in state.sounds] != sorted(machine.slots.sounds):
+            raise KeyError(f"sound devices in slots {[s for s, _ in state.sounds]}, the machine has "
+                           f"{sorted(machine.slots.sounds)}")  # fmt: skip
+        for _, sound_state in state.sounds:
+            checked(sound_state, VirtioSndState)
         _load_devices(machine, state.devices)
+    for slot, sound_state in state.sounds:
+        machine.slots.sounds[slot].load(sound_state, check=False)
     for disk in state.disks:
         machine.disks[disk.slot].load(disk.overlay)
         machine.disks[disk.slot].load_config(disk.config, check=False)
@@ -235,6 +247,8 @@ def state_digest(machine: Machine) -> str:
     for name, device in sorted(machine.devices.items()):
         h.update(name.encode())
         h.update(encode_fields(device.save()))
+    for slot, sound in sorted(machine.slots.sounds.items()):
+        h.update(bytes((slot,)) + encode_fields(sound.save()))
     for slot, disk in sorted(machine.disks.items()):  # what the guest wrote (the image is the same every run)
         h.update(bytes((slot,)) + encode_fields(disk.save_config()))
         for offset, page in disk.save().table.chunks():
@@ -275,6 +289,10 @@ def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
         out += _U8.pack(disk.slot) + bytes.fromhex(disk.image_sha256) + _U64.pack(disk.size)
         out += _U16.pack(VirtioBlkState.VERSION) + _U32.pack(len(body)) + body
         _write_pages(out, disk.overlay.table)
+    out += _U8.pack(len(state.sounds))
+    for slot, sound_state in state.sounds:
+        body = encode_fields(sound_state)
+        out += _U8.pack(slot) + _U16.pack(VirtioSndState.VERSION) + _U32.pack(len(body)) + body
     return bytes(out)
 
 
@@ -332,8 +350,24 @@ def _decode(reader: Reader, machine: Machine, shapes: tuple[DiskShape, ...]) -> 
     # Version 1 had every field but tx_digest, the last one (16 bytes): nothing was ever sent.
     board = decode_fields(BoardState, body + bytes(16) if board_version == 1 else body)
     disks = _decode_disks(reader, shapes) if version >= 2 else ()
+    sounds = _decode_sounds(reader, machine) if version >= 2 else ()
     reader.expect_end("the machine state")
-    return MachineState(icount, context, ram, devices, board, disks)
+    return MachineState(icount, context, ram, devices, board, disks, sounds)
+
+
+def _decode_sounds(reader: Reader, machine: Machine) -> tuple[tuple[int, VirtioSndState], ...]:
+    (count,) = reader.unpack(_U8, "sound device count")
+    if count != len(machine.slots.sounds):
+        raise StateError(f"{count} sound devices in the state, the machine has {len(machine.slots.sounds)}")
+    sounds = []
+    for slot in sorted(machine.slots.sounds):
+        (found,) = reader.unpack(_U8, "sound device slot")
+        (version,) = reader.unpack(_U16, "sound device version")
+        if found != slot or version != VirtioSndState.VERSION:
+            raise StateError(f"a sound device state of version {version} in slot {found}: this machine has "
+                             f"version {VirtioSndState.VERSION} in slot {slot}")  # fmt: skip
+        sounds.append((slot, decode_fields(VirtioSndState, _body(reader, "sound device"))))
+    return tuple(sounds)
 
 
 def _decode_disks(reader: Reader, shapes: tuple[DiskShape, ...]) -> tuple[DiskState, ...]:

@@ -16,6 +16,7 @@ from .devices.plic import Plic
 from .devices.virtio_blk import VirtioBlk
 from .devices.virtio_mmio import LegacyVirtioMmio, VirtioBackend, VirtioMmio
 from .devices.virtio_net import RX_QUEUE, VirtioNet
+from .devices.virtio_snd import RATES, STREAM_QUEUES, VirtioSnd
 from .dma import DmaMemory, DriveConfig
 from .inputs import InputSource
 from .loader import ImageError
@@ -26,9 +27,12 @@ class VirtioSlots:
     """The slots' transports (``transports[slot]``), ``disks`` and ``nets`` by slot, and RAM as they reach it."""
 
     def __init__(self, plic: Plic, ram: mmap.mmap, drives: tuple[DriveConfig, ...], network: bool, legacy: bool,
-                 transmit: Callable[[int, bytes], None]) -> None:  # fmt: skip
-        if len(drives) + network > virt.VIRTIO_COUNT:
-            raise ImageError(f"{len(drives) + network} virtio devices: the board has {virt.VIRTIO_COUNT} slots")
+                 transmit: Callable[[int, bytes], None], audio: bool = False,
+                 play: Callable[[int, int, bytes], None] | None = None,
+                 capture: Callable[[int, int, int], bytes] | None = None) -> None:  # fmt: skip
+        if len(drives) + network + audio > virt.VIRTIO_COUNT:
+            raise ImageError(f"{len(drives) + network + audio} virtio devices: the board has {virt.VIRTIO_COUNT} "
+                             "slots")  # fmt: skip
         self.dma = DmaMemory(ram, virt.RAM_BASE)
         self.disks: dict[int, VirtioBlk] = {}
         images: list[DiskImage] = []
@@ -45,13 +49,23 @@ class VirtioSlots:
         if network:
             slot = virt.virtio_slot(len(drives))
             self.nets[slot] = VirtioNet(lambda frame, slot=slot: transmit(slot, frame), legacy=legacy)
-        backends: dict[int, VirtioBackend] = {**self.disks, **self.nets}
-        transport = LegacyVirtioMmio if legacy else VirtioMmio
+        self.sounds: dict[int, VirtioSnd] = {}
+        if audio:
+            assert play is not None and capture is not None
+            slot = virt.virtio_slot(len(drives) + network)
+            self.sounds[slot] = VirtioSnd(lambda stream, data, slot=slot: play(slot, stream, data),
+                                          lambda stream, size, slot=slot: capture(slot, stream, size))  # fmt: skip
+        backends: dict[int, VirtioBackend] = {**self.disks, **self.nets, **self.sounds}
+        # virtio-snd is a virtio 1.2 device: its slot is modern whatever the others are.
+        kinds = {slot: VirtioMmio if slot in self.sounds or not legacy else LegacyVirtioMmio for slot in range(8)}
         self.transports: list[VirtioMmio] = [
-            transport(plic.line(virt.VIRTIO_IRQ + slot), self.dma, backends.get(slot),
-                      (lambda: None) if slot in backends else None)  # fmt: skip
+            kinds[slot](plic.line(virt.VIRTIO_IRQ + slot), self.dma, backends.get(slot),
+                        (lambda: None) if slot in backends else None)  # fmt: skip
             for slot in range(virt.VIRTIO_COUNT)
         ]
+        for slot, sound in self.sounds.items():
+            sound.attach(self.transports[slot])
+        self._sound = [(slot, self.transports[slot], sound) for slot, sound in sorted(self.sounds.items())]
         for slot, net in self.nets.items():
             net.accepted_features(lambda device=self.transports[slot]: device.features)
         self._used = [(slot, self.transports[slot]) for slot in sorted(backends)]
@@ -101,9 +115,36 @@ class VirtioSlots:
                     received |= 1 << slot
         return received
 
+    # -- devices paced by virtual time (virtio-snd) --------------------------------------------------------
+    def set_time(self, now_ns: int) -> None:
+        """Tell the sound devices the virtual time (before anything reaches them)."""
+        for _, _, sound in self._sound:
+            sound.set_time(now_ns)
+
+    def next_deadline_ns(self) -> int | None:
+        """When a sound device's next buffer is due (None: none waits)."""
+        due = [d for _, _, sound in self._sound if (d := sound.next_deadline_ns()) is not None]
+        return min(due) if due else None
+
+    def stream_format(self, slot: int, stream: int) -> tuple[int, int]:
+        """(rate in Hz, channels) of a stream of the sound device in ``slot`` (set by the driver)."""
+        sound = self.sounds[slot]
+        return RATES[sound.rate[stream]], sound.channels[stream]
+
+    def service_sound(self) -> int:
+        """Service every sound device's stream queues (told the time already: the buffers due complete);
+        returns their slots."""
+        done = 0
+        for slot, transport, _ in self._sound:
+            for queue in STREAM_QUEUES:
+                transport.service(queue)
+            done |= 1 << slot
+        return done
+
     def kinds(self, slots: int) -> str:
-        """What the devices of these slots are, for messages: ``virtio-blk``, ``virtio-net``, or both."""
-        names = {"virtio-blk" if slot in self.disks else "virtio-net" for slot in range(8) if slots >> slot & 1}
+        """What the devices of these slots are, for messages: ``virtio-blk``, ``virtio-net``, ``virtio-snd``."""
+        names = {"virtio-blk" if slot in self.disks else "virtio-net" if slot in self.nets else "virtio-snd"
+                 for slot in range(8) if slots >> slot & 1}  # fmt: skip
         return "/".join(sorted(names))
 
     def close(self) -> None:

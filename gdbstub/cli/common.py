@@ -12,11 +12,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from machine.arch.riscv import ARCHES
 from machine.dma import DriveConfig
 from machine.inputs import NetBackend
+
+if TYPE_CHECKING:
+    from machine.audio import AudioSource
 from machine.loader import Image, ImageError, load_image
 from machine.machine import Machine, MachineConfig
 from machine.results import RunKind, RunResult
@@ -353,6 +356,69 @@ def networks(option: NetOption | None, drives: int) -> dict[int, NetBackend]:
     return {slot: gateway}
 
 
+@dataclass(frozen=True, slots=True)
+class AudioOption:
+    """``--audio [in=none|sine:FREQ|wav:FILE][,out=none|wav:FILE]``."""
+
+    source: str = "none"
+    out: str | None = None  # a WAV file for what the guest plays
+
+
+def audio_option(text: str) -> AudioOption:
+    """An argparse type: an ``--audio`` value (the input is checked when the machine is built)."""
+    source, out = "none", None
+    for setting in text.split(","):
+        key, _, value = setting.partition("=")
+        if key == "in" and value:
+            source = value
+        elif key == "out" and value == "none":
+            out = None
+        elif key == "out" and value.startswith("wav:") and len(value) > 4:
+            out = value[4:]
+        else:
+            raise argparse.ArgumentTypeError(f"{setting!r} in {text!r}: expected in=none|sine:FREQ|wav:FILE or "
+                                             "out=none|wav:FILE")  # fmt: skip
+    return AudioOption(source, out)
+
+
+def audio_sources(option: AudioOption | None, slot: int) -> dict[int, AudioSource]:
+    """The microphone of ``--audio``, by the virtio slot its device takes."""
+    if option is None:
+        return {}
+    from machine.audio import AudioError, audio_source
+
+    try:
+        return {slot: audio_source(option.source)}
+    except AudioError as exc:
+        raise UsageError(f"--audio in={option.source}: {exc}") from exc
+
+
+def audio_slot(args: argparse.Namespace) -> int:
+    """The virtio slot of the sound device: after the drives' and the network's."""
+    from machine.boards.virt import virtio_slot
+
+    return virtio_slot(len(args.drive) + (args.net is not None))
+
+
+def open_audio_sink(machine: Machine, option: AudioOption | None, inputs: list[tuple[str, str | Path | None]]) -> None:
+    """``out=wav:FILE``: what the guest plays goes there (never over one of the command's inputs)."""
+    if option is None or option.out is None:
+        return
+    from machine.audio import AudioError, WavSink
+
+    check_not_overwriting("--audio out=wav:", option.out, inputs)
+    try:
+        machine.audio_sink = WavSink(option.out)
+    except AudioError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def close_audio_sink(machine: Machine) -> None:
+    if machine.audio_sink is not None:
+        machine.audio_sink.close()
+        machine.audio_sink = None
+
+
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
@@ -373,6 +439,9 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
                              "port, on 127.0.0.1 unless HOSTADDR is given, HOSTPORT 0 picks a free one), on a UDP link "
                              "(QEMU's -netdev socket,udp=: one frame per datagram to udp=, from the bound localaddr=) "
                              "or on none")  # fmt: skip
+    parser.add_argument("--audio", type=audio_option, metavar="[in=none|sine:FREQ|wav:FILE][,out=none|wav:FILE]",
+                        help="a virtio-snd device (after the network's slot): the microphone (default none: silence) "
+                             "and where what the guest plays goes (a WAV file)")  # fmt: skip
 
 
 def add_server_options(parser: argparse.ArgumentParser, with_port: bool = True) -> None:
@@ -399,6 +468,7 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         drives=tuple(DriveConfig(d.path, d.readonly) for d in args.drive),
         virtio_legacy=args.virtio == "legacy",
         network=args.net is not None,
+        audio=getattr(args, "audio", None) is not None,
     )
 
 

@@ -11,7 +11,7 @@ from machine.arch.riscv import ARCHES
 from machine.boards.virt import RAM_BASE, virtio_slot
 from machine.loader import Image
 from machine.machine import Machine, MachineConfig
-from replay.events import End, Event, NetFrame, Verify
+from replay.events import AudioInput, AudioOutput, End, Event, NetFrame, Verify
 from replay.history import HistoryInputs
 from replay.log import RecordingError
 from replay.recording import LoadedRecording, StoredState
@@ -38,7 +38,8 @@ def _check_states(loaded: LoadedRecording) -> None:
     blank = Image("<no image>", RAM_BASE, (), arch.xlen, "0" * 64)
     inputs = HistoryInputs([], 0)
     try:
-        machine = Machine(blank, inputs, lambda byte: None, MachineConfig(arch, header.ram_size, header.icount_shift))
+        config = MachineConfig(arch, header.ram_size, header.icount_shift, audio=header.audio)
+        machine = Machine(blank, inputs, lambda byte: None, config)
     except MemoryError:
         raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
     states: list[tuple[StoredState, str]] = [(loaded.initial, "initial"), *((k, "keyframe") for k in loaded.keyframes)]
@@ -69,6 +70,10 @@ def info(args: argparse.Namespace) -> int:
     print(f"{'keyframes':20} {len(loaded.keyframes)}")
     for kind, count in sorted(counts.items()):
         print(f"{'events ' + kind:20} {count}")
+    if loaded.header.audio:
+        heard = sum(len(e.data) / (2 * e.channels * e.rate) for e in events if isinstance(e, AudioInput))
+        played = sum(e.nbytes / (2 * e.channels * e.rate) for e in events if isinstance(e, AudioOutput))
+        print(f"{'audio':20} {heard:.3f} s captured (logged), {played:.3f} s played")
     print(f"{'execution index':20} {_describe_index(loaded)}")
     if loaded.damage is not None:
         print(f"{'damaged':20} at byte {loaded.damage.offset}: {loaded.damage.reason}")
@@ -93,9 +98,9 @@ FRAME_PREFIX = 32  # bytes of a network frame shown by ``events``
 
 
 def _field(event: Event, name: str) -> str:
-    """``name=value``; a network frame as its length and first bytes in hex (``chronicorn pcap`` has them all)."""
+    """``name=value``; a network frame or captured audio as its length and first bytes in hex."""
     value = getattr(event, name)
-    if isinstance(event, NetFrame) and name == "data":
+    if isinstance(event, NetFrame | AudioInput) and name == "data":
         more = "..." if len(value) > FRAME_PREFIX else ""
         return f"length={len(value)}, data={value[:FRAME_PREFIX].hex()}{more}"
     return f"{name}={value!r}"

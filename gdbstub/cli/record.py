@@ -25,8 +25,11 @@ from .common import (
     Interrupt,
     UsageError,
     add_machine_options,
+    audio_slot,
+    audio_sources,
     check_drives,
     check_not_overwriting,
+    close_audio_sink,
     describe_end,
     exit_code,
     export_overlays,
@@ -34,6 +37,7 @@ from .common import (
     load_guest,
     machine_config,
     networks,
+    open_audio_sink,
     open_uart_input,
     say,
 )
@@ -121,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     with closing:
         writers: list[RecordingWriter] = []
         live = HostInputs(None if source is None else source.fileno(), sleep=args.sleep == "on",
-                          networks=networks(args.net, len(args.drive)))  # fmt: skip
+                          networks=networks(args.net, len(args.drive)),
+                          audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
         # The machine first: a bad image or option is refused before the output file is touched.
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip
@@ -130,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                                    *(("a --drive image", d.path) for d in args.drive)])  # fmt: skip
         if capture is not None:
             timeline.machine.frame_tap = capture.tap
+        open_audio_sink(timeline.machine, args.audio, [("the guest image", image.path),
+                                                       ("the recording (-o)", args.output)])  # fmt: skip
         try:
             out = RecordingFile(output)
         except OSError as exc:
@@ -153,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}; {_what_was_kept(output)}") from exc
     if capture is not None:
         capture.close()
+    close_audio_sink(timeline.machine)
     say(f"recorded {end.icount} instructions to {args.output} ({describe_end(result)})")
     export_overlays(timeline.machine, args.drive)
     return exit_code(end.kind, end.code)

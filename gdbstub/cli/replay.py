@@ -16,11 +16,14 @@ from .common import (
     UsageError,
     add_drive_options,
     add_server_options,
+    audio_option,
     check_drives,
+    close_audio_sink,
     describe_end,
     exit_code,
     export_overlays,
     icount_shift,
+    open_audio_sink,
     port_number,
     ram_size,
     say,
@@ -40,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, with_port=False)
     add_drive_options(parser, recorded=True)
     add_pcap_option(parser)
+    parser.add_argument("--audio", type=audio_option, metavar="out=wav:FILE",
+                        help="write what the guest plays to a WAV file (the input is the recording's)")  # fmt: skip
     # Given without --port they would be ignored: None tells "not given" (the server's defaults apply later).
     parser.set_defaults(host=None, snapshot_budget=None)
 
@@ -82,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     capture = open_pcap(args, [("the recording", args.recording), ("the guest image", timeline.machine.image.path)])
     if capture is not None:
         timeline.machine.frame_tap = capture.tap
+    if args.audio is not None and args.audio.source != "none":
+        raise UsageError("--audio in=...: a replay's microphone is the recording (only out=wav:FILE applies)")
+    open_audio_sink(timeline.machine, args.audio, [("the recording", args.recording)])
     progress = ProgressBar(timeline.end) if sys.stderr.isatty() else None
     try:
         with Interrupt().installed() as interrupted:
@@ -94,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             print(file=sys.stderr)
         if capture is not None:
             capture.close()
+        close_audio_sink(timeline.machine)
     export_overlays(timeline.machine, args.drive)  # the disk as the replay left it
     if result.kind == RunKind.INTERRUPTED:
         say(describe_end(result))

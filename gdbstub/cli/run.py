@@ -15,7 +15,10 @@ from .common import (
     Interrupt,
     StdoutWriter,
     add_machine_options,
+    audio_slot,
+    audio_sources,
     check_drives,
+    close_audio_sink,
     describe_end,
     exit_code,
     export_overlays,
@@ -23,6 +26,7 @@ from .common import (
     load_guest,
     machine_config,
     networks,
+    open_audio_sink,
     say,
 )
 from .pcap import add_pcap_option, open_pcap
@@ -60,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     image = load_guest(args.guest, args.load_addr)
     check_drives(args.drive, [("the guest image", image.path)])
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
-    live = HostInputs(stdin, networks=networks(args.net, len(args.drive)))
+    live = HostInputs(stdin, networks=networks(args.net, len(args.drive)),
+                      audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
     machine = Machine(image, live, StdoutWriter(), machine_config(args))
+    open_audio_sink(machine, args.audio, [("the guest image", image.path)])
     capture = open_pcap(args, [("the guest image", image.path), *(("a --drive image", d.path) for d in args.drive)])
     if capture is not None:
         machine.frame_tap = capture.tap
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if capture is not None:
         capture.close()
+    close_audio_sink(machine)
     export_overlays(machine, args.drive)
     log.info("%s", result.describe())
     if result.kind != RunKind.EXITED:

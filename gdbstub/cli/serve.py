@@ -30,6 +30,8 @@ from .common import (
     UsageError,
     add_machine_options,
     add_server_options,
+    audio_slot,
+    audio_sources,
     check_drives,
     check_not_overwriting,
     export_overlays,
@@ -147,10 +149,13 @@ def run(args: argparse.Namespace) -> int:
     image = load_guest(args.guest, args.load_addr)
     check_server_options(args, [("the guest image", image.path), ("the UART input", args.uart_input)])
     check_drives(args.drive, [("the guest image", image.path), ("the UART input", args.uart_input)])
+    if args.audio is not None and args.audio.out is not None:
+        raise UsageError("--audio out=wav:FILE applies to run, record and replay (serve replays what it shows)")
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
-        live = HostInputs(None if source is None else source.fileno(), networks=networks(args.net, len(args.drive)))
+        live = HostInputs(None if source is None else source.fileno(), networks=networks(args.net, len(args.drive)),
+                          audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
         timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",
                              {"source": "serve"}, timeline.machine)  # fmt: skip

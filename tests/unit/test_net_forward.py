@@ -644,8 +644,7 @@ def test_a_reset_is_passed_on_both_ways(gateway: HostGateway) -> None:
     client, guest, conn = connected(gateway)
     with client:
         guest.send(RST, seq=guest.seq)
-        with pytest.raises(ConnectionResetError):
-            client.recv(100)
+        assert client.recv(100) == b""  # as QEMU 7.2's slirp: the host's socket is closed (end of file)
     client, guest, conn = connected(gateway)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.close()  # a reset from the host

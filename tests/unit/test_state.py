@@ -25,6 +25,7 @@ from machine.devices.test_finisher import FinisherState
 from machine.devices.uart import UartState
 from machine.devices.virtio_blk import VirtioBlkState
 from machine.devices.virtio_mmio import VirtioMmioState
+from machine.devices.virtio_snd import VirtioSndState
 from machine.fields import fingerprint
 from machine.machine import Machine
 from machine.state import BOARD_ATTRIBUTES, BoardState, MachineState, StateError, decode_state, encode_state
@@ -41,7 +42,7 @@ MACHINE_NOT_STATE = {
     "clock", "uc", "hart", "counter", "engine", "ram", "_ram_ptr", "ram_pages", "registers", "memory",  # parts
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "slots",  # the virtio slots: transports (devices too), drives (their state: MachineState.disks), network
-    "frame_tap",  # a capture of network frames (--pcap), not the guest's
+    "frame_tap", "audio_sink",  # a capture of network frames (--pcap), a WAV of what it plays: not the guest's
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
@@ -135,6 +136,7 @@ LAYOUTS = {
     BoardState: {1: "ced466a090f1b20b", 2: "0081dc1a80c0076c"},
     VirtioMmioState: {1: "17079c9e8540c899"},
     VirtioBlkState: {1: "d3652035a55527e5"},
+    VirtioSndState: {1: "f2243c061f12919a"},
 }
 
 
