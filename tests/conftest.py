@@ -24,6 +24,8 @@ XLENS = ("rv32", "rv64")
 # For the biggest XLEN x guest matrices: the rv64 half is slow, so the fast subset (-m "not slow") runs each
 # case once, on rv32 (rv64 keeps fast unit and integration tests of its own).
 XLENS_RV64_SLOW = ["rv32", pytest.param("rv64", marks=pytest.mark.slow)]
+# Likewise for virtio-mmio's two interfaces: the modern half is slow.
+INTERFACES_MODERN_SLOW = ["legacy", pytest.param("modern", marks=pytest.mark.slow)]
 GUEST_NAMES = ("hello", "timer", "echo", "compute", "fault", "traps")
 ECHO_INPUT = (EXPECTED / "echo.in").read_bytes()
 

@@ -26,7 +26,8 @@ from tests.conftest import EXPECTED, GUESTS, XLENS_RV64_SLOW, guest, run_cli
 from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
 
 # Each test takes about a second; the fast subset runs them on rv32 (as the other e2e tests).
-pytestmark = [pytest.mark.gdb, pytest.mark.parametrize("source", ["serve", "replay"]),
+pytestmark = [pytest.mark.gdb,
+              pytest.mark.parametrize("source", ["serve", pytest.param("replay", marks=pytest.mark.slow)]),
               pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)]  # fmt: skip
 
 DISK = GUESTS / "inputs" / "disk.img"
@@ -205,6 +206,7 @@ def at_the_end(session: Session, stopped_console: str) -> None:
     assert gdb.location().function == "wfi"  # where the guest waits after the finisher's exit
 
 
+@pytest.mark.slow  # (the fast subset keeps one of each kind: README, "Tests")
 def test_reverse_continue_between_requests_then_forward_to_the_end(blk: Session) -> None:
     gdb, completions = blk.gdb, blk.recorded.completions
     gdb.break_at("blk_request")
@@ -235,6 +237,7 @@ def test_reverse_continue_between_requests_then_forward_to_the_end(blk: Session)
     assert disk[:SECTOR] == ORIGINAL[:SECTOR] and disk[2 * SECTOR :] == ORIGINAL[2 * SECTOR :]
 
 
+@pytest.mark.slow  # (the fast subset keeps one of each kind: README, "Tests")
 def test_read_buffer_shows_the_disk_after_the_completion_and_its_old_contents_before(blk: Session) -> None:
     gdb, reference = blk.gdb, blk.reference
     completion = blk.recorded.completions[0]  # read sector 0 into sector_buf
@@ -275,6 +278,7 @@ def test_read_buffer_shows_the_disk_after_the_completion_and_its_old_contents_be
     assert list(gdb.registers().values()) == states[blk.icount()][0]
 
 
+@pytest.mark.slow  # (the fast subset keeps one of each kind: README, "Tests")
 def test_going_back_across_the_write_then_forward_reads_back_the_written_data(blk: Session) -> None:
     gdb, recorded = blk.gdb, blk.recorded
     write, read_back = recorded.completions[1], recorded.completions[3]
@@ -369,6 +373,7 @@ def test_watch_on_the_read_buffer_stops_at_the_completion_both_ways(blk: Session
     assert blk.buffer() == bytes(SECTOR)
 
 
+@pytest.mark.slow  # (the fast subset keeps one of each kind: README, "Tests")
 def test_reverse_stepi_next_finish_in_blk_request_land_in_forward_states(blk: Session) -> None:
     gdb = blk.gdb
     completion = blk.recorded.completions[0]

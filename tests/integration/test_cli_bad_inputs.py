@@ -358,6 +358,7 @@ def test_the_edges_of_the_ranges_are_accepted(argv: list[str], files: dict[str, 
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_recording_keeps_the_complete_chunks(tmp_path: Path) -> None:
     """A write that fails mid-recording (here the file size limit; a full disk alike) is one line naming the
     file and the error, and the file is cut at its last complete chunk: it still replays that far."""

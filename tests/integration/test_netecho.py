@@ -262,7 +262,8 @@ class Recorded:
     recording: Path
 
 
-@pytest.fixture(scope="module", params=[("rv32", "legacy"), ("rv64", "legacy"), ("rv64", "modern")],
+@pytest.fixture(scope="module", params=[("rv32", "legacy"), pytest.param(("rv64", "legacy"), marks=pytest.mark.slow),
+                                        pytest.param(("rv64", "modern"), marks=pytest.mark.slow)],
                 ids=lambda p: "-".join(p))  # fmt: skip
 def recorded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     """``chronicorn record`` of the exchange, on both XLENs with QEMU's default (legacy) virtio-mmio, and on the
@@ -366,6 +367,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.mark.gdb
+@pytest.mark.slow
 def test_a_served_session_driven_by_gdb_saves_a_recording_that_replays(served: Served) -> None:
     assert served.echoes.complete, served.echoes
     assert "guest exited with code 0" in served.stop_console  # the continue ran to the guest's exit
@@ -378,6 +380,7 @@ def test_a_served_session_driven_by_gdb_saves_a_recording_that_replays(served: S
 
 
 @pytest.mark.gdb
+@pytest.mark.slow
 def test_reverse_to_the_tcp_receive_function_in_the_saved_recording(served: Served) -> None:
     """Back from the end of the session to the last TCP segment the guest received (the ACK of its FIN), one
     instruction further back (the call in frame_input), and to the one before (the host program's FIN)."""

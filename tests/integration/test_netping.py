@@ -19,7 +19,7 @@ import pytest
 from replay.events import NetFrame
 from replay.log import ChunkKind, LogReader, LogWriter, decode_events
 from replay.recording import load_recording
-from tests.conftest import EXPECTED, ROOT, XLENS, guest
+from tests.conftest import EXPECTED, INTERFACES_MODERN_SLOW, ROOT, XLENS_RV64_SLOW, guest
 from tests.integration.test_netping_qemu import INTERFACES, SLOT
 
 
@@ -34,8 +34,8 @@ def without_version_line(out: bytes, interface: str) -> bytes:
     return b"".join(lines[:1] + lines[2:])
 
 
-@pytest.mark.parametrize("interface", sorted(INTERFACES))
-@pytest.mark.parametrize("xlen", XLENS)
+@pytest.mark.parametrize("interface", INTERFACES_MODERN_SLOW)
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 def test_netping_prints_what_qemu_prints_recorded_and_replayed(xlen: str, interface: str, tmp_path: Path) -> None:
     recording = tmp_path / "netping.chrec"
     recorded = cli("record", str(guest(xlen, "netping")), "--net", "user", "--virtio", interface, "-o", str(recording))
@@ -81,6 +81,7 @@ def test_a_changed_frame_in_a_recording_is_a_divergence(tmp_path: Path) -> None:
     assert b"replay ended with guest exited with code 22" in replayed.stderr
 
 
+@pytest.mark.slow
 def test_pcap_of_a_run_record_and_replay_and_the_inbound_frames_of_a_recording(tmp_path: Path) -> None:
     """``--pcap`` writes both directions stamped with virtual time: the same file from ``record`` and from
     ``replay`` (no network there); ``chronicorn pcap`` gives the recording's inbound frames; tcpdump reads them."""
@@ -112,6 +113,7 @@ def test_pcap_of_a_run_record_and_replay_and_the_inbound_frames_of_a_recording(t
     assert shown.returncode == 0 and shown.stdout.count("BOOTP/DHCP") == 4 and "ICMP echo reply" in shown.stdout
 
 
+@pytest.mark.slow
 def test_a_replay_whose_guest_sends_another_frame_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sent frames are not logged, but their running digest is part of every verification point: a replay in
     which the guest sends a different TFTP request (the file name edited in RAM, nothing else: the network's

@@ -93,6 +93,7 @@ def test_a_corrupt_chunk_replays_up_to_it_and_says_so(tmp_path: Path) -> None:
     assert b"damaged at byte" in proc.stderr and b"Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_recorder_killed_with_sigkill_leaves_a_replayable_prefix(tmp_path: Path) -> None:
     """QEMU leaves a 0-byte log; ours keeps every chunk written (flushed at least every second)."""
     rec = tmp_path / "killed.chrec"

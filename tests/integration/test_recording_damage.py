@@ -1269,6 +1269,7 @@ def index_variants(recording: Recording, count: int) -> list[Variant]:
     return out
 
 
+@pytest.mark.slow
 def test_index_chunks(indexed: Recording, tmp_path: Path) -> None:
     """Crafted execution index chunks: ignored (or damage, for the chunk's own framing), never worse."""
     assert_clean(run_variants(index_variants(indexed, 12), tmp_path, "index"))

@@ -20,7 +20,7 @@ import pytest
 
 from replay.events import AudioInput, AudioOutput
 from replay.recording import load_recording
-from tests.conftest import ROOT, XLENS, guest
+from tests.conftest import ROOT, XLENS_RV64_SLOW, guest
 from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
 
 TICKS_PER_PERIOD = 500_000  # 1600 bytes of 16 kHz mono: 50 ms
@@ -37,7 +37,7 @@ def number(pattern: str, text: str) -> int:
     return int(found.group(1), 0)
 
 
-@pytest.mark.parametrize("xlen", XLENS)
+@pytest.mark.parametrize("xlen", XLENS_RV64_SLOW)
 def test_sndtone_records_and_replays_its_audio(xlen: str, tmp_path: Path) -> None:
     recording, recorded_wav, replayed_wav = tmp_path / "snd.chrec", tmp_path / "rec.wav", tmp_path / "rep.wav"
     elf = str(guest(xlen, "sndtone"))
@@ -70,6 +70,7 @@ def test_sndtone_records_and_replays_its_audio(xlen: str, tmp_path: Path) -> Non
     assert "0.500 s captured (logged), 0.250 s played" in info.stdout
 
 
+@pytest.mark.slow
 def test_reverse_continue_to_where_a_captured_sample_arrived(tmp_path: Path) -> None:
     """A watch on a word of the guest's capture buffer, from the end of the recording going back, stops where
     the sound device wrote it (gdb's console names the device), with the word's earlier value (0)."""

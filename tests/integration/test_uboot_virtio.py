@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import uboot
-from tests.conftest import ROOT, require_tool
+from tests.conftest import INTERFACES_MODERN_SLOW, ROOT, require_tool
 from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
 
 SECTOR = 512
@@ -100,7 +100,7 @@ def test_ext2_image_build_is_deterministic(tmp_path: Path) -> None:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("interface", sorted(INTERFACES))
+@pytest.mark.parametrize("interface", INTERFACES_MODERN_SLOW)
 def test_uboot_virtio_session_on_qemu(interface: str, tmp_path: Path) -> None:
     image = disk_image(tmp_path)
     before = sha256(image)
