@@ -7,7 +7,6 @@ verified independently of the code under test.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import struct
@@ -26,6 +25,7 @@ from machine.net import HostForward, HostForwardError, HostGateway, NetBackend, 
 from machine.net.socket_link import SocketAddressError, parse_endpoint
 from machine.net.tcp import TcpConnection, TcpState
 from machine.net.tcp_segment import ACK, FIN, PSH, RST, SYN, TcpSegment
+from tests.unit.test_net_user import error_records
 
 GUEST_MAC = bytes.fromhex("525400123456")
 HOST_MAC = bytes.fromhex("52550a000202")
@@ -164,15 +164,8 @@ class Guest:
 @contextmanager
 def no_errors() -> Iterator[None]:
     """Fail if machine.net logs an ERROR meanwhile (a frame that broke the network is logged, not raised)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.ERROR)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("machine.net")
-    logger.addHandler(handler)
-    try:
+    with error_records() as records:
         yield
-    finally:
-        logger.removeHandler(handler)
     assert records == []
 
 
