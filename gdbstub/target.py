@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from machine.arch.riscv_regs import RegisterError, target_xml
+from machine.arch.common import RegisterError
 from machine.debug_memory import DebugMemoryError
 from machine.results import Cause, RunKind, RunResult
 from machine.watch import WatchKind
@@ -351,7 +351,7 @@ class TimelineTarget:
         return self._watchpoints
 
     def description(self) -> str | None:
-        return target_xml(self.machine.arch)
+        return self.machine.arch.target_xml()
 
     def memory_map(self) -> str | None:
         return self.machine.memory.memory_map_xml()

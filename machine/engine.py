@@ -139,6 +139,11 @@ class Engine:
         self._mmio_apply = False
         self._mmio_icount = 0
         self._skip_special: int | None = None
+        # Unicorn's AArch64 model writes a load's destination (and a base write-back) although an emu_stop
+        # inside the access leaves pc at the instruction: the architecture saves the general registers when an
+        # access is deferred (mmio_guard() returns what puts them back) and the stop restores them.
+        self.mmio_guard: Callable[[], Callable[[], None]] | None = None
+        self._mmio_undo: Callable[[], None] | None = None
         self._breakpoints: dict[int, int] = {}  # address -> hook handle
         self._parked: dict[int, int] = {}  # removed breakpoints whose hook is kept, oldest first (see run)
         self.max_parked_breakpoints = MAX_PARKED_BREAKPOINTS  # 0: delete a hook as its breakpoint is removed
@@ -201,6 +206,8 @@ class Engine:
 
     def defer_mmio(self) -> None:
         """Called from an MMIO callback: stop before the access takes effect."""
+        if self.mmio_guard is not None and self.counter.state.stop_reason == StopReason.NONE:
+            self._mmio_undo = self.mmio_guard()
         self._request_stop(StopKind.MMIO)
 
     def _request_stop(self, kind: StopKind, cause: Cause | None = None, back: int = 0) -> None:
@@ -404,6 +411,9 @@ class Engine:
                 self.uc.mem_write(*hit.restore)  # undo the write: the instruction runs again later
             return EngineStop(StopKind.WATCHPOINT, self.icount, pc, addr=hit.addr, watch=hit)
         if pending is not None:
+            if pending.kind == StopKind.MMIO and self._mmio_undo is not None:
+                self._mmio_undo()
+            self._mmio_undo = None
             return EngineStop(pending.kind, self.icount, pc)
         if err is not None:
             cause = _ERROR_CAUSES.get(err.errno)

@@ -46,6 +46,7 @@ class Isa(enum.IntEnum):
 
     FIXED4 = 0
     RISCV_C = 1
+    A64 = 2  # fixed 4-byte words, with trapped instructions noted
 
 
 class StopReason(enum.IntEnum):
@@ -111,7 +112,7 @@ class CounterState(ctypes.Structure):
 
 def _decode_lengths(isa: Isa, code: bytes) -> list[int]:
     """Offsets of the instructions that start in ``code`` (RISC-V: low bits 11 = 32-bit)."""
-    if isa == Isa.FIXED4:
+    if isa in (Isa.FIXED4, Isa.A64):
         return list(range(0, len(code) - len(code) % 4, 4))
     offsets = []
     off = 0
@@ -275,10 +276,10 @@ class PythonCounter(_CounterBase):
     def _decode(self, addr: int, end: int, note_specials: bool) -> int:
         code = self._read(addr, end - addr)
         offsets = _decode_lengths(self._isa, code)
-        if note_specials and self._isa == Isa.RISCV_C:
+        if note_specials and self._isa != Isa.FIXED4:
             st = self.state
             for off in offsets:
-                if off + 4 <= len(code) and code[off] & 3 == 3:
+                if off + 4 <= len(code) and (self._isa == Isa.A64 or code[off] & 3 == 3):
                     insn = int.from_bytes(code[off : off + 4], "little")
                     if self._trapped.matches(insn) and st.n_new_specials < MAX_NEW_SPECIALS:
                         st.new_specials[st.n_new_specials] = addr + off

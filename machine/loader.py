@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-EM_RISCV = 243
+EM_ARM, EM_AARCH64, EM_RISCV = 40, 183, 243
+KNOWN_MACHINES = {EM_RISCV: "RISC-V", EM_AARCH64: "AArch64", EM_ARM: "Arm"}
 
 
 class ImageError(Exception):
@@ -34,6 +35,7 @@ class Image:
     xlen: int | None  # None for raw binaries (the user says --arch)
     sha256: str
     symbols: dict[str, int] = field(default_factory=dict)
+    elf_machine: int | None = None  # e_machine (EM_RISCV, EM_AARCH64, EM_ARM); None for raw binaries
 
 
 def _digest(data: bytes) -> str:
@@ -60,13 +62,14 @@ def load_image(path: str | Path, load_addr: int | None = None) -> Image:
 
 def _load_elf(path: Path, data: bytes) -> Image:
     parsed = _parse_elf_quickly(data)
-    entry, segments, xlen, symbols = parsed if parsed is not None else _parse_elf(path, data)
+    entry, segments, xlen, symbols, machine = parsed if parsed is not None else _parse_elf(path, data)
     if not segments:
         raise ImageError(f"{path} has no loadable segments")
-    return Image(str(path), entry, tuple(segments), xlen, _digest(data), symbols)
+    return Image(str(path), entry, tuple(segments), xlen, _digest(data), symbols, machine)
 
 
-_Parsed = tuple[int, list[Segment], int, dict[str, int]]  # entry, loadable segments, xlen, symbols
+_Parsed = tuple[int, list[Segment], int, dict[str, int], int]  # entry, loadable segments, xlen, symbols, e_machine
+_MACHINE_NAMES = {"EM_RISCV": EM_RISCV, "EM_AARCH64": EM_AARCH64, "EM_ARM": EM_ARM}
 
 
 def _parse_elf(path: Path, data: bytes) -> _Parsed:
@@ -78,9 +81,10 @@ def _parse_elf(path: Path, data: bytes) -> _Parsed:
 
     try:
         elf = ELFFile(io.BytesIO(data))
-        machine = elf["e_machine"]
-        if machine not in ("EM_RISCV", EM_RISCV):
-            raise ImageError(f"{path} is an ELF file for {machine}, not RISC-V")
+        name = elf["e_machine"]
+        machine = _MACHINE_NAMES.get(name, name)
+        if machine not in KNOWN_MACHINES:
+            raise ImageError(f"{path} is an ELF file for {name}, not RISC-V, AArch64 or Arm")
         segments = []
         for seg in elf.iter_segments():
             if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
@@ -95,7 +99,7 @@ def _parse_elf(path: Path, data: bytes) -> _Parsed:
             for sym in symtab.iter_symbols():
                 if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE"):
                     symbols.setdefault(sym.name, sym["st_value"])
-        return elf["e_entry"], segments, elf.elfclass, symbols
+        return elf["e_entry"], segments, elf.elfclass, symbols, machine
     except ELFError as exc:
         raise ImageError(f"{path} is not a valid ELF file: {exc}") from exc
 
@@ -145,7 +149,7 @@ def _parse_elf_quickly(data: bytes) -> _Parsed | None:
         return None
     (_, _, e_machine, _, e_entry, e_phoff, e_shoff, _, _,
      e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx) = ehdr.unpack_from(data)  # fmt: skip
-    if e_machine != EM_RISCV:
+    if e_machine not in KNOWN_MACHINES:
         return None
     segments = []
     if e_phnum:
@@ -165,7 +169,7 @@ def _parse_elf_quickly(data: bytes) -> _Parsed | None:
             segments.append(Segment(p_paddr, contents, p_memsz))
     symbols: dict[str, int] = {}
     if e_shoff == 0:
-        return e_entry, segments, data[4] * 32, symbols
+        return e_entry, segments, data[4] * 32, symbols, e_machine
     if (not e_shnum or e_shentsize != shdr.size or not e_shoff <= len(data) - e_shnum * shdr.size
             or e_shstrndx == _SHN_XINDEX or e_shstrndx >= e_shnum):  # fmt: skip
         return None
@@ -206,4 +210,4 @@ def _parse_elf_quickly(data: bytes) -> _Parsed | None:
                 name = _cstring(data, strings_at + st_name)
                 if name:
                     symbols.setdefault(name, st_value)
-    return e_entry, segments, data[4] * 32, symbols
+    return e_entry, segments, data[4] * 32, symbols, e_machine

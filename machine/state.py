@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import UcContext
 
-from .arch.riscv import SOFTWARE_WRITABLE_MIP, RiscvArch
-from .arch.riscv_cpu import CPU_STATE_VERSION, CpuStateError, build_context, cpu_registers, read_cpu
+from .arch.aarch64_cpu import CpuStateError as Aarch64CpuStateError
+from .arch.riscv import SOFTWARE_WRITABLE_MIP
+from .arch.riscv_cpu import CPU_STATE_VERSION, CpuStateError
 from .devices.base import checked
 from .devices.plic import NUM_CONTEXTS
 from .devices.virtio_blk import VirtioBlkState
@@ -54,6 +55,7 @@ from .overlay import OverlayState, overlay_table
 from .ram import PAGE, PageTable
 
 if TYPE_CHECKING:
+    from .arch.registry import Arch
     from .machine import Machine
 
 DIGEST_CHUNK = 1 << 20
@@ -126,26 +128,6 @@ class MachineState:
         return self.ram.ram_bytes
 
 
-def capture_board(machine: Machine) -> BoardState:
-    hart = machine.hart
-    return BoardState(
-        machine.halted, machine.exit_code, machine.reset_requested, tuple(machine._plic_out), machine._msip,
-        machine._last_watch_stop, hart.mip_soft, hart.mcycle_offset, hart.minstret_offset, machine.clock.bias_ns,
-        machine.tx_digest,
-    )  # fmt: skip
-
-
-def restore_board(machine: Machine, board: BoardState) -> None:
-    """Put the board's bookkeeping back (``board`` is valid: see :func:`restore`)."""
-    machine.halted, machine.exit_code, machine.reset_requested = board.halted, board.exit_code, board.reset_requested
-    machine._plic_out, machine._msip = list(board.plic_out), board.msip
-    machine._last_watch_stop = board.last_watch_stop
-    hart = machine.hart
-    hart.mip_soft, hart.mcycle_offset, hart.minstret_offset = board.mip_soft, board.mcycle_offset, board.minstret_offset
-    machine.clock.bias_ns = board.bias_ns
-    machine.tx_digest = board.tx_digest
-
-
 def capture(machine: Machine) -> MachineState:
     """The whole machine now (between instructions)."""
     devices = tuple((name, device.save()) for name, device in sorted(machine.devices.items()))
@@ -153,7 +135,7 @@ def capture(machine: Machine) -> MachineState:
                   for slot, disk in sorted(machine.disks.items()))  # fmt: skip
     sounds = tuple((slot, sound.save()) for slot, sound in sorted(machine.slots.sounds.items()))
     return MachineState(machine.icount, machine.uc.context_save(), machine.ram_pages.capture(), devices,
-                        capture_board(machine), disks, sounds, trusted=True)  # fmt: skip
+                        machine.capture_board(), disks, sounds, trusted=True)  # fmt: skip
 
 
 def restore(machine: Machine, state: MachineState) -> None:
@@ -169,8 +151,8 @@ def restore(machine: Machine, state: MachineState) -> None:
     else:
         if {name for name, _ in state.devices} != machine.devices.keys():
             raise KeyError(f"devices {sorted(n for n, _ in state.devices)}, the machine has {sorted(machine.devices)}")
-        if type(state.board) is not BoardState:
-            raise TypeError(f"BoardState expected, got {type(state.board).__name__}")
+        if type(state.board) is not machine.board_state_type:
+            raise TypeError(f"{machine.board_state_type.__name__} expected, got {type(state.board).__name__}")
         check_fields(state.board)
         _check_disks(machine, state.disks)
         if [slot for slot, _ in state.sounds] != sorted(machine.slots.sounds):
@@ -190,7 +172,7 @@ def restore(machine: Machine, state: MachineState) -> None:
     # translate addresses for the restored one (its page tables may differ). Flushing costs ~3 us.
     machine.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
     machine.engine.icount = state.icount
-    restore_board(machine, state.board)
+    machine.restore_board(state.board)
     # RAM (and so code) may have changed under Unicorn's translations and our block counts.
     machine.forget_translations(rewritten)
 
@@ -228,14 +210,14 @@ def forget_reservation(machine: Machine) -> None:
     exactly as a replay from the file will. Costs ~2 ms.
     """
     arch = machine.arch
-    machine.uc.context_restore(build_context(arch, read_cpu(arch, machine.uc.context_save())))
+    machine.uc.context_restore(arch.build_context(arch.read_cpu(machine.uc.context_save())))
 
 
 def state_digest(machine: Machine) -> str:
     """SHA-256 of everything guest-visible: registers, CSRs, RAM, devices, clock."""
     h = hashlib.sha256()
-    values = (*machine.hart.registers(), *machine.hart.digest_csrs(), machine.icount, machine.clock.bias_ns,
-              int(machine.halted), machine.tx_digest)  # fmt: skip
+    values = (*machine.cpu_digest_values(), machine.icount, machine.clock.bias_ns, int(machine.halted),
+              machine.tx_digest)  # fmt: skip
     for value in values:
         h.update(value.to_bytes(16, "little", signed=True))
     ram, zero = machine.ram, bytes(DIGEST_CHUNK)
@@ -269,10 +251,10 @@ class StateError(ValueError):
     """Bytes that do not hold a machine state this machine can take (the message says why, in one line)."""
 
 
-def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
+def encode_state(state: MachineState, arch: Arch) -> bytes:
     """A machine state as bytes (layout in the module docstring); ``arch`` is the machine's."""
-    out = bytearray(_HEADER.pack(MAGIC, FORMAT_VERSION, arch.xlen, 0, state.icount))
-    values = read_cpu(arch, state.context)
+    out = bytearray(_HEADER.pack(MAGIC, FORMAT_VERSION, arch.state_code, 0, state.icount))
+    values = arch.read_cpu(state.context)
     out += _U16.pack(CPU_STATE_VERSION) + _U16.pack(len(values))
     out += struct.pack(f"<{len(values)}Q", *values)
     _write_pages(out, state.ram)
@@ -282,7 +264,7 @@ def encode_state(state: MachineState, arch: RiscvArch) -> bytes:
         body = encode_fields(device_state)
         out += _U8.pack(len(raw)) + raw + _U16.pack(type(device_state).VERSION) + _U32.pack(len(body)) + body
     body = encode_fields(state.board)
-    out += _U16.pack(BoardState.VERSION) + _U32.pack(len(body)) + body
+    out += _U16.pack(type(state.board).VERSION) + _U32.pack(len(body)) + body
     out += _U8.pack(len(state.disks))
     for disk in state.disks:
         body = encode_fields(disk.config)
@@ -325,12 +307,12 @@ def decode_state(
         return _decode(Reader(data), machine, disk_shapes(machine) if disks is None else disks)
     except FieldError as exc:
         raise StateError(f"malformed machine state: {exc}") from None
-    except CpuStateError as exc:
+    except (CpuStateError, Aarch64CpuStateError) as exc:
         raise StateError(f"machine state has a bad CPU: {exc}") from None
 
 
 def _decode(reader: Reader, machine: Machine, shapes: tuple[DiskShape, ...]) -> MachineState:
-    magic, version, xlen, _, icount = reader.unpack(_HEADER, "header")
+    magic, version, code, _, icount = reader.unpack(_HEADER, "header")
     if magic != MAGIC:
         raise StateError("not a chronicorn machine state (bad magic)")
     if version not in READABLE_VERSIONS:
@@ -338,21 +320,27 @@ def _decode(reader: Reader, machine: Machine, shapes: tuple[DiskShape, ...]) -> 
                          f"{', '.join(map(str, READABLE_VERSIONS))}")  # fmt: skip
     if version == 1 and shapes:
         raise StateError("a machine state from before virtio slots (version 1) cannot have drives")
-    if xlen != machine.arch.xlen:
-        raise StateError(f"machine state of a {xlen}-bit hart, the machine is {machine.arch.name}")
+    if code != machine.arch.state_code:
+        what = f"a {code}-bit hart" if code in (32, 64) else "another architecture"
+        raise StateError(f"machine state of {what}, the machine is {machine.arch.name}")
     context = _decode_cpu(reader, machine.arch)
     ram = _decode_ram(reader, machine.config.ram_size)
     devices = _decode_devices(reader, machine, version)
-    (board_version,) = reader.unpack(_U16, "board version")
-    if board_version not in (1, BoardState.VERSION):
-        raise StateError(f"board state version {board_version}, this chronicorn has {BoardState.VERSION}")
-    body = bytes(_body(reader, "board"))
-    # Version 1 had every field but tx_digest, the last one (16 bytes): nothing was ever sent.
-    board = decode_fields(BoardState, body + bytes(16) if board_version == 1 else body)
+    board = _decode_board(reader, machine.board_state_type)
     disks = _decode_disks(reader, shapes) if version >= 2 else ()
     sounds = _decode_sounds(reader, machine) if version >= 2 else ()
     reader.expect_end("the machine state")
     return MachineState(icount, context, ram, devices, board, disks, sounds)
+
+
+def _decode_board(reader: Reader, board_type: type) -> Any:
+    (board_version,) = reader.unpack(_U16, "board version")
+    known = (1, BoardState.VERSION) if board_type is BoardState else (board_type.VERSION,)
+    if board_version not in known:
+        raise StateError(f"board state version {board_version}, this chronicorn has {board_type.VERSION}")
+    body = bytes(_body(reader, "board"))
+    # RISC-V virt's version 1 had every field but tx_digest, the last one (16 bytes): nothing was ever sent.
+    return decode_fields(board_type, body + bytes(16) if board_version == 1 and board_type is BoardState else body)
 
 
 def _decode_sounds(reader: Reader, machine: Machine) -> tuple[tuple[int, VirtioSndState], ...]:
@@ -393,15 +381,15 @@ def _decode_disks(reader: Reader, shapes: tuple[DiskShape, ...]) -> tuple[DiskSt
     return tuple(disks)
 
 
-def _decode_cpu(reader: Reader, arch: RiscvArch) -> UcContext:
+def _decode_cpu(reader: Reader, arch: Arch) -> UcContext:
     version, count = reader.unpack(_U16, "CPU version")[0], reader.unpack(_U16, "CPU count")[0]
     if version != CPU_STATE_VERSION:
         raise StateError(f"CPU register list version {version}, this chronicorn has {CPU_STATE_VERSION}")
-    expected = len(cpu_registers(arch))
+    expected = arch.cpu_register_count()
     if count != expected:
         raise StateError(f"{count} CPU registers, {arch.name} has {expected}")
     values = struct.unpack(f"<{count}Q", reader.take(8 * count, "CPU registers"))
-    return build_context(arch, values)
+    return arch.build_context(values)
 
 
 def _decode_ram(reader: Reader, ram_size: int) -> PageTable:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from .boards import virt
-from .devices.plic import Plic
+from .devices.base import IrqLine
 from .devices.virtio_blk import VirtioBlk
 from .devices.virtio_mmio import LegacyVirtioMmio, VirtioBackend, VirtioMmio
 from .devices.virtio_net import RX_QUEUE, VirtioNet
@@ -23,45 +23,63 @@ from .loader import ImageError
 from .overlay import DiskImage, DiskOverlay
 
 
+@dataclass(frozen=True, slots=True)
+class VirtioLayout:
+    """A board's virtio-mmio slots: how many, the interrupt of slot 0 (slot i has ``first_irq + i``), where RAM
+    starts (device DMA reaches RAM only). Devices fill the slots from the highest down, as QEMU's boards do."""
+
+    count: int
+    first_irq: int
+    ram_base: int
+
+    def slot(self, device: int) -> int:
+        """The slot of the ``device``-th virtio device given (QEMU fills the highest slot first)."""
+        if not 0 <= device < self.count:
+            raise ValueError(f"at most {self.count} virtio devices")
+        return self.count - 1 - device
+
+
 class VirtioSlots:
     """The slots' transports (``transports[slot]``), ``disks`` and ``nets`` by slot, and RAM as they reach it."""
 
-    def __init__(self, plic: Plic, ram: mmap.mmap, drives: tuple[DriveConfig, ...], network: bool, legacy: bool,
+    def __init__(self, layout: VirtioLayout, irq_line: Callable[[int], IrqLine], ram: mmap.mmap,
+                 drives: tuple[DriveConfig, ...], network: bool, legacy: bool,
                  transmit: Callable[[int, bytes], None], audio: bool = False,
                  play: Callable[[int, int, bytes], None] | None = None,
                  capture: Callable[[int, int, int], bytes] | None = None) -> None:  # fmt: skip
-        if len(drives) + network + audio > virt.VIRTIO_COUNT:
-            raise ImageError(f"{len(drives) + network + audio} virtio devices: the board has {virt.VIRTIO_COUNT} "
-                             "slots")  # fmt: skip
-        self.dma = DmaMemory(ram, virt.RAM_BASE)
+        if len(drives) + network + audio > layout.count:
+            raise ImageError(f"{len(drives) + network + audio} virtio devices: the board has {layout.count} slots")
+        self.count = layout.count
+        self.dma = DmaMemory(ram, layout.ram_base)
         self.disks: dict[int, VirtioBlk] = {}
         images: list[DiskImage] = []
         try:
             for i, drive in enumerate(drives):
                 images.append(DiskImage(drive.path))
                 overlay = DiskOverlay(images[-1], readonly=drive.readonly, spill_after=drive.spill_after)
-                self.disks[virt.virtio_slot(i)] = VirtioBlk(overlay, legacy=legacy)
+                self.disks[layout.slot(i)] = VirtioBlk(overlay, legacy=legacy)
         except BaseException:
             for image in images:
                 image.close()
             raise
         self.nets: dict[int, VirtioNet] = {}
         if network:
-            slot = virt.virtio_slot(len(drives))
+            slot = layout.slot(len(drives))
             self.nets[slot] = VirtioNet(lambda frame, slot=slot: transmit(slot, frame), legacy=legacy)
         self.sounds: dict[int, VirtioSnd] = {}
         if audio:
             assert play is not None and capture is not None
-            slot = virt.virtio_slot(len(drives) + network)
+            slot = layout.slot(len(drives) + network)
             self.sounds[slot] = VirtioSnd(lambda stream, data, slot=slot: play(slot, stream, data),
                                           lambda stream, size, slot=slot: capture(slot, stream, size))  # fmt: skip
         backends: dict[int, VirtioBackend] = {**self.disks, **self.nets, **self.sounds}
         # virtio-snd is a virtio 1.2 device: its slot is modern whatever the others are.
-        kinds = {slot: VirtioMmio if slot in self.sounds or not legacy else LegacyVirtioMmio for slot in range(8)}
+        kinds = {slot: VirtioMmio if slot in self.sounds or not legacy else LegacyVirtioMmio
+                 for slot in range(layout.count)}  # fmt: skip
         self.transports: list[VirtioMmio] = [
-            kinds[slot](plic.line(virt.VIRTIO_IRQ + slot), self.dma, backends.get(slot),
+            kinds[slot](irq_line(layout.first_irq + slot), self.dma, backends.get(slot),
                         (lambda: None) if slot in backends else None)  # fmt: skip
-            for slot in range(virt.VIRTIO_COUNT)
+            for slot in range(layout.count)
         ]
         for slot, sound in self.sounds.items():
             sound.attach(self.transports[slot])
@@ -94,7 +112,7 @@ class VirtioSlots:
 
     def complete(self, done: int) -> None:
         """Carry out the notified requests of these slots (their completion event)."""
-        for slot in range(virt.VIRTIO_COUNT):
+        for slot in range(self.count):
             if done >> slot & 1:
                 self.transports[slot].complete()
 
@@ -144,7 +162,7 @@ class VirtioSlots:
     def kinds(self, slots: int) -> str:
         """What the devices of these slots are, for messages: ``virtio-blk``, ``virtio-net``, ``virtio-snd``."""
         names = {"virtio-blk" if slot in self.disks else "virtio-net" if slot in self.nets else "virtio-snd"
-                 for slot in range(8) if slots >> slot & 1}  # fmt: skip
+                 for slot in range(self.count) if slots >> slot & 1}  # fmt: skip
         return "/".join(sorted(names))
 
     def close(self) -> None:

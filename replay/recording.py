@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, BinaryIO
 
-from machine.arch.riscv import ARCHES
+from machine.arch.registry import ARCHES
 from machine.loader import Image
 
 from .code_index import DEFAULT_INDEX_BYTES, Entry, decode_entries

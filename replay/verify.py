@@ -27,7 +27,7 @@ def verify_digest(machine: Machine) -> bytes:
     """16 bytes identifying the hart's registers and CSRs now, and what the network devices sent so far (not RAM:
     see :func:`machine.state.state_digest`)."""
     h = hashlib.sha256()
-    for value in (*machine.hart.registers(), *machine.hart.digest_csrs()):
+    for value in machine.cpu_digest_values():
         h.update(value.to_bytes(16, "little", signed=True))
     if machine.tx_digest:  # (nothing sent: the digest recordings without a network have always had)
         h.update(machine.tx_digest.to_bytes(16, "little"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from machine.arch.riscv import ARCHES
+from machine.arch.registry import ARCHES
 from machine.dma import DriveConfig
 from machine.inputs import NetBackend
 

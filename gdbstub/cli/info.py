@@ -7,10 +7,11 @@ import collections
 from dataclasses import fields
 from pathlib import Path
 
-from machine.arch.riscv import ARCHES
-from machine.boards.virt import RAM_BASE, virtio_slot
+from machine.arch.registry import ARCHES
+from machine.boards.virt import virtio_slot
+from machine.factory import make_machine, ram_base_for
 from machine.loader import Image
-from machine.machine import Machine, MachineConfig
+from machine.machine import MachineConfig
 from replay.events import AudioInput, AudioOutput, End, Event, NetFrame, Verify
 from replay.history import HistoryInputs
 from replay.log import RecordingError
@@ -35,11 +36,11 @@ def _check_states(loaded: LoadedRecording) -> None:
     """Decode every snapshot on a blank machine of the recording's kind (RecordingError if one is malformed)."""
     header = loaded.header
     arch = ARCHES[header.arch]
-    blank = Image("<no image>", RAM_BASE, (), arch.xlen, "0" * 64)
+    blank = Image("<no image>", ram_base_for(arch.name), (), None, "0" * 64)  # a raw image: config.arch decides
     inputs = HistoryInputs([], 0)
     try:
         config = MachineConfig(arch, header.ram_size, header.icount_shift, audio=header.audio)
-        machine = Machine(blank, inputs, lambda byte: None, config)
+        machine = make_machine(blank, inputs, lambda byte: None, config)
     except MemoryError:
         raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
     states: list[tuple[StoredState, str]] = [(loaded.initial, "initial"), *((k, "keyframe") for k in loaded.keyframes)]

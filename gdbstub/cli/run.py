@@ -7,8 +7,8 @@ import logging
 import sys
 from typing import BinaryIO
 
+from machine.factory import make_machine
 from machine.inputs import HostInputs
-from machine.machine import Machine
 from machine.results import RunKind
 
 from .common import (
@@ -45,11 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Tracer:
     """Formats ``--trace`` lines with capstone."""
 
-    def __init__(self, xlen: int, out: BinaryIO) -> None:
+    def __init__(self, arch_name: str, out: BinaryIO) -> None:
         import capstone
 
-        mode = capstone.CS_MODE_RISCV32 if xlen == 32 else capstone.CS_MODE_RISCV64
-        self._cs = capstone.Cs(capstone.CS_ARCH_RISCV, mode | capstone.CS_MODE_RISCVC)
+        if arch_name == "aarch64":
+            self._cs = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        else:
+            mode = capstone.CS_MODE_RISCV32 if arch_name == "riscv32" else capstone.CS_MODE_RISCV64
+            self._cs = capstone.Cs(capstone.CS_ARCH_RISCV, mode | capstone.CS_MODE_RISCVC)
         self._out = out
 
     def __call__(self, icount: int, pc: int, code: bytes) -> None:
@@ -66,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
     live = HostInputs(stdin, networks=networks(args.net, len(args.drive)),
                       audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
-    machine = Machine(image, live, StdoutWriter(), machine_config(args))
+    machine = make_machine(image, live, StdoutWriter(), machine_config(args))
     open_audio_sink(machine, args.audio, [("the guest image", image.path)])
     capture = open_pcap(args, [("the guest image", image.path), *(("a --drive image", d.path) for d in args.drive)])
     if capture is not None:
         machine.frame_tap = capture.tap
     if args.trace:
-        machine.enable_trace(Tracer(machine.arch.xlen, sys.stderr.buffer))
+        machine.enable_trace(Tracer(machine.arch.name, sys.stderr.buffer))
     with Interrupt().installed() as interrupted:
         result = machine.run(args.max_insns, interrupted)
     sys.stdout.flush()

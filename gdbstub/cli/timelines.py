@@ -8,10 +8,12 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from machine.core import MachineCore
 from machine.dma import DriveConfig
+from machine.factory import make_machine
 from machine.inputs import InputSource
 from machine.loader import Image
-from machine.machine import Machine, MachineConfig
+from machine.machine import MachineConfig
 from replay.history import HistoryInputs
 from replay.log import RecordingError
 from replay.output import OutputLog
@@ -23,14 +25,14 @@ from replay.timeline import Timeline
 from .common import DriveOption, StdoutWriter, load_guest
 
 
-def uart_output(sink: Callable[[int], None]) -> tuple[Callable[[int], None], Callable[[Machine], None]]:
+def uart_output(sink: Callable[[int], None]) -> tuple[Callable[[int], None], Callable[[MachineCore], None]]:
     """A UART callback that shows each byte once along the timeline (:class:`OutputLog`), and its binder.
 
     The callback needs the machine's icount and the machine needs the callback: bind it once built. A byte is
     stamped with the icount of the store that sent it (two stores in one block share the block's ``icount``).
     """
     output = OutputLog(sink)
-    holder: list[Machine] = []
+    holder: list[MachineCore] = []
     return (lambda byte: output.emit(holder[0].access_icount, byte)), holder.append
 
 
@@ -40,7 +42,7 @@ def live_timeline(image: Image, live: InputSource, config: MachineConfig, store:
     """A machine at reset whose history records ``live`` as it runs."""
     tx, bind = uart_output(StdoutWriter())
     inputs = HistoryInputs([], 0, live, on_record)
-    machine = Machine(image, inputs, tx, config)
+    machine = make_machine(image, inputs, tx, config)
     bind(machine)
     return Timeline(machine, inputs, store, periodic_snapshots=periodic_snapshots)
 
@@ -61,7 +63,7 @@ def read_recording(path: str | Path) -> LoadedRecording:
 def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store: SnapshotStore | None = None,
                        periodic_snapshots: bool = True, show_output: bool = True) -> Timeline:  # fmt: skip
     """The fixed timeline of a recording, on the image it was made with (``--guest`` if it has moved)."""
-    from machine.arch.riscv import ARCHES
+    from machine.arch.registry import ARCHES
 
     header = loaded.header
     load_addr = header.options.get("load_addr")  # a raw binary's (recorded with --load-addr)
@@ -76,7 +78,7 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
     tx, bind = uart_output(StdoutWriter() if show_output else lambda byte: None)
     inputs = history_inputs(loaded)
     try:
-        machine = Machine(image, inputs, tx, config)
+        machine = make_machine(image, inputs, tx, config)
     except MemoryError:
         raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
     check_drives(header, machine)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from unicorn import UC_ARCH_RISCV, UC_MODE_RISCV32, UC_MODE_RISCV64, Uc
 from unicorn import riscv_const as rc
+from unicorn.unicorn_py3.unicorn import UcContext
 
 from ..engine import Cause
 from ..icount import Isa
-from ..loader import Image, ImageError
 
 _ABI_NAMES = "zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6"
 GPR_NAMES = tuple(_ABI_NAMES.split())
@@ -90,6 +90,42 @@ class RiscvArch:
     def interrupt_cause(self, code: int) -> int:
         return (1 << (self.xlen - 1)) | code
 
+    # -- what every architecture provides (machine.arch.registry.Arch) ----------------------------------
+    @property
+    def state_code(self) -> int:
+        """The architecture's byte in a machine state file's header (the xlen, as before Arm existed)."""
+        return self.xlen
+
+    @property
+    def board(self) -> str:
+        return "virt"
+
+    @property
+    def gdb_name(self) -> str:
+        return f"riscv:rv{self.xlen}"
+
+    def cpu_register_count(self) -> int:
+        from .riscv_cpu import cpu_registers
+
+        return len(cpu_registers(self))
+
+    def read_cpu(self, context: UcContext) -> tuple[int, ...]:
+        """The register values a state file holds, from a Unicorn context (:mod:`.riscv_cpu`)."""
+        from .riscv_cpu import read_cpu
+
+        return read_cpu(self, context)
+
+    def build_context(self, values: tuple[int, ...] | list[int]) -> UcContext:
+        """A Unicorn context holding exactly these register values, or CpuStateError."""
+        from .riscv_cpu import build_context
+
+        return build_context(self, values)
+
+    def target_xml(self) -> str:
+        from .riscv_regs import target_xml
+
+        return target_xml(self)
+
 
 RV32 = RiscvArch(32)
 RV64 = RiscvArch(64)
@@ -100,16 +136,4 @@ def arch_for_elf(elf_class: int) -> RiscvArch:
     return RV32 if elf_class == 32 else RV64
 
 
-ARCHES = {"riscv32": RV32, "riscv64": RV64}
-
-
-def choose_arch(image: Image, wanted: RiscvArch | None) -> RiscvArch:
-    """The hart for an image: from its ELF header, or ``wanted`` (``--arch``) for a raw binary."""
-    if image.xlen is None:
-        if wanted is None:
-            raise ImageError(f"{image.path} is a raw binary: say which core with --arch riscv32|riscv64")
-        return wanted
-    arch = arch_for_elf(image.xlen)
-    if wanted is not None and wanted != arch:
-        raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file but --arch {wanted.name} was given")
-    return arch
+ARCHES = {"riscv32": RV32, "riscv64": RV64}  # the RISC-V variants (all architectures: machine.arch.registry)

@@ -17,6 +17,7 @@ from functools import cache
 from unicorn import riscv_const as rc
 
 from . import riscv_insn as ri
+from .common import RegisterError
 from .riscv import GPR_NAMES, RiscvArch
 from .riscv_cpu import MSTATUS_FS
 from .riscv_hart import Hart
@@ -146,10 +147,6 @@ def target_xml(arch: RiscvArch) -> str:
         '<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target version="1.0">\n'
         f"  <architecture>riscv:rv{arch.xlen}</architecture>\n{body}\n</target>\n"
     )
-
-
-class RegisterError(ValueError):
-    """A register gdb asked for does not exist or cannot take that value."""
 
 
 class RegisterFile:

@@ -15,6 +15,7 @@ import fdt
 
 from ..arch.riscv import RiscvArch
 from ..loader import Image, ImageError
+from ..virtio_slots import VirtioLayout
 
 RAM_BASE = 0x8000_0000
 DEFAULT_RAM_SIZE = 128 * 1024 * 1024
@@ -62,11 +63,12 @@ MMIO_REGIONS = (
 )
 
 
+VIRTIO_LAYOUT = VirtioLayout(VIRTIO_COUNT, VIRTIO_IRQ, RAM_BASE)
+
+
 def virtio_slot(drive: int) -> int:
     """The slot of the ``drive``-th virtio device given: QEMU fills the highest slot first."""
-    if not 0 <= drive < VIRTIO_COUNT:
-        raise ValueError(f"at most {VIRTIO_COUNT} virtio devices")
-    return VIRTIO_COUNT - 1 - drive
+    return VIRTIO_LAYOUT.slot(drive)
 
 
 def memory_map(ram_size: int) -> tuple[Region, ...]:

@@ -24,7 +24,7 @@ typedef int (*vmem_read_fn)(void *uc, uint64_t addr, int prot, void *buf, uint64
 #define MAX_NEW_SPECIALS 64u
 #define MAX_EXEC 16384u /* distinct blocks noted per index window; more marks the window unknown */
 
-enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1 };
+enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1, ISA_A64 = 2 };
 enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTERNAL = 4, STOP_UNREADABLE = 5 };
 
 /* epoch: the index window in which the block was last noted as executed (0: never). */
@@ -130,13 +130,23 @@ static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
 {
     uint8_t buf[4096];
     uint64_t len = end - addr;
-    if (c->isa == ISA_FIXED4)
+    if (c->isa == ISA_FIXED4 || (c->isa == ISA_A64 && !note_specials))
         return len >> 2;
     if (len > sizeof(buf) - 4)
         len = sizeof(buf) - 4;
     memset(buf, 0, sizeof(buf));
     if (((vmem_read_fn)c->vmem_read)(uc, addr, UC_PROT_EXEC, buf, len) != 0)
         return 0;
+    if (c->isa == ISA_A64) {   /* fixed 4-byte words, some of them trapped */
+        if (note_specials)
+            for (uint64_t off = 0; off + 4 <= len; off += 4) {
+                uint32_t insn = (uint32_t)buf[off] | ((uint32_t)buf[off + 1] << 8) |
+                                ((uint32_t)buf[off + 2] << 16) | ((uint32_t)buf[off + 3] << 24);
+                if (is_trapped(c, insn) && c->n_new_specials < MAX_NEW_SPECIALS)
+                    c->new_specials[c->n_new_specials++] = addr + off;
+            }
+        return len >> 2;
+    }
     uint64_t n = 0, off = 0;
     while (off < len) {
         uint32_t lo = (uint32_t)buf[off] | ((uint32_t)buf[off + 1] << 8);

@@ -382,7 +382,7 @@ def test_reverse_step_next_finish_stop_in_states_seen_going_forward(xlen: str, n
 
 def test_reverse_in_a_recording_with_uart_interrupts_matches_its_replay(xlen: str, tmp_path) -> None:  # noqa: ANN001
     """echo with UART input, served by replay --port: states after reverse moves equal a plain replay's."""
-    from machine.arch.riscv import ARCHES
+    from machine.arch.registry import ARCHES
     from machine.loader import load_image
     from machine.machine import Machine, MachineConfig
     from replay.recording import load_recording

@@ -26,7 +26,13 @@ from machine.devices.uart import UartState
 from machine.devices.virtio_blk import VirtioBlkState
 from machine.devices.virtio_mmio import VirtioMmioState
 from machine.devices.virtio_snd import VirtioSndState
+from machine.arm_virt import ArmBoardState, ArmVirtMachine
+from machine.devices.gicv2 import GicCpuInterfaceState, GicV2State
+from machine.devices.pl011 import Pl011State
+from machine.devices.pl031 import Pl031State
 from machine.fields import fingerprint
+from machine.inputs import ScriptedInputs
+from machine.loader import load_image
 from machine.machine import Machine
 from machine.state import BOARD_ATTRIBUTES, BoardState, MachineState, StateError, decode_state, encode_state
 from tests.conftest import GUESTS, ROOT, guest, make_machine
@@ -38,7 +44,7 @@ PROBES = GUESTS / "build" / "rv32" / "probes"
 # Machine attributes that are not state: parts, configuration, per-run bookkeeping. Adding an attribute to
 # Machine means deciding: state (a BoardState field and BOARD_ATTRIBUTES) or not (this list, with a reason).
 MACHINE_NOT_STATE = {
-    "arch", "image", "config", "inputs", "fdt_addr", "regions",  # what the machine was built from
+    "arch", "image", "config", "inputs", "fdt_addr", "regions", "ram_base",  # what it was built from
     "clock", "uc", "hart", "counter", "engine", "ram", "_ram_ptr", "ram_pages", "registers", "memory",  # parts
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "slots",  # the virtio slots: transports (devices too), drives (their state: MachineState.disks), network
@@ -137,7 +143,34 @@ LAYOUTS = {
     VirtioMmioState: {1: "17079c9e8540c899"},
     VirtioBlkState: {1: "d3652035a55527e5"},
     VirtioSndState: {1: "f2243c061f12919a"},
+    Pl011State: {1: "0865938f0d9a0cb5"},
+    Pl031State: {1: "db7f05bb35da6f4f"},
+    GicV2State: {1: "3a4330c70993539f"},
+    GicCpuInterfaceState: {1: "e3b0c44298fc1c14"},
+    ArmBoardState: {1: "d7cd29c14efad996"},
 }
+
+ARM_MACHINE_NOT_STATE = {
+    "arch", "image", "config", "inputs", "regions", "ram_base", "clock", "uc", "counter", "engine", "ram",
+    "_ram_ptr", "ram_pages", "registers", "memory", "_gprs",  # what it was built from, its parts
+    "gic", "uart", "rtc", "devices", "slots", "_timer_lines",  # the devices (their own state) and their wiring
+    "timer",  # the generic timer: its fields are in ArmBoardState (test below)
+    "frame_tap", "audio_sink", "_trace_hook", "_resumed_at", "_trap_icount", "_trap_entry",  # as on RISC-V
+}
+
+
+def test_every_arm_board_attribute_is_in_its_board_state() -> None:
+    elf = ROOT / "tests" / "guests" / "aarch64" / "build" / "timer.elf"
+    machine = ArmVirtMachine(load_image(elf), ScriptedInputs(), lambda b: None)
+    board = {f.name for f in fields(ArmBoardState)}
+    assert set(vars(machine)) - ARM_MACHINE_NOT_STATE <= {"halted", "exit_code", "reset_requested",
+                                                          "_last_watch_stop", "tx_digest"}  # fmt: skip
+    assert {"halted", "exit_code", "reset_requested", "last_watch_stop", "bias_ns", "tx_digest"} <= board
+    timer = machine.timer.save()
+    assert {f"{t}_{k}" for t in ("phys", "virt") for k in ("ctl", "cval")} == {f.name for f in fields(timer)}
+    assert board - {f.name for f in fields(timer)} == {"halted", "exit_code", "reset_requested",
+                                                       "last_watch_stop", "bias_ns", "tx_digest"}  # fmt: skip
+    assert {type(d).state_type for d in machine.devices.values()} <= set(LAYOUTS)
 
 
 def test_every_saved_state_type_has_a_pinned_layout() -> None:
