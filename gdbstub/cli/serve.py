@@ -55,7 +55,8 @@ def describe(timeline: Timeline) -> Callable[[], str]:
     def text() -> str:
         m = timeline.machine
         return (
-            f"architecture: {m.arch.name}\nboard: {m.board_name}\nRAM: {m.config.ram_size // (1 << 20)} MiB at {m.ram_base:#x}\n"
+            f"architecture: {m.arch.name}\nboard: {m.board_name}\n"
+            f"RAM: {m.config.ram_size // (1 << 20)} MiB at {m.ram_base:#x}\n"
             f"icount shift: {m.config.icount_shift}\nicount: {m.icount}\npc: {m.pc:#x}\n"
             f"image: {m.image.path} (sha256 {m.image.sha256[:16]}...)\n"
             f"icount counter: {'native' if m.is_counter_native else 'pure Python'}\n"

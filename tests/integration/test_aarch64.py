@@ -56,7 +56,7 @@ def test_uart_output_is_qemus(name: str) -> None:
 @pytest.mark.parametrize("name", ["hello", "timer", "fault", "cmdbug-bug"])
 def test_same_uart_output_as_qemu_itself(name: str) -> None:
     """The same ELF on qemu-system-aarch64 now, not only its recorded transcript."""
-    require_tool(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 not installed (apt-get install qemu-system-arm)")
+    require_tool(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 not installed (apt-get qemu-system-arm)")
     cmd = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "128M", "-display", "none",
            "-serial", "stdio", "-monitor", "none", "-kernel", str(elf(name))]  # fmt: skip
     theirs = subprocess.run(cmd, input=stdin_of(name), capture_output=True, timeout=60)

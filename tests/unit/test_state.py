@@ -17,8 +17,12 @@ from unicorn import riscv_const as rc
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 
 from machine.arch.riscv_cpu import CPU_STATE_VERSION, cpu_registers, read_cpu
+from machine.arm_virt import ArmBoardState, ArmVirtMachine
 from machine.clock import VirtualClock
 from machine.devices.clint import ClintState
+from machine.devices.gicv2 import GicCpuInterfaceState, GicV2State
+from machine.devices.pl011 import Pl011State
+from machine.devices.pl031 import Pl031State
 from machine.devices.plic import PlicState
 from machine.devices.rtc import RtcState
 from machine.devices.test_finisher import FinisherState
@@ -26,10 +30,6 @@ from machine.devices.uart import UartState
 from machine.devices.virtio_blk import VirtioBlkState
 from machine.devices.virtio_mmio import VirtioMmioState
 from machine.devices.virtio_snd import VirtioSndState
-from machine.arm_virt import ArmBoardState, ArmVirtMachine
-from machine.devices.gicv2 import GicCpuInterfaceState, GicV2State
-from machine.devices.pl011 import Pl011State
-from machine.devices.pl031 import Pl031State
 from machine.fields import fingerprint
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
