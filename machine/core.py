@@ -89,11 +89,29 @@ class MachineCore:
         self._resumed_at = (-1, -1)
         self._last_watch_stop: tuple[int, int] | None = None
 
-    def _map_ram(self, size: int) -> None:
+    def _map_ram(self, size: int, windows: tuple[tuple[int, int, int], ...] | None = None) -> None:
+        """RAM: one host buffer of ``size`` bytes, seen by the guest through ``windows`` of (guest address,
+        offset in the buffer, size) (default: all of it at ``ram_base``). Snapshots, write tracking and
+        watchpoints work on the buffer, so every window is RAM for them."""
         self.ram = mmap.mmap(-1, size)
         self._ram_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self.ram))
-        self.uc.mem_map_ptr(self.ram_base, size, UC_PROT_ALL, self._ram_ptr)
+        self.ram_windows = windows if windows is not None else ((self.ram_base, 0, size),)
+        for addr, offset, length in self.ram_windows:
+            self.uc.mem_map_ptr(addr, length, UC_PROT_ALL, self._ram_ptr + offset)
         self.ram_pages = RamPages(self.ram, self._ram_ptr, self.config.prefer_native)
+
+    def ram_offset(self, addr: int, length: int) -> int | None:
+        """Where [addr, addr+length) lies in the RAM buffer (None unless wholly inside one window)."""
+        for base, offset, size in self.ram_windows:
+            if length > 0 and base <= addr and addr + length <= base + size:
+                return offset + addr - base
+        return None
+
+    def _ram_address(self, offset: int) -> int:
+        for base, start, size in self.ram_windows:
+            if start <= offset < start + size:
+                return base + offset - start
+        raise ValueError(f"offset {offset:#x} is not in RAM")
 
     def _finish(self) -> None:
         """After the devices exist and the image is loaded: the debugger's view of memory."""
@@ -161,7 +179,7 @@ class MachineCore:
         """
         if len(ram_pages) <= _FLUSH_PAGES_ONE_BY_ONE and not self._fetch_is_translated():
             for index in ram_pages:
-                base = self.ram_base + index * PAGE
+                base = self._ram_address(index * PAGE)
                 self.uc.ctl_remove_cache(base, base + PAGE)
         else:
             self.uc.ctl_flush_tb()
@@ -205,16 +223,16 @@ class MachineCore:
     def is_ram(self, addr: int, length: int) -> bool:
         """[addr, addr+length) lies wholly in RAM (where watchpoints can be set: see the Watchpoints section
         of the README)."""
-        offset = addr - self.ram_base
-        return length > 0 and offset >= 0 and offset + length <= self.config.ram_size
+        return self.ram_offset(addr, length) is not None
 
     def is_unwritten_between(self, earlier: PageTable, later: PageTable, addr: int, length: int) -> bool:
         """True only if [addr, addr+length) lies wholly in RAM and provably no byte of it was written
         between the two images of :meth:`ram_image` (page identity, so only with page-protection tracking).
         """
-        if not self.is_ram_tracked or not self.is_ram(addr, length):
+        offset = self.ram_offset(addr, length)
+        if not self.is_ram_tracked or offset is None:
             return False
-        return is_shared_between(earlier, later, addr - self.ram_base, length)
+        return is_shared_between(earlier, later, offset, length)
 
     def set_pc(self, addr: int) -> None:
         """Make ``addr`` the next instruction to execute (gdb's ``jump``, ``c ADDR``)."""
@@ -472,6 +490,18 @@ class MachineCore:
     def _entered_trap(self, refaults: int = 0) -> None:
         """Note a trap or interrupt entered at this icount (the handler's first instruction is now at pc)."""
         self._trap_entry = (self.icount, self.pc, refaults)
+
+    def enter_pending_interrupt(self) -> bool:
+        """Take an interrupt due right here, as the next run would before any instruction (no icount passes):
+        the state a breakpoint on the handler's first instruction reports at this same icount."""
+        for _ in range(4):  # as the run loop does before an instruction: input, interrupts, idling in wfi
+            if self.exit_code is not None or self.reset_requested or self._deliver_input() is not None:
+                return False
+            if self._take_interrupt():
+                return True
+            if not self.halted or self._idle() is not None:
+                return False
+        return False
 
     # -- what the board provides -------------------------------------------------------
     def _take_interrupt(self) -> bool:

@@ -74,8 +74,7 @@ class DebugMemory:
         """Write RAM. DebugMemoryError for unmapped memory, the boot ROM and devices
         (a debugger's device write would be an unlogged, non-deterministic input)."""
         end = addr + len(data)
-        ram = self._regions[-1]
-        if data and not (ram.base <= addr and end <= ram.end):
+        if data and not any(r.kind == "ram" and r.base <= addr and end <= r.end for r in self._regions):
             raise DebugMemoryError(f"cannot write {len(data)} bytes at {addr:#x}: only RAM is writable")
         if not data:
             return

@@ -74,6 +74,8 @@ class Cause(enum.Enum):
     FETCH_PAGE_FAULT = "instruction page fault"
     LOAD_PAGE_FAULT = "load page fault"
     STORE_PAGE_FAULT = "store page fault"
+    EXCEPTION_RETURN = "exception return"  # Armv7-M: a branch to EXC_RETURN (the board pops the frame)
+    INVALID_STATE = "invalid state"  # Armv7-M: execution in the Arm state (a branch to an even address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +127,12 @@ class Engine:
         intr_causes: dict[int, tuple[Cause, int]],
         until_addr: int,
         is_trapped_at: Callable[[int], bool],
+        thumb: bool = False,
     ) -> None:
         self.uc = uc
+        # Thumb-only cores (Cortex-M): Unicorn takes bit 0 of a pc written or started at as the Thumb state, and
+        # an even pc would switch to the Arm state they do not have. Every pc the engine writes carries it.
+        self._pc_bit = 1 if thumb else 0
         self.counter = counter
         self._pc_reg = pc_reg
         self._intr_causes = intr_causes
@@ -180,7 +186,7 @@ class Engine:
 
     @pc.setter
     def pc(self, value: int) -> None:
-        self.uc.reg_write(self._pc_reg, value)
+        self.uc.reg_write(self._pc_reg, value | self._pc_bit)
 
     def retire_emulated(self, next_pc: int) -> None:
         """Account for one instruction the board emulated instead of the engine."""
@@ -342,7 +348,7 @@ class Engine:
 
     def _start(self, begin: int) -> UcError | None:
         try:
-            self.uc.emu_start(begin, self._until)
+            self.uc.emu_start(begin | self._pc_bit, self._until)
         except UcError as err:
             return err
         return None

@@ -47,6 +47,7 @@ class Isa(enum.IntEnum):
     FIXED4 = 0
     RISCV_C = 1
     A64 = 2  # fixed 4-byte words, with trapped instructions noted
+    THUMB = 3  # Thumb-2: 16-bit halfwords, 32-bit when the first one's top five bits are 0b11101..0b11111
 
 
 class StopReason(enum.IntEnum):
@@ -107,6 +108,7 @@ class CounterState(ctypes.Structure):
         ("n_exec", ctypes.c_uint64),
         ("exec_overflow", ctypes.c_uint64),
         ("exec", _ExecBlock * MAX_EXEC),
+        ("it_end", ctypes.c_uint64),
     ]
 
 
@@ -118,8 +120,38 @@ def _decode_lengths(isa: Isa, code: bytes) -> list[int]:
     off = 0
     while off < len(code):
         offsets.append(off)
-        off += 4 if code[off] & 3 == 3 else 2
+        if isa == Isa.THUMB:
+            wide = off + 1 < len(code) and code[off + 1] & 0xF8 >= 0xE8
+            off += 4 if wide else 2
+            if not wide:  # an IT block retires as one instruction (as Unicorn executes it)
+                off += it_block_bytes(code, off - 2)
+        else:
+            off += 4 if code[off] & 3 == 3 else 2
     return offsets
+
+
+def it_block_bytes(code: bytes, at: int) -> int:
+    """Bytes of the instructions made conditional by the Thumb IT instruction at ``at`` (0: not an IT)."""
+    if at + 2 > len(code):
+        return 0
+    hw = int.from_bytes(code[at : at + 2], "little")
+    if hw & 0xFF00 != 0xBF00 or not hw & 0xF:
+        return 0
+    count = 4 if hw & 1 else 3 if hw & 2 else 2 if hw & 4 else 1
+    off = at + 2
+    for _ in range(count):
+        if off + 2 > len(code):
+            break
+        off += 4 if code[off + 1] & 0xF8 >= 0xE8 else 2
+    return off - at - 2
+
+
+def thumb_insn(code: bytes, off: int) -> int:
+    """The Thumb instruction at ``off`` as the trapped patterns see it: a halfword, or (first << 16) | second."""
+    first = int.from_bytes(code[off : off + 2], "little")
+    if first & 0xF800 >= 0xE800 and off + 4 <= len(code):
+        return first << 16 | int.from_bytes(code[off + 2 : off + 4], "little")
+    return first
 
 
 def trapped_csr_of(insn: int, csrs: set[int] | frozenset[int]) -> bool:
@@ -279,7 +311,12 @@ class PythonCounter(_CounterBase):
         if note_specials and self._isa != Isa.FIXED4:
             st = self.state
             for off in offsets:
-                if off + 4 <= len(code) and (self._isa == Isa.A64 or code[off] & 3 == 3):
+                if self._isa == Isa.THUMB:
+                    insn = thumb_insn(code, off)
+                    if self._trapped.matches(insn) and st.n_new_specials < MAX_NEW_SPECIALS:
+                        st.new_specials[st.n_new_specials] = addr + off
+                        st.n_new_specials += 1
+                elif off + 4 <= len(code) and (self._isa == Isa.A64 or code[off] & 3 == 3):
                     insn = int.from_bytes(code[off : off + 4], "little")
                     if self._trapped.matches(insn) and st.n_new_specials < MAX_NEW_SPECIALS:
                         st.new_specials[st.n_new_specials] = addr + off
@@ -332,12 +369,18 @@ class PythonCounter(_CounterBase):
             st.block_size = size
             st.block_insns = n
             st.in_block = 0
+            st.it_end = 0
             st.icount += n
 
     def _code_hook(self, uc: Uc, addr: int, size: int, _data: object) -> None:
         st = self.state
         if st.stop_reason != StopReason.NONE:
             return
+        if self._isa == Isa.THUMB:
+            if st.block_addr <= addr < st.it_end:
+                return  # inside an IT block: counted with its IT instruction (see icount.c)
+            it = it_block_bytes(read_code(uc, addr, 20), 0)
+            st.it_end = addr + 2 + it if it else 0
         if st.block_icount + st.in_block >= st.limit:
             st.icount = st.block_icount + st.in_block
             self._stop(uc, StopReason.LIMIT)

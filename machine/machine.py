@@ -53,6 +53,7 @@ class MachineConfig:
     virtio_legacy: bool = True  # virtio-mmio Version 1, QEMU 7.2's default (False: Version 2)
     network: bool = False  # a virtio-net device, in the slot after the drives' (its frames: the input source)
     audio: bool = False  # a virtio-snd device, after the network's slot (its microphone: the input source)
+    board: str | None = None  # --machine: None for the architecture's own board
 
 
 DEFAULT_CONFIG = MachineConfig()

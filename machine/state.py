@@ -40,6 +40,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from unicorn import Uc
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import UcContext
 
@@ -210,7 +211,7 @@ def forget_reservation(machine: Machine) -> None:
     exactly as a replay from the file will. Costs ~2 ms.
     """
     arch = machine.arch
-    machine.uc.context_restore(arch.build_context(arch.read_cpu(machine.uc.context_save())))
+    machine.uc.context_restore(arch.build_context(arch.read_cpu(machine.uc.context_save(), machine.uc), machine.uc))
 
 
 def state_digest(machine: Machine) -> str:
@@ -251,10 +252,11 @@ class StateError(ValueError):
     """Bytes that do not hold a machine state this machine can take (the message says why, in one line)."""
 
 
-def encode_state(state: MachineState, arch: Arch) -> bytes:
-    """A machine state as bytes (layout in the module docstring); ``arch`` is the machine's."""
+def encode_state(state: MachineState, arch: Arch, uc: Uc | None = None) -> bytes:
+    """A machine state as bytes (layout in the module docstring); ``arch`` is the machine's, ``uc`` its Unicorn
+    (the CPU's registers are read through it: Arm M-profile contexts cannot move between Unicorn instances)."""
     out = bytearray(_HEADER.pack(MAGIC, FORMAT_VERSION, arch.state_code, 0, state.icount))
-    values = arch.read_cpu(state.context)
+    values = arch.read_cpu(state.context, uc)
     out += _U16.pack(CPU_STATE_VERSION) + _U16.pack(len(values))
     out += struct.pack(f"<{len(values)}Q", *values)
     _write_pages(out, state.ram)
@@ -323,7 +325,7 @@ def _decode(reader: Reader, machine: Machine, shapes: tuple[DiskShape, ...]) -> 
     if code != machine.arch.state_code:
         what = f"a {code}-bit hart" if code in (32, 64) else "another architecture"
         raise StateError(f"machine state of {what}, the machine is {machine.arch.name}")
-    context = _decode_cpu(reader, machine.arch)
+    context = _decode_cpu(reader, machine.arch, machine.uc)
     ram = _decode_ram(reader, machine.config.ram_size)
     devices = _decode_devices(reader, machine, version)
     board = _decode_board(reader, machine.board_state_type)
@@ -381,7 +383,7 @@ def _decode_disks(reader: Reader, shapes: tuple[DiskShape, ...]) -> tuple[DiskSt
     return tuple(disks)
 
 
-def _decode_cpu(reader: Reader, arch: Arch) -> UcContext:
+def _decode_cpu(reader: Reader, arch: Arch, uc: Uc) -> UcContext:
     version, count = reader.unpack(_U16, "CPU version")[0], reader.unpack(_U16, "CPU count")[0]
     if version != CPU_STATE_VERSION:
         raise StateError(f"CPU register list version {version}, this chronicorn has {CPU_STATE_VERSION}")
@@ -389,7 +391,7 @@ def _decode_cpu(reader: Reader, arch: Arch) -> UcContext:
     if count != expected:
         raise StateError(f"{count} CPU registers, {arch.name} has {expected}")
     values = struct.unpack(f"<{count}Q", reader.take(8 * count, "CPU registers"))
-    return arch.build_context(values)
+    return arch.build_context(values, uc)
 
 
 def _decode_ram(reader: Reader, ram_size: int) -> PageTable:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from machine.machine import Machine
 
 CHRONICORN_VERSION = "0.1.0"
-BOARDS = ("virt",)
+BOARDS = ("virt", "mps2-an385")
 MAX_RAM_SIZE = 1 << 31
 MIN_VERIFY_INTERVAL, MAX_VERIFY_INTERVAL = 1 << 10, 1 << 26
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -147,6 +147,8 @@ class Header:
             raise bad("arch", f"is {self.arch[:40]!r}; this chronicorn has {', '.join(sorted(ARCHES))}")
         if self.board not in BOARDS:
             raise bad("board", f"is {self.board[:40]!r}; this chronicorn has {', '.join(BOARDS)}")
+        if self.board != ARCHES[self.arch].board:
+            raise bad("board", f"is {self.board!r}, but {self.arch} runs on {ARCHES[self.arch].board}")
         if not 0 < self.ram_size <= MAX_RAM_SIZE or self.ram_size % 4096:
             raise bad("ram_size", f"is {self.ram_size}: a multiple of 4 KiB up to {MAX_RAM_SIZE >> 30} GiB")
         if not 0 <= self.icount_shift <= 10:
@@ -181,7 +183,7 @@ def make_header(image: Image, arch: str, ram_size: int, icount_shift: int, sleep
         disks = [d.disk for _, d in sorted(machine.disks.items(), reverse=True)]  # the first drive first
         drives = tuple(DriveRecord(os.path.abspath(d.image.path), d.size, d.image.sha256, d.readonly) for d in disks)
         virtio = "legacy" if machine.config.virtio_legacy else "modern"
-    return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, "virt", ram_size, icount_shift, sleep,
+    return Header(FORMAT_VERSION, CHRONICORN_VERSION, arch, ARCHES[arch].board, ram_size, icount_shift, sleep,
                   os.path.abspath(image.path), image.sha256, VERIFY_INTERVAL, state_size_limit(ram_size), options,
                   drives, virtio, network, audio)  # fmt: skip
 

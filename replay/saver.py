@@ -50,6 +50,7 @@ class RecordingWriter:
                  now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self._timeline = timeline
         self._arch = timeline.machine.arch
+        self._uc = timeline.machine.uc
         self._with_index = len(timeline.code_index) > 0
         self._log = LogWriter(stream, replace(header, format_version=FORMAT_VERSION).to_json(), FORMAT_VERSION)
         self._now = now
@@ -59,7 +60,8 @@ class RecordingWriter:
         self._keyframes_written: set[int] = set()
         self._pending = False  # a flush waits for the verification point it asked for
         initial = timeline.store.at_or_before(timeline.start)
-        self._log.write_snapshot(initial.icount, initial.log_position, encode_state(initial.state, self._arch))
+        state = encode_state(initial.state, self._arch, self._uc)
+        self._log.write_snapshot(initial.icount, initial.log_position, state)
 
     def maybe_sync(self) -> None:
         """:meth:`sync` if a second has passed since the last write (cheap: called at every checkpoint).
@@ -95,7 +97,7 @@ class RecordingWriter:
             earlier = [c for c in checks if c.icount <= icount]
             self._write_events(inputs[:taken], earlier)
             inputs, checks, start = inputs[taken:], checks[len(earlier) :], start + taken
-            self._log.write_snapshot(icount, keyframe.log_position, encode_state(keyframe.state, self._arch))
+            self._log.write_snapshot(icount, keyframe.log_position, encode_state(keyframe.state, self._arch, self._uc))
             self._keyframes_written.add(icount)
         self._write_events(inputs, checks, end)
         self._inputs_written = start + len(inputs)

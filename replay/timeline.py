@@ -439,6 +439,10 @@ class Timeline:
                 if hits:
                     position, hit = hits[-1]
                     self.seek(position)
+                    if hit.kind == RunKind.BREAKPOINT and self.machine.pc != hit.pc:
+                        # The hit came after an interrupt entered at this same icount (a breakpoint on the
+                        # handler's first instruction): a position is the state before it, so enter it again.
+                        self.machine.enter_pending_interrupt()
                     return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
                                      watch_kind=hit.watch_kind, written_by=hit.written_by)  # fmt: skip
                 window_end = scan_from

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 # Every tool a test needs (under CHRONICORN_REQUIRE_TOOLS=1, as in .ci/run, a missing one fails its tests):
 #   gdb-multiarch (e2e, target description), qemu-system-misc and opensbi (QEMU comparisons), u-boot-qemu and
 #   e2fsprogs (U-Boot reading an ext2 virtio disk, on QEMU and chronicorn), tcpdump (reading --pcap files),
-#   gcc-riscv64-unknown-elf and make (rebuilding the committed guests), gcc and libc6-dev (the native helper).
-CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc opensbi u-boot-qemu e2fsprogs tcpdump gcc-riscv64-unknown-elf make gcc libc6-dev" \
+#   gcc-riscv64-unknown-elf and make (rebuilding the committed guests), gcc and libc6-dev (the native helper),
+#   qemu-system-arm, gcc-aarch64-linux-gnu and gcc-arm-none-eabi (the Arm boards: QEMU comparisons, guest rebuilds).
+CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc qemu-system-arm opensbi u-boot-qemu e2fsprogs tcpdump \
+gcc-riscv64-unknown-elf gcc-aarch64-linux-gnu gcc-arm-none-eabi make gcc libc6-dev" \
     . scripts/setup.sh
 exec "$PY" -m pytest "$@"

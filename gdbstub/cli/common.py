@@ -422,7 +422,8 @@ def close_audio_sink(machine: Machine) -> None:
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
-    parser.add_argument("--machine", choices=["virt"], default="virt", help="board (default: virt)")
+    parser.add_argument("--machine", choices=["virt", "mps2-an385"],
+                        help="board (default: from the image: virt for RISC-V and AArch64, mps2-an385 for Cortex-M)")
     parser.add_argument("--ram", type=ram_size, default=128 << 20,
                         help="RAM size, a multiple of 4K up to 2G, e.g. 128M (default)")  # fmt: skip
     parser.add_argument("--icount-shift", type=icount_shift, default=3, metavar="N",
@@ -469,6 +470,7 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         virtio_legacy=args.virtio == "legacy",
         network=args.net is not None,
         audio=getattr(args, "audio", None) is not None,
+        board=getattr(args, "machine", None),
     )
 
 

@@ -203,12 +203,12 @@ class Aarch64Arch:
 
         return len(cpu_registers())
 
-    def read_cpu(self, context: UcContext) -> tuple[int, ...]:
+    def read_cpu(self, context: UcContext, uc: Uc | None = None) -> tuple[int, ...]:
         from .aarch64_cpu import read_cpu
 
         return read_cpu(context)
 
-    def build_context(self, values: tuple[int, ...] | list[int]) -> UcContext:
+    def build_context(self, values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext:
         from .aarch64_cpu import build_context
 
         return build_context(values)

@@ -16,6 +16,7 @@ from unicorn.unicorn_py3.unicorn import UcContext
 from ..icount import Isa
 from ..loader import EM_AARCH64, EM_ARM, EM_RISCV, Image, ImageError
 from .aarch64 import AARCH64
+from .armv7m import ARMV7M
 from .riscv import ARCHES as RISCV_ARCHES
 from .riscv import arch_for_elf
 
@@ -54,14 +55,14 @@ class Arch(Protocol):
 
     def cpu_register_count(self) -> int: ...
 
-    def read_cpu(self, context: UcContext) -> tuple[int, ...]: ...
+    def read_cpu(self, context: UcContext, uc: Uc | None = None) -> tuple[int, ...]: ...
 
-    def build_context(self, values: tuple[int, ...] | list[int]) -> UcContext: ...
+    def build_context(self, values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext: ...
 
     def target_xml(self) -> str: ...
 
 
-ARCHES: dict[str, Arch] = {**RISCV_ARCHES, "aarch64": AARCH64}
+ARCHES: dict[str, Arch] = {**RISCV_ARCHES, "aarch64": AARCH64, "armv7m": ARMV7M}
 
 
 def choose_arch(image: Image, wanted: Arch | None) -> Arch:
@@ -75,8 +76,8 @@ def choose_arch(image: Image, wanted: Arch | None) -> Arch:
         arch: Arch = arch_for_elf(image.xlen)
     elif machine == EM_AARCH64 and image.xlen == 64:
         arch = AARCH64
-    elif machine == EM_ARM:
-        raise ImageError(f"{image.path} is a 32-bit Arm ELF file: Cortex-M (mps2-an385) is not supported yet")
+    elif machine == EM_ARM and image.xlen == 32:
+        arch = ARMV7M  # 32-bit Arm images run on the Cortex-M board (there is no A-profile AArch32 board)
     else:
         raise ImageError(f"{image.path} is a {image.xlen}-bit ELF file for machine {machine}: not supported")
     if wanted is not None and wanted != arch:

@@ -109,13 +109,13 @@ class RiscvArch:
 
         return len(cpu_registers(self))
 
-    def read_cpu(self, context: UcContext) -> tuple[int, ...]:
+    def read_cpu(self, context: UcContext, uc: Uc | None = None) -> tuple[int, ...]:
         """The register values a state file holds, from a Unicorn context (:mod:`.riscv_cpu`)."""
         from .riscv_cpu import read_cpu
 
         return read_cpu(self, context)
 
-    def build_context(self, values: tuple[int, ...] | list[int]) -> UcContext:
+    def build_context(self, values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext:
         """A Unicorn context holding exactly these register values, or CpuStateError."""
         from .riscv_cpu import build_context
 

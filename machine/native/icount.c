@@ -24,7 +24,7 @@ typedef int (*vmem_read_fn)(void *uc, uint64_t addr, int prot, void *buf, uint64
 #define MAX_NEW_SPECIALS 64u
 #define MAX_EXEC 16384u /* distinct blocks noted per index window; more marks the window unknown */
 
-enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1, ISA_A64 = 2 };
+enum { ISA_FIXED4 = 0, ISA_RISCV_C = 1, ISA_A64 = 2, ISA_THUMB = 3 };
 enum { STOP_NONE = 0, STOP_LIMIT = 1, STOP_SOFT = 2, STOP_SPECIAL = 3, STOP_EXTERNAL = 4, STOP_UNREADABLE = 5 };
 
 /* epoch: the index window in which the block was last noted as executed (0: never). */
@@ -64,7 +64,24 @@ struct chron_counter {
     uint64_t n_exec;
     uint64_t exec_overflow;
     struct exec_block exec[MAX_EXEC];
+    /* Thumb, while landing: the end of the IT block whose IT instruction was last hooked (code hooks of the
+     * instructions it makes conditional are not counted: Unicorn executes an IT block as one instruction). */
+    uint64_t it_end;
 };
+
+/* Bytes of the instructions an IT instruction (halfword `hw`) makes conditional, at buf[off..]; 0 if not IT. */
+static uint64_t it_block_bytes(uint32_t hw, const uint8_t *buf, uint64_t off, uint64_t len)
+{
+    if ((hw & 0xff00u) != 0xbf00u || (hw & 0xfu) == 0)
+        return 0;
+    int k = (hw & 1u) ? 4 : (hw & 2u) ? 3 : (hw & 4u) ? 2 : 1;
+    uint64_t start = off;
+    while (k-- > 0 && off + 2 <= len) {
+        uint32_t h = (uint32_t)buf[off] | ((uint32_t)buf[off + 1] << 8);
+        off += (h & 0xf800u) >= 0xe800u ? 4 : 2;
+    }
+    return off - start;
+}
 
 uint64_t chron_counter_size(void) { return sizeof(struct chron_counter); }
 
@@ -148,6 +165,22 @@ static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
         return len >> 2;
     }
     uint64_t n = 0, off = 0;
+    if (c->isa == ISA_THUMB) {   /* 16-bit halfwords; 0b11101/0b11110/0b11111 in the top bits start a 32-bit one */
+        while (off < len) {
+            uint32_t hw = (uint32_t)buf[off] | ((uint32_t)buf[off + 1] << 8);
+            uint32_t insn = hw;
+            int wide = (hw & 0xf800u) >= 0xe800u;
+            if (wide)
+                insn = (hw << 16) | (uint32_t)buf[off + 2] | ((uint32_t)buf[off + 3] << 8);
+            if (note_specials && is_trapped(c, insn) && c->n_new_specials < MAX_NEW_SPECIALS)
+                c->new_specials[c->n_new_specials++] = addr + off;
+            off += wide ? 4 : 2;
+            if (!wide)   /* an IT block retires as one instruction (as Unicorn executes it) */
+                off += it_block_bytes(hw, buf, off, len);
+            n++;
+        }
+        return n;
+    }
     while (off < len) {
         uint32_t lo = (uint32_t)buf[off] | ((uint32_t)buf[off + 1] << 8);
         if ((lo & 3u) == 3u) {
@@ -234,6 +267,7 @@ void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_count
         return;
     }
     c->in_block = 0;
+    c->it_end = 0;
     if (c->exec_epoch) {
         struct cache_slot *slot = lookup(c, addr, size);
         if (slot)
@@ -249,6 +283,16 @@ void chron_code_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counte
     (void)size;
     if (c->stop_reason != STOP_NONE)
         return;
+    if (c->isa == ISA_THUMB) {
+        if (addr < c->it_end && addr >= c->block_addr)
+            return;   /* inside an IT block: counted with its IT instruction */
+        uint8_t buf[20];
+        if (((vmem_read_fn)c->vmem_read)(uc, addr, UC_PROT_EXEC, buf, sizeof(buf)) == 0) {
+            uint32_t hw = (uint32_t)buf[0] | ((uint32_t)buf[1] << 8);
+            uint64_t it = it_block_bytes(hw, buf, 2, sizeof(buf));
+            c->it_end = it ? addr + 2 + it : 0;
+        }
+    }
     if (c->block_icount + c->in_block >= c->limit) {
         c->icount = c->block_icount + c->in_block;
         stop(c, uc, STOP_LIMIT);

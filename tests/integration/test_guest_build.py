@@ -1,4 +1,5 @@
-"""The committed guest ELFs are what `make -C tests/guests/riscv` builds from the committed sources."""
+"""The committed guest ELFs are what `make -C tests/guests/{riscv,aarch64,cortexm}` builds from the committed
+sources."""
 
 from __future__ import annotations
 
@@ -10,19 +11,26 @@ import pytest
 
 from tests.conftest import GUESTS, require_tool
 
-CROSS = "riscv64-unknown-elf-gcc"
+CROSS = {  # guest directory -> (its compiler, the Debian package)
+    "riscv": ("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"),
+    "aarch64": ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    "cortexm": ("arm-none-eabi-gcc", "gcc-arm-none-eabi"),
+}
 
 
 @pytest.mark.slow
-def test_make_rebuilds_the_committed_elfs(tmp_path: Path) -> None:
-    require_tool(shutil.which(CROSS), f"{CROSS} not installed (Debian: gcc-riscv64-unknown-elf)")
+@pytest.mark.parametrize("arch", sorted(CROSS))
+def test_make_rebuilds_the_committed_elfs(arch: str, tmp_path: Path) -> None:
+    compiler, package = CROSS[arch]
+    require_tool(shutil.which(compiler), f"{compiler} not installed (Debian: {package})")
     require_tool(shutil.which("make"), "make not installed (Debian: make)")
-    tree = tmp_path / "riscv"
-    shutil.copytree(GUESTS, tree, ignore=shutil.ignore_patterns("build"))
+    guests = GUESTS.parent / arch
+    tree = tmp_path / arch
+    shutil.copytree(guests, tree, ignore=shutil.ignore_patterns("build"))
     proc = subprocess.run(["make", "-C", str(tree), "-j2"], capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()
-    committed = sorted(p.relative_to(GUESTS / "build") for p in (GUESTS / "build").rglob("*.elf"))
+    committed = sorted(p.relative_to(guests / "build") for p in (guests / "build").rglob("*.elf"))
     rebuilt = sorted(p.relative_to(tree / "build") for p in (tree / "build").rglob("*.elf"))
     assert committed and committed == [p for p in rebuilt if p.parts[0] != "measure"]
-    differing = [str(p) for p in committed if (GUESTS / "build" / p).read_bytes() != (tree / "build" / p).read_bytes()]
+    differing = [str(p) for p in committed if (guests / "build" / p).read_bytes() != (tree / "build" / p).read_bytes()]
     assert not differing, f"committed ELFs differ from a fresh build: {differing}"

@@ -19,7 +19,10 @@ from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from machine.arch.riscv_cpu import CPU_STATE_VERSION, cpu_registers, read_cpu
 from machine.arm_virt import ArmBoardState, ArmVirtMachine
 from machine.clock import VirtualClock
+from machine.devices.armv7m_scs import ScsState
 from machine.devices.clint import ClintState
+from machine.devices.cmsdk_timer import CmsdkTimerState
+from machine.devices.cmsdk_uart import CmsdkUartState
 from machine.devices.gicv2 import GicCpuInterfaceState, GicV2State
 from machine.devices.pl011 import Pl011State
 from machine.devices.pl031 import Pl031State
@@ -34,6 +37,7 @@ from machine.fields import fingerprint
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine
+from machine.mps2 import Mps2BoardState, Mps2Machine
 from machine.state import BOARD_ATTRIBUTES, BoardState, MachineState, StateError, decode_state, encode_state
 from tests.conftest import GUESTS, ROOT, guest, make_machine
 
@@ -44,7 +48,7 @@ PROBES = GUESTS / "build" / "rv32" / "probes"
 # Machine attributes that are not state: parts, configuration, per-run bookkeeping. Adding an attribute to
 # Machine means deciding: state (a BoardState field and BOARD_ATTRIBUTES) or not (this list, with a reason).
 MACHINE_NOT_STATE = {
-    "arch", "image", "config", "inputs", "fdt_addr", "regions", "ram_base",  # what it was built from
+    "arch", "image", "config", "inputs", "fdt_addr", "regions", "ram_base", "ram_windows",  # what it was built from
     "clock", "uc", "hart", "counter", "engine", "ram", "_ram_ptr", "ram_pages", "registers", "memory",  # parts
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "slots",  # the virtio slots: transports (devices too), drives (their state: MachineState.disks), network
@@ -148,11 +152,15 @@ LAYOUTS = {
     GicV2State: {1: "3a4330c70993539f"},
     GicCpuInterfaceState: {1: "e3b0c44298fc1c14"},
     ArmBoardState: {1: "d7cd29c14efad996"},
+    CmsdkUartState: {1: "8100fdc8eb3c8ee4"},
+    CmsdkTimerState: {1: "e0cac7e505ad4ef8"},
+    ScsState: {1: "683eaa539c7674d9"},
+    Mps2BoardState: {1: "a6052041986e6153"},
 }
 
 ARM_MACHINE_NOT_STATE = {
-    "arch", "image", "config", "inputs", "regions", "ram_base", "clock", "uc", "counter", "engine", "ram",
-    "_ram_ptr", "ram_pages", "registers", "memory", "_gprs",  # what it was built from, its parts
+    "arch", "image", "config", "inputs", "regions", "ram_base", "ram_windows", "clock", "uc", "counter", "engine",
+    "ram", "_ram_ptr", "ram_pages", "registers", "memory", "_gprs",  # what it was built from, its parts
     "gic", "uart", "rtc", "devices", "slots", "_timer_lines",  # the devices (their own state) and their wiring
     "timer",  # the generic timer: its fields are in ArmBoardState (test below)
     "frame_tap", "audio_sink", "_trace_hook", "_resumed_at", "_trap_icount", "_trap_entry",  # as on RISC-V
@@ -588,3 +596,15 @@ def test_what_the_network_sent_is_part_of_the_verification_digest_and_of_snapsho
     assert machine.tx_digest != sent  # a running digest: the same frame twice is not once
     machine.restore_state(snapshot)
     assert machine.tx_digest == 0 and verify_digest(machine) == plain
+
+
+def test_every_mps2_board_attribute_is_in_its_board_state() -> None:
+    elf = ROOT / "tests" / "guests" / "cortexm" / "build" / "systick.elf"
+    machine = Mps2Machine(load_image(elf), ScriptedInputs(), lambda b: None)
+    not_state = (ARM_MACHINE_NOT_STATE - {"gic", "_timer_lines", "timer", "_gprs"}) | {
+        "scs", "timers", "_special"}  # the NVIC/SysTick/SCB and the APB timers: devices with their own state
+    kept = {"halted", "exit_code", "reset_requested", "_last_watch_stop", "tx_digest"}
+    assert set(vars(machine)) - not_state == kept
+    assert {f.name for f in fields(Mps2BoardState)} == {"halted", "exit_code", "reset_requested", "last_watch_stop",
+                                                        "bias_ns", "tx_digest"}  # fmt: skip
+    assert {type(d).state_type for d in machine.devices.values()} <= set(LAYOUTS)
