@@ -24,6 +24,7 @@ from .arch.registry import choose_arch
 from .boards import arm_virt as board
 from .clock import MAX_BIAS_NS, VirtualClock
 from .core import MachineCore
+from .devices.bank import DeviceBank
 from .devices.base import Device
 from .devices.gicv2 import GicV2
 from .devices.pl011 import Pl011
@@ -83,8 +84,6 @@ class ArmVirtMachine(MachineCore):
         if not isinstance(arch, Aarch64Arch):
             raise ImageError(f"{image.path} is an {arch.name} image: the Arm virt machine runs aarch64")
         check_config(config)
-        if config.drives or config.network or config.audio:
-            raise ImageError("virtio devices (--drive, --net, --audio) are not on the aarch64 virt board yet")
         self.arch = AARCH64
         self.image = image
         self.config = config
@@ -111,13 +110,18 @@ class ArmVirtMachine(MachineCore):
             "uart0": self.uart,
             "rtc": self.rtc,
         }
-        self.slots = VirtioSlots(board.VIRTIO_LAYOUT, self.gic.line, self.ram, (), False, True, self._transmit)
+        self.slots = VirtioSlots(board.VIRTIO_LAYOUT, self.gic.line, self.ram, config.drives, config.network,
+                                 config.virtio_legacy, self._transmit, config.audio, self._audio_played,
+                                 self._audio_capture)  # fmt: skip
+        for slot, transport in enumerate(self.slots.transports):
+            self.devices[f"virtio{slot}"] = transport
+        bus = {**self.devices, "virtio": DeviceBank("virtio", board.VIRTIO_STRIDE, self.slots.transports)}
         for region in self.regions:
             if region.kind == "mmio":
-                map_device(self.uc, self.engine, region.base, region.size, self.devices[region.name])
+                map_device(self.uc, self.engine, region.base, region.size, bus[region.name])
         self.engine.pc = board.place_image(self.ram, image, config.ram_size)
         self.registers = Aarch64Registers(self.uc)
-        self._finish()
+        self._finish(bus)
 
     # -- helpers -------------------------------------------------------------
     def _save_gprs(self) -> Callable[[], None]:

@@ -113,9 +113,10 @@ class MachineCore:
                 return base + offset - start
         raise ValueError(f"offset {offset:#x} is not in RAM")
 
-    def _finish(self) -> None:
-        """After the devices exist and the image is loaded: the debugger's view of memory."""
-        self.memory = DebugMemory(self.uc, self.regions, self.devices, self.engine.forget_code)
+    def _finish(self, bus: dict[str, Any] | None = None) -> None:
+        """After the devices exist and the image is loaded: the debugger's view of memory (``bus``: the device of
+        each MMIO region by name, when some region is not one device, e.g. a bank of virtio transports)."""
+        self.memory = DebugMemory(self.uc, self.regions, bus or self.devices, self.engine.forget_code)
 
     # -- construction ------------------------------------------------------
     def close(self) -> None:

@@ -9,6 +9,7 @@ from .core import MachineCore
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .machine import DEFAULT_CONFIG, Machine, MachineConfig
+from .virtio_slots import VirtioLayout
 
 
 def make_machine(image: Image, inputs: InputSource, uart_tx: Callable[[int], None],
@@ -40,3 +41,18 @@ def ram_base_for(arch_name: str) -> int:
     from .boards import virt
 
     return virt.RAM_BASE
+
+
+def virtio_layout_for(arch_name: str) -> VirtioLayout:
+    """The virtio-mmio slots of the board that carries this architecture (Cortex-M's has none)."""
+    if arch_name == "aarch64":
+        from .boards import arm_virt
+
+        return arm_virt.VIRTIO_LAYOUT
+    if arch_name == "armv7m":
+        from .boards import mps2
+
+        return mps2.VIRTIO_LAYOUT
+    from .boards import virt
+
+    return virt.VIRTIO_LAYOUT

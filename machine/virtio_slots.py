@@ -50,6 +50,7 @@ class VirtioSlots:
         if len(drives) + network + audio > layout.count:
             raise ImageError(f"{len(drives) + network + audio} virtio devices: the board has {layout.count} slots")
         self.count = layout.count
+        self.layout = layout
         self.dma = DmaMemory(ram, layout.ram_base)
         self.disks: dict[int, VirtioBlk] = {}
         images: list[DiskImage] = []

@@ -146,8 +146,8 @@ def _decode_int(cls: type) -> Callable[[int, memoryview, int], tuple[Event, int]
 
 def _decode_io(icount: int, buf: memoryview, pos: int) -> tuple[Event, int]:
     slots, pos = get_varint(buf, pos)
-    if not 0 < slots < 1 << 8:
-        raise RecordingError(f"device completion for slots {slots:#x}: not a set of virtio slots 0..7")
+    if not 0 < slots < 1 << 32:
+        raise RecordingError(f"device completion for slots {slots:#x}: not a set of virtio slots 0..31")
     return IoCompletion(icount, slots), pos
 
 

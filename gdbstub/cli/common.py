@@ -20,6 +20,7 @@ from machine.inputs import NetBackend
 
 if TYPE_CHECKING:
     from machine.audio import AudioSource
+    from machine.virtio_slots import VirtioLayout
 from machine.loader import Image, ImageError, load_image
 from machine.machine import Machine, MachineConfig
 from machine.results import RunKind, RunResult
@@ -249,12 +250,10 @@ def check_drives(drives: Iterable[DriveOption], inputs: list[tuple[str, str | Pa
 
 def export_overlays(machine: Machine, drives: Iterable[DriveOption]) -> None:
     """Write each ``overlay=OUT``: the disk as the run left it (through a temporary file and a rename)."""
-    from machine.boards.virt import virtio_slot
-
     for number, drive in enumerate(drives):
         if drive.overlay is not None:
             try:
-                machine.disks[virtio_slot(number)].disk.export(drive.overlay)
+                machine.disks[machine.slots.layout.slot(number)].disk.export(drive.overlay)
             except OSError as exc:
                 raise UsageError(f"cannot write {drive.overlay}: {exc.strerror or exc}") from exc
             say(f"drive {number + 1}: the disk as it ends written to {drive.overlay}")
@@ -318,19 +317,30 @@ def net_option(text: str) -> NetOption:
     return NetOption(kind, tftp, tuple(hosts), tuple(forwards), endpoints.get("udp"), endpoints.get("localaddr"))
 
 
-def networks(option: NetOption | None, drives: int) -> dict[int, NetBackend]:
+def virtio_layout(image: Image, args: argparse.Namespace) -> VirtioLayout:
+    """The virtio slots of the board the image runs on (slot numbers key the live network and audio backends)."""
+    from machine.arch.registry import choose_arch
+    from machine.factory import virtio_layout_for
+
+    return virtio_layout_for(choose_arch(image, ARCHES[args.arch] if args.arch else None).name)
+
+
+def networks(option: NetOption | None, drives: int, layout: VirtioLayout | None = None) -> dict[int, NetBackend]:
     """The live backend of ``--net``, by the virtio slot its device takes (after the drives); says on stderr
     where each host forward and the socket link listen (``chronicorn: hostfwd tcp 127.0.0.1:43121 -> ...``)."""
     if option is None:
         return {}
-    from machine.boards.virt import virtio_slot
+    from machine.boards.virt import VIRTIO_LAYOUT
     from machine.net.backend import NoNetwork
     from machine.net.gateway import HostGateway
     from machine.net.hostfwd import HostForward
     from machine.net.socket_link import UdpSocketNetwork, parse_endpoint
     from machine.net.user import UserNetwork
 
-    slot = virtio_slot(drives)
+    try:
+        slot = (layout or VIRTIO_LAYOUT).slot(drives)
+    except ValueError as exc:
+        raise UsageError(f"--net: {exc} on this board") from None
     if option.kind == "none":
         return {slot: NoNetwork()}
     if option.kind == "socket":
@@ -393,11 +403,16 @@ def audio_sources(option: AudioOption | None, slot: int) -> dict[int, AudioSourc
         raise UsageError(f"--audio in={option.source}: {exc}") from exc
 
 
-def audio_slot(args: argparse.Namespace) -> int:
-    """The virtio slot of the sound device: after the drives' and the network's."""
-    from machine.boards.virt import virtio_slot
+def audio_slot(args: argparse.Namespace, layout: VirtioLayout | None = None) -> int:
+    """The virtio slot of the sound device: after the drives' and the network's (-1 without ``--audio``)."""
+    from machine.boards.virt import VIRTIO_LAYOUT
 
-    return virtio_slot(len(args.drive) + (args.net is not None))
+    if getattr(args, "audio", None) is None:
+        return -1
+    try:
+        return (layout or VIRTIO_LAYOUT).slot(len(args.drive) + (args.net is not None))
+    except ValueError as exc:
+        raise UsageError(f"--audio: {exc} on this board") from None
 
 
 def open_audio_sink(machine: Machine, option: AudioOption | None, inputs: list[tuple[str, str | Path | None]]) -> None:

@@ -8,7 +8,6 @@ from dataclasses import fields
 from pathlib import Path
 
 from machine.arch.registry import ARCHES
-from machine.boards.virt import virtio_slot
 from machine.factory import make_machine, ram_base_for
 from machine.loader import Image
 from machine.machine import MachineConfig
@@ -44,7 +43,7 @@ def _check_states(loaded: LoadedRecording) -> None:
     except MemoryError:
         raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
     states: list[tuple[StoredState, str]] = [(loaded.initial, "initial"), *((k, "keyframe") for k in loaded.keyframes)]
-    disks = tuple((virtio_slot(i), d.size, d.sha256) for i, d in enumerate(header.drives))
+    disks = tuple((machine.slots.layout.slot(i), d.size, d.sha256) for i, d in enumerate(header.drives))
     for stored, what in states:
         check_state(stored, machine, what, disks)
 

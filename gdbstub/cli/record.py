@@ -40,6 +40,7 @@ from .common import (
     open_audio_sink,
     open_uart_input,
     say,
+    virtio_layout,
 )
 from .pcap import add_pcap_option, open_pcap
 from .timelines import live_timeline, read_recording
@@ -125,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
     with closing:
         writers: list[RecordingWriter] = []
         live = HostInputs(None if source is None else source.fileno(), sleep=args.sleep == "on",
-                          networks=networks(args.net, len(args.drive)),
-                          audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
+                          networks=networks(args.net, len(args.drive), virtio_layout(image, args)),
+                          audio=audio_sources(args.audio, audio_slot(args, virtio_layout(image, args))))  # fmt: skip
         # The machine first: a bad image or option is refused before the output file is touched.
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip

@@ -28,6 +28,7 @@ from .common import (
     networks,
     open_audio_sink,
     say,
+    virtio_layout,
 )
 from .pcap import add_pcap_option, open_pcap
 
@@ -67,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     image = load_guest(args.guest, args.load_addr)
     check_drives(args.drive, [("the guest image", image.path)])
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
-    live = HostInputs(stdin, networks=networks(args.net, len(args.drive)),
-                      audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
+    live = HostInputs(stdin, networks=networks(args.net, len(args.drive), virtio_layout(image, args)),
+                      audio=audio_sources(args.audio, audio_slot(args, virtio_layout(image, args))))  # fmt: skip
     machine = make_machine(image, live, StdoutWriter(), machine_config(args))
     open_audio_sink(machine, args.audio, [("the guest image", image.path)])
     capture = open_pcap(args, [("the guest image", image.path), *(("a --drive image", d.path) for d in args.drive)])

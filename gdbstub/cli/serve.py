@@ -39,6 +39,7 @@ from .common import (
     networks,
     open_uart_input,
     say,
+    virtio_layout,
 )
 from .timelines import live_timeline, recording_timeline
 
@@ -154,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
     source = open_uart_input(args.uart_input)
     closing = contextlib.nullcontext() if source is None or source is sys.stdin.buffer else source
     with closing:
-        live = HostInputs(None if source is None else source.fileno(), networks=networks(args.net, len(args.drive)),
-                          audio=audio_sources(args.audio, audio_slot(args)))  # fmt: skip
+        layout = virtio_layout(image, args)
+        fd = None if source is None else source.fileno()
+        live = HostInputs(fd, networks=networks(args.net, len(args.drive), layout),
+                          audio=audio_sources(args.audio, audio_slot(args, layout)))  # fmt: skip
         timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",
                              {"source": "serve"}, timeline.machine)  # fmt: skip

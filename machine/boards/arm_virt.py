@@ -23,8 +23,9 @@ UART0_SPI, RTC_SPI, VIRTIO_SPI = 1, 2, 16
 VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_COUNT = 0x0A00_0000, 0x200, 32
 PPI_VIRT_TIMER, PPI_PHYS_TIMER = 27, 30
 
-# Virtio-mmio transports are not placed yet on this board (no slots): see README, "Limits".
-VIRTIO_LAYOUT = VirtioLayout(0, SPI_BASE + VIRTIO_SPI, RAM_BASE)
+# 32 virtio-mmio transports 0x200 apart (QEMU's virt.c), SPI 16 + i; devices fill the highest slot first.
+VIRTIO_LAYOUT = VirtioLayout(VIRTIO_COUNT, SPI_BASE + VIRTIO_SPI, RAM_BASE)
+VIRTIO_BANK = Region("virtio", VIRTIO_BASE, VIRTIO_STRIDE * VIRTIO_COUNT, "mmio")
 
 MMIO_REGIONS = (
     Region("gicd", GICD_BASE, 0x1_0000, "mmio"),
@@ -36,7 +37,7 @@ MMIO_REGIONS = (
 
 def memory_map(ram_size: int) -> tuple[Region, ...]:
     """The board's regions, RAM last."""
-    return (*MMIO_REGIONS, Region("ram", RAM_BASE, ram_size, "ram"))
+    return (*MMIO_REGIONS, VIRTIO_BANK, Region("ram", RAM_BASE, ram_size, "ram"))
 
 
 def place_image(ram: mmap.mmap, image: Image, ram_size: int) -> int:

@@ -90,7 +90,7 @@ def test_same_uart_output_as_qemu_itself(board: str, guest: str) -> None:
     """The same ELF on QEMU now, not only its recorded transcript: same output, same exit status."""
     b = BOARDS[board]
     require_tool(shutil.which(b.qemu[0]), f"{b.qemu[0]} not installed (apt-get install qemu-system-arm)")
-    theirs = subprocess.run([*b.qemu, str(b.elf(guest))], input=b.stdin(guest), capture_output=True, timeout=60)
+    theirs = subprocess.run([*b.qemu, str(b.elf(guest))], input=b.stdin(guest), capture_output=True, timeout=180)
     ours = run_cli("run", str(b.elf(guest)), stdin=b.stdin(guest))
     assert ours.stdout == theirs.stdout and ours.stdout
     assert ours.returncode == theirs.returncode
