@@ -26,12 +26,17 @@ from .clock import MAX_BIAS_NS, VirtualClock
 from .core import MachineCore
 from .devices.bank import DeviceBank
 from .devices.base import Device
+from .devices.fw_cfg import FwCfgMmio
 from .devices.gicv2 import GicV2
+from .devices.gpex import GpexEcam, PciMmioHighWindow, PciMmioWindow, PciPioWindow
+from .devices.pflash_cfi01 import PflashCfi01
 from .devices.pl011 import Pl011
 from .devices.pl031 import Pl031
+from .devices.pl061 import Pl061
 from .engine import Cause, Engine, EngineStop, StopKind
 from .fields import Bool, Int, Optional, Tuple, spec
-from .icount import NO_LIMIT, make_counter, read_code
+from .flash_window import FlashWindow
+from .icount import NO_LIMIT, A64TimerMirror, add_a64_timer_hook, make_counter, open_native_library, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .machine import DEFAULT_CONFIG, MachineConfig, check_config
@@ -91,11 +96,18 @@ class ArmVirtMachine(MachineCore):
         self.ram_base = board.RAM_BASE
         self.clock = VirtualClock(config.icount_shift)
         self.uc = arch.new_uc()
-        self.counter = make_counter(self.uc, arch.isa, a64.TRAPPED, config.prefer_native)
+        native = config.prefer_native and open_native_library() is not None
+        self.counter = make_counter(self.uc, arch.isa, a64.TRAPPED_NATIVE_TIMER if native else a64.TRAPPED, native)
+        self._timer_mirror = A64TimerMirror()
+        self._timer_mirror.pc_reg = ac.UC_ARM64_REG_PC
+        self._timer_mirror.shift = config.icount_shift
+        if add_a64_timer_hook(self.counter, self.uc, self._timer_mirror, ac.UC_ARM64_INS_MRS) is None and native:
+            raise RuntimeError("the native icount helper did not take the generic timer's reads")
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, a64.INTR_CAUSES, arch.until_addr, self._is_trapped_at)
         self._gprs = BatchReader(self.uc)
         self.engine.mmio_guard = self._save_gprs
-        self.regions = board.memory_map(config.ram_size)
+        firmware = board.is_firmware(image)
+        self.regions = board.memory_map(config.ram_size, firmware)
         self._attach()
         self._map_ram(config.ram_size)
         self.timer = GenericTimer()
@@ -104,22 +116,40 @@ class ArmVirtMachine(MachineCore):
         self.rtc = Pl031(lambda: self.inputs.host_clock_ns(self.engine.access_icount),
                          self.gic.line(board.SPI_BASE + board.RTC_SPI))  # fmt: skip
         self._timer_lines = {"virt": self.gic.line(board.PPI_VIRT_TIMER), "phys": self.gic.line(board.PPI_PHYS_TIMER)}
+        self.gpio = Pl061(self.gic.line(board.SPI_BASE + board.GPIO_SPI))
+        contents = board.flash_contents(image) if firmware else b""
+        self.flash = (PflashCfi01("flash0", contents), PflashCfi01("flash1"))
         self.devices: dict[str, Device] = {
             "gicd": self.gic.distributor,
             "gicc": self.gic.cpu_interface,
             "uart0": self.uart,
             "rtc": self.rtc,
+            "flash0": self.flash[0],
+            "flash1": self.flash[1],
         }
         self.slots = VirtioSlots(board.VIRTIO_LAYOUT, self.gic.line, self.ram, config.drives, config.network,
                                  config.virtio_legacy, self._transmit, config.audio, self._audio_played,
                                  self._audio_capture)  # fmt: skip
         for slot, transport in enumerate(self.slots.transports):
             self.devices[f"virtio{slot}"] = transport
-        bus = {**self.devices, "virtio": DeviceBank("virtio", board.VIRTIO_STRIDE, self.slots.transports)}
+        self.pcie = GpexEcam()
+        self.fw_cfg = FwCfgMmio(self.slots.dma, ram_size=config.ram_size)
+        self.devices.update({"pcie-ecam": self.pcie, "fw-cfg": self.fw_cfg})
+        if not firmware:  # (booted from flash, QEMU's board has an ACPI GED instead)
+            self.devices["gpio"] = self.gpio
+        windows = {name: cls() for name, cls in zip(("pcie-pio", "pcie-mmio", "pcie-mmio-high"),
+                                                     (PciPioWindow, PciMmioWindow, PciMmioHighWindow), strict=True)}
+        bus = {**self.devices, **windows, "virtio": DeviceBank("virtio", board.VIRTIO_STRIDE, self.slots.transports)}
         for region in self.regions:
             if region.kind == "mmio":
                 map_device(self.uc, self.engine, region.base, region.size, bus[region.name])
-        self.engine.pc = board.place_image(self.ram, image, config.ram_size)
+        self._flash_windows = tuple(FlashWindow(self.uc, self.engine, base, device)
+                                    for base, device in zip(board.FLASH_BASES, self.flash, strict=True))  # fmt: skip
+        if firmware:  # QEMU's -bios: the CPU starts in flash, the device tree at RAM's base
+            board.place_fdt(self.ram, config.ram_size, firmware=True)
+            self.engine.pc = image.entry
+        else:
+            self.engine.pc = board.place_image(self.ram, image, config.ram_size)
         self.registers = Aarch64Registers(self.uc)
         self._finish(bus)
 
@@ -171,6 +201,8 @@ class ArmVirtMachine(MachineCore):
         self.clock.bias_ns = b.bias_ns
         self.tx_digest = b.tx_digest
         self.timer.load(TimerState(b.phys_ctl, b.phys_cval, b.virt_ctl, b.virt_cval))
+        for window in self._flash_windows:  # the flash devices' states are back
+            window.after_restore()
 
     def cpu_digest_values(self) -> list[int]:
         from .arch.aarch64_cpu import read_uc
@@ -180,6 +212,13 @@ class ArmVirtMachine(MachineCore):
     def _fetch_is_translated(self) -> bool:
         """Instruction addresses go through the MMU (SCTLR_EL1.M)."""
         return bool(self.uc.reg_read(ac.UC_ARM64_REG_CP_REG, (1, 0, 3, 0, 0)) & 1)
+
+    def _prepare_run(self) -> None:
+        """The native timer-read hook's copy of the clock's idle warps and the timers' registers."""
+        mirror, timer = self._timer_mirror, self.timer
+        mirror.bias_ns = self.clock.bias_ns
+        mirror.ctl[0], mirror.cval[0] = timer.ctl["phys"], timer.cval["phys"]
+        mirror.ctl[1], mirror.cval[1] = timer.ctl["virt"], timer.cval["virt"]
 
     # -- interrupts, timer, idling -------------------------------------------------
     def _take_interrupt(self) -> bool:
@@ -267,6 +306,14 @@ class ArmVirtMachine(MachineCore):
     def _exception(self, stop: EngineStop) -> RunResult | None:
         """Deliver a synchronous exception to EL1, answer a PSCI call, or end the run when there is no handler."""
         assert stop.cause is not None
+        if stop.cause in (Cause.STORE_FAULT, Cause.FETCH_FAULT):
+            addr = stop.addr if stop.cause == Cause.STORE_FAULT else stop.pc
+            window = next((w for w in self._flash_windows if w.contains(addr)), None)
+            if window is not None and stop.cause == Cause.STORE_FAULT and window.device.is_array_mode:
+                window.to_device()  # a flash command: the store runs again, as a device access
+                return None
+            if window is not None and stop.cause == Cause.FETCH_FAULT and window.to_array():
+                return None  # code in flash after a command sequence: the fetch runs again from the array
         insn = self._insn(stop.pc) if stop.cause not in (Cause.FETCH_FAULT,) else None
         psci = stop.cause == Cause.ILLEGAL_INSTRUCTION and (a64.is_hvc(insn) or a64.is_smc(insn))
         if psci and self._psci_call():

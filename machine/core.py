@@ -319,6 +319,7 @@ class MachineCore:
             interval = self.counter.checkpoint_interval
             if self.engine.watchpoints:  # memory hooks make each instruction ~30x slower
                 interval >>= 5
+            self._prepare_run()
             stop = self.engine.run(limit, self.icount + interval)
             result = self._handle(stop, limit)
             if result is not None:
@@ -505,6 +506,9 @@ class MachineCore:
         return False
 
     # -- what the board provides -------------------------------------------------------
+    def _prepare_run(self) -> None:
+        """Just before the engine runs (a board's native helpers may need the current clock)."""
+
     def _take_interrupt(self) -> bool:
         raise NotImplementedError
 

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_UNMAPPED, Uc, UcError
+from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_UNMAPPED, Uc, UcError
 from unicorn.unicorn_const import (
     UC_CTL_IO_WRITE,
     UC_CTL_TB_REMOVE_CACHE,
@@ -166,7 +166,7 @@ class Engine:
         # most of a Z0); this one carries the binding's own exception guard (uccallback).
         self._breakpoint_cb = _ucmod.uccallback(uc, _ucmod.HOOK_CODE_CFUNC)(self._on_breakpoint_raw)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, self._on_unmapped)  # (the address of a fault)
 
     # -- state -------------------------------------------------------------
     @property

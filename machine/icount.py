@@ -486,3 +486,41 @@ def make_counter(uc: Uc, isa: Isa, trapped: TrappedInstructions, prefer_native: 
         except (OSError, RuntimeError) as exc:
             log.warning("native icount helper unusable (%s); using the Python fallback", exc)
     return PythonCounter(uc, isa, trapped)
+
+
+class A64TimerMirror(ctypes.Structure):
+    """ctypes mirror of ``struct a64_timer`` (native/icount.c): what the native MRS hook needs to answer the
+    generic timer's reads inside ``emu_start``."""
+
+    _fields_ = [
+        ("counter", ctypes.c_void_p),
+        ("reg_read", ctypes.c_void_p),
+        ("reg_write", ctypes.c_void_p),
+        ("pc_reg", ctypes.c_uint64),
+        ("shift", ctypes.c_uint64),
+        ("bias_ns", ctypes.c_uint64),
+        ("ctl", ctypes.c_uint64 * 2),
+        ("cval", ctypes.c_uint64 * 2),
+        ("reads", ctypes.c_uint64),
+    ]
+
+
+UC_HOOK_INSN = 1 << 1
+
+
+def add_a64_timer_hook(counter: Counter, uc: Uc, mirror: A64TimerMirror, mrs_insn: int) -> int | None:
+    """Answer AArch64 generic-timer MRS reads natively (None: no native helper; the board then traps them)."""
+    if not isinstance(counter, NativeCounter):
+        return None
+    lib = counter._lib
+    mirror.counter = ctypes.cast(counter._state_ptr, ctypes.c_void_p)
+    mirror.reg_read = ctypes.cast(_ucmod.uclib.uc_reg_read, ctypes.c_void_p)
+    mirror.reg_write = ctypes.cast(_ucmod.uclib.uc_reg_write, ctypes.c_void_p)
+    handle = _ucmod.uc_hook_h()
+    status = _ucmod.uclib.uc_hook_add(uc._uch, ctypes.byref(handle), UC_HOOK_INSN,
+                                      ctypes.cast(lib.chron_a64_mrs_hook, ctypes.c_void_p),
+                                      ctypes.cast(ctypes.pointer(mirror), ctypes.c_void_p),
+                                      ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(mrs_insn))  # fmt: skip
+    if status != 0:
+        raise RuntimeError(f"uc_hook_add (MRS) failed with status {status}")
+    return int(handle.value)

@@ -435,7 +435,10 @@ def close_audio_sink(machine: Machine) -> None:
 
 
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("guest", help="guest image: an ELF file, or a raw binary with --load-addr")
+    parser.add_argument("guest", nargs="?", help="guest image: an ELF file, or a raw binary with --load-addr")
+    parser.add_argument("--bios", metavar="FILE",
+                        help="firmware as QEMU's -bios: Arm virt's flash 0 (a raw file, with --arch aarch64), or "
+                             "RISC-V virt's M-mode firmware; instead of GUEST")  # fmt: skip
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
     parser.add_argument("--machine", choices=["virt", "mps2-an385"],
                         help="board (default: from the image: virt for RISC-V and AArch64, mps2-an385 for Cortex-M)")
@@ -487,6 +490,24 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         audio=getattr(args, "audio", None) is not None,
         board=getattr(args, "machine", None),
     )
+
+
+FIRMWARE_ADDRESSES = {"aarch64": 0x0, "riscv32": 0x8000_0000, "riscv64": 0x8000_0000}  # where -bios goes
+
+
+def guest_image(args: argparse.Namespace) -> Image:
+    """The image of GUEST or ``--bios FILE`` (a raw firmware then loads where QEMU's -bios puts it)."""
+    if args.bios is not None:
+        if args.guest is not None:
+            raise UsageError("give the image as GUEST or as --bios FILE, not both")
+        args.guest = args.bios
+        if args.load_addr is None and Path(args.bios).is_file() and Path(args.bios).read_bytes()[:4] != b"\x7fELF":
+            if args.arch not in FIRMWARE_ADDRESSES:
+                raise UsageError("--bios with a raw firmware needs --arch aarch64|riscv32|riscv64")
+            args.load_addr = FIRMWARE_ADDRESSES[args.arch]
+    if args.guest is None:
+        raise UsageError("no guest image: give GUEST or --bios FILE")
+    return load_guest(args.guest, args.load_addr)
 
 
 def load_guest(path: str | Path, load_addr: int | None = None) -> Image:

@@ -33,8 +33,8 @@ from .common import (
     describe_end,
     exit_code,
     export_overlays,
+    guest_image,
     instruction_count,
-    load_guest,
     machine_config,
     networks,
     open_audio_sink,
@@ -114,7 +114,7 @@ def _what_was_kept(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = machine_config(args)
-    image = load_guest(args.guest, args.load_addr)
+    image = guest_image(args)
     # Opening the output truncates it: never over a file this recording reads (by inode: links count too).
     check_not_overwriting("-o", args.output, [("the guest image", image.path), ("the UART input", args.uart_input),
                                               *(("a --drive image", d.path) for d in args.drive)])

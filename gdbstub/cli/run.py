@@ -22,8 +22,8 @@ from .common import (
     describe_end,
     exit_code,
     export_overlays,
+    guest_image,
     instruction_count,
-    load_guest,
     machine_config,
     networks,
     open_audio_sink,
@@ -65,7 +65,7 @@ class Tracer:
 
 
 def run(args: argparse.Namespace) -> int:
-    image = load_guest(args.guest, args.load_addr)
+    image = guest_image(args)
     check_drives(args.drive, [("the guest image", image.path)])
     stdin = None if sys.stdin is None or sys.stdin.closed else sys.stdin.fileno()
     live = HostInputs(stdin, networks=networks(args.net, len(args.drive), virtio_layout(image, args)),

@@ -34,7 +34,7 @@ from .common import (
     check_drives,
     check_not_overwriting,
     export_overlays,
-    load_guest,
+    guest_image,
     machine_config,
     networks,
     open_uart_input,
@@ -147,7 +147,7 @@ def serve_timeline(args: argparse.Namespace, timeline: Timeline, header: Header)
 def run(args: argparse.Namespace) -> int:
     """Serve a guest halted at reset; it is recorded as it runs, so gdb can go back at any moment."""
     config = machine_config(args)
-    image = load_guest(args.guest, args.load_addr)
+    image = guest_image(args)
     check_server_options(args, [("the guest image", image.path), ("the UART input", args.uart_input)])
     check_drives(args.drive, [("the guest image", image.path), ("the UART input", args.uart_input)])
     if args.audio is not None and args.audio.out is not None:

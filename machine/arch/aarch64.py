@@ -93,6 +93,13 @@ TRAPPED = TrappedInstructions(
     frozenset(),
     frozenset({TIMER_SYSREG, DAIF_IMM, DAIF_REG, (0xFFFFFFFF, ERET), WFX, *REMAP_SYSREG}),
 )
+# With the native helper, timer *reads* are answered inside emu_start (icount.add_a64_timer_hook): only the
+# writes (MSR: L clear), which move the next deadline, stop the run.
+TIMER_WRITE = (0xFFFFF000, 0xD51BE000)
+TRAPPED_NATIVE_TIMER = TrappedInstructions(
+    frozenset(),
+    frozenset({TIMER_WRITE, DAIF_IMM, DAIF_REG, (0xFFFFFFFF, ERET), WFX, *REMAP_SYSREG}),
+)
 
 
 def classify(insn: int) -> Action | None:

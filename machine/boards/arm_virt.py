@@ -16,7 +16,9 @@ from .virt import Region
 RAM_BASE = 0x4000_0000
 DEFAULT_RAM_SIZE = 128 * 1024 * 1024
 MAX_RAM_SIZE = 0x8000_0000  # below 3 GiB of RAM addresses are plain (QEMU allows more, above the PCIe holes)
+FLASH_BASES, FLASH_SIZE = (0x0000_0000, 0x0400_0000), 0x0400_0000  # two CFI banks (pflash_cfi01)
 GICD_BASE, GICC_BASE = 0x0800_0000, 0x0801_0000
+GPIO_BASE, GPIO_SPI = 0x0903_0000, 7
 UART0_BASE, RTC_BASE = 0x0900_0000, 0x0901_0000
 SPI_BASE = 32  # INTID of SPI 0
 UART0_SPI, RTC_SPI, VIRTIO_SPI = 1, 2, 16
@@ -32,16 +34,45 @@ MMIO_REGIONS = (
     Region("gicc", GICC_BASE, 0x1_0000, "mmio"),
     Region("uart0", UART0_BASE, 0x1000, "mmio"),
     Region("rtc", RTC_BASE, 0x1000, "mmio"),
+    Region("gpio", GPIO_BASE, 0x1000, "mmio"),
 )
+PCI_REGIONS = (
+    Region("pcie-ecam", 0x40_1000_0000, 0x1000_0000, "mmio"),  # gpex.ECAM_BASE: highmem ECAM
+    Region("pcie-pio", 0x3EFF_0000, 0x1_0000, "mmio"),
+    Region("pcie-mmio", 0x1000_0000, 0x2EFF_0000, "mmio"),
+    Region("pcie-mmio-high", 0x80_0000_0000, 0x80_0000_0000, "mmio"),
+)
+FW_CFG_REGION = Region("fw-cfg", 0x0902_0000, 0x1000, "mmio")
+FLASH_REGIONS = tuple(Region(f"flash{i}", base, FLASH_SIZE, "rom") for i, base in enumerate(FLASH_BASES))
 
 
-def memory_map(ram_size: int) -> tuple[Region, ...]:
-    """The board's regions, RAM last."""
-    return (*MMIO_REGIONS, VIRTIO_BANK, Region("ram", RAM_BASE, ram_size, "ram"))
+def memory_map(ram_size: int, firmware: bool = False) -> tuple[Region, ...]:
+    """The board's regions, RAM last (``firmware``: booted from flash, QEMU has no PL061 then)."""
+    mmio = tuple(r for r in MMIO_REGIONS if not (firmware and r.name == "gpio"))
+    return (*FLASH_REGIONS, *mmio, FW_CFG_REGION, VIRTIO_BANK, *PCI_REGIONS, Region("ram", RAM_BASE, ram_size, "ram"))
+
+
+def is_firmware(image: Image) -> bool:
+    """The image lies in flash: QEMU's ``-bios`` (the CPU starts in flash 0; the device tree is at RAM's base)."""
+    end = FLASH_BASES[0] + 2 * FLASH_SIZE
+    return bool(image.segments) and all(seg.addr + seg.mem_size <= end for seg in image.segments)
+
+
+def flash_contents(image: Image) -> bytes:
+    """Flash bank 0 as ``-bios`` fills it (a firmware bigger than a bank is refused)."""
+    out = bytearray()
+    for seg in image.segments:
+        if seg.addr + len(seg.data) > FLASH_SIZE:
+            raise ImageError(f"{image.path}: a firmware for flash 0 must fit in {FLASH_SIZE >> 20} MiB")
+        if len(out) < seg.addr + len(seg.data):
+            out.extend(bytes(seg.addr + len(seg.data) - len(out)))
+        out[seg.addr : seg.addr + len(seg.data)] = seg.data
+    return bytes(out)
 
 
 def place_image(ram: mmap.mmap, image: Image, ram_size: int) -> int:
-    """Copy the image's segments into RAM as QEMU's ``-kernel`` does; returns the entry point."""
+    """Copy the image's segments into RAM as QEMU's ``-kernel`` does; returns the entry point. The device tree
+    goes to RAM's base when the image leaves its 1 MiB free there (QEMU: otherwise none)."""
     region = memory_map(ram_size)[-1]
     for seg in image.segments:
         if not region.contains(seg.addr, max(seg.mem_size, 1)):
@@ -51,4 +82,17 @@ def place_image(ram: mmap.mmap, image: Image, ram_size: int) -> int:
         ram[off : off + len(seg.data)] = seg.data
     if not region.contains(image.entry, 4):
         raise ImageError(f"{image.path}: entry point {image.entry:#x} lies outside RAM")
+    if all(seg.addr >= RAM_BASE + FDT_ROOM for seg in image.segments):
+        place_fdt(ram, ram_size)
     return image.entry
+
+
+FDT_ROOM = 0x10_0000  # the 1 MiB blob QEMU places
+
+
+def place_fdt(ram: mmap.mmap, ram_size: int, firmware: bool = False) -> None:
+    """QEMU's device tree (``dtb-randomness=off``: no seeds, the same in every run) at RAM's base."""
+    from .arm_virt_fdt import build_fdt
+
+    blob = build_fdt(ram_size, firmware=firmware)
+    ram[: len(blob)] = blob

@@ -381,13 +381,14 @@ def parse_ram_size(value: str) -> int:
 
 
 def build_fdt(ram_size: int, virtio_count: int = NUM_VIRTIO_TRANSPORTS, *, kaslr_seed: int | None = None,
-              rng_seed: bytes | None = None) -> bytes:  # fmt: skip
+              rng_seed: bytes | None = None, firmware: bool = False) -> bytes:  # fmt: skip
     """The 1 MiB blob ``-M virt,dumpdtb=`` writes for ``-cpu cortex-a72 -m ram_size -nic none``, built by
     QEMU's calls in ``machvirt_init``'s order, then ``virt_machine_done``'s and ``arm_load_dtb``'s.
 
     ``virtio_count`` transports get nodes (QEMU: always 32; transport i at 0x0a000000 + 0x200 * i, SPI 16 + i).
     ``kaslr_seed`` (a u64) and ``rng_seed`` (32 bytes) are ``/chosen``'s random properties; without them the
-    tree is that of ``-M virt,dtb-randomness=off``.
+    tree is that of ``-M virt,dtb-randomness=off``. ``firmware``: booted from flash (``-bios``): QEMU then gives
+    the board an ACPI GED instead of the PL061 and its power key (``machvirt_init``), so neither node is there.
     """
     check_ram_size(ram_size)
     if not 0 <= virtio_count <= NUM_VIRTIO_TRANSPORTS:
@@ -406,7 +407,8 @@ def build_fdt(ram_size: int, virtio_count: int = NUM_VIRTIO_TRANSPORTS, *, kaslr
     _create_uart(q, clock)
     _create_rtc(q, clock)
     _create_pcie(q, gic, msi)
-    _create_gpio_devices(q, clock)
+    if not firmware:
+        _create_gpio_devices(q, clock)
     _create_virtio_devices(q, virtio_count)
     _create_fw_cfg(q)
     _platform_bus_add_all_fdt_nodes(q)

@@ -348,3 +348,60 @@ int64_t chron_take_exec(struct chron_counter *c, uint64_t gap, int next_window)
     }
     return result;
 }
+
+/* ---------------------------------------------------------------------------------------------------------
+ * AArch64 generic timer reads without leaving emu_start (a UC_HOOK_INSN hook on MRS).
+ *
+ * The counter is the virtual clock at 62.5 MHz: ((icount << shift) + bias_ns) / 16, where the icount is the
+ * MRS's own (the block's start count plus the instructions before it: fixed 4-byte words). The timers' control
+ * and compare registers are mirrored here by the board after every change (their writes stay trapped). Any
+ * other system register is left to Unicorn (return 0).
+ */
+typedef int (*reg_rw_fn)(void *uc, int regid, void *value);
+
+struct cp_reg { uint32_t crn, crm, op0, op1, op2; uint64_t val; };
+
+struct a64_timer {
+    struct chron_counter *counter;
+    void *reg_read;
+    void *reg_write;
+    uint64_t pc_reg;
+    uint64_t shift;
+    uint64_t bias_ns;
+    uint64_t ctl[2];    /* physical (CRm 2), virtual (CRm 3) */
+    uint64_t cval[2];
+    uint64_t reads;     /* statistics: reads answered here */
+};
+
+uint32_t chron_a64_mrs_hook(void *uc, int reg, const struct cp_reg *cp, struct a64_timer *t)
+{
+    if (cp->op0 != 3 || cp->op1 != 3 || cp->crn != 14)
+        return 0;
+    struct chron_counter *c = t->counter;
+    uint64_t pc = 0;
+    if (((reg_rw_fn)t->reg_read)(uc, (int)t->pc_reg, &pc) != 0)
+        return 0;
+    uint64_t icount = c->icount;
+    if (pc >= c->block_addr && pc < c->block_addr + c->block_size)
+        icount = c->block_icount + ((pc - c->block_addr) >> 2);
+    uint64_t count = ((icount << t->shift) + t->bias_ns) / 16;
+    uint64_t value;
+    if (cp->crm == 0 && cp->op2 == 0)
+        value = 62500000;
+    else if (cp->crm == 0 && (cp->op2 == 1 || cp->op2 == 2))
+        value = count;
+    else if ((cp->crm == 2 || cp->crm == 3) && cp->op2 <= 2) {
+        int i = cp->crm - 2;
+        if (cp->op2 == 0)
+            value = (t->cval[i] - count) & 0xffffffffull;
+        else if (cp->op2 == 1)
+            value = t->ctl[i] | (((t->ctl[i] & 1) && count >= t->cval[i]) ? 4 : 0);
+        else
+            value = t->cval[i];
+    } else
+        return 0;
+    if (reg != 0)   /* (xzr: nothing to write) */
+        ((reg_rw_fn)t->reg_write)(uc, reg, &value);
+    t->reads++;
+    return 1;
+}

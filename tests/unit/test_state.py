@@ -23,9 +23,13 @@ from machine.devices.armv7m_scs import ScsState
 from machine.devices.clint import ClintState
 from machine.devices.cmsdk_timer import CmsdkTimerState
 from machine.devices.cmsdk_uart import CmsdkUartState
+from machine.devices.fw_cfg import FwCfgState
 from machine.devices.gicv2 import GicCpuInterfaceState, GicV2State
+from machine.devices.gpex import GpexEcamState
+from machine.devices.pflash_cfi01 import PflashCfi01State
 from machine.devices.pl011 import Pl011State
 from machine.devices.pl031 import Pl031State
+from machine.devices.pl061 import Pl061State
 from machine.devices.plic import PlicState
 from machine.devices.rtc import RtcState
 from machine.devices.test_finisher import FinisherState
@@ -156,6 +160,10 @@ LAYOUTS = {
     CmsdkTimerState: {1: "e0cac7e505ad4ef8"},
     ScsState: {1: "683eaa539c7674d9"},
     Mps2BoardState: {1: "a6052041986e6153"},
+    Pl061State: {1: "0737704f8a313fbf"},
+    PflashCfi01State: {1: "08d11a93dee63009"},
+    GpexEcamState: {1: "9a3f3d3efc7ff1f7"},
+    FwCfgState: {1: "4bab752719e2a82a"},
 }
 
 ARM_MACHINE_NOT_STATE = {
@@ -163,6 +171,7 @@ ARM_MACHINE_NOT_STATE = {
     "ram", "_ram_ptr", "ram_pages", "registers", "memory", "_gprs",  # what it was built from, its parts
     "gic", "uart", "rtc", "devices", "slots", "_timer_lines",  # the devices (their own state) and their wiring
     "timer",  # the generic timer: its fields are in ArmBoardState (test below)
+    "gpio", "flash", "pcie", "fw_cfg", "_flash_windows", "_timer_mirror",  # devices (own state), their mappings
     "frame_tap", "audio_sink", "_trace_hook", "_resumed_at", "_trap_icount", "_trap_entry",  # as on RISC-V
 }
 
@@ -601,7 +610,8 @@ def test_what_the_network_sent_is_part_of_the_verification_digest_and_of_snapsho
 def test_every_mps2_board_attribute_is_in_its_board_state() -> None:
     elf = ROOT / "tests" / "guests" / "cortexm" / "build" / "systick.elf"
     machine = Mps2Machine(load_image(elf), ScriptedInputs(), lambda b: None)
-    not_state = (ARM_MACHINE_NOT_STATE - {"gic", "_timer_lines", "timer", "_gprs"}) | {
+    not_state = (ARM_MACHINE_NOT_STATE - {"gic", "_timer_lines", "timer", "_gprs", "gpio", "flash", "pcie", "fw_cfg",
+                                          "_flash_windows", "_timer_mirror"}) | {
         "scs", "timers", "_special"}  # the NVIC/SysTick/SCB and the APB timers: devices with their own state
     kept = {"halted", "exit_code", "reset_requested", "_last_watch_stop", "tx_digest"}
     assert set(vars(machine)) - not_state == kept
