@@ -16,13 +16,12 @@ from typing import ClassVar
 from unicorn import arm64_const as ac
 
 from .arch import aarch64 as a64
-from .arch.aarch64 import AARCH64, Aarch64Arch, Action, classify
+from .arch.aarch64 import Aarch64Arch, Action, classify
 from .arch.aarch64_regs import Aarch64Registers
 from .arch.aarch64_timer import NS_PER_TICK, GenericTimer, UndefinedAccess
 from .arch.common import BatchReader
-from .arch.registry import choose_arch
 from .boards import arm_virt as board
-from .clock import MAX_BIAS_NS, VirtualClock
+from .clock import MAX_BIAS_NS
 from .core import MachineCore
 from .devices.bank import DeviceBank
 from .devices.base import Device
@@ -38,8 +37,8 @@ from .fields import Bool, Int, Optional, Tuple, spec
 from .flash_window import FlashWindow
 from .icount import NO_LIMIT, A64TimerMirror, add_a64_timer_hook, make_counter, open_native_library, read_code
 from .inputs import InputSource
-from .loader import Image, ImageError
-from .machine import DEFAULT_CONFIG, MachineConfig, check_config
+from .loader import Image
+from .machine import DEFAULT_CONFIG, MachineConfig
 from .mmio import map_device
 from .results import RunKind, RunResult
 from .virtio_slots import VirtioSlots
@@ -85,17 +84,7 @@ class ArmVirtMachine(MachineCore):
         uart_tx: Callable[[int], None],
         config: MachineConfig = DEFAULT_CONFIG,
     ) -> None:
-        arch = choose_arch(image, config.arch)
-        if not isinstance(arch, Aarch64Arch):
-            raise ImageError(f"{image.path} is an {arch.name} image: the Arm virt machine runs aarch64")
-        check_config(config)
-        self.arch = AARCH64
-        self.image = image
-        self.config = config
-        self.inputs = inputs
-        self.ram_base = board.RAM_BASE
-        self.clock = VirtualClock(config.icount_shift)
-        self.uc = arch.new_uc()
+        arch = self._begin(image, inputs, config, Aarch64Arch, "Arm virt", "aarch64", board.RAM_BASE)
         native = config.prefer_native and open_native_library() is not None
         self.counter = make_counter(self.uc, arch.isa, a64.TRAPPED_NATIVE_TIMER if native else a64.TRAPPED, native)
         self._timer_mirror = A64TimerMirror()

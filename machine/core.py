@@ -38,7 +38,7 @@ from .engine import Engine, EngineStop, StopKind
 from .executed import CodeRanges
 from .icount import NO_LIMIT, Counter
 from .inputs import InputSource
-from .loader import Image
+from .loader import Image, ImageError
 from .ram import PAGE, PageTable, RamPages, is_shared_between
 from .results import RunKind, RunResult
 from .state import MachineState, capture, forget_reservation, restore, state_digest
@@ -73,6 +73,26 @@ class MachineCore:
     devices: dict[str, Device]
     registers: Any  # GDB's register file (read, write, read_all, write_all)
     board_name: str = "virt"
+
+    def _begin(self, image: Image, inputs: InputSource, config: Any, arch_type: type, board: str, runs: str,
+               ram_base: int) -> Any:  # fmt: skip
+        """The start of every board's construction: the image's architecture (ImageError unless ``arch_type``),
+        the configuration checked, the clock and a Unicorn CPU. Returns the architecture."""
+        from .arch.registry import choose_arch
+        from .machine import check_config
+
+        arch = choose_arch(image, config.arch)
+        if not isinstance(arch, arch_type):
+            raise ImageError(f"{image.path} is an {arch.name} image: the {board} machine runs {runs}")
+        check_config(config)
+        self.arch = arch
+        self.image = image
+        self.config = config
+        self.inputs = inputs
+        self.ram_base = ram_base
+        self.clock = VirtualClock(config.icount_shift)
+        self.uc = arch.new_uc()
+        return arch
 
     def _attach(self) -> None:
         """Common state; call once the engine exists, before devices are built."""

@@ -15,12 +15,12 @@ from unicorn import UC_PROT_EXEC, UC_PROT_READ
 from unicorn import riscv_const as rc
 
 from .arch import riscv_insn as ri
-from .arch.registry import Arch, choose_arch
+from .arch.registry import Arch
 from .arch.riscv import INTR_CAUSES, MEI, MSI, MTI, PRIV_M, SEI, RiscvArch
 from .arch.riscv_hart import Hart
 from .arch.riscv_regs import RegisterFile
 from .boards import virt
-from .clock import MAX_BIAS_NS, VirtualClock
+from .clock import MAX_BIAS_NS
 from .core import MachineCore
 from .devices.base import Device
 from .devices.clint import NS_PER_TICK, Clint
@@ -69,17 +69,7 @@ class Machine(MachineCore):
         uart_tx: Callable[[int], None],
         config: MachineConfig = MachineConfig(),
     ) -> None:
-        arch = choose_arch(image, config.arch)
-        if not isinstance(arch, RiscvArch):
-            raise ImageError(f"{image.path} is an {arch.name} image: the RISC-V virt machine runs riscv32/riscv64")
-        check_config(config)
-        self.arch = arch
-        self.image = image
-        self.config = config
-        self.inputs = inputs
-        self.ram_base = virt.RAM_BASE
-        self.clock = VirtualClock(config.icount_shift)
-        self.uc = arch.new_uc()
+        arch = self._begin(image, inputs, config, RiscvArch, "RISC-V virt", "riscv32/riscv64", virt.RAM_BASE)
         self.hart = Hart(self.uc, arch)
         self.counter = make_counter(self.uc, arch.isa, ri.TRAPPED, config.prefer_native)
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr, self._is_trapped_at)

@@ -20,12 +20,11 @@ from unicorn import UcError
 from unicorn import arm_const as ac
 
 from .arch import armv7m as m7
-from .arch.armv7m import ARMV7M, Action, Armv7mArch, classify
+from .arch.armv7m import Action, Armv7mArch, classify
 from .arch.armv7m_cpu import MProfileRegisters
 from .arch.armv7m_regs import Armv7mRegisters
-from .arch.registry import choose_arch
 from .boards import mps2 as board
-from .clock import MAX_BIAS_NS, VirtualClock
+from .clock import MAX_BIAS_NS
 from .core import MachineCore
 from .devices.armv7m_nvic import Exc, LockupError
 from .devices.armv7m_scs import Armv7mScs
@@ -37,7 +36,7 @@ from .fields import Bool, Int, Optional, Tuple, spec
 from .icount import NO_LIMIT, make_counter, read_code, thumb_insn
 from .inputs import InputSource
 from .loader import Image, ImageError
-from .machine import DEFAULT_CONFIG, MachineConfig, check_config
+from .machine import DEFAULT_CONFIG, MachineConfig
 from .mmio import map_device
 from .results import RunKind, RunResult
 from .virtio_slots import VirtioSlots
@@ -82,19 +81,10 @@ class Mps2Machine(MachineCore):
         uart_tx: Callable[[int], None],
         config: MachineConfig = DEFAULT_CONFIG,
     ) -> None:
-        arch = choose_arch(image, config.arch)
-        if not isinstance(arch, Armv7mArch):
-            raise ImageError(f"{image.path} is an {arch.name} image: the mps2-an385 machine runs armv7m")
-        check_config(config)
+        arch = self._begin(image, inputs, config, Armv7mArch, "mps2-an385", "armv7m", board.CODE_BASE)
         if config.drives or config.network or config.audio:
             raise ImageError("the mps2-an385 board has no virtio devices (--drive, --net, --audio)")
-        self.arch = ARMV7M
-        self.image = image
         self.config = dataclasses.replace(config, ram_size=board.RAM_SIZE)  # the SSRAMs: fixed sizes
-        self.inputs = inputs
-        self.ram_base = board.CODE_BASE
-        self.clock = VirtualClock(config.icount_shift)
-        self.uc = arch.new_uc()
         self.counter = make_counter(self.uc, arch.isa, m7.TRAPPED, config.prefer_native)
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, m7.INTR_CAUSES, arch.until_addr,
                              self._is_trapped_at, thumb=True)  # fmt: skip

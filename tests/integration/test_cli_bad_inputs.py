@@ -58,7 +58,10 @@ def machine_rows(cmd: str, tail: str = "", slow: bool = False) -> list[object]:
     """
     g = f"{cmd} {{G}}"
     rows = [
-        usage(f"{cmd} {tail}", "required: guest"),
+        bad(f"{cmd} {tail}", "no guest image: give GUEST or --bios FILE"),
+        bad(f"{g} --bios {{G}} {tail}", "not both"),
+        bad(f"{cmd} --bios {{TXT}} {tail}", "--bios with a raw firmware needs --arch"),
+        bad(f"{g} --machine mps2-an385 {tail}", "runs on the virt board, not mps2-an385"),
         bad(f"{cmd} {{MISSING}} {tail}", "No such file"),
         bad(f"{cmd} {{DIR}} {tail}", "not a regular file"),
         bad(f"{cmd} {{FIFO}} {tail}", "not a regular file"),

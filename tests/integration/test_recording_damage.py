@@ -148,7 +148,11 @@ class Recording:
 
 
 GUEST_INPUTS = {"echo": GUESTS / "expected" / "echo.in", "rtc": None, "timer": None, "virtioblk": None,
-                "netping": None}  # fmt: skip
+                "netping": None, "aarch64-echo": GUESTS.parent / "aarch64" / "expected" / "echo.in",
+                "cortexm-pendsv": None}  # fmt: skip
+# The Arm boards' recordings: AArch64 (its CPU state, the GIC's), Cortex-M (tasks on PSP, the NVIC's state).
+ELF_PATHS = {"aarch64-echo": GUESTS.parent / "aarch64" / "build" / "echo.elf",
+             "cortexm-pendsv": GUESTS.parent / "cortexm" / "build" / "pendsv.elf"}  # fmt: skip
 MACHINE_OPTIONS = {
     "virtioblk": ["--drive", str(GUESTS / "inputs" / "disk.img")],  # (read by its recorded path at replay)
     "netping": ["--net", "user"],  # (a replay needs no network: the frames are events)
@@ -158,13 +162,14 @@ MACHINE_OPTIONS = {
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]:
     """echo (UART input), rtc (a host-clock read) and timer (interrupts), each ~17k instructions, virtioblk (a disk
-    read and written: completion events, a disk in every state) and netping (network frames as events)."""
+    read and written: completion events, a disk in every state), netping (network frames as events), and one
+    recording of each Arm board (AArch64 echo, Cortex-M pendsv)."""
     directory = tmp_path_factory.mktemp("recordings")
     empty = directory / "empty.in"
     empty.write_bytes(b"")
     made = {}
     for name, uart_input in GUEST_INPUTS.items():
-        elf = GUESTS / "build" / "rv32" / f"{name}.elf"
+        elf = ELF_PATHS.get(name, GUESTS / "build" / "rv32" / f"{name}.elf")
         out = directory / f"{name}.chrec"
         command = [sys.executable, "-m", CLI_MODULE, "record", str(elf), "-o", str(out),
                    "--uart-input", str(uart_input or empty)]  # fmt: skip

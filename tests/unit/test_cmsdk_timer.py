@@ -26,18 +26,7 @@ from machine.devices.cmsdk_timer import (
     Countdown,
 )
 from machine.fields import FieldError, decode_fields, encode_fields
-
-
-class Line:
-    def __init__(self) -> None:
-        self.levels: list[bool] = []
-
-    def __call__(self, level: bool) -> None:
-        self.levels.append(level)
-
-    @property
-    def level(self) -> bool:
-        return bool(self.levels) and self.levels[-1]
+from tests.unit.lines import Line
 
 
 class Timer:

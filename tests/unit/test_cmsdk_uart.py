@@ -33,20 +33,7 @@ from machine.devices.cmsdk_uart import (
     CmsdkUartState,
 )
 from machine.fields import FieldError, decode_fields, encode_fields
-
-
-class Line:
-    """An interrupt line that remembers every level it was driven to."""
-
-    def __init__(self) -> None:
-        self.levels: list[bool] = []
-
-    def __call__(self, level: bool) -> None:
-        self.levels.append(level)
-
-    @property
-    def level(self) -> bool:
-        return bool(self.levels) and self.levels[-1]
+from tests.unit.lines import Line
 
 
 class Uart:

@@ -27,22 +27,10 @@ from machine.devices.uart import (
     Uart16550,
 )
 from machine.fields import FieldError
+from tests.unit.lines import Line
 
 # ---------------------------------------------------------------------------- UART
 
-
-class Line:
-    """An interrupt line that remembers every level it was driven to."""
-
-    def __init__(self) -> None:
-        self.levels: list[bool] = []
-
-    def __call__(self, level: bool) -> None:
-        self.levels.append(level)
-
-    @property
-    def level(self) -> bool:
-        return bool(self.levels) and self.levels[-1]
 
 
 def make_uart(fifo: bool = False) -> tuple[Uart16550, bytearray, Line]:

@@ -29,20 +29,7 @@ from machine.devices.pl011 import (
     Pl011State,
 )
 from machine.fields import FieldError, decode_fields, encode_fields
-
-
-class Line:
-    """An interrupt line that remembers every level it was driven to."""
-
-    def __init__(self) -> None:
-        self.levels: list[bool] = []
-
-    def __call__(self, level: bool) -> None:
-        self.levels.append(level)
-
-    @property
-    def level(self) -> bool:
-        return bool(self.levels) and self.levels[-1]
+from tests.unit.lines import Line
 
 
 def make_uart(fifo: bool = False) -> tuple[Pl011, bytearray, Line]:

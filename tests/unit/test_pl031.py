@@ -19,6 +19,7 @@ from machine.devices.pl031 import (
     Pl031State,
 )
 from machine.fields import FieldError, decode_fields, encode_fields
+from tests.unit.lines import Line
 
 SECOND = 10**9
 
@@ -34,17 +35,6 @@ class Clock:
         self.reads += 1
         return self.ns
 
-
-class Line:
-    def __init__(self) -> None:
-        self.levels: list[bool] = []
-
-    def __call__(self, level: bool) -> None:
-        self.levels.append(level)
-
-    @property
-    def level(self) -> bool:
-        return bool(self.levels) and self.levels[-1]
 
 
 def make_rtc(ns: int = 1_700_000_000 * SECOND + SECOND // 4) -> tuple[Pl031, Clock, Line]:
