@@ -260,3 +260,17 @@ def test_bad_arguments() -> None:
         build_fdt(M128, virtio_count=33)
     with pytest.raises(ValueError):
         build_fdt(M128, rng_seed=b"short")
+
+
+def test_the_tree_of_a_firmware_boot_is_qemus_with_bios(tmp_path: Path) -> None:
+    """Booting from flash (``-bios``), QEMU gives the board an ACPI GED instead of the PL061 and its power key:
+    ``build_fdt(firmware=True)`` is that tree, byte for byte (``dtb-randomness=off``)."""
+    bios = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
+    require_tool(bios.exists(), f"{bios} missing (apt-get install u-boot-qemu)")
+    require_tool(shutil.which(QEMU), f"{QEMU} not installed")
+    out = tmp_path / "bios.dtb"
+    cmd = [QEMU, "-M", f"virt,dtb-randomness=off,dumpdtb={out}", "-cpu", "cortex-a72", "-m", "128M", "-nic", "none",
+           "-nographic", "-bios", str(bios)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert build_fdt(M128, firmware=True) == out.read_bytes()
+    assert b"pl061" not in build_fdt(M128, firmware=True) and b"pl061" in build_fdt(M128)
