@@ -132,8 +132,8 @@ class ArmVirtMachine(MachineCore):
         for region in self.regions:
             if region.kind == "mmio":
                 map_device(self.uc, self.engine, region.base, region.size, bus[region.name])
-        self._flash_windows = tuple(FlashWindow(self.uc, self.engine, base, device)
-                                    for base, device in zip(board.FLASH_BASES, self.flash, strict=True))  # fmt: skip
+        self._flash_windows = (FlashWindow(self.uc, self.engine, board.FLASH_BASES[0], self.flash[0], contents),
+                               FlashWindow(self.uc, self.engine, board.FLASH_BASES[1], self.flash[1]))  # fmt: skip
         if firmware:  # QEMU's -bios: the CPU starts in flash, the device tree at RAM's base
             board.place_fdt(self.ram, config.ram_size, firmware=True)
             self.engine.pc = image.entry

@@ -29,14 +29,17 @@ from .ram import PAGE, PageTable
 class FlashWindow:
     """One bank at ``base``: its device, its array buffer and which of the two is mapped."""
 
-    def __init__(self, uc: Uc, engine: Engine, base: int, device: PflashCfi01) -> None:
+    def __init__(self, uc: Uc, engine: Engine, base: int, device: PflashCfi01, image: bytes = b"") -> None:
         self._uc = uc
         self._engine = engine
         self.base = base
         self.device = device
         self._buffer = mmap.mmap(-1, device.size)
         self._ptr = ctypes.addressof(ctypes.c_char.from_buffer(self._buffer))
-        self._filled: PageTable | None = None  # the device's pages the buffer holds (None: never filled)
+        # The buffer holds the image (the device's array before any write; zeros past it) and the written pages
+        # of ``_filled``: only pages written since have to be copied.
+        self._buffer[: len(image)] = image
+        self._filled = PageTable.empty(device.size)
         self._as_array: bool | None = None  # what is mapped now (None: nothing yet)
         self.sync()
 
@@ -87,15 +90,10 @@ class FlashWindow:
         pages = self.device.written_pages()
         if self._filled is pages:
             return
-        if self._filled is None:
-            indices: list[int] | range = range(self.device.size // PAGE)
-            data = self.device.array_bytes(0, self.device.size)
-            self._buffer[:] = data
-        else:
-            indices = changed_pages(self._filled, pages)
-            for index in indices:
-                offset = index * PAGE
-                self._buffer[offset : offset + PAGE] = self.device.array_bytes(offset, PAGE)
+        indices = changed_pages(self._filled, pages)
+        for index in indices:
+            offset = index * PAGE
+            self._buffer[offset : offset + PAGE] = self.device.array_bytes(offset, PAGE)
         self._filled = pages
         if self._as_array and indices:
             self._uc.ctl_remove_cache(self.base, self.base + self.device.size)
