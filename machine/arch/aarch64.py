@@ -213,12 +213,12 @@ class Aarch64Arch:
     def read_cpu(self, context: UcContext, uc: Uc | None = None) -> tuple[int, ...]:
         from .aarch64_cpu import read_cpu
 
-        return read_cpu(context)
+        return read_cpu(context, uc)
 
     def build_context(self, values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext:
         from .aarch64_cpu import build_context
 
-        return build_context(values)
+        return build_context(values, uc)
 
     def target_xml(self) -> str:
         from .aarch64_regs import target_xml

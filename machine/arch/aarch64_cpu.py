@@ -86,15 +86,25 @@ def read_uc(uc: Uc) -> tuple[int, ...]:
     return tuple(values)
 
 
-def read_cpu(context: UcContext) -> tuple[int, ...]:
-    """The values of :func:`cpu_registers` held by ``context`` (the context itself is not changed)."""
-    uc = _scratch_uc()
-    uc.context_restore(context)
-    return read_uc(uc)
+def read_cpu(context: UcContext, uc: Uc | None = None) -> tuple[int, ...]:
+    """The values of :func:`cpu_registers` held by ``context``, read in ``uc`` (the machine's own Unicorn, put
+    back after; a scratch one when None). Each new Unicorn reserves a translation buffer: under an address-space
+    limit a second one may not fit, so states are read and built in the machine's."""
+    if uc is None:
+        uc = _scratch_uc()
+        uc.context_restore(context)
+        return read_uc(uc)
+    own = uc.context_save()
+    try:
+        uc.context_restore(context)
+        return read_uc(uc)
+    finally:
+        uc.context_restore(own)
 
 
-def build_context(values: tuple[int, ...] | list[int]) -> UcContext:
-    """A context holding exactly ``values`` (in :func:`cpu_registers` order), or CpuStateError."""
+def build_context(values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext:
+    """A context holding exactly ``values`` (in :func:`cpu_registers` order), or CpuStateError; built in ``uc``
+    (left as it was) or a scratch Unicorn."""
     regs = cpu_registers()
     if len(values) != len(regs):
         raise CpuStateError(f"{len(values)} CPU registers, aarch64 has {len(regs)}")
@@ -104,7 +114,17 @@ def build_context(values: tuple[int, ...] | list[int]) -> UcContext:
     pstate = values[0]
     if pstate & 0x1F not in VALID_MODES or pstate >> 32:
         raise CpuStateError(f"pstate {pstate:#x}: not EL0t, EL1t or EL1h in AArch64")
-    uc = _scratch_uc()
+    if uc is None:
+        return _build(_scratch_uc(), values)
+    own = uc.context_save()
+    try:
+        return _build(uc, values)
+    finally:
+        uc.context_restore(own)
+
+
+def _build(uc: Uc, values: tuple[int, ...] | list[int]) -> UcContext:
+    regs = cpu_registers()
     pending_q: dict[int, int] = {}
     for reg, value in zip(regs, values, strict=True):
         if reg.cp is not None:
