@@ -44,9 +44,9 @@ from unicorn import Uc
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 from unicorn.unicorn_py3.unicorn import UcContext
 
-from .arch.aarch64_cpu import CpuStateError as Aarch64CpuStateError
+from .arch.common import CpuStateError
 from .arch.riscv import SOFTWARE_WRITABLE_MIP
-from .arch.riscv_cpu import CPU_STATE_VERSION, CpuStateError
+from .arch.riscv_cpu import CPU_STATE_VERSION
 from .devices.base import checked
 from .devices.plic import NUM_CONTEXTS
 from .devices.virtio_blk import VirtioBlkState
@@ -309,7 +309,7 @@ def decode_state(
         return _decode(Reader(data), machine, disk_shapes(machine) if disks is None else disks)
     except FieldError as exc:
         raise StateError(f"malformed machine state: {exc}") from None
-    except (CpuStateError, Aarch64CpuStateError) as exc:
+    except CpuStateError as exc:
         raise StateError(f"machine state has a bad CPU: {exc}") from None
 
 

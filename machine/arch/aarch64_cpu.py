@@ -17,6 +17,7 @@ from unicorn import arm64_const as ac
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from .aarch64 import AARCH64, VALID_MODES
+from .common import CpuStateError
 
 CPU_STATE_VERSION = 1
 
@@ -64,8 +65,6 @@ def cpu_registers() -> tuple[CpuRegister, ...]:
     return tuple(regs)
 
 
-class CpuStateError(ValueError):
-    """Register values no AArch64 CPU at EL0/EL1 can hold."""
 
 
 def _scratch_uc() -> Uc:

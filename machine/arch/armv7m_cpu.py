@@ -12,6 +12,8 @@ from unicorn import Uc
 from unicorn import arm_const as ac
 from unicorn.unicorn_py3.unicorn import UcContext
 
+from .common import CpuStateError
+
 CPU_STATE_VERSION = 1
 XPSR_T = 1 << 24
 # (name, Unicorn id) in file and write order.
@@ -26,8 +28,6 @@ _LIMITS = {"control": 3, "primask": 1, "faultmask": 1, "basepri": 0xFF}
 MAX_EXCEPTION = 16 + 32 - 1  # IPSR: the AN385's NVIC has 32 external interrupts
 
 
-class CpuStateError(ValueError):
-    """Register values no Cortex-M3 can hold."""
 
 
 class MProfileRegisters:

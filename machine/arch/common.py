@@ -8,6 +8,10 @@ from unicorn import Uc
 from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4 (docs/unicorn-facts.md)
 
 
+class CpuStateError(ValueError):
+    """Register values no CPU of the architecture can hold (a state file's CPU part)."""
+
+
 class RegisterError(ValueError):
     """A register gdb asked for does not exist or cannot take that value."""
 

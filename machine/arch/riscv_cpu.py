@@ -41,6 +41,7 @@ from unicorn import UC_PROT_ALL, Uc, UcError
 from unicorn import riscv_const as rc
 from unicorn.unicorn_py3.unicorn import UcContext
 
+from .common import CpuStateError
 from .riscv import FPR_IDS, GPR_IDS, PC, PRIV_M, PRIV_S, PRIV_U, RiscvArch
 
 CPU_STATE_VERSION = 1  # bump when the register list below changes
@@ -98,8 +99,6 @@ def cpu_registers(arch: RiscvArch) -> tuple[CpuRegister, ...]:
     return tuple(regs)
 
 
-class CpuStateError(ValueError):
-    """Register values no hart of this architecture can hold, or a context they cannot be read from."""
 
 
 def read_cpu(arch: RiscvArch, context: UcContext) -> tuple[int, ...]:
