@@ -312,8 +312,7 @@ class PythonCounter(_CounterBase):
             st = self.state
             for off in offsets:
                 if self._isa == Isa.THUMB:
-                    insn = thumb_insn(code, off)
-                    if self._trapped.matches(insn) and st.n_new_specials < MAX_NEW_SPECIALS:
+                    if self._thumb_trapped(code, off) and st.n_new_specials < MAX_NEW_SPECIALS:
                         st.new_specials[st.n_new_specials] = addr + off
                         st.n_new_specials += 1
                 elif off + 4 <= len(code) and (self._isa == Isa.A64 or code[off] & 3 == 3):
@@ -322,6 +321,18 @@ class PythonCounter(_CounterBase):
                         st.new_specials[st.n_new_specials] = addr + off
                         st.n_new_specials += 1
         return len(offsets)
+
+    def _thumb_trapped(self, code: bytes, off: int) -> bool:
+        """The Thumb instruction at ``off`` is trapped, or it is an IT instruction with a trapped member (the
+        block retires as one instruction, so the IT instruction stands for it: see icount.c)."""
+        if self._trapped.matches(thumb_insn(code, off)):
+            return True
+        member, end = off + 2, off + 2 + it_block_bytes(code, off)
+        while member < end:
+            if self._trapped.matches(thumb_insn(code, member)):
+                return True
+            member += 4 if code[member + 1] & 0xF8 >= 0xE8 else 2
+        return False
 
     def _block_insns(self, addr: int, size: int) -> int:
         n = self._cache.get((addr, size))

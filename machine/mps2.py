@@ -20,7 +20,7 @@ from unicorn import UcError
 from unicorn import arm_const as ac
 
 from .arch import armv7m as m7
-from .arch.armv7m import Action, Armv7mArch, classify
+from .arch.armv7m import Action, Armv7mArch, classify_at
 from .arch.armv7m_cpu import MProfileRegisters
 from .arch.armv7m_regs import Armv7mRegisters
 from .boards import mps2 as board
@@ -127,8 +127,7 @@ class Mps2Machine(MachineCore):
         return thumb_insn(code, 0) if len(code) >= 2 else None
 
     def _is_trapped_at(self, addr: int) -> bool:
-        insn = self._insn(addr)
-        return insn is not None and classify(insn) is not None
+        return classify_at(read_code(self.uc, addr, 18) or read_code(self.uc, addr, 2)) is not None
 
     def _masks(self) -> dict[str, object]:
         primask, basepri, faultmask = self._special.masks()
@@ -231,32 +230,13 @@ class Mps2Machine(MachineCore):
             return False
         self._special.set_banks(msp if on_psp else frame_at, frame_at if on_psp else psp)
         if not in_handler and control & CONTROL_SPSEL:
-            self._select_stack(control, xpsr, psp=False)
+            self._special.set_control(control & ~CONTROL_SPSEL)  # Handler mode runs on MSP
         uc.reg_write(ac.UC_ARM_REG_XPSR, (xpsr & ~(0x1FF | XPSR_IT_BITS)) | XPSR_T | exc)
         uc.reg_write(ac.UC_ARM_REG_LR, EXC_RETURN_HANDLER if in_handler else
                      EXC_RETURN_THREAD_PSP if on_psp else EXC_RETURN_THREAD_MSP)  # fmt: skip
         self.scs.acknowledge(exc)
         self.engine.pc = vector & ~1
         return True
-
-    def _select_stack(self, control: int, thread_xpsr: int, psp: bool) -> None:
-        """Set CONTROL.SPSEL in Thread mode, as exception entry (to 0) and return (to 1) do.
-
-        Unicorn takes register writes as the guest's MSR: CONTROL.SPSEL is ignored in Handler mode and every
-        write is ignored in unprivileged Thread mode. So: clear nPRIV in Handler mode (allowed), switch to a
-        privileged Thread mode, write SPSEL there (Unicorn swaps the stack pointer banks as the core does), then
-        put nPRIV back. The caller sets xPSR (the mode) afterwards.
-        """
-        uc = self.uc
-        xpsr = self._reg(ac.UC_ARM_REG_XPSR)
-        if control & CONTROL_NPRIV:
-            if xpsr & 0x1FF == 0:
-                uc.reg_write(ac.UC_ARM_REG_XPSR, xpsr | Exc.HARDFAULT)  # Handler mode, to clear nPRIV
-            uc.reg_write(ac.UC_ARM_REG_CONTROL, control & ~CONTROL_NPRIV)
-        uc.reg_write(ac.UC_ARM_REG_XPSR, (thread_xpsr & ~0x1FF) | XPSR_T)  # privileged Thread mode
-        spsel = CONTROL_SPSEL if psp else 0
-        uc.reg_write(ac.UC_ARM_REG_CONTROL, (control & ~(CONTROL_NPRIV | CONTROL_SPSEL)) | spsel)
-        uc.reg_write(ac.UC_ARM_REG_CONTROL, (control & ~CONTROL_SPSEL) | spsel)
 
     def _return_from_exception(self, exc_return: int) -> bool:
         """Armv7-M ExceptionReturn for a branch to EXC_RETURN: unstack the frame, back to the mode it names."""
@@ -278,7 +258,7 @@ class Mps2Machine(MachineCore):
         if to_thread and psr & 0x1FF:
             return False  # INVPC: a frame of Handler mode returned to Thread mode
         if to_thread and on_psp:
-            self._select_stack(self._reg(ac.UC_ARM_REG_CONTROL), psr, psp=True)
+            self._special.set_control(self._reg(ac.UC_ARM_REG_CONTROL) | CONTROL_SPSEL)
         uc.reg_write(ac.UC_ARM_REG_XPSR, (psr & ~XPSR_ALIGNED) | XPSR_T)
         for i, value in enumerate((r0, r1, r2, r3)):
             uc.reg_write(ac.UC_ARM_REG_R0 + i, value)
@@ -296,8 +276,7 @@ class Mps2Machine(MachineCore):
         return super()._handle(stop, limit)
 
     def _trapped_instruction(self, stop: EngineStop, limit: int) -> RunResult | None:
-        insn = self._insn(stop.pc)
-        action = None if insn is None else classify(insn)
+        action = classify_at(read_code(self.uc, stop.pc, 18) or read_code(self.uc, stop.pc, 2))
         if action == Action.STEP_THEN_CHECK:
             return self._after_step(stop, self.engine.step_over_trapped(), limit)
         if action in (Action.WFI, Action.WFE):

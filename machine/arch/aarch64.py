@@ -68,9 +68,10 @@ SPSR_EL1 = (4, 0, 3, 0, 0)
 # -- the instructions the board handles (the counter marks them; the board acts before they execute) --------
 WFI, WFE = 0xD503207F, 0xD503205F
 ERET = 0xD69F03E0
-# MRS/MSR of the generic timer's EL0 registers (op0=3, op1=3, CRn=14; L in bit 21): CNTFRQ, CNTPCT, CNTVCT,
-# CNTP_*, CNTV_*. Unicorn reads the host clock for the counters.
-TIMER_SYSREG = (0xFFDFF000, 0xD51BE000)
+# MRS/MSR of the generic timer's EL0 registers (op0=3, op1=3, CRn=14, CRm 0-3; L in bit 21): CNTFRQ, CNTPCT,
+# CNTVCT, CNTP_*, CNTV_*. Unicorn reads the host clock for the counters. (CRm 8-15 are the PMU's event counters,
+# which Unicorn runs itself.)
+TIMER_SYSREG = (0xFFDFFC00, 0xD51BE000)
 # MSR DAIFSet/DAIFClr, #imm (op1=3, CRn=4, op2=6/7) and MSR DAIF, Xt: may unmask a pending interrupt.
 DAIF_IMM = (0xFFFFF0DF, 0xD50340DF)
 DAIF_REG = (0xFFFFFFE0, 0xD51B4220)
@@ -95,7 +96,7 @@ TRAPPED = TrappedInstructions(
 )
 # With the native helper, timer *reads* are answered inside emu_start (icount.add_a64_timer_hook): only the
 # writes (MSR: L clear), which move the next deadline, stop the run.
-TIMER_WRITE = (0xFFFFF000, 0xD51BE000)
+TIMER_WRITE = (0xFFFFFC00, 0xD51BE000)
 TRAPPED_NATIVE_TIMER = TrappedInstructions(
     frozenset(),
     frozenset({TIMER_WRITE, DAIF_IMM, DAIF_REG, (0xFFFFFFFF, ERET), WFX, *REMAP_SYSREG}),

@@ -118,8 +118,18 @@ class Aarch64Registers:
             raise RegisterError(f"no register number {regnum}")
         return spec
 
+    def _bank_in_use(self, spec: RegisterSpec) -> bool:
+        """``sp_el0``/``sp_el1`` while it is the stack pointer in use: Unicorn keeps it in SP (its banked copy is
+        only updated when PSTATE.SP or the exception level changes)."""
+        if spec.name not in ("sp_el0", "sp_el1"):
+            return False
+        pstate = int(self._uc.reg_read(ac.UC_ARM64_REG_PSTATE))
+        return (spec.name == "sp_el1") == (pstate & 0xD == 0x5)  # EL1h uses SP_EL1; EL1t and EL0t SP_EL0
+
     def read_value(self, regnum: int) -> int:
         spec = self.spec(regnum)
+        if self._bank_in_use(spec):
+            return int(self._uc.reg_read(ac.UC_ARM64_REG_SP))
         value = self._uc.reg_read(spec.uc_reg, spec.cp) if spec.cp else self._uc.reg_read(spec.uc_reg)
         return int(value) & ((1 << spec.bitsize) - 1)
 
@@ -138,7 +148,9 @@ class Aarch64Registers:
             current = self._uc.reg_read(spec.uc_reg)
             if (value ^ current) & 0x1F:
                 raise RegisterError("cpsr: the exception level and stack pointer selection cannot be changed")
-        if spec.cp:
+        if self._bank_in_use(spec):
+            self._uc.reg_write(ac.UC_ARM64_REG_SP, value)
+        elif spec.cp:
             self._uc.reg_write(spec.uc_reg, (*spec.cp, value))
         else:
             self._uc.reg_write(spec.uc_reg, value)

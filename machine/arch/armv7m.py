@@ -61,6 +61,24 @@ class Action(enum.Enum):
     STEP_THEN_CHECK = "check"  # Unicorn executes it; then pending exceptions are re-checked
 
 
+def classify_at(code: bytes) -> Action | None:
+    """The board's action for the trapped Thumb instruction at the start of ``code`` (up to 18 bytes): an IT
+    instruction with a trapped member is stepped as a whole, then pending exceptions are checked."""
+    from ..icount import it_block_bytes, thumb_insn
+
+    if len(code) < 2:
+        return None
+    action = classify(thumb_insn(code, 0))
+    if action is not None:
+        return action
+    member, end = 2, 2 + it_block_bytes(code, 0)
+    while member + 2 <= min(end, len(code)):
+        if classify(thumb_insn(code, member)) is not None:
+            return Action.STEP_THEN_CHECK
+        member += 4 if code[member + 1] & 0xF8 >= 0xE8 else 2
+    return None
+
+
 def classify(insn: int) -> Action | None:
     if insn == WFI:
         return Action.WFI

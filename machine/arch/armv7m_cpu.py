@@ -77,6 +77,22 @@ class MProfileRegisters:
 
         self._in_handler(write)
 
+    def set_control(self, value: int) -> None:
+        """CONTROL as a debugger (or the board's exception entry and return) sets it, in any mode.
+
+        Unicorn ignores CONTROL writes in unprivileged Thread mode and CONTROL.SPSEL writes in Handler mode, so:
+        Handler mode to clear nPRIV, a privileged Thread mode to write SPSEL (Unicorn then swaps the stack
+        pointer banks as the core does) and nPRIV, then the mode the CPU was in.
+        """
+        uc = self._uc
+        xpsr = self._read(ac.UC_ARM_REG_XPSR)
+        uc.reg_write(ac.UC_ARM_REG_XPSR, (xpsr & ~0x1FF) | XPSR_T | 3)  # Handler mode: privileged
+        uc.reg_write(ac.UC_ARM_REG_CONTROL, 0)
+        uc.reg_write(ac.UC_ARM_REG_XPSR, (xpsr & ~0x1FF) | XPSR_T)  # privileged Thread mode
+        uc.reg_write(ac.UC_ARM_REG_CONTROL, value & 2)
+        uc.reg_write(ac.UC_ARM_REG_CONTROL, value & 3)
+        uc.reg_write(ac.UC_ARM_REG_XPSR, xpsr)
+
     def read(self, name: str) -> int:
         """One register of :data:`CPU_REGISTERS` by name."""
         if name in ("msp", "psp"):
@@ -93,6 +109,8 @@ class MProfileRegisters:
             masks = list(self.masks())
             masks[_MASK_NAMES.index(name)] = value
             self.set_masks(tuple(masks))  # type: ignore[arg-type]
+        elif name == "control":
+            self.set_control(value)
         else:
             self._uc.reg_write(dict(CPU_REGISTERS)[name], value | 1 if name == "pc" else value)
 

@@ -23,7 +23,7 @@ _SYSTEM = (("msp", 26, ac.UC_ARM_REG_MSP, "data_ptr"), ("psp", 27, ac.UC_ARM_REG
            ("primask", 28, ac.UC_ARM_REG_PRIMASK, "int"), ("basepri", 29, ac.UC_ARM_REG_BASEPRI, "int"),
            ("faultmask", 30, ac.UC_ARM_REG_FAULTMASK, "int"),
            ("control", 31, ac.UC_ARM_REG_CONTROL, "int"))  # fmt: skip
-_SPECIAL = ("msp", "psp", "primask", "basepri", "faultmask")  # through MProfileRegisters: readable in every mode
+_SPECIAL = ("msp", "psp", "primask", "basepri", "faultmask", "control")  # through MProfileRegisters: any mode
 _LIMITS = {"primask": 1, "faultmask": 1, "basepri": 0xFF, "control": 3}
 
 

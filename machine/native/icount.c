@@ -172,11 +172,23 @@ static uint64_t decode(struct chron_counter *c, void *uc, uint64_t addr,
             int wide = (hw & 0xf800u) >= 0xe800u;
             if (wide)
                 insn = (hw << 16) | (uint32_t)buf[off + 2] | ((uint32_t)buf[off + 3] << 8);
-            if (note_specials && is_trapped(c, insn) && c->n_new_specials < MAX_NEW_SPECIALS)
-                c->new_specials[c->n_new_specials++] = addr + off;
+            int trapped = is_trapped(c, insn);
+            uint64_t at = off;
             off += wide ? 4 : 2;
-            if (!wide)   /* an IT block retires as one instruction (as Unicorn executes it) */
-                off += it_block_bytes(hw, buf, off, len);
+            if (!wide) {   /* an IT block retires as one instruction (as Unicorn executes it) */
+                uint64_t it = it_block_bytes(hw, buf, off, len);
+                /* a trapped member (a conditional MSR, CPS) traps the block: its IT instruction is noted */
+                for (uint64_t m = off; m < off + it && !trapped; ) {
+                    uint32_t h = (uint32_t)buf[m] | ((uint32_t)buf[m + 1] << 8);
+                    int w = (h & 0xf800u) >= 0xe800u;
+                    uint32_t member = w ? (h << 16) | (uint32_t)buf[m + 2] | ((uint32_t)buf[m + 3] << 8) : h;
+                    trapped = is_trapped(c, member);
+                    m += w ? 4 : 2;
+                }
+                off += it;
+            }
+            if (note_specials && trapped && c->n_new_specials < MAX_NEW_SPECIALS)
+                c->new_specials[c->n_new_specials++] = addr + at;
             n++;
         }
         return n;

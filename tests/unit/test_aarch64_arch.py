@@ -98,15 +98,6 @@ def test_native_timer_patterns_trap_timer_writes_only() -> None:
         assert a64.TRAPPED_NATIVE_TIMER.matches(insn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: TIMER_SYSREG's mask (0xFFDFF000) only fixes op0=3, op1=3, CRn=14, so "
-    "the PMU's event registers in the same block (PMEVCNTR<n>_EL0 CRm=8..11, PMEVTYPER<n>_EL0 and "
-    "PMCCFILTR_EL0 CRm=12..15) are classified TIMER; GenericTimer.access then raises UndefinedAccess "
-    "and the board delivers an Undefined Instruction exception, while Unicorn (and QEMU's cortex-a72, "
-    "which has a PMU) executes them. With the Python counter `mrs x0, pmevcntr0_el0` at EL1 faults; "
-    "with the native one only the MSR does (reads are left to Unicorn).",
-)
 @pytest.mark.parametrize(
     "insn",
     [0xD53BE800, 0xD51BE801, 0xD53BEC02, 0xD53BEFE3],
@@ -116,20 +107,15 @@ def test_pmu_event_registers_are_not_timer_accesses(insn: int) -> None:
     assert classify(insn) is None
 
 
-_PMU_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the PMU access is classified as a generic-timer one (see "
-    "test_pmu_event_registers_are_not_timer_accesses): UNDEFINED, the run faults",
-)
 
 
 @pytest.mark.parametrize(
     ("insn", "native"),
     [
         pytest.param(0xD53BE800, True, id="mrs-native"),  # (reads are left to Unicorn by the native MRS hook)
-        pytest.param(0xD53BE800, False, id="mrs-python", marks=_PMU_XFAIL),
-        pytest.param(0xD51BE801, True, id="msr-native", marks=_PMU_XFAIL),
-        pytest.param(0xD51BE801, False, id="msr-python", marks=_PMU_XFAIL),
+        pytest.param(0xD53BE800, False, id="mrs-python"),
+        pytest.param(0xD51BE801, True, id="msr-native"),
+        pytest.param(0xD51BE801, False, id="msr-python"),
     ],
 )
 def test_a_pmu_event_counter_access_runs_on_the_virt_board(insn: int, native: bool, tmp_path: Path) -> None:
@@ -540,14 +526,6 @@ def test_p_packets_of_x_pc_and_system_registers() -> None:
         regs.read(68 + 100)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gdb's sp_el0/sp_el1 (org.chronicorn.aarch64.system) read Unicorn's "
-    "UC_ARM64_REG_SP_EL0/SP_EL1, i.e. QEMU's env->sp_el[] bank copies, which QEMU only refreshes "
-    "when the stack pointer selection changes: for the bank in use (SP_EL1 at EL1h, SP_EL0 at "
-    "EL0t/EL1t) they are stale. After `mov sp, x1` (x1 = 0x7000) at EL1h, `p` of sp reads 0x7000 "
-    "but sp_el1 reads 0 (and a P of sp_el1 does not move sp).",
-)
 def test_gdb_reads_the_live_stack_pointer_as_the_bank_in_use() -> None:
     uc = AARCH64.new_uc()  # EL1h
     uc.mem_map(0x1000, 0x1000)

@@ -321,12 +321,6 @@ def test_register_writes_out_of_range_are_refused() -> None:
             regs.read(regnum)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Armv7mRegisters.write writes CONTROL with a plain reg_write (control is not in _SPECIAL), and "
-    "Unicorn applies the guest's MSR rule to it: in unprivileged Thread mode (CONTROL=3) a P packet setting "
-    "control to 0 is accepted (no RegisterError) but ignored - control still reads 3 and sp is still PSP.",
-)
 def test_control_write_in_unprivileged_thread_mode_takes_effect() -> None:
     uc = _thread_uc(3)
     regs = Armv7mRegisters(uc)

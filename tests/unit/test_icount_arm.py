@@ -288,16 +288,6 @@ def test_python_counter_stops_before_the_block_that_would_cross_the_limit() -> N
 IT_MSR = bytes.fromhex("894208bf81f310880132fee7")  # cmp r1, r1; it eq; msreq PRIMASK, r1; adds r2, #1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: trapped instructions inside an IT block are never noted, by the Python counter (_decode only "
-    "looks at the offsets _decode_lengths returns, which skip IT members) and by the native one (icount.c "
-    "decode() skips them the same way). `it eq; msreq PRIMASK, r1` (legal: MSR may be conditional) is not "
-    "trapped, so a pending interrupt it unmasks is taken only at the next run-loop boundary: on mps2-an385 "
-    "with IRQ0 pending under PRIMASK, the unconditional `msr PRIMASK, r1` enters the handler at icount 10 "
-    "(as QEMU) but the conditional one at icount 4194310 with the native counter and 262150 with the Python "
-    "one (each counter's checkpoint interval), so the two counters even disagree.",
-)
 @pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
 def test_a_trapped_instruction_inside_an_it_block_is_noted(native: bool) -> None:
     if native:
@@ -308,7 +298,8 @@ def test_a_trapped_instruction_inside_an_it_block_is_noted(native: bool) -> None
     counter.state.limit = counter.state.fast_limit = 50  # (not noted, it would spin in `b .` for ever)
     _start(uc, Isa.THUMB, base)
     assert counter.state.stop_reason == StopReason.SPECIAL
-    assert counter.take_new_specials() == [base + 4]
+    # The IT instruction stands for its block (one instruction, as Unicorn runs it): it is what gets trapped.
+    assert counter.take_new_specials() == [base + 2]
 
 
 # -- native and Python counters agree, and land exactly -------------------------------------------------------------
@@ -480,9 +471,6 @@ def test_unmasking_msr_takes_the_pending_interrupt_at_once(native: bool, tmp_pat
     assert _irq_entry_icount(False, native, tmp_path) == 10  # right after the msr, as QEMU
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the conditional `msreq PRIMASK, r1` in an IT block is not trapped (see "
-                   "test_a_trapped_instruction_inside_an_it_block_is_noted): IRQ0 is not taken after it (icount 10) "
-                   "but at the next checkpoint, 4194310 (native) or 262150 (Python)")  # fmt: skip
 @pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
 def test_conditional_unmasking_msr_takes_the_pending_interrupt_at_once(native: bool, tmp_path: Path) -> None:
     if native:

@@ -160,7 +160,7 @@ LAYOUTS = {
     CmsdkTimerState: {1: "e0cac7e505ad4ef8"},
     ScsState: {1: "683eaa539c7674d9"},
     Mps2BoardState: {1: "a6052041986e6153"},
-    Pl061State: {1: "0737704f8a313fbf"},
+    Pl061State: {1: "5bfea3cba96cf0fe"},
     PflashCfi01State: {1: "08d11a93dee63009"},
     GpexEcamState: {1: "9a3f3d3efc7ff1f7"},
     FwCfgState: {1: "4bab752719e2a82a"},
