@@ -37,7 +37,7 @@ from .fields import Bool, Int, Optional, Tuple, spec
 from .flash_window import FlashWindow
 from .icount import NO_LIMIT, A64TimerMirror, add_a64_timer_hook, make_counter, open_native_library, read_code
 from .inputs import InputSource
-from .loader import Image
+from .loader import Image, ImageError
 from .machine import DEFAULT_CONFIG, MachineConfig
 from .mmio import map_device
 from .results import RunKind, RunResult
@@ -122,7 +122,15 @@ class ArmVirtMachine(MachineCore):
         for slot, transport in enumerate(self.slots.transports):
             self.devices[f"virtio{slot}"] = transport
         self.pcie = GpexEcam()
-        self.fw_cfg = FwCfgMmio(self.slots.dma, ram_size=config.ram_size)
+        self.kernel: tuple[str, str] | None = None  # --kernel: (path, SHA-256), loaded by the firmware via fw_cfg
+        extra: dict[int, bytes] = {}
+        if config.kernel is not None:
+            if not firmware:
+                raise ImageError("--kernel goes with --bios on the Arm virt board (a kernel alone is the GUEST, as "
+                                 "QEMU's -kernel)")  # fmt: skip
+            extra, sha256 = board.kernel_items(config.kernel)
+            self.kernel = (config.kernel, sha256)
+        self.fw_cfg = FwCfgMmio(self.slots.dma, ram_size=config.ram_size, extra_items=extra)
         self.devices.update({"pcie-ecam": self.pcie, "fw-cfg": self.fw_cfg})
         if not firmware:  # (booted from flash, QEMU's board has an ACPI GED instead)
             self.devices["gpio"] = self.gpio

@@ -54,6 +54,7 @@ class MachineConfig:
     network: bool = False  # a virtio-net device, in the slot after the drives' (its frames: the input source)
     audio: bool = False  # a virtio-snd device, after the network's slot (its microphone: the input source)
     board: str | None = None  # --machine: None for the architecture's own board
+    kernel: str | None = None  # --kernel: a kernel the firmware loads (Arm virt: through fw_cfg, as QEMU's -kernel)
 
 
 DEFAULT_CONFIG = MachineConfig()
@@ -70,6 +71,8 @@ class Machine(MachineCore):
         config: MachineConfig = MachineConfig(),
     ) -> None:
         arch = self._begin(image, inputs, config, RiscvArch, "RISC-V virt", "riscv32/riscv64", virt.RAM_BASE)
+        if config.kernel is not None:
+            raise ImageError("--kernel is not on the RISC-V virt board yet: its firmware would load it (issue 17)")
         self.hart = Hart(self.uc, arch)
         self.counter = make_counter(self.uc, arch.isa, ri.TRAPPED, config.prefer_native)
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr, self._is_trapped_at)

@@ -84,6 +84,8 @@ class Mps2Machine(MachineCore):
         arch = self._begin(image, inputs, config, Armv7mArch, "mps2-an385", "armv7m", board.CODE_BASE)
         if config.drives or config.network or config.audio:
             raise ImageError("the mps2-an385 board has no virtio devices (--drive, --net, --audio)")
+        if config.kernel is not None:
+            raise ImageError("the mps2-an385 board boots one image: no --kernel")
         self.config = dataclasses.replace(config, ram_size=board.RAM_SIZE)  # the SSRAMs: fixed sizes
         self.counter = make_counter(self.uc, arch.isa, m7.TRAPPED, config.prefer_native)
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, m7.INTR_CAUSES, arch.until_addr,

@@ -439,6 +439,8 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bios", metavar="FILE",
                         help="firmware as QEMU's -bios: Arm virt's flash 0 (a raw file, with --arch aarch64), or "
                              "RISC-V virt's M-mode firmware; instead of GUEST")  # fmt: skip
+    parser.add_argument("--kernel", metavar="FILE",
+                        help="with --bios on Arm virt: a kernel the firmware loads through fw_cfg (QEMU's -kernel)")
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
     parser.add_argument("--machine", choices=["virt", "mps2-an385"],
                         help="board (default: from the image: virt for RISC-V and AArch64, mps2-an385 for Cortex-M)")
@@ -489,6 +491,7 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         network=args.net is not None,
         audio=getattr(args, "audio", None) is not None,
         board=getattr(args, "machine", None),
+        kernel=getattr(args, "kernel", None),
     )
 
 
@@ -508,6 +511,15 @@ def guest_image(args: argparse.Namespace) -> Image:
     if args.guest is None:
         raise UsageError("no guest image: give GUEST or --bios FILE")
     return load_guest(args.guest, args.load_addr)
+
+
+def image_options(args: argparse.Namespace, machine: Machine) -> dict[str, str | int | None]:
+    """What a recording's header keeps to rebuild the image: a raw binary's load address, the --kernel file."""
+    options: dict[str, str | int | None] = {"load_addr": args.load_addr}
+    kernel = getattr(machine, "kernel", None)
+    if kernel is not None:
+        options["kernel"], options["kernel_sha256"] = kernel
+    return options
 
 
 def load_guest(path: str | Path, load_addr: int | None = None) -> Image:

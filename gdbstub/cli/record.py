@@ -34,6 +34,7 @@ from .common import (
     exit_code,
     export_overlays,
     guest_image,
+    image_options,
     instruction_count,
     machine_config,
     networks,
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
         options: dict[str, str | int | None] = {"max_insns": args.max_insns, "uart_input": args.uart_input,
-                                                "load_addr": args.load_addr}  # fmt: skip
+                                                **image_options(args, timeline.machine)}  # fmt: skip
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, args.sleep,
                              options, timeline.machine)  # fmt: skip
         try:

@@ -35,6 +35,7 @@ from .common import (
     check_not_overwriting,
     export_overlays,
     guest_image,
+    image_options,
     machine_config,
     networks,
     open_uart_input,
@@ -160,8 +161,9 @@ def run(args: argparse.Namespace) -> int:
         live = HostInputs(fd, networks=networks(args.net, len(args.drive), layout),
                           audio=audio_sources(args.audio, audio_slot(args, layout)))  # fmt: skip
         timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
+        options = {"source": "serve", **image_options(args, timeline.machine)}
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",
-                             {"source": "serve"}, timeline.machine)  # fmt: skip
+                             options, timeline.machine)  # fmt: skip
         code = serve_timeline(args, timeline, header)
     export_overlays(timeline.machine, args.drive)  # the disk where gdb left the guest
     return code

@@ -96,3 +96,33 @@ def place_fdt(ram: mmap.mmap, ram_size: int, firmware: bool = False) -> None:
 
     blob = build_fdt(ram_size, firmware=firmware)
     ram[: len(blob)] = blob
+
+
+FW_CFG_KERNEL_SIZE, FW_CFG_KERNEL_DATA = 0x08, 0x11  # QEMU's fw_cfg keys for -kernel next to -bios
+MAX_KERNEL_BYTES = 256 * 1024 * 1024  # QEMU's LOAD_IMAGE_MAX_GUNZIP_BYTES
+
+
+def kernel_items(path: str) -> tuple[dict[int, bytes], str]:
+    """The fw_cfg items QEMU's ``arm_setup_firmware_boot`` gives a firmware for ``-kernel FILE`` (a gzip file is
+    decompressed first, as QEMU tries for AArch64), and the file's SHA-256."""
+    import hashlib
+    import zlib
+
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_KERNEL_BYTES + 1)
+    except OSError as exc:
+        raise ImageError(f"cannot read the kernel {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_KERNEL_BYTES:
+        raise ImageError(f"the kernel {path} is larger than {MAX_KERNEL_BYTES >> 20} MiB")
+    data = raw
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = inflater.decompress(raw, MAX_KERNEL_BYTES + 1)
+            if len(data) > MAX_KERNEL_BYTES or inflater.unconsumed_tail:
+                raise ImageError(f"the kernel {path} inflates to more than {MAX_KERNEL_BYTES >> 20} MiB")
+        except zlib.error:
+            data = raw  # not really gzip: QEMU then passes the file as it is
+    items = {FW_CFG_KERNEL_SIZE: len(data).to_bytes(4, "little"), FW_CFG_KERNEL_DATA: data}
+    return items, hashlib.sha256(raw).hexdigest()

@@ -227,11 +227,12 @@ class FwCfgMmio:
     access_size = 8
     state_type = FwCfgState
 
-    def __init__(self, dma: GuestMemory, *, ram_size: int = DEFAULT_RAM_SIZE, nographic: bool = True) -> None:
+    def __init__(self, dma: GuestMemory, *, ram_size: int = DEFAULT_RAM_SIZE, nographic: bool = True,
+                 extra_items: Mapping[int, bytes] | None = None) -> None:  # fmt: skip
         self._read_memory = dma.read
         self._write_memory = dma.write
         self._check_memory = dma.check
-        self._item: Callable[[int], bytes] = _Items(virt_items(ram_size, nographic))
+        self._item: Callable[[int], bytes] = _Items({**virt_items(ram_size, nographic), **(extra_items or {})})
         self.selector = FW_CFG_SIGNATURE  # fw_cfg_reset selects the signature
         self.offset = 0
         self.dma_addr = 0

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.qemu
 
 UBOOT_BIN = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
 UBOOT_ELF = UBOOT_BIN.with_name("uboot.elf")  # its symbols (U-Boot runs relocated: addresses come from seeks)
+KIMAGE = ROOT / "tests" / "guests" / "aarch64" / "build" / "kimage.bin"  # an arm64 Image: booti's header
 COMMANDS = ["version", "bdinfo", "dm tree", "md.l 0x40000000 0x20", "crc32 0x40000000 0x1000",
             "setenv chronicorn 'reverse debugging'", "printenv chronicorn", "printenv bootdelay",
             "md.l 0x0 0x10", "crc32 0x0 0x10000"]  # fmt: skip
@@ -94,3 +95,30 @@ def reverse_debug(recording: Path) -> None:
     finally:
         gdb.close()
         server.stop()
+
+
+@pytest.mark.slow
+def test_bios_and_kernel_boot_as_on_qemu(tmp_path: Path) -> None:
+    """QEMU's two-image boot, ``-bios u-boot.bin -kernel Image``: U-Boot finds the kernel through fw_cfg, counts
+    down, loads it (``qfw``), moves it (``booti``) and starts it with the device tree in x0. No key is pressed, so
+    the whole transcript must be QEMU's, countdown included; recorded, replayed; another kernel file is refused."""
+    require_tool(UBOOT_BIN.exists(), f"{UBOOT_BIN} missing (apt-get install u-boot-qemu)")
+    require_tool(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 not installed (apt-get qemu-system-arm)")
+    theirs = subprocess.run([*qemu_argv(), "-kernel", str(KIMAGE)], stdin=subprocess.DEVNULL, capture_output=True,
+                            timeout=120)  # fmt: skip
+    recording = tmp_path / "two-images.chrec"
+    kernel = tmp_path / "kimage.bin"
+    kernel.write_bytes(KIMAGE.read_bytes())
+    ours = subprocess.run([sys.executable, "-m", "gdbstub.cli", "record", "--bios", str(UBOOT_BIN), "--arch",
+                           "aarch64", "--kernel", str(kernel), "-o", str(recording), "--uart-input", "/dev/null"],
+                          cwd=ROOT, capture_output=True, timeout=600)  # fmt: skip
+    assert ours.returncode == theirs.returncode == 0, ours.stderr.decode(errors="replace")
+    assert ours.stdout == theirs.stdout
+    assert b"kimage: x0 points at a device tree" in ours.stdout
+    replayed = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(recording)], cwd=ROOT,
+                              capture_output=True, timeout=600)  # fmt: skip
+    assert replayed.returncode == 0 and replayed.stdout == ours.stdout, replayed.stderr.decode(errors="replace")
+    kernel.write_bytes(KIMAGE.read_bytes() + b"\0")  # another kernel where the recording's was
+    refused = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(recording)], cwd=ROOT,
+                             capture_output=True, timeout=120)  # fmt: skip
+    assert refused.returncode != 0 and b"not the one the recording was made with" in refused.stderr

@@ -172,6 +172,7 @@ ARM_MACHINE_NOT_STATE = {
     "gic", "uart", "rtc", "devices", "slots", "_timer_lines",  # the devices (their own state) and their wiring
     "timer",  # the generic timer: its fields are in ArmBoardState (test below)
     "gpio", "flash", "pcie", "fw_cfg", "_flash_windows", "_timer_mirror",  # devices (own state), their mappings
+    "kernel",  # --kernel's file (configuration: fw_cfg's constant items)
     "frame_tap", "audio_sink", "_trace_hook", "_resumed_at", "_trap_icount", "_trap_entry",  # as on RISC-V
 }
 
@@ -611,7 +612,7 @@ def test_every_mps2_board_attribute_is_in_its_board_state() -> None:
     elf = ROOT / "tests" / "guests" / "cortexm" / "build" / "systick.elf"
     machine = Mps2Machine(load_image(elf), ScriptedInputs(), lambda b: None)
     not_state = (ARM_MACHINE_NOT_STATE - {"gic", "_timer_lines", "timer", "_gprs", "gpio", "flash", "pcie", "fw_cfg",
-                                          "_flash_windows", "_timer_mirror"}) | {
+                                          "_flash_windows", "_timer_mirror", "kernel"}) | {
         "scs", "timers", "_special"}  # the NVIC/SysTick/SCB and the APB timers: devices with their own state
     kept = {"halted", "exit_code", "reset_requested", "_last_watch_stop", "tx_digest"}
     assert set(vars(machine)) - not_state == kept
