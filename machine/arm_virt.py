@@ -145,6 +145,8 @@ class ArmVirtMachine(MachineCore):
         if firmware:  # QEMU's -bios: the CPU starts in flash, the device tree at RAM's base
             board.place_fdt(self.ram, config.ram_size, firmware=True)
             self.engine.pc = image.entry
+        elif board.is_linux_image(image):  # QEMU's -kernel Image: Linux's boot protocol (x0 = the device tree)
+            self.engine.pc = board.place_linux_image(self.ram, image, config.ram_size)
         else:
             self.engine.pc = board.place_image(self.ram, image, config.ram_size)
         self.registers = Aarch64Registers(self.uc)

@@ -499,7 +499,14 @@ FIRMWARE_ADDRESSES = {"aarch64": 0x0, "riscv32": 0x8000_0000, "riscv64": 0x8000_
 
 
 def guest_image(args: argparse.Namespace) -> Image:
-    """The image of GUEST or ``--bios FILE`` (a raw firmware then loads where QEMU's -bios puts it)."""
+    """The image of GUEST, ``--bios FILE`` (a raw firmware then loads where QEMU's -bios puts it) or ``--kernel
+    FILE`` alone (QEMU's -kernel: on Arm virt a raw arm64 Image boots as Linux's boot protocol says)."""
+    if args.bios is None and args.guest is None and getattr(args, "kernel", None) is not None:
+        args.guest, args.kernel = args.kernel, None
+        if args.load_addr is None and Path(args.guest).is_file() and Path(args.guest).read_bytes()[:4] != b"\x7fELF":
+            if args.arch != "aarch64":
+                raise UsageError("--kernel alone with a raw file needs --arch aarch64 (an ELF file is a GUEST)")
+            args.load_addr = 0x4000_0000  # RAM's base: an arm64 Image then goes to its text_offset above it
     if args.bios is not None:
         if args.guest is not None:
             raise UsageError("give the image as GUEST or as --bios FILE, not both")

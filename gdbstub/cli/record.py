@@ -114,8 +114,8 @@ def _what_was_kept(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    image = guest_image(args)  # (first: --kernel alone becomes the guest)
     config = machine_config(args)
-    image = guest_image(args)
     # Opening the output truncates it: never over a file this recording reads (by inode: links count too).
     check_not_overwriting("-o", args.output, [("the guest image", image.path), ("the UART input", args.uart_input),
                                               *(("a --drive image", d.path) for d in args.drive)])

@@ -147,8 +147,8 @@ def serve_timeline(args: argparse.Namespace, timeline: Timeline, header: Header)
 
 def run(args: argparse.Namespace) -> int:
     """Serve a guest halted at reset; it is recorded as it runs, so gdb can go back at any moment."""
+    image = guest_image(args)  # (first: --kernel alone becomes the guest)
     config = machine_config(args)
-    image = guest_image(args)
     check_server_options(args, [("the guest image", image.path), ("the UART input", args.uart_input)])
     check_drives(args.drive, [("the guest image", image.path), ("the UART input", args.uart_input)])
     if args.audio is not None and args.audio.out is not None:

@@ -126,3 +126,42 @@ def kernel_items(path: str) -> tuple[dict[int, bytes], str]:
             data = raw  # not really gzip: QEMU then passes the file as it is
     items = {FW_CFG_KERNEL_SIZE: len(data).to_bytes(4, "little"), FW_CFG_KERNEL_DATA: data}
     return items, hashlib.sha256(raw).hexdigest()
+
+
+ARM64_IMAGE_MAGIC = b"ARM\x64"  # at offset 0x38 of a Linux arm64 Image
+# QEMU's bootloader_aarch64 (hw/arm/boot.c), at RAM's base: x0 = the device tree, x1-x3 = 0, jump to the kernel.
+_BOOT_STUB = (0x580000C0, 0xAA1F03E1, 0xAA1F03E2, 0xAA1F03E3, 0x58000084, 0xD61F0080)
+
+
+def is_linux_image(image: Image) -> bool:
+    """A raw arm64 Linux Image (its header's magic): QEMU's ``-kernel`` boots it as Linux's boot protocol says."""
+    if image.elf_machine is not None or len(image.segments) != 1:
+        return False
+    data = image.segments[0].data
+    return len(data) >= 64 and data[0x38:0x3C] == ARM64_IMAGE_MAGIC
+
+
+def place_linux_image(ram: mmap.mmap, image: Image, ram_size: int) -> int:
+    """QEMU's ``load_aarch64_image`` and Linux boot: the Image at RAM's base + its text_offset, the device tree
+    after where an initrd would go (RAM's base + min(RAM / 2, 128 MiB), 2 MiB aligned), the boot stub at RAM's
+    base passing it in x0. Returns where execution starts (the stub)."""
+    data = image.segments[0].data
+    text_offset = int.from_bytes(data[8:16], "little")
+    size = int.from_bytes(data[16:24], "little") or len(data)
+    load = RAM_BASE + text_offset
+    if text_offset % 4096 or load + max(size, len(data)) > RAM_BASE + ram_size:
+        raise ImageError(f"{image.path}: an arm64 Image with text_offset {text_offset:#x} and size {size:#x} does "
+                         f"not fit in {ram_size >> 20} MiB of RAM")  # fmt: skip
+    ram[text_offset : text_offset + len(data)] = data
+    initrd_start = RAM_BASE + min(ram_size // 2, 128 << 20)
+    initrd_start = max(initrd_start, (load + size + 4095) & ~4095)
+    fdt_start = (initrd_start + (2 << 20) - 1) & ~((2 << 20) - 1)
+    if fdt_start + FDT_ROOM > RAM_BASE + ram_size:
+        raise ImageError(f"{image.path}: no room for the device tree after the Image")
+    from .arm_virt_fdt import build_fdt
+
+    blob = build_fdt(ram_size)
+    ram[fdt_start - RAM_BASE : fdt_start - RAM_BASE + len(blob)] = blob
+    words = (*_BOOT_STUB, fdt_start & 0xFFFF_FFFF, fdt_start >> 32, load & 0xFFFF_FFFF, load >> 32)
+    ram[: 4 * len(words)] = b"".join(w.to_bytes(4, "little") for w in words)
+    return RAM_BASE

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from machine.arch.registry import ARCHES
 from machine.factory import make_machine
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
+from machine.machine import MachineConfig
 from machine.results import RunKind
 from machine.state import decode_state, encode_state
 from tests.conftest import ROOT, require_tool, run_cli
@@ -74,7 +76,8 @@ def machine(board: Board, guest: str, out: bytearray, schedule: list[tuple[int, 
     return make_machine(load_image(board.elf(guest)), ScriptedInputs(0, schedule), out.append)
 
 
-@pytest.mark.parametrize(("board", "guest"), CASES)
+@pytest.mark.parametrize(("board", "guest"), [pytest.param(b, g, marks=[pytest.mark.slow] if b == "aarch64" and g not in
+                                                            ("hello", "timer", "fault") else []) for b, g in CASES])
 def test_uart_output_and_exit_code_are_qemus(board: str, guest: str) -> None:
     """``chronicorn run`` prints what QEMU printed (expected/, recorded from QEMU 7.2) and exits as QEMU did."""
     b = BOARDS[board]
@@ -194,3 +197,30 @@ def test_an_image_of_another_architecture_is_refused() -> None:
         ArmVirtMachine(load_image(riscv), ScriptedInputs(), lambda b: None)
     with pytest.raises(Exception, match="armv7m"):
         Mps2Machine(load_image(AARCH64.elf("hello")), ScriptedInputs(), lambda b: None)
+
+
+@pytest.mark.qemu
+def test_a_linux_image_boots_as_qemus_kernel_option_boots_it() -> None:
+    """``--kernel Image`` alone on Arm virt is QEMU's ``-kernel`` of a raw arm64 Image: moved to RAM's base + its
+    text_offset, entered through QEMU's boot stub with the device tree's address in x0 (Linux's boot protocol)."""
+    require_tool(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 not installed (apt-get qemu-system-arm)")
+    kimage = AARCH64.directory / "build" / "kimage.bin"
+    theirs = subprocess.run([*AARCH64.qemu[:-1], "-kernel", str(kimage)], stdin=subprocess.DEVNULL,
+                            capture_output=True, timeout=60)  # fmt: skip
+    ours = run_cli("run", "--arch", "aarch64", "--kernel", str(kimage))
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == b"kimage: started\nkimage: x0 points at a device tree\n"
+
+
+def test_the_linux_boot_stub_passes_the_device_tree_in_x0() -> None:
+    from unicorn import arm64_const as ac
+
+    kimage = AARCH64.directory / "build" / "kimage.bin"
+    m = make_machine(load_image(kimage, 0x4000_0000), ScriptedInputs(), bytearray().append,
+                     MachineConfig(arch=ARCHES["aarch64"]))  # fmt: skip
+    assert m.pc == 0x4000_0000  # QEMU's stub at RAM's base
+    assert m.run(6).kind == RunKind.LIMIT  # ldr x0; mov x1-x3, xzr; ldr x4; br x4
+    assert m.pc == 0x4008_0000  # the Image at RAM's base + text_offset (0x80000)
+    dtb = int(m.uc.reg_read(ac.UC_ARM64_REG_X0))
+    assert dtb == 0x4400_0000  # after where an initrd would go (64 MiB up for 128 MiB of RAM), 2 MiB aligned
+    assert m.memory.read(dtb, 4) == bytes.fromhex("d00dfeed")

@@ -41,7 +41,7 @@ puts:                                   /* x1: a NUL-terminated string, to the P
 3:  ret
 
 started:
-    .asciz  "kimage: started by U-Boot's booti\n"
+    .asciz  "kimage: started\n"
 fdt_yes:
     .asciz  "kimage: x0 points at a device tree\n"
 fdt_no:
