@@ -17,7 +17,7 @@ from unicorn import arm64_const as ac
 from unicorn.unicorn_py3.unicorn import UcContext
 
 from .aarch64 import AARCH64, VALID_MODES
-from .common import CpuStateError
+from .common import CpuStateError, in_own_context
 
 CPU_STATE_VERSION = 1
 
@@ -93,12 +93,7 @@ def read_cpu(context: UcContext, uc: Uc | None = None) -> tuple[int, ...]:
         uc = _scratch_uc()
         uc.context_restore(context)
         return read_uc(uc)
-    own = uc.context_save()
-    try:
-        uc.context_restore(context)
-        return read_uc(uc)
-    finally:
-        uc.context_restore(own)
+    return in_own_context(uc, context, lambda: read_uc(uc))  # type: ignore[no-any-return]
 
 
 def build_context(values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext:
@@ -115,11 +110,7 @@ def build_context(values: tuple[int, ...] | list[int], uc: Uc | None = None) -> 
         raise CpuStateError(f"pstate {pstate:#x}: not EL0t, EL1t or EL1h in AArch64")
     if uc is None:
         return _build(_scratch_uc(), values)
-    own = uc.context_save()
-    try:
-        return _build(uc, values)
-    finally:
-        uc.context_restore(own)
+    return in_own_context(uc, None, lambda: _build(uc, values))  # type: ignore[no-any-return]
 
 
 def _build(uc: Uc, values: tuple[int, ...] | list[int]) -> UcContext:

@@ -12,7 +12,7 @@ from unicorn import Uc
 from unicorn import arm_const as ac
 from unicorn.unicorn_py3.unicorn import UcContext
 
-from .common import CpuStateError
+from .common import CpuStateError, in_own_context
 
 CPU_STATE_VERSION = 1
 XPSR_T = 1 << 24
@@ -136,12 +136,7 @@ def read_cpu(context: UcContext, uc: Uc | None = None) -> tuple[int, ...]:
     """
     if uc is None:
         raise ValueError("armv7m contexts are read in the Unicorn they belong to")
-    own = uc.context_save()
-    try:
-        uc.context_restore(context)
-        return read_uc(uc)
-    finally:
-        uc.context_restore(own)
+    return in_own_context(uc, context, lambda: read_uc(uc))  # type: ignore[no-any-return]
 
 
 def build_context(values: tuple[int, ...] | list[int], uc: Uc | None = None) -> UcContext:
@@ -157,11 +152,7 @@ def build_context(values: tuple[int, ...] | list[int], uc: Uc | None = None) -> 
     xpsr = values[1]
     if xpsr & 0x1FF > MAX_EXCEPTION:
         raise CpuStateError(f"xpsr {xpsr:#x}: no such exception number")
-    own = uc.context_save()
-    try:
-        return _build(uc, values)
-    finally:
-        uc.context_restore(own)
+    return in_own_context(uc, None, lambda: _build(uc, values))  # type: ignore[no-any-return]
 
 
 def _build(uc: Uc, values: tuple[int, ...] | list[int]) -> UcContext:

@@ -8,6 +8,18 @@ from unicorn import Uc
 from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4 (docs/unicorn-facts.md)
 
 
+def in_own_context(uc: Uc, context: object | None, action):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN201
+    """``action()`` with ``context`` (a context of ``uc``; None: as it is) restored into ``uc``, then ``uc`` put
+    back as it was: CPU states are read and built in the machine's own Unicorn (see the state modules)."""
+    own = uc.context_save()
+    try:
+        if context is not None:
+            uc.context_restore(context)
+        return action()
+    finally:
+        uc.context_restore(own)
+
+
 class CpuStateError(ValueError):
     """Register values no CPU of the architecture can hold (a state file's CPU part)."""
 
