@@ -21,7 +21,6 @@ from .arch.aarch64_regs import Aarch64Registers
 from .arch.aarch64_timer import NS_PER_TICK, GenericTimer, UndefinedAccess
 from .arch.common import BatchReader
 from .boards import arm_virt as board
-from .clock import MAX_BIAS_NS
 from .core import MachineCore
 from .devices.bank import DeviceBank
 from .devices.base import Device
@@ -35,7 +34,7 @@ from .devices.pl061 import Pl061
 from .engine import Cause, Engine, EngineStop, StopKind
 from .fields import Bool, Int, Optional, Tuple, spec
 from .flash_window import FlashWindow
-from .icount import NO_LIMIT, A64TimerMirror, add_a64_timer_hook, make_counter, open_native_library, read_code
+from .icount import A64TimerMirror, add_a64_timer_hook, make_counter, open_native_library, read_code
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .machine import DEFAULT_CONFIG, MachineConfig
@@ -234,16 +233,9 @@ class ArmVirtMachine(MachineCore):
         self._update_timer_lines()
         return self.gic.irq_pending()  # wfi wakes even with PSTATE.I set
 
-    def _timer_deadline(self) -> int:
+    def _timer_due_ns(self) -> int | None:
         ticks = self.timer.deadline_ticks(self._count(self.icount))
-        return NO_LIMIT if ticks is None else min(NO_LIMIT, self.clock.icount_at_ns(ticks * NS_PER_TICK, self.icount))
-
-    def _timer_wake_ns(self) -> int | None:
-        ticks = self.timer.deadline_ticks(self._count(self.icount))
-        if ticks is None:
-            return None
-        deadline_ns = max(0, ticks * NS_PER_TICK - self.clock.ns(self.icount))
-        return None if self.clock.bias_ns + deadline_ns > MAX_BIAS_NS else deadline_ns
+        return None if ticks is None else ticks * NS_PER_TICK
 
     # -- exceptions ------------------------------------------------------------
     def _enter_exception(self, vector: int, return_addr: int, esr: int | None = None, far: int | None = None) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from unicorn import UC_PROT_ALL, Uc
 
-from .clock import VirtualClock
+from .clock import MAX_BIAS_NS, VirtualClock
 from .debug_memory import DebugMemory
 from .devices.base import Device
 from .devices.virtio_blk import VirtioBlk
@@ -535,11 +535,22 @@ class MachineCore:
     def _has_wake_interrupt(self) -> bool:
         raise NotImplementedError
 
-    def _timer_deadline(self) -> int:
+    def _timer_due_ns(self) -> int | None:
+        """The virtual time (ns) at which the board's next timer interrupt becomes due (None: none will)."""
         raise NotImplementedError
 
+    def _timer_deadline(self) -> int:
+        """The icount at which the next timer interrupt becomes due (NO_LIMIT: none to come)."""
+        due = self._timer_due_ns()
+        return NO_LIMIT if due is None else min(NO_LIMIT, self.clock.icount_at_ns(due, self.icount))
+
     def _timer_wake_ns(self) -> int | None:
-        raise NotImplementedError
+        """How long an idle CPU waits for its timer (None: for ever, or past what the clock holds)."""
+        due = self._timer_due_ns()
+        if due is None:
+            return None
+        deadline_ns = max(0, due - self.clock.ns(self.icount))
+        return None if self.clock.bias_ns + deadline_ns > MAX_BIAS_NS else deadline_ns
 
     def _trapped_instruction(self, stop: EngineStop, limit: int) -> RunResult | None:
         raise NotImplementedError

@@ -24,7 +24,6 @@ from .arch.armv7m import Action, Armv7mArch, classify_at
 from .arch.armv7m_cpu import MProfileRegisters
 from .arch.armv7m_regs import Armv7mRegisters
 from .boards import mps2 as board
-from .clock import MAX_BIAS_NS
 from .core import MachineCore
 from .devices.armv7m_nvic import Exc, LockupError
 from .devices.armv7m_scs import Armv7mScs
@@ -33,7 +32,7 @@ from .devices.cmsdk_timer import CmsdkTimer
 from .devices.cmsdk_uart import CmsdkUart
 from .engine import Cause, Engine, EngineStop, StopKind
 from .fields import Bool, Int, Optional, Tuple, spec
-from .icount import NO_LIMIT, make_counter, read_code, thumb_insn
+from .icount import make_counter, read_code, thumb_insn
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .machine import DEFAULT_CONFIG, MachineConfig
@@ -196,18 +195,9 @@ class Mps2Machine(MachineCore):
                if t is not None]  # fmt: skip
         return min(due) if due else None
 
-    def _timer_deadline(self) -> int:
+    def _timer_due_ns(self) -> int | None:
         ticks = self._next_tick()
-        if ticks is None:
-            return NO_LIMIT
-        return min(NO_LIMIT, self.clock.icount_at_ns(ticks * board.NS_PER_CPU_TICK, self.icount))
-
-    def _timer_wake_ns(self) -> int | None:
-        ticks = self._next_tick()
-        if ticks is None:
-            return None
-        deadline_ns = max(0, ticks * board.NS_PER_CPU_TICK - self.clock.ns(self.icount))
-        return None if self.clock.bias_ns + deadline_ns > MAX_BIAS_NS else deadline_ns
+        return None if ticks is None else ticks * board.NS_PER_CPU_TICK
 
     # -- exception entry and return ----------------------------------------------------
     def _enter_exception(self, exc: int, return_addr: int) -> bool:
