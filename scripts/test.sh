@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 #   e2fsprogs (U-Boot reading an ext2 virtio disk, on QEMU and chronicorn), tcpdump (reading --pcap files),
 #   gcc-riscv64-unknown-elf and make (rebuilding the committed guests), gcc and libc6-dev (the native helper),
 #   qemu-system-arm, gcc-aarch64-linux-gnu and gcc-arm-none-eabi (the Arm boards: QEMU comparisons, guest rebuilds),
-#   device-tree-compiler (dtc: the Arm device tree compared with QEMU's as text).
+#   device-tree-compiler (dtc: the Arm device tree compared with QEMU's as text), chromium (the headless browser
+#   that loads `chronicorn view`'s page, driven by Playwright from PyPI).
 CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc qemu-system-arm opensbi u-boot-qemu e2fsprogs tcpdump \
-device-tree-compiler \
+device-tree-compiler chromium \
 gcc-riscv64-unknown-elf gcc-aarch64-linux-gnu gcc-arm-none-eabi make gcc libc6-dev" \
     . scripts/setup.sh
 exec "$PY" -m pytest "$@"

@@ -48,6 +48,10 @@ COMMANDS: dict[str, Command] = {
     "info": Command("describe a recording", "info", "add_info_arguments", "info"),
     "events": Command("list a recording's events", "info", "add_events_arguments", "events"),
     "pcap": Command("write the network frames a recording gave the guest to a pcap file", "pcap"),
+    "query": Command("ask a recording: every write/read of a value, every call, every interrupt, a value at N",
+                     "query"),
+    "view": Command("write one self-contained HTML page picturing a recording", "view"),
+    "triage": Command("locate the culprit in many recordings and group them by it (local or Dask)", "triage"),
 }
 
 
