@@ -225,8 +225,9 @@ class ArmVirtMachine(MachineCore):
             return False
         self.halted = False
         self._trap_icount = self.icount
-        self._enter_exception(a64.VECTOR_IRQ, self.pc)
-        self._entered_trap()
+        resume, intid = self.pc, self.gic.highest_pending()
+        self._enter_exception(a64.VECTOR_IRQ, resume)
+        self._entered_trap(cause=intid, interrupt=True, resume=resume)
         return True
 
     def _has_wake_interrupt(self) -> bool:
@@ -327,7 +328,7 @@ class ArmVirtMachine(MachineCore):
             return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
         self._trap_icount = self.icount
         self._enter_exception(a64.VECTOR_SYNC, stop.pc + back, esr, far)
-        self._entered_trap(refaults)
+        self._entered_trap(refaults, cause=esr >> 26, interrupt=False, resume=stop.pc + back)
         return None
 
     def _psci_call(self) -> bool:

@@ -40,7 +40,7 @@ from .icount import NO_LIMIT, Counter
 from .inputs import InputSource
 from .loader import Image, ImageError
 from .ram import PAGE, PageTable, RamPages, is_shared_between
-from .results import RunKind, RunResult
+from .results import RunKind, RunResult, TrapEntry
 from .state import MachineState, capture, forget_reservation, restore, state_digest
 from .trace import hook_trace
 from .virtio_slots import VirtioSlots
@@ -102,6 +102,7 @@ class MachineCore:
         self.tx_digest = 0  # a running hash of every frame the network devices sent (see _transmit)
         self._trap_icount = -1  # the icount at which the last trap was entered (see is_at_first_boundary)
         self._trap_entry = (-1, -1, 0)  # (icount, pc) where the last trap entered its handler, refaults there
+        self.trap_tap: Callable[[TrapEntry], None] | None = None  # told of every trap entered (queries)
         self.audio_sink: AudioSink | None = None  # where what the guest plays goes (--audio out=wav:FILE)
         # Sees every frame the network devices send (True) and receive (False), with the virtual time in ns.
         self.frame_tap: Callable[[int, bool, bytes], None] | None = None
@@ -509,9 +510,15 @@ class MachineCore:
         icount, pc, refaults = self._trap_entry
         return refaults + 1 if (stop.icount, stop.pc) == (icount, pc) else 0
 
-    def _entered_trap(self, refaults: int = 0) -> None:
-        """Note a trap or interrupt entered at this icount (the handler's first instruction is now at pc)."""
+    def _entered_trap(self, refaults: int = 0, *, cause: int, interrupt: bool, resume: int) -> None:
+        """Note a trap or interrupt entered at this icount (the handler's first instruction is now at pc).
+
+        ``cause``: the architecture's number for it (RISC-V mcause/scause code, AArch64 ESR class or the GIC's
+        interrupt id, Cortex-M exception number); ``resume``: where the interrupted code goes on (the saved pc).
+        """
         self._trap_entry = (self.icount, self.pc, refaults)
+        if self.trap_tap is not None:
+            self.trap_tap(TrapEntry(self.icount, self.pc, resume, cause, interrupt))
 
     def enter_pending_interrupt(self) -> bool:
         """Take an interrupt due right here, as the next run would before any instruction (no icount passes):

@@ -184,8 +184,9 @@ class Machine(MachineCore):
             return False
         self.halted = False
         self._trap_icount = self.icount
-        self.hart.enter_trap(self.pc, code, 0, is_interrupt=True)
-        self._entered_trap()
+        epc = self.pc
+        self.hart.enter_trap(epc, code, 0, is_interrupt=True)
+        self._entered_trap(cause=code, interrupt=True, resume=epc)
         return True
 
     def _timer_deadline(self) -> int:
@@ -237,7 +238,7 @@ class Machine(MachineCore):
             return RunResult(RunKind.FAULT, stop.icount, stop.pc, cause=stop.cause, fault_addr=stop.addr)
         self._trap_icount = self.icount
         self.hart.enter_trap(stop.pc, code, self.hart.trap_value(stop.cause, stop.pc, stop.addr))
-        self._entered_trap(refaults)
+        self._entered_trap(refaults, cause=code, interrupt=False, resume=stop.pc)
         return None
 
 

@@ -179,11 +179,12 @@ class Mps2Machine(MachineCore):
         if exc is None:
             return False
         self.halted = False
-        if not self._enter_exception(exc, self.pc):  # the stack is not RAM: the exception stays pending
+        resume = self.pc
+        if not self._enter_exception(exc, resume):  # the stack is not RAM: the exception stays pending
             log.warning("cannot stack exception %d at icount %d: SP is not in RAM", exc, self.icount)
             return False
         self._trap_icount = self.icount
-        self._entered_trap()
+        self._entered_trap(cause=int(exc), interrupt=True, resume=resume)
         return True
 
     def _has_wake_interrupt(self) -> bool:
@@ -313,7 +314,7 @@ class Mps2Machine(MachineCore):
         self._trap_icount = self.icount
         if not self._enter_exception(taken, stop.pc + back) or self.pc & ~1 == 0:
             return fault
-        self._entered_trap(refaults)
+        self._entered_trap(refaults, cause=int(taken), interrupt=False, resume=stop.pc + back)
         return None
 
     def _semihosting(self) -> bool:

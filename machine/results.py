@@ -64,3 +64,20 @@ class RunResult:
         if self.kind == RunKind.EXITED:
             return f"guest exited with code {self.exit_code} at {where}"
         return f"{self.kind.label} at {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrapEntry:
+    """A trap or interrupt the machine entered (told to :attr:`MachineCore.trap_tap`).
+
+    ``icount``: where it was taken (the handler's first instruction runs at this icount); ``handler``: that
+    instruction's address; ``resume``: where the interrupted code goes on when the handler returns (the saved
+    pc: mepc, ELR, the stacked return address); ``cause``: the architecture's number for it (RISC-V
+    mcause/scause code, AArch64 ESR exception class or the GIC's interrupt id, Cortex-M exception number).
+    """
+
+    icount: int
+    handler: int
+    resume: int
+    cause: int
+    interrupt: bool

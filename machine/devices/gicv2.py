@@ -438,6 +438,10 @@ class GicV2:
         """The CPU's IRQ input (QEMU's ``parent_irq``)."""
         return self.distributor.irq_pending()
 
+    def highest_pending(self) -> int:
+        """The INTID the CPU interface would signal now (1023: spurious), without acknowledging it."""
+        return self.distributor._signals()[0]
+
     def fiq_pending(self) -> bool:
         """The CPU's FIQ input: a group 0 interrupt with GICC_CTLR.FIQEn set."""
         return self.distributor.fiq_pending()

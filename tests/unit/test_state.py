@@ -57,6 +57,7 @@ MACHINE_NOT_STATE = {
     "plic", "uart", "clint", "rtc", "finisher", "devices",  # the devices (their own state: below)
     "slots",  # the virtio slots: transports (devices too), drives (their state: MachineState.disks), network
     "frame_tap", "audio_sink",  # a capture of network frames (--pcap), a WAV of what it plays: not the guest's
+    "trap_tap",  # who is told of each trap entered (the query engine): an observer, not the guest's
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
@@ -173,7 +174,7 @@ ARM_MACHINE_NOT_STATE = {
     "timer",  # the generic timer: its fields are in ArmBoardState (test below)
     "gpio", "flash", "pcie", "fw_cfg", "_flash_windows", "_timer_mirror",  # devices (own state), their mappings
     "kernel",  # --kernel's file (configuration: fw_cfg's constant items)
-    "frame_tap", "audio_sink", "_trace_hook", "_resumed_at", "_trap_icount", "_trap_entry",  # as on RISC-V
+    "frame_tap", "audio_sink", "trap_tap", "_trace_hook", "_resumed_at", "_trap_icount", "_trap_entry",  # as on RISC-V
 }
 
 
