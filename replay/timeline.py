@@ -28,6 +28,7 @@ from machine.ram import PAGE, PageTable
 from machine.results import RunKind, RunResult
 from machine.watch import WatchKind, Watchpoint
 
+from .bookmarks import Bookmarks
 from .code_index import CodeIndex
 from .errors import ReplayDivergence
 from .events import End
@@ -76,6 +77,7 @@ class Timeline:
             machine.take_executed_code()  # the index's first window begins here
         self.verifier = Verifier(inputs.live is not None, machine.icount)
         self.ending: End | None = None  # how the run ended by itself at the end of history, if it did
+        self.bookmarks = Bookmarks()  # names for icounts (monitor bookmark), saved in recordings
         self.store.add(take_snapshot(machine, inputs.position))
 
     @property
