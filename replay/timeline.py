@@ -301,6 +301,24 @@ class Timeline:
         self._approach(here, {here - 1})  # the first step back is then a restore, no replay
         self._restore(now)
 
+    def restore_at(self, icount: int) -> None:
+        """Put the machine at ``icount`` (inside history) by the shortest replay, leaving no snapshots and arming
+        nothing (the query engine's windows: it arms what it scans for itself, then calls :meth:`run_to`)."""
+        if not self.start <= icount <= self.end:
+            raise ValueError(f"icount {icount} is outside history ({self.start}..{self.end})")
+        self._arm(False)
+        snapshot = self.store.at_or_before(icount)
+        if not snapshot.icount <= self.machine.icount <= icount:
+            self._restore(snapshot)
+        self._replay_to(icount)
+
+    def run_to(self, limit: int, resume: bool = False) -> RunResult:
+        """Run the machine forward to at most ``limit`` (inside history) with whatever the caller armed in it,
+        through keyframes as every run of the timeline does; ``resume`` as :meth:`Machine.run`."""
+        if limit > self.end:
+            raise ValueError(f"icount {limit} is past the end of history ({self.end})")
+        return self._run(limit, resume=resume)
+
     def _replay_to(self, target: int) -> None:
         while self.machine.icount < target:
             result = self._run(target, resume=False)

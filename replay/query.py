@@ -1,0 +1,637 @@
+"""Questions over a whole history (issue 16): every write or read of some bytes, every call of a function,
+every trap, a value at any icount — exact, answered without moving the debugger.
+
+The engine works on a :class:`~replay.timeline.Timeline` (a recording, or the history ``serve`` is recording)
+and replays only the windows of history where an answer can be (:mod:`replay.query_index`):
+
+- ``writes``: windows where a page of the bytes may have been written (page identity), scanned with a
+  native write watchpoint on exactly those bytes; each hit is stepped once to read the value after it, and
+  only writes that changed the bytes are answers (as gdb's ``watch`` reports them);
+- ``reads``/``accesses``: every window, with a read (access) watchpoint: reads leave no trace to skip by;
+- ``calls``: windows where the function's entry (or the return address of a call still open) may have run
+  (the execution index, :mod:`replay.code_index`), with breakpoints there; a call returns when execution is
+  back at its return address with the stack pointer at or above its entry value (recursion, longjmp);
+- ``interrupts``: the traps the index pass saw (``Machine.trap_tap``), with their returns;
+- ``value``: a seek there and back.
+
+Answers are plain values (:class:`Access`, :class:`Call`, :class:`~replay.query_index.Trap`);
+:meth:`QueryEngine.run` turns a :class:`QueryRequest` (from :func:`parse_query`, the words the CLI and the
+monitor share) into a :class:`QueryResult`: rows annotated with the guest's symbols (function, file:line,
+instruction, values formatted as gdb prints them) and rendered as a text table, JSON or CSV.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from machine.debug_memory import DebugMemoryError
+from machine.ram import PAGE
+from machine.results import RunKind
+from machine.watch import WatchKind, Watchpoint
+
+from .errors import ReplayDivergence
+from .query_index import QueryIndex, Trap, build_index
+from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .symbols import CType, Symbols
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWERS = 1_000_000  # a query stops collecting beyond this (a watch on a hot loop counter)
+
+
+class QueryError(Exception):
+    """A question that cannot be asked (bad words, unknown symbol, range outside history): one line."""
+
+
+# -- answers -----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One access to the watched bytes: by the instruction at ``pc`` with icount ``icount`` (the state before it)."""
+
+    icount: int
+    pc: int
+    kind: WatchKind  # WRITE or READ
+    addr: int  # the first watched byte it touched
+    old: bytes  # the watched bytes before it
+    new: bytes  # and after it (== old for a read)
+    device: str | None = None  # a device's write into RAM (DMA), not an instruction: which one
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a function: entered at ``icount``, back at ``return_to`` at ``returned`` (None: not in range)."""
+
+    icount: int
+    entry: int
+    return_to: int
+    sp: int
+    args: tuple[int, ...]
+    returned: int | None
+
+
+# Per architecture: (return-address register, stack pointer, argument registers) as Unicorn ids.
+def _abi(arch: str) -> tuple[int, int, tuple[int, ...]]:
+    if arch.startswith("riscv"):
+        from unicorn import riscv_const as r
+
+        return r.UC_RISCV_REG_RA, r.UC_RISCV_REG_SP, tuple(r.UC_RISCV_REG_A0 + i for i in range(8))
+    if arch == "aarch64":
+        from unicorn import arm64_const as a
+
+        return a.UC_ARM64_REG_X30, a.UC_ARM64_REG_SP, tuple(a.UC_ARM64_REG_X0 + i for i in range(8))
+    from unicorn import arm_const as m
+
+    return m.UC_ARM_REG_LR, m.UC_ARM_REG_SP, tuple(m.UC_ARM_REG_R0 + i for i in range(4))
+
+
+# -- requests and results ----------------------------------------------------------------------------
+KINDS = ("writes", "reads", "accesses", "calls", "interrupts", "value")
+USAGE = """queries:
+  writes EXPR|ADDR LEN [--from N] [--to N]    every write that changed the bytes (icount, pc, function, line,
+                                               instruction, old -> new)
+  reads EXPR|ADDR LEN [--from N] [--to N]     every read of them
+  accesses EXPR|ADDR LEN [--from N] [--to N]  every read or write
+  calls FUNC [--from N] [--to N]              every entry (icount, caller, arguments) and its return
+  interrupts [--from N] [--to N]              every trap or interrupt taken (cause, handler, until its return)
+  value EXPR|ADDR LEN --at N                  the value at icount N"""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRequest:
+    """One question: ``kind`` (one of :data:`KINDS`) about ``target`` (an expression, a function, or an
+    address with ``length``) over ``[start, end)`` (None: the whole history), or ``at`` for ``value``."""
+
+    kind: str
+    target: str | None = None
+    length: int | None = None
+    start: int | None = None
+    end: int | None = None
+    at: int | None = None
+
+
+def _number(text: str, what: str) -> int:
+    try:
+        value = int(text.replace("_", ""), 0)
+    except ValueError:
+        raise QueryError(f"{what}: {text!r} is not a number") from None
+    if value < 0:
+        raise QueryError(f"{what}: {text!r} is negative")
+    return value
+
+
+def parse_query(words: Sequence[str]) -> QueryRequest:
+    """The words of a query (``writes probe.scale --from 0``) as a request; QueryError (with the usage) if wrong."""
+    if not words or words[0] not in KINDS:
+        raise QueryError(f"unknown query {' '.join(words[:1])!r}\n{USAGE}" if words else USAGE)
+    kind, rest = words[0], list(words[1:])
+    options: dict[str, int] = {}
+    target: list[str] = []
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word in ("--from", "--to", "--at"):
+            if i + 1 >= len(rest):
+                raise QueryError(f"{word} needs an icount")
+            if word in options:
+                raise QueryError(f"{word} given twice")
+            options[word] = _number(rest[i + 1], word)
+            i += 2
+            continue
+        if word.startswith("--"):
+            raise QueryError(f"unknown option {word!r}\n{USAGE}")
+        target.append(word)
+        i += 1
+    length = None
+    if len(target) == 2 and _is_int(target[0]) and _is_int(target[1]):
+        length = _number(target[1], "length")
+        if not 1 <= length <= 1 << 20:
+            raise QueryError(f"length {length}: 1 to {1 << 20} bytes")
+        target = [target[0]]
+    text = " ".join(target) or None
+    if kind == "interrupts" and text is not None:
+        raise QueryError(f"interrupts takes no target ({text!r})")
+    if kind != "interrupts" and text is None:
+        raise QueryError(f"{kind} needs {'a function' if kind == 'calls' else 'an expression or ADDR LEN'}")
+    if kind == "value":
+        if "--at" not in options or "--from" in options or "--to" in options:
+            raise QueryError("value takes --at N (and no --from/--to)")
+    elif "--at" in options:
+        raise QueryError(f"--at is for value; {kind} takes --from N --to N")
+    start, end = options.get("--from"), options.get("--to")
+    if start is not None and end is not None and end < start:
+        raise QueryError(f"--to {end} is before --from {start}")
+    return QueryRequest(kind, text, length, start, end, options.get("--at"))
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text.replace("_", ""), 0)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A query's answers as rows (every row has ``icount`` and a one-line ``summary``), and how to show them."""
+
+    kind: str
+    request: QueryRequest
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    note: str = ""  # e.g. "(stopped at MAX_ANSWERS)"
+
+    def to_json(self) -> str:
+        return json.dumps({"query": self.kind, "target": self.request.target, "rows": list(self.rows),
+                           "note": self.note}, indent=2)  # fmt: skip
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(self.columns), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: _cell(row.get(k)) for k in self.columns})
+        return out.getvalue()
+
+    def to_text(self) -> str:
+        """An aligned table (the columns that say something for a person: no raw addresses twice)."""
+        title = f"{self.kind} {self.request.target or ''}".rstrip()
+        if not self.rows:
+            return f"{title}: none in icount {_span(self.request)}\n"
+        cells = [[_cell(row.get(c)) for c in self.columns] for row in self.rows]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(self.columns)]
+        lines = [f"{title}: {len(self.rows)} in icount {_span(self.request)}{' ' + self.note if self.note else ''}"]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)).rstrip())
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+        return "\n".join(lines) + "\n"
+
+
+def _span(request: QueryRequest) -> str:
+    if request.at is not None:
+        return str(request.at)
+    return f"{'start' if request.start is None else request.start}..{'end' if request.end is None else request.end}"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePoint:
+    """The value of an expression from ``icount`` on (a step plot's point); ``number`` None when not numeric."""
+
+    icount: int
+    text: str
+    number: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a query watches: bytes ``[addr, addr + size)`` and how to show them."""
+
+    expr: str
+    addr: int
+    size: int
+    ctype: CType | None = None
+
+
+# -- the engine ----------------------------------------------------------------------------------------
+@dataclass
+class QueryEngine:
+    """Answers questions over ``timeline``'s history; ``symbols`` (the guest's ELF) for expressions and rows."""
+
+    timeline: Timeline
+    symbols: Symbols | None = None
+    index: QueryIndex | None = None
+    on_index: Callable[[QueryIndex], None] | None = None  # told of an index built (the CLI caches it)
+    progress: Callable[[int], None] | None = None
+    _abi_regs: tuple[int, int, tuple[int, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._abi_regs = _abi(self.timeline.machine.arch.name)
+
+    @property
+    def arch(self) -> str:
+        return self.timeline.machine.arch.name
+
+    # -- the index ---------------------------------------------------------------------------------
+    def ensure_index(self) -> QueryIndex:
+        """The index of the whole history as it is now (built by one pass when missing or out of date)."""
+        t = self.timeline
+        index = self.index
+        if index is None or (index.start, index.end, index.interval) != (t.start, t.end, t.interval):
+            index = self.index = build_index(t, self.progress)
+            if self.on_index is not None:
+                self.on_index(index)
+        return index
+
+    def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
+        t = self.timeline
+        lo = t.start if start is None else start
+        hi = t.end if end is None else end
+        if not t.start <= lo <= t.end or not t.start <= hi <= t.end:
+            raise QueryError(f"icount range {lo}..{hi} is outside history ({t.start}..{t.end})")
+        return lo, hi
+
+    def _keeping_place(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` and put the timeline back where it was (gdb does not move)."""
+        t = self.timeline
+        here = t.icount
+        try:
+            return work()
+        finally:
+            t.machine.arm((), ())
+            t.seek(here)
+
+    # -- reads of machine state -------------------------------------------------------------------
+    def _read(self, addr: int, size: int) -> bytes:
+        try:
+            return self.timeline.machine.memory.read(addr, size)
+        except DebugMemoryError as exc:
+            raise QueryError(f"cannot read {size} bytes at {addr:#x}: {exc}") from None
+
+    def _reg(self, uc_reg: int) -> int:
+        return int(self.timeline.machine.uc.reg_read(uc_reg))
+
+    # -- accesses ---------------------------------------------------------------------------------
+    def accesses(self, addr: int, size: int, kind: WatchKind, start: int | None = None,
+                 end: int | None = None) -> list[Access]:  # fmt: skip
+        """Every access of ``kind`` to ``[addr, addr + size)`` in ``[start, end)``; writes only if they changed it."""
+        lo, hi = self._range(start, end)
+        if size <= 0:
+            raise QueryError("nothing to watch (size 0)")
+        machine = self.timeline.machine
+        if not machine.is_ram(addr, size):
+            raise QueryError(f"{size} bytes at {addr:#x} are not RAM (only RAM can be watched)")
+        index = self.ensure_index()
+        offset = machine.ram_offset(addr, size)
+        assert offset is not None
+        first_page, last_page = offset // PAGE, (offset + size - 1) // PAGE
+        watch = Watchpoint(kind, addr, size)
+
+        def work() -> list[Access]:
+            found: list[Access] = []
+            for window in index.windows_between(lo, hi):
+                if kind == WatchKind.WRITE and not window.may_write(first_page, last_page):
+                    continue
+                found += self._scan_window(watch, max(lo, window.start), min(hi, window.end))
+                if len(found) >= MAX_ANSWERS:
+                    break
+            return found
+
+        return self._keeping_place(work)
+
+    def _scan_window(self, watch: Watchpoint, start: int, end: int) -> list[Access]:
+        t = self.timeline
+        machine = t.machine
+        t.restore_at(start)
+        value = self._read(watch.addr, watch.length)
+        machine.arm((), [watch])
+        found: list[Access] = []
+        result = t.run_to(end, resume=False)
+        while True:
+            if result.kind == RunKind.WATCHPOINT and result.written_by is not None:  # a device wrote RAM (DMA)
+                new = self._read(watch.addr, watch.length)
+                if new != value:
+                    found.append(Access(result.icount, result.pc, WatchKind.WRITE, result.fault_addr, value, new,
+                                        result.written_by))  # fmt: skip
+                value = new
+                result = t.run_to(end, resume=True)
+                continue
+            if result.kind == RunKind.WATCHPOINT:
+                icount, pc = result.icount, result.pc
+                stepped = t.run_to(icount + 1, resume=True)  # the accessing instruction, once
+                new = self._read(watch.addr, watch.length)
+                if result.watch_kind == WatchKind.READ:
+                    found.append(Access(icount, pc, WatchKind.READ, result.fault_addr, value, value))
+                elif new != value:
+                    found.append(Access(icount, pc, WatchKind.WRITE, result.fault_addr, value, new))
+                value = new
+                if stepped.kind == RunKind.WATCHPOINT:
+                    result = stepped
+                    continue
+                if machine.icount != icount + 1:
+                    raise ReplayDivergence(stepped.icount, f"the guest stopped ({stepped.describe()}) inside history")
+                if machine.icount >= end:
+                    break
+                result = t.run_to(end, resume=False)
+                continue
+            if result.kind != RunKind.LIMIT and machine.icount < end:
+                raise ReplayDivergence(result.icount, f"the guest stopped ({result.describe()}) inside history")
+            break
+        machine.arm((), ())
+        return found
+
+    # -- calls ------------------------------------------------------------------------------------
+    def calls(self, entry: int, start: int | None = None, end: int | None = None, nargs: int = 4) -> list[Call]:
+        """Every entry to the code at ``entry`` in ``[start, end)``, with the icount of its return."""
+        lo, hi = self._range(start, end)
+        index = self.ensure_index()
+        t = self.timeline
+        machine = t.machine
+        ra_reg, sp_reg, arg_regs = self._abi_regs
+        arg_regs = arg_regs[: max(0, min(nargs, len(arg_regs)))]
+        mask = (1 << machine.arch.xlen) - 1
+        code_index = t.code_index
+
+        def work() -> list[Call]:
+            open_calls: list[list[Any]] = []  # [icount, return_to, sp, args]
+            done: list[Call] = []
+            for window in index.windows_between(lo, hi):
+                w_start, w_end = max(lo, window.start), min(hi, window.end)
+                wanted = {entry} | {c[1] for c in open_calls}
+                if not code_index.may_run(wanted, w_start, w_end, lambda: None):
+                    continue
+                t.restore_at(w_start)
+                machine.arm(wanted, ())
+                resume = False
+                while machine.icount < w_end:
+                    result = t.run_to(w_end, resume=resume)
+                    resume = True
+                    if result.kind == RunKind.BREAKPOINT:
+                        pc, sp = machine.pc, self._reg(sp_reg)
+                        _close_calls(open_calls, done, pc, sp, machine.icount)
+                        if pc == entry and len(done) + len(open_calls) < MAX_ANSWERS:
+                            back = self._reg(ra_reg) & mask & ~(1 if self.arch == "armv7m" else 0)
+                            open_calls.append([machine.icount, back, sp, tuple(self._reg(r) for r in arg_regs)])
+                        machine.arm({entry} | {c[1] for c in open_calls}, ())
+                        continue
+                    if result.kind != RunKind.LIMIT and machine.icount < w_end:
+                        raise ReplayDivergence(result.icount,
+                                               f"the guest stopped ({result.describe()}) inside history")  # fmt: skip
+                    break
+            done += [Call(c[0], entry, c[1], c[2], c[3], None) for c in open_calls]
+            return sorted(done, key=lambda c: c.icount)
+
+        return self._keeping_place(work)
+
+    # -- traps ------------------------------------------------------------------------------------
+    def interrupts(self, start: int | None = None, end: int | None = None) -> list[Trap]:
+        """Every trap or interrupt taken in ``[start, end)`` (from the index pass)."""
+        lo, hi = self._range(start, end)
+        return [trap for trap in self.ensure_index().traps if lo <= trap.icount < hi]
+
+    # -- values -----------------------------------------------------------------------------------
+    def value_at(self, addr: int, size: int, icount: int) -> bytes:
+        """The bytes at ``icount`` (the state before that instruction), the timeline staying where it is."""
+        self._range(icount, icount)
+
+        def work() -> bytes:
+            self.timeline.restore_at(icount)
+            return self._read(addr, size)
+
+        return self._keeping_place(work)
+
+    # -- the request interface ---------------------------------------------------------------------
+    def target(self, expr: str, length: int | None = None) -> _Target:
+        """The bytes an expression (or ``ADDR`` with ``length``) names."""
+        if length is not None:
+            return _Target(expr, _number(expr, "address"), length)
+        if self.symbols is None:
+            raise QueryError(f"no symbols for {expr!r} (the guest is not an ELF with them): give ADDR LEN")
+        from .symbols import SymbolError
+
+        try:
+            where = self.symbols.locate(expr, self._read)
+        except SymbolError as exc:
+            raise QueryError(str(exc)) from None
+        return _Target(expr, where.addr, where.size, where.type)
+
+    def run(self, request: QueryRequest) -> QueryResult:
+        """Answer a request as annotated rows (see :class:`QueryResult`)."""
+        if request.kind in ("writes", "reads", "accesses"):
+            return self._access_result(request)
+        if request.kind == "calls":
+            return self._calls_result(request)
+        if request.kind == "interrupts":
+            return self._interrupts_result(request)
+        if request.kind == "value":
+            return self._value_result(request)
+        raise QueryError(f"unknown query {request.kind!r}")
+
+    def _access_result(self, request: QueryRequest) -> QueryResult:
+        assert request.target is not None
+        target = self.target(request.target, request.length)
+        kind = {"writes": WatchKind.WRITE, "reads": WatchKind.READ, "accesses": WatchKind.ACCESS}[request.kind]
+        found = self.accesses(target.addr, target.size, kind, request.start, request.end)
+        rows = []
+        for a in found:
+            row = self.place(a.pc if a.device is None else None)
+            old, new = self.show(target, a.old), self.show(target, a.new)
+            verb = "write" if a.kind == WatchKind.WRITE else "read"
+            row.update(icount=a.icount, access=verb, old=old, new=new, device=a.device)
+            what = f"{old} -> {new}" if verb == "write" else f"reads {old}"
+            by = a.device or f"{row['function'] or hex(a.pc)}{' ' + row['where'] if row['where'] else ''}"
+            row["summary"] = f"{target.expr}: {what} by {by}"
+            rows.append(row)
+        columns = ("icount", "access", "old", "new", "function", "where", "pc", "instruction")
+        return QueryResult(request.kind, request, columns, tuple(rows), _capped(len(rows)))
+
+    def _calls_result(self, request: QueryRequest) -> QueryResult:
+        assert request.target is not None
+        name = request.target
+        if _is_int(name):
+            entry, params = _number(name, "address"), []
+        elif self.symbols is None:
+            raise QueryError(f"no symbols for {name!r}: give the function's address")
+        else:
+            from .symbols import SymbolError
+
+            try:
+                entry, params = self.symbols.function_entry(name), self.symbols.parameters(name)
+            except SymbolError as exc:
+                raise QueryError(str(exc)) from None
+        nargs = len(params) if params else 4
+        found = self.calls(entry, request.start, request.end, nargs)
+        rows = []
+        for c in found:
+            caller = self.place(c.return_to - 1)
+            args = {(params[i] if i < len(params) else f"arg{i}"): hex(v) for i, v in enumerate(c.args)}
+            duration = None if c.returned is None else c.returned - c.icount
+            rows.append({"icount": c.icount, "function": name, "caller": caller["function"],
+                         "call_site": caller["where"], "return_to": hex(c.return_to), "args": args,
+                         "returned": c.returned, "duration": duration,
+                         "summary": f"{name}({_cell(args)}) from {caller['function'] or hex(c.return_to)}"
+                                    f"{'' if c.returned is None else f', returns at {c.returned}'}"})  # fmt: skip
+        columns = ("icount", "function", "caller", "call_site", "args", "returned", "duration")
+        return QueryResult("calls", request, columns, tuple(rows), _capped(len(rows)))
+
+    def _interrupts_result(self, request: QueryRequest) -> QueryResult:
+        rows = []
+        for trap in self.interrupts(request.start, request.end):
+            name = trap_name(self.arch, trap.cause, trap.interrupt)
+            handler = self.place(trap.handler)["function"] or hex(trap.handler)
+            duration = None if trap.returned is None else trap.returned - trap.icount
+            rows.append({"icount": trap.icount, "cause": trap.cause, "name": name,
+                         "type": "interrupt" if trap.interrupt else "exception", "handler": handler,
+                         "resume": hex(trap.resume), "returned": trap.returned, "duration": duration,
+                         "summary": f"{name} -> {handler}"
+                                    f"{'' if duration is None else f' ({duration} instructions)'}"})  # fmt: skip
+        columns = ("icount", "type", "cause", "name", "handler", "resume", "returned", "duration")
+        return QueryResult("interrupts", request, columns, tuple(rows))
+
+    def _value_result(self, request: QueryRequest) -> QueryResult:
+        assert request.target is not None and request.at is not None
+        self._range(request.at, request.at)
+        target = self._keeping_place(lambda: self._target_at(request))
+        data = self.value_at(target.addr, target.size, request.at)
+        text = self.show(target, data)
+        row = {"icount": request.at, "expr": target.expr, "address": hex(target.addr), "value": text,
+               "summary": f"{target.expr} = {text} at icount {request.at}"}  # fmt: skip
+        return QueryResult("value", request, ("icount", "expr", "address", "value"), (row,))
+
+    def _target_at(self, request: QueryRequest) -> _Target:
+        """An expression is evaluated where its value is asked (a pointer it follows is read there)."""
+        assert request.target is not None and request.at is not None
+        self.timeline.restore_at(request.at)
+        return self.target(request.target, request.length)
+
+    def value_series(self, expr: str, start: int | None = None, end: int | None = None,
+                     length: int | None = None) -> list[ValuePoint]:  # fmt: skip
+        """The value of ``expr`` over ``[start, end)`` as a step function: its value at ``start``, then after
+        each write that changed it."""
+        lo, hi = self._range(start, end)
+        target = self.target(expr, length)
+        points = [self._point(target, lo, self.value_at(target.addr, target.size, lo))]
+        for a in self.accesses(target.addr, target.size, WatchKind.WRITE, lo, hi):
+            points.append(self._point(target, a.icount + 1, a.new))
+        return points
+
+    def _point(self, target: _Target, icount: int, data: bytes) -> ValuePoint:
+        return ValuePoint(icount, self.show(target, data), _numeric(target, data))
+
+    # -- annotation -------------------------------------------------------------------------------
+    def show(self, target: _Target, data: bytes) -> str:
+        """Bytes of ``target`` as gdb prints them (by DWARF type when known)."""
+        if self.symbols is not None and target.ctype is not None:
+            return self.symbols.format(target.ctype, data)
+        if len(data) in (1, 2, 4, 8):
+            return str(int.from_bytes(data, "little"))
+        return data.hex()
+
+    def place(self, pc: int | None) -> dict[str, Any]:
+        """Where ``pc`` is: function, file:line, source text, instruction (what symbols know)."""
+        row: dict[str, Any] = {"pc": None if pc is None else hex(pc), "function": None, "file": None, "line": None,
+                               "where": "", "source": None, "instruction": None}  # fmt: skip
+        if pc is None:
+            return row
+        s = self.symbols
+        if s is not None:
+            row["function"] = s.function_at(pc)
+            line = s.line_at(pc)
+            if line is not None:
+                row.update(file=line.file, line=line.line, where=f"{line.file.rsplit('/', 1)[-1]}:{line.line}",
+                           source=s.source_text(line))  # fmt: skip
+            with contextlib.suppress(DebugMemoryError):
+                row["instruction"] = s.instruction(self.arch, self.timeline.machine.memory.read(pc, 4), pc)
+        return row
+
+
+def _close_calls(open_calls: list[list[Any]], done: list[Call], pc: int, sp: int, icount: int) -> None:
+    """Execution is at ``pc`` with stack pointer ``sp``: the innermost open call returning here (its return
+    address, its stack at or below ``sp``) returned; calls opened after it were left without returning."""
+    for n in range(len(open_calls) - 1, -1, -1):
+        c = open_calls[n]
+        if c[1] == pc and sp >= c[2]:
+            done += [Call(o[0], 0, o[1], o[2], o[3], None) for o in open_calls[n + 1 :]]
+            done.append(Call(c[0], 0, c[1], c[2], c[3], icount))
+            del open_calls[n:]
+            return
+
+
+def _capped(count: int) -> str:
+    return f"(stopped after {MAX_ANSWERS} answers)" if count >= MAX_ANSWERS else ""
+
+
+def _numeric(target: _Target, data: bytes) -> float | None:
+    ctype = target.ctype
+    kind = None if ctype is None else ctype.kind
+    if kind in ("float",) and len(data) in (4, 8):
+        import struct
+
+        return struct.unpack("<f" if len(data) == 4 else "<d", data)[0]
+    if kind in (None, "int", "uint", "bool", "char", "uchar", "enum", "pointer") and len(data) in (1, 2, 4, 8):
+        return float(int.from_bytes(data, "little", signed=kind in ("int", "char")))
+    return None
+
+
+_RISCV_INTERRUPTS = {1: "supervisor software", 3: "machine software", 5: "supervisor timer", 7: "machine timer",
+                     9: "supervisor external", 11: "machine external"}  # fmt: skip
+_RISCV_EXCEPTIONS = {0: "instruction misaligned", 1: "instruction access fault", 2: "illegal instruction",
+                     3: "breakpoint", 4: "load misaligned", 5: "load access fault", 6: "store misaligned",
+                     7: "store access fault", 8: "ecall from U", 9: "ecall from S", 11: "ecall from M",
+                     12: "instruction page fault", 13: "load page fault", 15: "store page fault"}  # fmt: skip
+_A64_CLASSES = {0x00: "unknown", 0x01: "wfi/wfe", 0x07: "fp access", 0x0E: "illegal state", 0x15: "svc",
+                0x16: "hvc", 0x17: "smc", 0x18: "msr/mrs", 0x20: "instruction abort (lower EL)",
+                0x21: "instruction abort", 0x22: "pc alignment", 0x24: "data abort (lower EL)", 0x25: "data abort",
+                0x26: "sp alignment", 0x3C: "brk"}  # fmt: skip
+_M_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault", 11: "SVCall",
+                 12: "DebugMonitor", 14: "PendSV", 15: "SysTick"}  # fmt: skip
+
+
+def trap_name(arch: str, cause: int, interrupt: bool) -> str:
+    """A person's name for a trap's cause on ``arch``."""
+    if arch.startswith("riscv"):
+        names = _RISCV_INTERRUPTS if interrupt else _RISCV_EXCEPTIONS
+        return names.get(cause, f"{'interrupt' if interrupt else 'exception'} {cause}")
+    if arch == "aarch64":
+        if interrupt:
+            timers = {27: "virtual timer", 30: "physical timer", 26: "hypervisor timer"}
+            return f"IRQ {cause}" + (f" ({timers[cause]})" if cause in timers else "")
+        return _A64_CLASSES.get(cause, f"exception class {cause:#x}")
+    if cause >= 16:
+        return f"IRQ {cause - 16}"
+    return _M_EXCEPTIONS.get(cause, f"exception {cause}")
