@@ -10,6 +10,7 @@ import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from machine.loader import Image
 from replay.log import RecordingError
@@ -17,10 +18,13 @@ from replay.query import QueryEngine
 from replay.query_index import QueryIndex, load_cached, save_cached
 from replay.timeline import Timeline
 
+if TYPE_CHECKING:
+    from replay.symbols import Symbols
+
 log = logging.getLogger(__name__)
 
 
-def guest_symbols(path: str | Path) -> "Symbols | None":  # noqa: F821 - imported lazily
+def guest_symbols(path: str | Path) -> Symbols | None:
     """The symbols of the guest image at ``path`` (None for a raw binary or an ELF without them)."""
     try:
         from replay.symbols import SymbolError, Symbols

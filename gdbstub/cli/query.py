@@ -22,10 +22,16 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", metavar="RECORDING.chrec")
-    parser.add_argument("query", nargs="+", metavar="QUERY",
-                        help="writes|reads|accesses EXPR (or ADDR LEN), calls FUNC, interrupts, value EXPR")  # fmt: skip
+    parser.add_argument(
+        "query",
+        nargs="+",
+        metavar="QUERY",
+        help="writes|reads|accesses EXPR (or ADDR LEN), calls FUNC, interrupts, value EXPR",
+    )
     parser.add_argument("--from", dest="start", type=icount_value, metavar="N", help="from icount N (default: start)")
-    parser.add_argument("--to", dest="end", type=icount_value, metavar="N", help="up to icount N, excluded (default: end)")
+    parser.add_argument(
+        "--to", dest="end", type=icount_value, metavar="N", help="up to icount N, excluded (default: end)"
+    )
     parser.add_argument("--at", type=icount_value, metavar="N", help="value: the icount to read it at")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="the answers as JSON")
