@@ -1,10 +1,9 @@
 """Fault localisation: from a moment of a recording, find the last write to an expression (and the ones before).
 
-``locate`` drives gdb-multiarch through :mod:`gdbstub.client` against ``chronicorn replay FILE --port 0``: go to
-the moment (the end by default), set a hardware watchpoint on the expression, ``reverse-continue``. gdb stops
-on the writing instruction with the values before and after it; each further step of ``depth`` goes on
-backward from there. (gdb reports a write watchpoint only when the value changes, so a write that stores the
-same value is not a step of the chain.)
+``locate`` is a client of the query engine (:mod:`replay.query`): its chain of ``depth`` writes is the last
+``depth`` answers of ``writes EXPR --to AT``, each with the instruction, function, file:line and the values
+before and after it. As with gdb's ``watch`` + ``reverse-continue`` (what it drove until issue 16), only a
+write that changed the value is a step of the chain.
 """
 
 from __future__ import annotations
@@ -17,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from replay.log import MAGIC
+from machine.loader import ImageError
+from replay.log import MAGIC, RecordingError
+from replay.query import QueryEngine, QueryError, QueryRequest
 
-from .client import GdbClient, GdbError, ServerError, ServerProcess, StopReason, has_gdb
+from .query import open_engine
 
 
 class LocateError(Exception):
@@ -77,37 +78,18 @@ class Report:
         return "\n".join(lines)
 
 
-def locate(gdb: GdbClient, watch: str, at: int | None = None, depth: int = 1,
-           recording: str = "") -> Report:  # fmt: skip
-    """Run the search on a connected debugger; ``at`` None means the end of history."""
-    if at is None:
-        stop = gdb.cont()  # forward to the end of the recording
-        if stop.reason not in (StopReason.NO_HISTORY, StopReason.EXITED):
-            raise LocateError(f"could not reach the end of history (stopped: {stop.reason.value})")
-    else:
-        try:
-            gdb.seek(at)
-        except GdbError as exc:
-            raise LocateError(str(exc)) from None
-    start = gdb.icount()
+def locate(engine: QueryEngine, watch: str, at: int | None = None, depth: int = 1, recording: str = "") -> Report:
+    """The last ``depth`` writes that changed ``watch`` before icount ``at`` (None: the end of history), the
+    latest first: the query engine's ``writes`` (:mod:`replay.query`), no debugger needed."""
+    end = engine.timeline.end if at is None else at
     try:
-        gdb.watch(watch)
-    except GdbError as exc:
-        raise LocateError(f"cannot watch {watch!r}: {exc}") from None
-    writes: list[Write] = []
-    reached_start = False
-    for _ in range(depth):
-        stop = gdb.cont(reverse=True)
-        if stop.reason == StopReason.NO_HISTORY:
-            reached_start = True
-            break
-        if not stop.is_watchpoint:
-            raise LocateError(f"the backward search stopped for another reason: {stop.reason.value}")
-        where = stop.location
-        # Going backward gdb calls the later value "old" and the earlier one "new".
-        writes.append(Write(gdb.icount(), where.pc, where.function, where.file, where.line, gdb.source_line(where),
-                            gdb.instruction(), old=stop.new_value, new=stop.old_value))  # fmt: skip
-    return Report(watch, recording, start, writes, reached_start)
+        result = engine.run(QueryRequest("writes", watch, None, None, end))
+    except QueryError as exc:
+        raise LocateError(str(exc)) from None
+    chain = list(reversed(result.rows[-depth:]))
+    writes = [Write(row["icount"], int(row["pc"], 16), row["function"], row["file"], row["line"], row["source"],
+                    row["instruction"] or "", row["old"], row["new"]) for row in chain]  # fmt: skip
+    return Report(watch, recording, end, writes, reached_start=len(result.rows) < depth)
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -149,24 +131,17 @@ def guest_of(recording: Path) -> Path:
 def run_locate(target: Path, watch: str, at: int | None, depth: int, guest: Path | None = None,
                uart_input: str | None = None, echo: Callable[[str], None] = print) -> Report:  # fmt: skip
     """``chronicorn locate``: record first when ``target`` is a guest image, then search."""
-    if not has_gdb():
-        raise LocateError("gdb-multiarch is not installed (apt-get install gdb-multiarch)")
     if depth < 1:
         raise LocateError("--depth must be at least 1")
     with tempfile.TemporaryDirectory(prefix="chronicorn-locate-") as tmp:
         if is_recording(target):
             recording = target
-            elf = guest or guest_of(target)
         else:
-            elf = target
             recording = Path(tmp) / "recording.chrec"
             echo(f"recording {target}" + (f" with UART input from {uart_input}" if uart_input else ""))
             record_guest(target, uart_input, recording, echo)
-        extra = ["--guest", str(elf)] if guest is not None else []
         try:
-            server = ServerProcess(recording, *extra, command="replay")
-        except ServerError as exc:
+            engine = open_engine(recording, str(guest) if guest is not None else None)
+        except (RecordingError, ImageError) as exc:
             raise LocateError(str(exc)) from None
-        with server, GdbClient(elf) as gdb:
-            gdb.connect(server.port)
-            return locate(gdb, watch, at, depth, str(target))
+        return locate(engine, watch, at, depth, str(target))

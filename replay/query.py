@@ -273,7 +273,7 @@ class QueryEngine:
         t = self.timeline
         index = self.index
         if index is None or (index.start, index.end, index.interval) != (t.start, t.end, t.interval):
-            index = self.index = build_index(t, self.progress)
+            index = self.index = build_index(t, self.progress, base=index)
             if self.on_index is not None:
                 self.on_index(index)
         return index

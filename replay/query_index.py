@@ -127,8 +127,13 @@ def written_pages(earlier: PageTable, later: PageTable) -> PageRanges | None:
     return tuple(ranges)
 
 
-def build_index(timeline: Timeline, progress: Callable[[int], None] | None = None) -> QueryIndex:
-    """One pass over the whole history (see the module's docstring); the timeline ends where it was."""
+def build_index(timeline: Timeline, progress: Callable[[int], None] | None = None,
+                base: QueryIndex | None = None) -> QueryIndex:  # fmt: skip
+    """One pass over the whole history (see the module's docstring); the timeline ends where it was.
+
+    ``base``: an index of an earlier, shorter state of the same history (a live one that grew): its whole
+    windows are kept and the pass starts where they end.
+    """
     machine = timeline.machine
     here = timeline.icount
     start, end, interval = timeline.start, timeline.end, timeline.interval
@@ -136,18 +141,31 @@ def build_index(timeline: Timeline, progress: Callable[[int], None] | None = Non
     tracked = machine.is_ram_tracked
     open_traps: list[list[int]] = []  # [icount, handler, resume, cause, interrupt] while not returned
     traps: list[Trap] = []
+    at = start
+    if base is not None and (base.start, base.interval) == (start, interval) and base.end <= end:
+        kept = [w for w in base.windows if w.end % interval == 0 or w.end == end]
+        if kept:
+            at = kept[-1].end
+            index.windows = kept
+            index.snapshots = {w.start: base.snapshots[w.start] for w in kept if w.start in base.snapshots}
+            traps = [t for t in base.traps if t.icount < at and t.returned is not None and t.returned < at]
+            open_traps = [[t.icount, t.handler, t.resume, t.cause, int(t.interrupt)] for t in base.traps
+                          if t.icount < at and (t.returned is None or t.returned >= at)]  # fmt: skip
 
     def on_trap(entry: TrapEntry) -> None:
+        try:
+            machine.add_breakpoint(entry.resume)  # armed now: the run goes on from the handler
+        except ValueError:  # not an address code can be at: it never returns there
+            traps.append(Trap(entry.icount, entry.handler, entry.resume, entry.cause, entry.interrupt, None))
+            return
         open_traps.append([entry.icount, entry.handler, entry.resume, entry.cause, int(entry.interrupt)])
-        machine.add_breakpoint(entry.resume)  # armed now: the run goes on from the handler
 
     def resumes() -> set[int]:
         return {t[2] for t in open_traps}
 
-    timeline.restore_at(start)
+    timeline.restore_at(at)
     machine.trap_tap = on_trap
     try:
-        at = start
         while at < end:
             window_end = min(end, (at // interval + 1) * interval)
             snapshot = timeline.snapshot() if not timeline.store.has(at) else timeline.store.at_or_before(at)
