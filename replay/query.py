@@ -258,6 +258,7 @@ class QueryEngine:
     index: QueryIndex | None = None
     on_index: Callable[[QueryIndex], None] | None = None  # told of an index built (the CLI caches it)
     progress: Callable[[int], None] | None = None
+    replayed: int = 0  # windows the last query replayed (of the index's windows): what skipping saved
     _abi_regs: tuple[int, int, tuple[int, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -324,9 +325,11 @@ class QueryEngine:
 
         def work() -> list[Access]:
             found: list[Access] = []
+            self.replayed = 0
             for window in index.windows_between(lo, hi):
                 if kind == WatchKind.WRITE and not window.may_write(first_page, last_page):
                     continue
+                self.replayed += 1
                 found += self._scan_window(watch, max(lo, window.start), min(hi, window.end))
                 if len(found) >= MAX_ANSWERS:
                     break
@@ -390,11 +393,13 @@ class QueryEngine:
         def work() -> list[Call]:
             open_calls: list[list[Any]] = []  # [icount, return_to, sp, args]
             done: list[Call] = []
+            self.replayed = 0
             for window in index.windows_between(lo, hi):
                 w_start, w_end = max(lo, window.start), min(hi, window.end)
                 wanted = {entry} | {c[1] for c in open_calls}
                 if not code_index.may_run(wanted, w_start, w_end, lambda: None):
                     continue
+                self.replayed += 1
                 t.restore_at(w_start)
                 machine.arm(wanted, ())
                 resume = False
