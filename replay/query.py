@@ -321,7 +321,10 @@ class QueryEngine:
         offset = machine.ram_offset(addr, size)
         assert offset is not None
         first_page, last_page = offset // PAGE, (offset + size - 1) // PAGE
-        watch = Watchpoint(kind, addr, size)
+        # An access watch is a read and a write watchpoint on the same bytes: a hit then says which it was
+        # (a watchpoint of kind ACCESS reports ACCESS, for reads and writes alike).
+        kinds = (WatchKind.READ, WatchKind.WRITE) if kind == WatchKind.ACCESS else (kind,)
+        watches = [Watchpoint(k, addr, size) for k in kinds]
 
         def work() -> list[Access]:
             found: list[Access] = []
@@ -330,19 +333,21 @@ class QueryEngine:
                 if kind == WatchKind.WRITE and not window.may_write(first_page, last_page):
                     continue
                 self.replayed += 1
-                found += self._scan_window(watch, max(lo, window.start), min(hi, window.end))
+                found += self._scan_window(watches, max(lo, window.start), min(hi, window.end))
                 if len(found) >= MAX_ANSWERS:
                     break
             return found
 
         return self._keeping_place(work)
 
-    def _scan_window(self, watch: Watchpoint, start: int, end: int) -> list[Access]:
+    def _scan_window(self, watches: list[Watchpoint], start: int, end: int) -> list[Access]:
         t = self.timeline
         machine = t.machine
         t.restore_at(start)
+        watch = watches[0]
+        writes = any(w.kind != WatchKind.READ for w in watches)
         value = self._read(watch.addr, watch.length)
-        machine.arm((), [watch])
+        machine.arm((), watches)
         found: list[Access] = []
         result = t.run_to(end, resume=False)
         while True:
@@ -356,12 +361,13 @@ class QueryEngine:
                 continue
             if result.kind == RunKind.WATCHPOINT:
                 icount, pc = result.icount, result.pc
+                value = self._read(watch.addr, watch.length)  # (a read watch alone sees no write in between)
                 stepped = t.run_to(icount + 1, resume=True)  # the accessing instruction, once
                 new = self._read(watch.addr, watch.length)
-                if result.watch_kind == WatchKind.READ:
-                    found.append(Access(icount, pc, WatchKind.READ, result.fault_addr, value, value))
-                elif new != value:
+                if writes and new != value:  # (also a read hit that wrote: an atomic read-modify-write)
                     found.append(Access(icount, pc, WatchKind.WRITE, result.fault_addr, value, new))
+                elif result.watch_kind == WatchKind.READ:
+                    found.append(Access(icount, pc, WatchKind.READ, result.fault_addr, value, value))
                 value = new
                 if stepped.kind == RunKind.WATCHPOINT:
                     result = stepped
@@ -408,7 +414,7 @@ class QueryEngine:
                     resume = True
                     if result.kind == RunKind.BREAKPOINT:
                         pc, sp = machine.pc, self._reg(sp_reg)
-                        _close_calls(open_calls, done, pc, sp, machine.icount)
+                        _close_calls(open_calls, done, entry, pc, sp, machine.icount)
                         if pc == entry and len(done) + len(open_calls) < MAX_ANSWERS:
                             back = self._reg(ra_reg) & mask & ~(1 if self.arch == "armv7m" else 0)
                             open_calls.append([machine.icount, back, sp, tuple(self._reg(r) for r in arg_regs)])
@@ -585,14 +591,14 @@ class QueryEngine:
         return row
 
 
-def _close_calls(open_calls: list[list[Any]], done: list[Call], pc: int, sp: int, icount: int) -> None:
+def _close_calls(open_calls: list[list[Any]], done: list[Call], entry: int, pc: int, sp: int, icount: int) -> None:
     """Execution is at ``pc`` with stack pointer ``sp``: the innermost open call returning here (its return
     address, its stack at or below ``sp``) returned; calls opened after it were left without returning."""
     for n in range(len(open_calls) - 1, -1, -1):
         c = open_calls[n]
         if c[1] == pc and sp >= c[2]:
-            done += [Call(o[0], 0, o[1], o[2], o[3], None) for o in open_calls[n + 1 :]]
-            done.append(Call(c[0], 0, c[1], c[2], c[3], icount))
+            done += [Call(o[0], entry, o[1], o[2], o[3], None) for o in open_calls[n + 1 :]]
+            done.append(Call(c[0], entry, c[1], c[2], c[3], icount))
             del open_calls[n:]
             return
 
