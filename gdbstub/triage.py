@@ -92,7 +92,7 @@ class Culprit:
     def grouped_by(self, group_by: str) -> Culprit:
         """The part of the culprit that ``group_by`` (pc, line or function) compares."""
         if group_by == "line":
-            return replace(self, pc=None)
+            return replace(self, pc=None, instruction=None)
         if group_by == "function":
             return replace(self, line=None, pc=None, source=None, instruction=None)
         return self
