@@ -6,11 +6,16 @@ reply only as "Protocol error with Rcmd", which tells the user nothing).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from replay.bookmarks import Bookmark, check_against_history, name_problem
+from replay.errors import ReplayDivergence
 from replay.store import SnapshotBudgetError
 from replay.timeline import Timeline
+
+log = logging.getLogger(__name__)
 
 HELP = """chronicorn monitor commands:
   help                  this text
@@ -18,11 +23,18 @@ HELP = """chronicorn monitor commands:
   info                  the machine: architecture, board, RAM, icount shift, image
   seek N                go to icount N (anywhere in history; like rr's 'run N'), then
                         'maint flush register-cache' so that gdb re-reads the registers
-  snapshot save NAME    keep a snapshot of this moment under NAME (replacing one of that name);
+  snapshot save NAME    keep a snapshot of this moment under NAME (replacing what had that name);
                         named snapshots are never evicted and must fit the snapshot budget
-  snapshot load NAME    go back (or forward) to the moment saved as NAME
-  snapshot list         the named snapshots
-  snapshot delete NAME  forget the snapshot NAME (frees its share of the budget)
+  snapshot load NAME    go back (or forward) to the moment saved as NAME (a snapshot or a bookmark)
+  snapshot list         the named snapshots and bookmarks, by icount
+  snapshot delete NAME  forget the snapshot or bookmark NAME (frees a snapshot's share of the budget)
+  bookmark NAME         name this moment (its icount and pc; no state kept: cheap, any number;
+                        NAME is not list, goto or delete)
+  bookmark goto NAME    go to the bookmark or snapshot NAME (a bookmark replays there from a snapshot)
+  bookmark list         the same list as snapshot list
+  bookmark delete NAME  the same as snapshot delete NAME
+                        Names are printable, without spaces, at most 128 bytes; snapshots and bookmarks
+                        share them. 'record save' keeps both in the recording ('replay --port' has them)
   history               icount range, snapshots held, memory used
   record save [-f] FILE write the history as a recording that 'chronicorn replay' accepts
                         (in the save directory; -f replaces an existing file)
@@ -51,10 +63,16 @@ class Monitor:
         handler = COMMANDS.get(name)
         if handler is None:
             return f"error: unknown monitor command {command.strip()!r} (try: monitor help)\n"
+        start = self.timeline.icount
         try:
             return handler(self, args)
         except MonitorError as exc:
             return f"error: {exc}\n"
+        except ReplayDivergence as exc:  # as a resume does: history is known good up to where we started
+            log.error("%s", exc)
+            self.timeline.cut_history(start)
+            self.timeline.seek(min(start, self.timeline.end))
+            return f"error: {exc}; history ends at icount {self.timeline.end}\n{_REFRESH}"
 
 
 def _int(text: str) -> int:
@@ -83,42 +101,106 @@ def _seek(m: Monitor, args: list[str]) -> str:
     return f"icount {t.icount}, pc {t.machine.pc:#x}\n{_REFRESH}"
 
 
+def _new_name(args: list[str], usage: str) -> str:
+    name = _one(args, f"a name: {usage}")
+    problem = name_problem(name)
+    if problem is not None:
+        raise MonitorError(f"{name[:40]!r} cannot be a name: {problem}")
+    return name
+
+
+def _forget(m: Monitor, name: str) -> str:
+    """Forget whatever ``name`` names; what it was (for the reply), or "" if nothing."""
+    t = m.timeline
+    t.bookmarks.unchecked.discard(name)
+    mark = t.bookmarks.marks.pop(name, None)
+    if mark is not None:
+        return f"bookmark at icount {mark.icount}"
+    if t.store.named(name) is not None:
+        return f"snapshot at icount {t.store.delete(name).icount}"
+    return ""
+
+
 def _snapshot_save(m: Monitor, args: list[str]) -> str:
-    name = _one(args, "a name: snapshot save NAME")
-    replaced = m.timeline.store.named(name) is not None
+    name = _new_name(args, "snapshot save NAME")
+    t = m.timeline
+    replaced = t.store.named(name) is not None
     try:
-        m.timeline.store.name(name, m.timeline.snapshot())
+        t.store.name(name, t.snapshot())
     except SnapshotBudgetError as exc:
         raise MonitorError(
             f"snapshot {name!r} not saved: {exc} (start the server with a larger --snapshot-budget, or free "
             "some with: monitor snapshot delete NAME)"
         ) from None
-    return f"snapshot {name!r} saved at icount {m.timeline.icount}{' (replaced)' if replaced else ''}\n"
+    t.bookmarks.unchecked.discard(name)
+    mark = t.bookmarks.marks.pop(name, None)
+    note = " (replaced)" if replaced else f" (replaced the bookmark at icount {mark.icount})" if mark else ""
+    return f"snapshot {name!r} saved at icount {t.icount}{note}\n"
 
 
-def _snapshot_delete(m: Monitor, args: list[str]) -> str:
-    name = _one(args, "a name: snapshot delete NAME")
-    try:
-        snapshot = m.timeline.store.delete(name)
-    except KeyError:
-        raise MonitorError(f"no snapshot named {name!r} (see: monitor snapshot list)") from None
-    return f"snapshot {name!r} (icount {snapshot.icount}) deleted\n"
+def _bookmark(m: Monitor, args: list[str]) -> str:
+    name = _new_name(args, "bookmark NAME")
+    t = m.timeline
+    old = _forget(m, name)
+    t.bookmarks.marks[name] = Bookmark(t.icount, t.machine.pc)
+    note = f" (replaced the {old})" if old else ""
+    return f"bookmark {name!r} at icount {t.icount}, pc {t.machine.pc:#x}{note}\n"
 
 
-def _snapshot_load(m: Monitor, args: list[str]) -> str:
-    name = _one(args, "a name: snapshot load NAME")
-    snapshot = m.timeline.store.named(name)
-    if snapshot is None:
-        raise MonitorError(f"no snapshot named {name!r} (see: monitor snapshot list)")
-    m.timeline.load(snapshot)
-    return f"icount {m.timeline.icount}, pc {m.timeline.machine.pc:#x}\n{_REFRESH}"
+def _delete(m: Monitor, args: list[str], usage: str) -> str:
+    name = _one(args, f"a name: {usage}")
+    what = _forget(m, name)
+    if not what:
+        raise MonitorError(f"no snapshot named {name!r}, nor a bookmark (see: monitor snapshot list)")
+    kind, _, where = what.partition(" at ")
+    return f"{kind} {name!r} ({where}) deleted\n"
 
 
-def _snapshot_list(m: Monitor, args: list[str]) -> str:
-    names = m.timeline.store.names()
-    if not names:
+def _goto(m: Monitor, args: list[str], usage: str) -> str:
+    name = _one(args, f"a name: {usage}")
+    t = m.timeline
+    note = ""
+    snapshot = t.store.named(name)
+    if snapshot is not None and name in t.bookmarks.unchecked:
+        check = check_against_history(t, snapshot)
+        t.bookmarks.unchecked.discard(name)
+        if check.problem is None:
+            note = (f"(the snapshot saved in the recording agrees with history at icount {check.checked_at})\n"
+                    if check.checked_at is not None else
+                    "(the snapshot saved in the recording is trusted as written: no verification point follows "
+                    "it to check it against)\n")  # fmt: skip
+        else:
+            log.warning("the recording's snapshot %r contradicts its history: %s", name, check.problem)
+            t.store.delete(name)
+            t.bookmarks.marks[name] = Bookmark(snapshot.icount)
+            t.load(t.store.at_or_before(snapshot.icount))  # off the refused state: the seek below replays
+            note = f"(the snapshot saved in the recording contradicts history: {check.problem}; it is a bookmark " \
+                   "now, and going there replayed history)\n"  # fmt: skip
+            snapshot = None
+    if snapshot is not None:
+        t.load(snapshot)
+        return f"icount {t.icount}, pc {t.machine.pc:#x}\n{note}{_REFRESH}"
+    mark = t.bookmarks.marks.get(name)
+    if mark is None:
+        raise MonitorError(f"no snapshot named {name!r}, nor a bookmark (see: monitor snapshot list)")
+    if not t.start <= mark.icount <= t.end:
+        raise MonitorError(f"bookmark {name!r} at icount {mark.icount} is outside history ({t.start}..{t.end})")
+    t.seek(mark.icount)
+    if mark.pc is not None and t.machine.pc != mark.pc:
+        t.machine.enter_pending_interrupt()  # it was set after an interrupt entered at that icount
+    return f"icount {t.icount}, pc {t.machine.pc:#x}\n{note}{_REFRESH}"
+
+
+def _names(m: Monitor, args: list[str]) -> str:
+    t = m.timeline
+    rows = [(icount, name, "") for name, icount in t.store.names()]
+    rows += [(mark.icount, name, "  bookmark" + (f", pc {mark.pc:#x}" if mark.pc is not None else ""))
+             for name, mark in t.bookmarks.marks.items()]  # fmt: skip
+    if not rows:
         return "no named snapshots\n"
-    return "".join(f"{name}  icount {icount}\n" for name, icount in names)
+    unchecked = t.bookmarks.unchecked
+    return "".join(f"{name}  icount {icount}{kind}{'  (from the recording)' if name in unchecked else ''}\n"
+                   for icount, name, kind in sorted(rows))  # fmt: skip
 
 
 def _history(m: Monitor, args: list[str]) -> str:
@@ -151,9 +233,13 @@ COMMANDS: dict[str, Callable[[Monitor, list[str]], str]] = {
     "info": _info,
     "seek": _seek,
     "snapshot save": _snapshot_save,
-    "snapshot load": _snapshot_load,
-    "snapshot list": _snapshot_list,
-    "snapshot delete": _snapshot_delete,
+    "snapshot load": lambda m, args: _goto(m, args, "snapshot load NAME"),
+    "snapshot list": _names,
+    "snapshot delete": lambda m, args: _delete(m, args, "snapshot delete NAME"),
+    "bookmark": _bookmark,
+    "bookmark goto": lambda m, args: _goto(m, args, "bookmark goto NAME"),
+    "bookmark list": _names,
+    "bookmark delete": lambda m, args: _delete(m, args, "bookmark delete NAME"),
     "history": _history,
     "record save": _record_save,
 }

@@ -1,4 +1,4 @@
-"""The recording's container format (versions 3 and 4): a header, then checksummed zstandard chunks.
+"""The recording's container format (versions 3 to 6): a header, then checksummed zstandard chunks.
 
 Layout (all integers little-endian)::
 
@@ -12,7 +12,12 @@ Chunk kinds: 1 = snapshot (``varint log position | machine state`` in :mod:`mach
 | entries``, :mod:`replay.code_index`; in version 4 files only, at most one, stamped first = last = the end of
 history and written just before the events chunk holding the End event). Version 4 is version 3 plus that
 chunk: a writer uses 4 only for a file that carries an index, so files without one stay readable by readers
-of version 3 only, and those refuse a version 4 file by its version. An events chunk holds records
+of version 3 only, and those refuse a version 4 file by its version. Version 6 is version 5 plus two chunk kinds,
+written only by a file that carries names (``monitor bookmark``, ``monitor snapshot save``):
+4 = bookmarks (``varint count | entries``, :mod:`replay.bookmarks`: every name, with its icount), at most one,
+and 5 = a named snapshot (``varint log position | varint name length | name | varint icount | machine state``),
+one per named snapshot; all stamped first = last = the end of history and written, bookmarks first, just before
+the events chunk holding the End event (after the index). An events chunk holds records
 ``varint kind | varint icount delta | kind-specific fields``, the first delta relative to the prefix icount;
 each kind's encoding lives only in :data:`CODECS`. Chunks are written whole and flushed, so a recorder killed
 at any moment leaves a file whose complete chunks all read back; :class:`LogReader` stops at the first
@@ -21,7 +26,8 @@ incomplete or corrupt chunk and says where.
 Every file is treated as hostile: lengths are checked against the file's size and the header's
 ``max_chunk_bytes`` before anything is read or allocated, a chunk inflates to exactly its declared raw length
 or is refused (zstandard's ``max_output_size``: no decompression bomb), varints are at most 10 bytes, icounts
-never go backwards and stay below :data:`MAX_ICOUNT`.
+never go backwards and stay below :data:`MAX_ICOUNT`. Named snapshots inflate at most to
+:attr:`LogReader.named_budget` bytes in all: later ones are read and checked but not inflated (``Chunk.skipped``).
 """
 
 from __future__ import annotations
@@ -59,15 +65,17 @@ MAGIC = b"CHRONREC"
 # 5: drives and the virtio interface in the header, device completion events, machine states with virtio slots
 # and disks (state format 2), an execution index chunk where the timeline has one; written by every writer now.
 FORMAT_VERSION = 5
+NAMED_FORMAT_VERSION = 6  # 6: 5 plus bookmarks and named snapshots (chunk kinds 4 and 5), only in files that have some
 INDEXED_FORMAT_VERSION = 4  # 4: 3 plus an execution index chunk (read, no longer written)
 BASE_FORMAT_VERSION = 3  # 3: explicit machine state, bounded chunks, End carries RunKind; 2: exact host-clock icounts
-READABLE_VERSIONS = (BASE_FORMAT_VERSION, INDEXED_FORMAT_VERSION, FORMAT_VERSION)
+READABLE_VERSIONS = (BASE_FORMAT_VERSION, INDEXED_FORMAT_VERSION, FORMAT_VERSION, NAMED_FORMAT_VERSION)
 READERS_OF = {1: "chronicorn 0.1.0 before host-clock events (commit 97abf55)", 2: "chronicorn 0.1.0 (commit 3ceba3e)"}
 MAX_HEADER_BYTES = 64 << 10
 MAX_ICOUNT = 1 << 62
 HARD_CHUNK_LIMIT = (2 << 30) + (16 << 20)  # the largest RAM a machine has, plus room for the rest of a state
 EVENTS_CHUNK_LIMIT = 4 << 20  # a writer's events chunk holds 4096 events of at most a few dozen bytes
 CODE_INDEX_CHUNK_LIMIT = 64 << 20  # a timeline's index holds 32 MiB; its encoding takes at most ~1.25x that
+BOOKMARKS_CHUNK_LIMIT = 1 << 20  # at most MAX_NAMES names of at most MAX_NAME_BYTES bytes, with their numbers
 EVENTS_INFLATION = 64  # events and the index inflate to at most this many times the file size (+16 MiB) in all
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
 _MAX_VARINT_BYTES = 10
@@ -76,7 +84,9 @@ _MAX_VARINT_BYTES = 10
 class ChunkKind(enum.IntEnum):
     SNAPSHOT = 1
     EVENTS = 2
-    CODE_INDEX = 3  # format version 4 only
+    CODE_INDEX = 3  # format versions 4 to 6
+    BOOKMARKS = 4  # format version 6 only
+    NAMED_SNAPSHOT = 5  # format version 6 only
 
 
 class RecordingError(Exception):
@@ -322,6 +332,21 @@ class LogWriter:
             raise ValueError(f"a format version {self.version} file carries no execution index")
         self._chunk(ChunkKind.CODE_INDEX, icount, icount, start, entries)
 
+    def write_bookmarks(self, icount: int, count: int, entries: bytes) -> None:
+        """The names (:func:`replay.bookmarks.encode_names`: ``count`` entries), stamped at ``icount``, the end of
+        history (version 6 files only)."""
+        self._named_chunk(ChunkKind.BOOKMARKS, icount, count, entries)
+
+    def write_named_snapshot(self, icount: int, log_position: int, data: bytes) -> None:
+        """One named snapshot (:func:`replay.bookmarks.encode_named_state`), stamped at ``icount``, the end of
+        history (version 6 files only)."""
+        self._named_chunk(ChunkKind.NAMED_SNAPSHOT, icount, log_position, data)
+
+    def _named_chunk(self, kind: ChunkKind, icount: int, prefix: int, data: bytes) -> None:
+        if self.version < NAMED_FORMAT_VERSION:
+            raise ValueError(f"a format version {self.version} file carries no bookmarks or named snapshots")
+        self._chunk(kind, icount, icount, prefix, data)
+
     def _chunk(self, kind: ChunkKind, first: int, last: int, prefix: int, data: bytes) -> None:
         # The icount the first delta is relative to travels in the chunk, so chunks decode independently.
         raw = bytearray()
@@ -338,8 +363,14 @@ _KINDS_OF = {
     BASE_FORMAT_VERSION: (1, 2),
     INDEXED_FORMAT_VERSION: (1, 2, 3),
     FORMAT_VERSION: (1, 2, 3),
+    NAMED_FORMAT_VERSION: (1, 2, 3, 4, 5),
 }  # chunk kinds each version may hold
-_KIND_LIMITS = {ChunkKind.EVENTS: EVENTS_CHUNK_LIMIT, ChunkKind.CODE_INDEX: CODE_INDEX_CHUNK_LIMIT}
+_KIND_LIMITS = {ChunkKind.EVENTS: EVENTS_CHUNK_LIMIT, ChunkKind.CODE_INDEX: CODE_INDEX_CHUNK_LIMIT,
+                ChunkKind.BOOKMARKS: BOOKMARKS_CHUNK_LIMIT}  # fmt: skip
+_STATE_KINDS = (ChunkKind.SNAPSHOT, ChunkKind.NAMED_SNAPSHOT)  # bounded by the RAM size, not the events budget
+_STAMPED_KINDS = (ChunkKind.CODE_INDEX, ChunkKind.BOOKMARKS, ChunkKind.NAMED_SNAPSHOT)  # first = last
+_KIND_NAMES = {ChunkKind.CODE_INDEX: "execution index", ChunkKind.BOOKMARKS: "bookmarks",
+               ChunkKind.NAMED_SNAPSHOT: "named snapshot"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +382,7 @@ class Chunk:
     # the execution index: its first entry's start icount
     data: memoryview  # the inflated payload after the u64 prefix
     offset: int  # file offset of the chunk
+    skipped: bool = False  # a named snapshot past LogReader.named_budget: checked, not inflated (data empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +406,8 @@ class LogReader:
     """Reads a recording: the header, then chunks up to the end or the first damaged one.
 
     ``chunk_limit`` bounds the inflated size of any chunk (the caller derives it from the header's RAM size);
-    chunks beyond it count as damage.
+    chunks beyond it count as damage. ``named_budget`` bounds the named snapshots' inflated bytes in all (the
+    caller derives it from the RAM size too): a named snapshot beyond it is yielded ``skipped``, not inflated.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
@@ -383,6 +416,7 @@ class LogReader:
         self.header = self._read_header()
         self.damage: Damage | None = None
         self.chunk_limit = HARD_CHUNK_LIMIT
+        self.named_budget = HARD_CHUNK_LIMIT
         self._events_budget = (16 << 20) + EVENTS_INFLATION * (self._size if self._size is not None else 1 << 20)
         self._decompressor = zstandard.ZstdDecompressor()
 
@@ -438,7 +472,7 @@ class LogReader:
             limit = min(self.chunk_limit, _KIND_LIMITS.get(kind, self.chunk_limit))
             if not 1 <= raw_length <= limit:
                 return self._stop(offset, f"chunk of {raw_length} bytes: outside 1..{limit} bytes")
-            if kind != ChunkKind.SNAPSHOT:
+            if kind not in _STATE_KINDS:
                 self._events_budget -= raw_length
                 if self._events_budget < 0:
                     return self._stop(offset, "events inflate far beyond the file's size (a decompression bomb?)")
@@ -451,6 +485,14 @@ class LogReader:
                 return self._stop(offset, "the file ends inside a chunk (recorder killed?)")
             if zlib.crc32(payload) != crc:
                 return self._stop(offset, "chunk checksum mismatch (corrupt file)")
+            if kind in _STAMPED_KINDS and first != last:
+                return self._stop(offset, f"{_KIND_NAMES[kind]} chunk not stamped at one icount")
+            if kind == ChunkKind.NAMED_SNAPSHOT:
+                if raw_length > self.named_budget:  # read and checked, but not inflated: memory stays bounded
+                    previous_last = last
+                    yield Chunk(ChunkKind(kind), first, last, 0, memoryview(b""), offset, skipped=True)
+                    continue
+                self.named_budget -= raw_length
             raw = self._inflate(payload, raw_length)
             if raw is None:
                 return self._stop(offset, "chunk does not inflate to its declared size")
@@ -460,8 +502,6 @@ class LogReader:
                 return self._stop(offset, str(exc))
             if kind == ChunkKind.EVENTS and prefix > first:
                 return self._stop(offset, "events chunk starts before its own prefix icount")
-            if kind == ChunkKind.CODE_INDEX and first != last:
-                return self._stop(offset, "execution index chunk not stamped at one icount")
             previous_last = last
             yield Chunk(ChunkKind(kind), first, last, prefix, memoryview(raw)[start:], offset)
 

@@ -14,6 +14,12 @@ any other) is ignored with a warning (:attr:`LoadedRecording.code_index_problem`
 without it; the timeline then builds its index as it runs, as for a version 3 file. Entries reaching past
 the end of a damaged recording's intact part are cut at its end (what ran in a stretch covers what ran in
 any part of it).
+
+The bookmarks and named snapshots a version 6 file carries (:mod:`replay.bookmarks`) are an annotation too:
+a malformed bookmarks chunk is ignored with a warning (:attr:`LoadedRecording.names_problems`), and a named
+snapshot whose state cannot be used (malformed, at another icount than listed, a log position that does not
+fit the events, past the named snapshots' memory bound of one RAM's worth) is loaded as a bookmark at its
+icount. Names past a damaged recording's intact part are left out.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from machine.arch.registry import ARCHES
 from machine.loader import Image
 
+from .bookmarks import Bookmark, NameEntry, NameKind, decode_named_state, decode_names
 from .code_index import DEFAULT_INDEX_BYTES, Entry, decode_entries
 from .events import AudioInput, AudioOutput, ClockWarp, End, HostClock, IoCompletion, NetFrame, UartInput, Verify
 from .history import InputEvent
-from .log import FORMAT_VERSION, MAX_ICOUNT, ChunkKind, Damage, LogReader, RecordingError, decode_events
+from .log import FORMAT_VERSION, MAX_ICOUNT, Chunk, ChunkKind, Damage, LogReader, RecordingError, decode_events
 from .verify import VERIFY_INTERVAL
 
 if TYPE_CHECKING:
@@ -227,6 +234,14 @@ class StoredState:
     data: memoryview
 
 
+@dataclass(frozen=True, slots=True)
+class NamedState:
+    """A named snapshot a recording carries (version 6): its name and its state, not yet decoded."""
+
+    name: str
+    state: StoredState
+
+
 @dataclass(frozen=True)
 class LoadedIndex:
     """A recording's execution index: entries ``(start, end, CodeRanges | None)``, contiguous, in order."""
@@ -252,6 +267,9 @@ class LoadedRecording:
     damage: Damage | None
     code_index: LoadedIndex | None = None  # the execution index it carries (version 4), if usable
     code_index_problem: str | None = None  # why the index it carries is not used
+    bookmarks: tuple[tuple[str, Bookmark], ...] = ()  # (version 6) by icount; named snapshots left without state too
+    named_snapshots: tuple[NamedState, ...] = ()  # (version 6) by icount
+    names_problems: tuple[str, ...] = ()  # what of its names was left out or made a bookmark, and why
 
     @property
     def last_icount(self) -> int:
@@ -270,6 +288,8 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
         raise RecordingError(f"recording header says format version {header.format_version}, "
                              f"the file is version {reader.version}")  # fmt: skip
     reader.chunk_limit = header.max_chunk_bytes
+    reader.named_budget = header.ram_size  # named snapshots' states: one RAM's worth in all (the rest: bookmarks)
+    names = _Names()
     initial: StoredState | None = None
     keyframes: list[StoredState] = []
     keyframe_icounts: set[int] = set()
@@ -304,6 +324,10 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
                 index_problem = str(exc)
                 continue
             index = LoadedIndex(entries, len(chunk.data))
+        elif chunk.kind == ChunkKind.BOOKMARKS:
+            names.read_entries(chunk)
+        elif chunk.kind == ChunkKind.NAMED_SNAPSHOT:
+            names.read_state(chunk)
         else:
             previous = max(inputs[-1].icount if inputs else 0, max(verify_points, default=0))
             if chunk.prefix < previous:
@@ -333,7 +357,93 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
         log.warning("the recording's execution index is ignored (%s): it is rebuilt while replaying", index_problem)
     elif index is not None:
         index = _cut_index(index, loaded.last_icount)
-    return replace(loaded, code_index=index, code_index_problem=index_problem)
+    bookmarks, named, problems = names.resolve(loaded)
+    for problem in problems:
+        log.warning("the recording's names: %s", problem)
+    return replace(loaded, code_index=index, code_index_problem=index_problem, bookmarks=bookmarks,
+                   named_snapshots=named, names_problems=problems)  # fmt: skip
+
+
+class _Names:
+    """A recording's bookmarks chunk and named snapshot chunks as read, then checked against its history."""
+
+    def __init__(self) -> None:
+        self.entries: list[NameEntry] | None = None
+        self.problem: str | None = None  # the bookmarks chunk is not used: why
+        self.states: dict[str, StoredState] = {}
+        self.problems: list[str] = []
+
+    def read_entries(self, chunk: Chunk) -> None:
+        if self.entries is not None or self.problem is not None:
+            self.entries, self.problem = None, "the recording has two bookmarks chunks"
+            return
+        try:
+            self.entries = decode_names(chunk.data, chunk.prefix, chunk.last_icount)
+        except RecordingError as exc:
+            self.problem = str(exc)
+
+    def read_state(self, chunk: Chunk) -> None:
+        if chunk.skipped:
+            self.problems.append(f"the named snapshot at byte {chunk.offset} is not loaded: the named snapshots "
+                                 "need more memory than the recording's RAM size")  # fmt: skip
+            return
+        try:
+            name, icount, data = decode_named_state(chunk.data)
+        except RecordingError as exc:
+            self.problems.append(f"the named snapshot at byte {chunk.offset} is ignored ({exc})")
+            return
+        if name in self.states:
+            self.problems.append(f"the named snapshot {name!r} is in the recording twice: the second is ignored")
+            return
+        self.states[name] = StoredState(icount, chunk.prefix, data)
+
+    def resolve(self, loaded: LoadedRecording,
+                ) -> tuple[tuple[tuple[str, Bookmark], ...], tuple[NamedState, ...], tuple[str, ...]]:  # fmt: skip
+        """Bookmarks (named snapshots without a usable state among them), named snapshots, problems."""
+        if self.problem is not None or self.entries is None:
+            if self.problem is not None:
+                return (), (), (f"the bookmarks and named snapshots are ignored ({self.problem})",)
+            if self.states:
+                return (), (), ("the named snapshots are ignored (the recording lists no names)",)
+            return (), (), tuple(self.problems)
+        last = loaded.last_icount
+        bookmarks: list[tuple[str, Bookmark]] = []
+        named: list[NamedState] = []
+        problems = list(self.problems)
+        for entry in self.entries:
+            what = f"{entry.kind.name.lower()} {entry.name!r} at icount {entry.icount}"
+            if entry.icount > last:
+                problems.append(f"{what} lies past the end of the intact history ({last}): left out")
+                continue
+            if entry.kind == NameKind.BOOKMARK:
+                bookmarks.append((entry.name, Bookmark(entry.icount, entry.pc)))
+                continue
+            stored = self.states.pop(entry.name, None)
+            why = None
+            if stored is None:
+                why = "its state is not loaded"
+            elif stored.icount != entry.icount:
+                why = f"its state is listed at icount {stored.icount}"
+            elif not _fits_events(stored, loaded.inputs):
+                why = "its log position does not fit the events"
+            if why is None and stored is not None:
+                named.append(NamedState(entry.name, stored))
+            else:
+                problems.append(f"{what}: {why}; it is a bookmark (going there replays history)")
+                bookmarks.append((entry.name, Bookmark(entry.icount)))
+        problems += [f"the named snapshot {name!r} is not listed among the names: ignored" for name in self.states]
+        bookmarks.sort(key=lambda item: (item[1].icount, item[0]))
+        named.sort(key=lambda item: (item.state.icount, item.name))
+        return tuple(bookmarks), tuple(named), tuple(problems)
+
+
+def _fits_events(state: StoredState, inputs: list[InputEvent]) -> bool:
+    """The state's log position lies between the input events at or before and at or after its icount."""
+    position = state.log_position
+    if position > len(inputs):
+        return False
+    return not ((position and inputs[position - 1].icount > state.icount) or (
+        position < len(inputs) and inputs[position].icount < state.icount))  # fmt: skip
 
 
 def _cut_index(index: LoadedIndex, last: int) -> LoadedIndex:

@@ -7,12 +7,17 @@ snapshot, then events (inputs and verification points, in icount order) with key
 debugger writes) between them at their icounts, then the End event. A timeline that has an execution
 index (:attr:`Timeline.code_index`: one with periodic snapshots, run past its first interval) writes it too,
 just before the End, in a format version 4 file; others (``record``'s) write version 3 files as before.
+A timeline with bookmarks or named snapshots (:mod:`replay.bookmarks`) writes them after the index, in a
+format version 6 file: the names, then each named snapshot's whole state.
 :func:`open_recording` turns a loaded recording back into a :class:`~replay.timeline.Timeline` with its end
-fixed, its index loaded (a backward continue skips windows at once) or, without one, built as it runs.
+fixed, its index loaded (a backward continue skips windows at once) or, without one, built as it runs, its
+bookmarks back and, served to gdb, its named snapshots pinned in the store (checked against history when first
+loaded: :func:`replay.bookmarks.check_against_history`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -25,14 +30,17 @@ from machine.machine import Machine
 from machine.results import RunKind
 from machine.state import DiskShape, StateError, decode_state, encode_state
 
+from .bookmarks import Bookmark, NameEntry, NameKind, encode_named_state, encode_names
 from .code_index import encode_entries
 from .events import End, Event, Verify
 from .history import HistoryInputs, InputEvent
-from .log import FORMAT_VERSION, LogWriter, RecordingError
+from .log import FORMAT_VERSION, NAMED_FORMAT_VERSION, LogWriter, RecordingError
 from .recording import Header, LoadedRecording, StoredState
 from .snapshot import Snapshot
-from .store import SnapshotStore
+from .store import SnapshotBudgetError, SnapshotStore
 from .timeline import Timeline
+
+log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
 EVENTS_PER_CHUNK = 4096
@@ -52,7 +60,9 @@ class RecordingWriter:
         self._arch = timeline.machine.arch
         self._uc = timeline.machine.uc
         self._with_index = len(timeline.code_index) > 0
-        self._log = LogWriter(stream, replace(header, format_version=FORMAT_VERSION).to_json(), FORMAT_VERSION)
+        self._with_names = bool(timeline.bookmarks.marks or timeline.store.names())  # (then: version 6)
+        version = NAMED_FORMAT_VERSION if self._with_names else FORMAT_VERSION
+        self._log = LogWriter(stream, replace(header, format_version=version).to_json(), version)
         self._now = now
         self._last_flush = now()
         self._inputs_written = 0
@@ -114,11 +124,31 @@ class RecordingWriter:
         t = self._timeline
         ending = t.ending
         end = ending if ending is not None and ending.icount == t.end else End(t.end, stopped)
-        if self._with_index:  # everything else, the index, then the End alone (a chunk of one event)
+        if self._with_index or self._with_names:  # everything else, the index, names, then the End alone
             self.sync()
-            self._write_code_index(end.icount)
+            if self._with_index:
+                self._write_code_index(end.icount)
+            if self._with_names:
+                self._write_names(end.icount)
         self.sync(end=end)
         return end
+
+    def _write_names(self, end: int) -> None:
+        """The bookmarks and named snapshots within history, stamped at its end: the names, then each state."""
+        t = self._timeline
+        snapshots = [(name, t.store.named(name)) for name, icount in t.store.names() if icount <= end]
+        entries = [NameEntry(name, NameKind.BOOKMARK, mark.icount, mark.pc)
+                   for name, mark in sorted(t.bookmarks.marks.items()) if mark.icount <= end]  # fmt: skip
+        entries += [NameEntry(name, NameKind.SNAPSHOT, snapshot.icount) for name, snapshot in snapshots if snapshot]
+        left_out = len(t.bookmarks.marks) + len(t.store.names()) - len(entries)
+        if left_out:
+            log.warning("%d bookmarks or named snapshots past the end of history (%d) are not saved", left_out, end)
+        self._log.write_bookmarks(end, len(entries), encode_names(entries))
+        for name, snapshot in snapshots:
+            if snapshot is not None:
+                state = encode_state(snapshot.state, self._arch, self._uc)
+                self._log.write_named_snapshot(end, snapshot.log_position,
+                                               encode_named_state(name, snapshot.icount, state))  # fmt: skip
 
     def _write_code_index(self, end: int) -> None:
         """The index's entries within history (the last one cut at its end), stamped at the end."""
@@ -204,7 +234,32 @@ def open_recording(loaded: LoadedRecording, machine: Machine, inputs: HistoryInp
         timeline.add_keyframe(keyframe)
     timeline.verifier.load(loaded.verify_points)
     timeline.ending = loaded.end
+    timeline.bookmarks.marks.update(loaded.bookmarks)
+    if periodic_snapshots:  # (served to gdb: ``replay`` without --port goes to the end only)
+        _load_named(loaded, timeline)
     return timeline
+
+
+def _load_named(loaded: LoadedRecording, timeline: Timeline) -> None:
+    """Pin the recording's named snapshots in the store, to be checked against history when first loaded; one
+    that is malformed or does not fit the snapshot budget becomes a bookmark at its icount (with a warning)."""
+    for named in loaded.named_snapshots:
+        name, stored = named.name, named.state
+        try:
+            snapshot = check_state(stored, timeline.machine, f"named {name!r}")
+            if snapshot.icount != stored.icount:
+                raise RecordingError(f"the named snapshot {name!r} holds a state at icount {snapshot.icount}, "
+                                     f"not {stored.icount}")  # fmt: skip
+            timeline.store.name(name, snapshot)
+        except RecordingError as exc:
+            why = str(exc)
+        except SnapshotBudgetError as exc:
+            why = f"it does not fit the snapshot budget ({exc}; start with a larger --snapshot-budget to load it)"
+        else:
+            timeline.bookmarks.unchecked.add(name)
+            continue
+        log.warning("the recording's snapshot %r (icount %d) is a bookmark: %s", name, stored.icount, why)
+        timeline.bookmarks.marks[name] = Bookmark(stored.icount)
 
 
 def history_inputs(loaded: LoadedRecording) -> HistoryInputs:

@@ -31,8 +31,9 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="to_icount", type=icount_value, metavar="N", help="to icount N (0 or more)")
 
 
-def _check_states(loaded: LoadedRecording) -> None:
-    """Decode every snapshot on a blank machine of the recording's kind (RecordingError if one is malformed)."""
+def _check_states(loaded: LoadedRecording) -> dict[str, str]:
+    """Decode every snapshot on a blank machine of the recording's kind (RecordingError if one of history is
+    malformed); named snapshots that are not are returned, each with why (replay --port makes them bookmarks)."""
     header = loaded.header
     arch = ARCHES[header.arch]
     blank = Image("<no image>", ram_base_for(arch.name), (), None, "0" * 64)  # a raw image: config.arch decides
@@ -46,6 +47,16 @@ def _check_states(loaded: LoadedRecording) -> None:
     disks = tuple((machine.slots.layout.slot(i), d.size, d.sha256) for i, d in enumerate(header.drives))
     for stored, what in states:
         check_state(stored, machine, what, disks)
+    unusable = {}
+    for named in loaded.named_snapshots:
+        try:
+            decoded = check_state(named.state, machine, f"named {named.name!r}", disks)
+        except RecordingError as exc:
+            unusable[named.name] = str(exc)
+        else:
+            if decoded.icount != named.state.icount:
+                unusable[named.name] = f"its state is at icount {decoded.icount}"
+    return unusable
 
 
 def _all_events(loaded: LoadedRecording) -> list[Event]:
@@ -57,7 +68,7 @@ def _all_events(loaded: LoadedRecording) -> list[Event]:
 def info(args: argparse.Namespace) -> int:
     """Header, icount range, events by kind, sizes, damage."""
     loaded = read_recording(args.recording)
-    _check_states(loaded)
+    unusable = _check_states(loaded)
     events = _all_events(loaded)
     counts = collections.Counter(type(event).__name__ for event in events)
     end: End | None = loaded.end
@@ -75,6 +86,7 @@ def info(args: argparse.Namespace) -> int:
         played = sum(e.nbytes / (2 * e.channels * e.rate) for e in events if isinstance(e, AudioOutput))
         print(f"{'audio':20} {heard:.3f} s captured (logged), {played:.3f} s played")
     print(f"{'execution index':20} {_describe_index(loaded)}")
+    _show_names(loaded, unusable)
     if loaded.damage is not None:
         print(f"{'damaged':20} at byte {loaded.damage.offset}: {loaded.damage.reason}")
     return 0
@@ -92,6 +104,24 @@ def _describe_index(loaded: LoadedRecording) -> str:
     known = sum(ranges is not None for _, _, ranges in index.entries)
     return (f"{len(index.entries)} entries ({known} known), icount {index.entries[0][0]} .. {index.until}, "
             f"{index.stored_bytes} bytes")  # fmt: skip
+
+
+def _show_names(loaded: LoadedRecording, unusable: dict[str, str]) -> None:
+    """The bookmarks and named snapshots (format version 6), one a line by icount, and what was left out."""
+    rows: list[tuple[int, str, str]] = []
+    for name, mark in loaded.bookmarks:
+        rows.append((mark.icount, name, "bookmark" + (f", pc {mark.pc:#x}" if mark.pc is not None else "")))
+    for named in loaded.named_snapshots:
+        why = unusable.get(named.name)
+        what = f"snapshot ({len(named.state.data)} bytes)" if why is None else f"a bookmark (its snapshot: {why})"
+        rows.append((named.state.icount, named.name, what))
+    snapshots = len(loaded.named_snapshots) - len(unusable)
+    summary = f"{len(rows) - snapshots} bookmarks, {snapshots} named snapshots" if rows else "none"
+    print(f"{'names':20} {summary}")
+    for icount, name, what in sorted(rows):
+        print(f"  {name:18} icount {icount}: {what}")
+    for problem in loaded.names_problems:
+        print(f"{'names left out':20} {problem}")
 
 
 FRAME_PREFIX = 32  # bytes of a network frame shown by ``events``
