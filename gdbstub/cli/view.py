@@ -1,0 +1,197 @@
+"""``chronicorn view``: one self-contained HTML page picturing a recording (:mod:`gdbstub.view` draws it).
+
+The recording is replayed once, forward, to collect what only a replay knows: the guest's UART output (each
+line at the icount of its first byte) and the idle warps of the virtual clock. Interrupts, ``--query`` marks
+and ``--value`` series come from the query engine (:mod:`replay.query`), which replays on its own timeline
+(its query index cached beside the recording as ``chronicorn query`` does, unless ``--no-cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from gdbstub.picture import (
+    ClockMap,
+    ClockTapInputs,
+    Lane,
+    Mark,
+    OutputLines,
+    Picture,
+    Series,
+    WarpLog,
+    event_lanes,
+    recording_facts,
+    state_lanes,
+    step_points,
+)
+from gdbstub.query import open_engine
+from gdbstub.view import render_page
+from machine.results import RunKind
+from replay.query import QueryEngine, QueryError, QueryRequest, ValuePoint, parse_query
+from replay.recording import LoadedRecording
+from replay.timeline import Timeline
+
+from .common import ExitCode, Interrupt, UsageError, add_drive_options, check_not_overwriting, describe_end, say
+from .timelines import read_recording
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recording", metavar="FILE.chrec")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.html", help="the page to write")
+    parser.add_argument("--guest", metavar="ELF",
+                        help="the guest image (default: the path stored in the recording); its symbols name what "
+                             "--value and --query ask about")  # fmt: skip
+    parser.add_argument(
+        "--value",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="plot EXPR's value over time, as a step plot (repeatable), e.g. probe.scale, or 'ADDR LEN'",
+    )
+    parser.add_argument("--query", action="append", default=[], metavar="QUERY",
+                        help="mark what a query finds, as 'chronicorn query' takes it (repeatable), "
+                             "e.g. \"writes probe.scale\"")  # fmt: skip
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the query index beside the recording (as 'chronicorn query')",
+    )
+    add_drive_options(parser, recorded=True)
+
+
+def check_output(path: str, inputs: list[tuple[str, str | Path | None]]) -> None:
+    """Refuse an output the command could not write, or one that is one of its inputs (before replaying)."""
+    target = Path(path)
+    check_not_overwriting("-o", path, inputs)
+    if target.is_dir():
+        raise UsageError(f"-o {path} is a directory")
+    if not target.parent.is_dir():
+        raise UsageError(f"-o {path}: {target.parent} is not a directory")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"-o {path}: not writable")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Writes the page; exit code 0, 2 bad input (recording, options, --query, --value), 5 a replay diverged."""
+    loaded = read_recording(args.recording)
+    check_output(args.output, [("the recording", args.recording), ("the guest image", args.guest),
+                               *(("a --drive image", d.path) for d in args.drive)])  # fmt: skip
+    requests = [(text, parse_request(text)) for text in args.query]
+    if loaded.damage is not None:
+        say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "
+            f"picturing its intact part, icount 0..{loaded.last_icount}")  # fmt: skip
+    replayed = replay_recording(args, loaded)
+    if replayed is None:
+        return ExitCode.INTERRUPTED
+    output, idle, clock = replayed
+    found, series = ask_engine(args, requests)
+    lanes = [Lane("uart-output", "UART output", "output", output), *event_lanes(loaded.inputs),
+             Lane("idle", "idle (wfi)", "idle", idle), *found, *state_lanes(loaded)]  # fmt: skip
+    picture = Picture(f"chronicorn view: {Path(args.recording).name}", recording_facts(loaded, args.recording),
+                      loaded.last_icount, clock, tuple(lanes), tuple(series), (), output)  # fmt: skip
+    page = render_page(picture)
+    try:
+        Path(args.output).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    say(f"{len(output)} UART lines, {len(loaded.inputs)} input events, {len(series)} value series: "
+        f"{args.output} ({len(page) >> 10} KiB)")  # fmt: skip
+    return ExitCode.OK
+
+
+def parse_request(text: str) -> QueryRequest:
+    """A ``--query`` string as the engine's request (UsageError, one line, when it is not one)."""
+    try:
+        return parse_query(shlex.split(text))
+    except (ValueError, QueryError) as exc:  # (ValueError: shlex's unbalanced quotes)
+        raise UsageError(f"--query {text!r}: {exc}") from None
+
+
+def tapped_timeline(args: argparse.Namespace, loaded: LoadedRecording) -> tuple[Timeline, OutputLines, WarpLog]:
+    """The recording's timeline as :func:`~gdbstub.cli.timelines.recording_timeline` builds it, with the view's
+    two taps: the UART's bytes go to an :class:`OutputLines` (with the icount of the store that sent each), the
+    idle warps to a :class:`WarpLog` (through :class:`ClockTapInputs`, the history's input source)."""
+    from machine.arch.registry import ARCHES
+    from machine.factory import make_machine
+    from machine.machine import MachineConfig
+    from replay.log import RecordingError
+    from replay.recording import check_drives, check_replayable
+    from replay.saver import open_recording
+
+    from .common import load_guest
+    from .timelines import recorded_drives, recorded_kernel
+
+    header = loaded.header
+    load_addr = header.options.get("load_addr")  # a raw binary's (recorded with --load-addr)
+    if load_addr is not None and not (isinstance(load_addr, int) and 0 <= load_addr < 1 << 64):
+        raise RecordingError("recording header option 'load_addr' is not an address")
+    image = load_guest(args.guest or header.image_path, load_addr if isinstance(load_addr, int) else None)
+    check_replayable(header, image, None, None)
+    config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift,
+                           drives=recorded_drives(header, args.drive), virtio_legacy=header.virtio == "legacy",
+                           network=header.network, audio=header.audio, kernel=recorded_kernel(header))  # fmt: skip
+    lines, warps = OutputLines(), WarpLog(header.icount_shift)
+    inputs = ClockTapInputs(list(loaded.inputs), loaded.last_icount, warps)
+    machines: list = []
+    try:
+        machine = make_machine(image, inputs, lambda byte: lines.add(machines[0].access_icount, byte), config)
+    except MemoryError:
+        raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
+    check_drives(header, machine)
+    machines.append(machine)
+    timeline = open_recording(loaded, machine, inputs, periodic_snapshots=False)
+    warps.bias_ns = machine.clock.bias_ns  # the initial snapshot's
+    return timeline, lines, warps
+
+
+def replay_recording(
+    args: argparse.Namespace, loaded: LoadedRecording
+) -> tuple[tuple[Mark, ...], tuple[Mark, ...], ClockMap] | None:
+    """Replay the recording to its end: its UART lines, idle periods and virtual clock (None if interrupted)."""
+    from .replay import ProgressBar
+
+    timeline, lines, warps = tapped_timeline(args, loaded)
+    progress = ProgressBar(timeline.end) if sys.stderr.isatty() else None
+    try:
+        with Interrupt().installed() as interrupted:
+            result = timeline.replay_to_end(interrupted, progress)
+    finally:
+        if progress is not None:
+            print(file=sys.stderr)
+    if result.kind == RunKind.INTERRUPTED:
+        say(describe_end(result))
+        return None
+    return lines.marks(), warps.marks(), warps.clock()
+
+
+def ask_engine(args: argparse.Namespace, requests: list[tuple[str, QueryRequest]]) -> tuple[list[Lane], list[Series]]:
+    """Interrupts and exceptions, the ``--query`` marks and the ``--value`` series, from the query engine."""
+    engine = open_engine(args.recording, args.guest, cache=not args.no_cache)
+    try:
+        traps = engine.run(parse_query(["interrupts"])).rows
+        lanes = []
+        for kind, title in (("interrupt", "interrupts"), ("exception", "exceptions")):
+            marks = tuple(Mark(row["icount"], row["summary"]) for row in traps if row["type"] == kind)
+            lanes.append(Lane(title, title, "trap", marks))
+        for number, (text, request) in enumerate(requests, start=1):
+            rows = engine.run(request).rows
+            marks = tuple(sorted((Mark(row["icount"], row["summary"]) for row in rows), key=lambda m: m.icount))
+            lanes.append(Lane(f"query-{number}", text, "query", marks))
+        series = [Series(expr, step_points(_value_series(engine, expr))) for expr in args.value]
+    except QueryError as exc:
+        raise UsageError(str(exc)) from None
+    return lanes, series
+
+
+def _value_series(engine: QueryEngine, expr: str) -> list[ValuePoint]:
+    """``--value EXPR`` (or ``ADDR LEN``, as a query names bytes) over the whole recording."""
+    try:
+        request = parse_query(["writes", *shlex.split(expr)])
+        assert request.target is not None
+        return engine.value_series(request.target, length=request.length)
+    except (ValueError, QueryError) as exc:
+        raise UsageError(f"--value {expr!r}: {exc}") from None
