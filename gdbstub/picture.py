@@ -245,17 +245,11 @@ def event_lanes(inputs: Iterable[InputEvent]) -> list[Lane]:
             for kind, marks in by_kind.items() if marks]  # fmt: skip
 
 
-def recording_bookmarks(loaded: LoadedRecording) -> Lane | None:
-    """HOOK: the bookmarks and named snapshots the recording holds, once the format has them (issue 16).
-
-    Read as ``loaded.bookmarks``: any sequence of items with ``icount`` and ``name``; None while
-    :class:`~replay.recording.LoadedRecording` has no such field.
-    """
-    bookmarks = getattr(loaded, "bookmarks", None)
-    if not bookmarks:
-        return None
-    marks = sorted((Mark(b.icount, f"bookmark {b.name}") for b in bookmarks), key=lambda m: m.icount)
-    return Lane("bookmarks", "bookmarks", "state", tuple(marks))
+def bookmark_lane(loaded: LoadedRecording) -> Lane:
+    """The bookmarks the recording carries (format version 6: ``monitor bookmark NAME`` before it was saved)."""
+    marks = [Mark(mark.icount, f"bookmark {name}" + (f", pc {mark.pc:#x}" if mark.pc is not None else ""))
+             for name, mark in loaded.bookmarks]  # fmt: skip
+    return Lane("bookmarks", "bookmarks", "state", tuple(sorted(marks, key=lambda m: m.icount)))
 
 
 def end_text(end: End | None, loaded: LoadedRecording) -> str:
@@ -269,19 +263,17 @@ def end_text(end: End | None, loaded: LoadedRecording) -> str:
 
 
 def state_lanes(loaded: LoadedRecording) -> list[Lane]:
-    """The snapshots, bookmarks and verification points the file holds, and its end."""
+    """The snapshots (initial, keyframes, named), bookmarks and verification points the file holds, and its end."""
     snapshots = [
         Mark(0, "initial snapshot"),
         *(Mark(k.icount, "keyframe: the state after a debugger write") for k in loaded.keyframes),
+        *(Mark(n.state.icount, f"named snapshot {n.name}") for n in loaded.named_snapshots),
     ]
     lanes = [Lane("snapshots", "snapshots", "state", tuple(sorted(snapshots, key=lambda m: m.icount)))]
-    bookmarks = recording_bookmarks(loaded)
-    if bookmarks is not None:
-        lanes.append(bookmarks)
+    lanes.append(bookmark_lane(loaded))
     checks = tuple(Mark(icount, f"verification point (register digest {digest.hex()})")
                    for icount, digest in sorted(loaded.verify_points.items()))  # fmt: skip
-    if checks:
-        lanes.append(Lane("verify", "verification", "check", checks))
+    lanes.append(Lane("verify", "verification", "check", checks))
     lanes.append(Lane("end", "end", "end", (Mark(loaded.last_icount, f"end: {end_text(loaded.end, loaded)}"),)))
     return lanes
 
@@ -301,6 +293,9 @@ def recording_facts(loaded: LoadedRecording, name: str) -> tuple[tuple[str, str]
         ("end", end_text(loaded.end, loaded)),
         ("events", ", ".join(f"{n} {title}" for title, n in counts.items()) or "none"),
     ]
+    if loaded.bookmarks or loaded.named_snapshots:
+        names = [f"{len(loaded.bookmarks)} bookmarks", f"{len(loaded.named_snapshots)} named snapshots"]
+        facts.append(("names", ", ".join(names)))
     if loaded.damage is not None:
         facts.append(("damaged", f"at byte {loaded.damage.offset}: {loaded.damage.reason}"))
     return tuple(facts)

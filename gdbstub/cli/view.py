@@ -91,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
     found, series = ask_engine(args, requests)
     lanes = [Lane("uart-output", "UART output", "output", output), *event_lanes(loaded.inputs),
              Lane("idle", "idle (wfi)", "idle", idle), *found, *state_lanes(loaded)]  # fmt: skip
-    picture = Picture(f"chronicorn view: {Path(args.recording).name}", recording_facts(loaded, args.recording),
-                      loaded.last_icount, clock, tuple(lanes), tuple(series), (), output)  # fmt: skip
+    title = f"chronicorn view: {Path(args.recording).name}"
+    picture = Picture(title, recording_facts(loaded, args.recording), loaded.last_icount, clock, tuple(lanes),
+                      tuple(series), loaded.names_problems, output)  # fmt: skip
     page = render_page(picture)
     try:
         Path(args.output).write_text(page, encoding="utf-8")

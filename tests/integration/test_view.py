@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,9 +68,11 @@ READ_BACK = """() => {
 }"""
 
 
-def load(browser: object, page_path: Path, screenshot: Path) -> LoadedPage:
+def load(
+    browser: object, page_path: Path, screenshot: Path, then: Callable[[object], None] | None = None
+) -> LoadedPage:
     """Open the page offline (every request but the page itself refused and noted), wait until plotly has drawn
-    it and the virtual-time axis is labelled, read the plot back, take a screenshot."""
+    it and the virtual-time axis is labelled, do ``then(page)`` if given, read the plot back, take a screenshot."""
     problems: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
     url = page_path.resolve().as_uri()
@@ -92,6 +94,8 @@ def load(browser: object, page_path: Path, screenshot: Path) -> LoadedPage:
         page.wait_for_function("""() => { const gd = document.querySelector('.js-plotly-plot');
             return gd && gd.data && gd._fullLayout && Object.values(gd.layout).some(
                 a => a && a.overlaying && (a.ticktext || []).length > 0); }""")  # fmt: skip
+        if then is not None:
+            then(page)
         data = page.evaluate(READ_BACK)
         page.screenshot(path=str(screenshot), full_page=True)
     finally:
@@ -142,7 +146,8 @@ def check_lanes_match_the_recording(shown: LoadedPage, loaded: LoadedRecording, 
             assert len(lane["x"]) < count and set(lane["x"]) <= set(icounts) and lane["x"][0] == icounts[0]
     absent = {view.key for view in EVENT_KINDS.values()} - kinds.keys()
     assert not absent & shown.lanes().keys()
-    assert len(shown.lane("snapshots")["x"]) == 1 + len(loaded.keyframes)
+    assert len(shown.lane("snapshots")["x"]) == 1 + len(loaded.keyframes) + len(loaded.named_snapshots)
+    assert len(shown.lanes().get("bookmarks", {"x": []})["x"]) == len(loaded.bookmarks)
     if loaded.verify_points:
         assert shown.lane("verify")["x"] == sorted(loaded.verify_points)
     end = shown.lane("end")
@@ -211,6 +216,28 @@ def test_virtual_time_follows_the_timer_guest_idle_periods(browser: object, tmp_
     assert all(taken < shown for taken, shown in zip(interrupts["x"], printed, strict=True))
     alone = run_machine(elf)
     assert shown.lane("end")["customdata"] == [alone.machine.clock.ns(alone.result.icount)]
+    # Zoomed in around "tick 3", the virtual-time axis is relabelled: every label reads that line's time.
+    at, ns = out["x"][lines.index("tick 3")], out["customdata"][lines.index("tick 3")]
+    zoom = f"""gd => Plotly.relayout(gd, {{'xaxis.range': [{at - 2}, {at + 2}]}})"""
+    zoomed = load(browser, tmp_path / "view.html", tmp_path / "zoomed.png", lambda page: relabelled(page, zoom))
+    assert zoomed.problems == [] and len(zoomed.time_ticks) == 6
+    assert all(abs(read_ns(label) - ns) <= ns / 1000 for label in zoomed.time_ticks), (zoomed.time_ticks, ns)
+
+
+def relabelled(page: object, action: str) -> None:
+    """Do ``action(gd)`` in the page and wait until the virtual-time axis has new labels."""
+    page.evaluate(f"""() => {{ const gd = document.querySelector('.js-plotly-plot');
+        window.labelsBefore = JSON.stringify(Object.values(gd.layout).find(a => a && a.overlaying).ticktext);
+        ({action})(gd); }}""")  # type: ignore[attr-defined]  # fmt: skip
+    page.wait_for_function("""() => { const gd = document.querySelector('.js-plotly-plot');
+        return JSON.stringify(Object.values(gd.layout).find(a => a && a.overlaying).ticktext) !== window.labelsBefore;
+    }""")  # type: ignore[attr-defined]  # fmt: skip
+
+
+def read_ns(label: str) -> float:
+    """A virtual-time label (``3.021 ms``) in nanoseconds."""
+    number, unit = label.split()
+    return float(number) * {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9}[unit]
 
 
 @pytest.mark.parametrize("what", ["rtc", "echo-markup", "traps", *(pytest.param(w, marks=pytest.mark.slow) for w in
@@ -255,6 +282,39 @@ def test_sound_recording_of_95_million_instructions(browser: object, tmp_path: P
     shown = load(browser, view(tmp_path, recording), tmp_path / "view.png")
     check_lanes_match_the_recording(shown, loaded, output)
     assert {"audio-input", "audio-output", "verify"} <= shown.lanes().keys()
+
+
+def test_bookmarks_and_named_snapshots_saved_with_a_history(browser: object, tmp_path: Path) -> None:
+    """A history served and named (``monitor snapshot save A``, ``monitor bookmark B``) then saved: the page shows
+    the named snapshot with the snapshots and the bookmark in its own lane, at their icounts."""
+    from gdbstub.monitor import Monitor
+    from machine.inputs import ScriptedInputs
+    from machine.loader import load_image
+    from machine.machine import Machine, MachineConfig
+    from replay.history import HistoryInputs
+    from replay.recording import make_header
+    from replay.saver import save_timeline
+    from replay.timeline import Timeline
+
+    inputs = HistoryInputs([], 0, ScriptedInputs())
+    machine = Machine(load_image(guest("rv32", "timer")), inputs, lambda byte: None, MachineConfig())
+    timeline = Timeline(machine, inputs)
+    monitor = Monitor(timeline, lambda: "", lambda path, overwrite: "")
+    timeline.run_forward(until=5_000)
+    assert monitor("snapshot save A").startswith("snapshot 'A' saved")
+    timeline.run_forward(until=9_000)
+    assert monitor("bookmark B").startswith("bookmark 'B' at icount 9000")
+    timeline.run_forward()
+    header = make_header(machine.image, machine.arch.name, machine.config.ram_size, 3, "off", {})
+    recording = save_timeline(timeline, header, tmp_path, "named.chrec")
+    with recording.open("rb") as stream:
+        loaded = load_recording(stream)
+    assert [n.name for n in loaded.named_snapshots] == ["A"] and [n for n, _ in loaded.bookmarks] == ["B"]
+    shown = load(browser, view(tmp_path, recording), tmp_path / "view.png")
+    assert shown.problems == []
+    snapshots, bookmarks = shown.lane("snapshots"), shown.lane("bookmarks")
+    assert snapshots["x"] == [0, 5_000] and "named snapshot A" in snapshots["hovertext"][1]
+    assert bookmarks["x"] == [9_000] and "bookmark B, pc 0x" in bookmarks["hovertext"][0]
 
 
 @pytest.mark.slow
