@@ -130,7 +130,7 @@ def _capstone_modes() -> dict[str, tuple[int, int]]:
 
 
 # -- expressions ----------------------------------------------------------------------------------------------
-_TOKEN = re.compile(r"\s*(?:(0[xX][0-9a-fA-F]+|\d+)[uUlL]*|([A-Za-z_$][\w$]*)|(->|[.\[\]()*-]))")
+_TOKEN = re.compile(r"\s*(?:(0[xX][0-9a-fA-F]+|\d+)[uUlL]*|([A-Za-z_$][\w$]*)|(->|::|[.\[\]()*-]))")
 _TYPE_WORDS = {"unsigned", "signed", "short", "long", "int", "char", "float", "double", "void", "_Bool",
                "struct", "union", "enum", "const", "volatile"}  # fmt: skip
 _INT_WORDS = {"unsigned", "signed", "short", "long", "int", "char"}
@@ -372,9 +372,13 @@ def _subrange_count(die: Any) -> int | None:
         value = die.attributes.get(attr)
         if value is not None and value.form.startswith(("DW_FORM_data", "DW_FORM_udata", "DW_FORM_sdata",
                                                          "DW_FORM_implicit_const")):  # fmt: skip
+            number = value.value
+            size = {"DW_FORM_data4": 32, "DW_FORM_data8": 64}.get(value.form)
+            if size and number == (1 << size) - 1:  # GCC writes int a[0]'s upper bound -1 as an unsigned data4
+                number = -1
             if attr == "DW_AT_count":
-                return max(value.value, 0)
-            return max(value.value - (_attr(die, "DW_AT_lower_bound") or 0) + 1, 0)
+                return max(number, 0)
+            return max(number - (_attr(die, "DW_AT_lower_bound") or 0) + 1, 0)
     return None
 
 
@@ -422,6 +426,7 @@ class Symbols:
         self._types: dict[int, CType] = {}
         self._cus: list[Any] = []
         self._line_tables: dict[int, _LineTable] = {}
+        self._programs: dict[int, Any] = {}  # CU index -> its line program
         self._sequences: list[tuple[int, int, int]] | None = None  # (start, end, cu index) of line sequences
         self._sequence_starts: list[int] = []
         self._line_cache: dict[int, SourceLine | None] = {}
@@ -569,8 +574,13 @@ class Symbols:
         if self._dwarf is None:
             if not self._has_dwarf:
                 raise SymbolError(f"{self.path.name} has no debug info (DWARF): build it with -g")
-            self._dwarf = self._elf.get_dwarf_info()
-            self._cus = list(self._dwarf.iter_CUs())
+            from elftools.common.exceptions import ELFError
+
+            try:
+                self._dwarf = self._elf.get_dwarf_info()
+                self._cus = list(self._dwarf.iter_CUs())
+            except (ELFError, ValueError, KeyError, IndexError) as exc:
+                raise SymbolError(f"{self.path.name}: unreadable debug info (DWARF): {exc}") from exc
         return self._dwarf
 
     def _dwarf_functions(self) -> dict[str, list[_Function]]:
@@ -906,9 +916,26 @@ class Symbols:
             raise SymbolError(f"{text!r} has no size (an incomplete type or an array without bounds)")
         return Location(text, result.addr, result.size, result.type)
 
-    def variable(self, name: str) -> _Place:
-        """A global or static variable by name (DWARF, else the symbol table: untyped)."""
+    def variables(self) -> list[str]:
+        """The global and file-scope static variables with an address in the DWARF: those gdb's ``info
+        variables`` lists (a function's static variable is ``FUNCTION::NAME``)."""
+        if not self._has_dwarf:
+            return []
+        return sorted(
+            name
+            for name, found in self._index().items()
+            if any(v.addr is not None and v.function is None for v in found)
+        )
+
+    def variable(self, name: str, function: str | None = None) -> _Place:
+        """A global or static variable by name (DWARF, else the symbol table: untyped); with ``function``, that
+        function's static variable (gdb's ``FUNCTION::NAME``). A name alone finds a function's static variable
+        too when no file-scope variable has that name (gdb would need the function's frame)."""
         candidates = self._index().get(name, []) if self._has_dwarf else []
+        if function is not None:
+            candidates = [v for v in candidates if v.function == function]
+            if not candidates:
+                raise SymbolError(f'No symbol "{name}" in function "{function}".')
         fixed = [v for v in candidates if v.addr is not None]
         if fixed:
             fixed.sort(key=lambda v: (not v.external, v.function is not None, v.cu_index != self._main_cu,
@@ -1152,6 +1179,7 @@ class Symbols:
             program = self._dwarf.line_program_for_CU(cu)
             if program is None:
                 continue
+            self._programs[cu_index] = program  # it keeps its decoded rows for _line_table
             start = None
             for entry in program.get_entries():
                 state = entry.state
@@ -1177,7 +1205,7 @@ class Symbols:
         top = cu.get_top_DIE()
         comp_dir = (_attr(top, "DW_AT_comp_dir") or b"").decode(errors="replace")
         cu_low = _attr(top, "DW_AT_low_pc") or 0
-        program = self._dwarf.line_program_for_CU(cu)
+        program = self._programs[cu_index]
         version = program.header["version"]
         dirs = [d.decode(errors="replace") for d in program.header["include_directory"]]
         files = program.header["file_entry"]
@@ -1315,7 +1343,7 @@ class Symbols:
         return "(unknown)"
 
 
-_Node = tuple  # ('num', n) ('var', name) ('deref', node) ('cast', words, stars, count, node) ('member', node,
+_Node = tuple  # ('num', n) ('var', name, function) ('deref', node) ('cast', words, stars, count, node) ('member', node,
 # name, arrow) ('index', node, i)
 
 
@@ -1398,8 +1426,12 @@ class _Parser:
         if tok is None:
             raise self.error("unexpected end")
         self.pos += 1
-        if tok[0] in ("num", "id"):
-            return ("num" if tok[0] == "num" else "var", tok[1])
+        if tok[0] == "num":
+            return ("num", tok[1])
+        if tok[0] == "id":
+            if self.accept("::"):  # FUNCTION::NAME, a function's static variable
+                return ("var", self.take("id"), tok[1])
+            return ("var", tok[1], None)
         if tok == ("op", "("):
             inner = self.unary()
             self.take("op", ")")
@@ -1425,7 +1457,7 @@ class _Parser:
         if op == "num":
             return _Value(node[1], None)
         if op == "var":
-            return self.symbols.variable(node[1])
+            return self.symbols.variable(node[1], node[2])
         if op == "deref":
             return self.deref(self.evaluate(node[1]))
         if op == "cast":
