@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GUESTS, ROOT, require_tool, run_cli
-from tests.e2e.gdb import require_gdb
 
 CMDINT = ROOT / "gdbstub" / "demo" / "firmware" / "rv32" / "cmdint.elf"
 ARM = {board: ROOT / "tests" / "guests" / board for board in ("cortexm", "aarch64")}
@@ -101,7 +100,6 @@ def cmdint_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def triage(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
-    require_gdb()
     return run_cli("triage", *args, timeout=timeout)
 
 
@@ -114,23 +112,24 @@ def triage_json(folder: Path, watch: str, *options: str) -> dict:
 
 
 # -- what the single-recording commands say ---------------------------------------------------------------------
-def expected_key(recording: Path, watch: str, locate_passing: bool = False) -> tuple:
-    """(outcome, culprit) from ``chronicorn info`` and ``chronicorn locate`` on this recording alone."""
+def expected_key(recording: Path, watch: str, locate_passing: bool = False) -> tuple[tuple, str | None]:
+    """(outcome, culprit) from ``chronicorn info`` and ``chronicorn locate`` on this recording alone, and the
+    text of the culprit's source line as locate shows it."""
     info = run_cli("info", str(recording))
     if info.returncode != 0:
-        return ("error",)
+        return ("error",), None
     end = next(line for line in info.stdout.decode().splitlines() if line.startswith("end "))
     outcome = "passed" if "exited (code 0)" in end else "failed"
     if outcome == "passed" and not locate_passing:
-        return ("passed", None)
+        return ("passed", None), None
     locate = run_cli("locate", str(recording), "--watch", watch, "--json", timeout=300)
     if locate.returncode == 6:
-        return (outcome, None)
+        return (outcome, None), None
     if locate.returncode == 2:
-        return ("error",)
+        return ("error",), None
     assert locate.returncode == 0, locate.stderr.decode()
     first = json.loads(locate.stdout)["writes"][0]
-    return (outcome, (first["function"], first["file"], first["line"], first["pc"]))
+    return (outcome, (first["function"], first["file"], first["line"], first["pc"])), first["source"]
 
 
 def triage_key(entry: dict) -> tuple:
@@ -146,8 +145,9 @@ def check_against_locate(report: dict, watch: str, locate_passing: bool = False)
     with one (outcome, culprit), errors grouped by their reason. Returns recording -> key."""
     keys = {}
     for entry in report["recordings"]:
-        expected = expected_key(Path(entry["recording"]), watch, locate_passing)
+        expected, source = expected_key(Path(entry["recording"]), watch, locate_passing)
         assert triage_key(entry) == expected, entry["recording"]
+        assert (entry["writes"][0]["source"] if entry["writes"] else None) == source
         keys[entry["recording"]] = expected + ((entry["error"],) if expected == ("error",) else ())
     partition = {frozenset(name for name, key in keys.items() if key == value) for value in keys.values()}
     assert {frozenset(group["recordings"]) for group in report["groups"]} == partition
@@ -155,8 +155,15 @@ def check_against_locate(report: dict, watch: str, locate_passing: bool = False)
     return keys
 
 
+def line_with(source: str, marker: str) -> str:
+    """The line of a guest's source (cmdint.c of the demo, cmdbug.c of the Cortex-M guests) holding ``marker``,
+    its comment left out."""
+    folder = ROOT / "gdbstub" / "demo" / "firmware" / "src" if source == "cmdint.c" else ARM["cortexm"]
+    line = next(text for text in (folder / source).read_text().splitlines() if marker in text)
+    return line.split("/*")[0].strip()
+
+
 # -- tests ------------------------------------------------------------------------------------------------------
-@pytest.mark.gdb
 def test_a_failing_a_passing_and_a_damaged_recording(tmp_path: Path) -> None:
     runs = [CMDINT_RUNS[0], CMDINT_RUNS[1]]
     for made in runs:
@@ -178,7 +185,6 @@ def test_a_failing_a_passing_and_a_damaged_recording(tmp_path: Path) -> None:
     assert bug == locate["writes"][0]
 
 
-@pytest.mark.gdb
 @pytest.mark.slow
 def test_cmdint_recordings_group_as_locate_finds_them_one_by_one(cmdint_set: Path) -> None:
     report = triage_json(cmdint_set, "probe.scale")
@@ -186,7 +192,9 @@ def test_cmdint_recordings_group_as_locate_finds_them_one_by_one(cmdint_set: Pat
     named = {Path(name).stem: key for name, key in keys.items()}
     # The set is varied as meant: two culprits in set_name, a run without a write, passing runs, errors.
     assert named["demo-bug"] == named["long-name"] == named["kitchen"] != named["name-16"]
-    assert named["demo-bug"][1][0] == named["name-16"][1][0] == "set_name"
+    assert named["demo-bug"][1][:2] == named["name-16"][1][:2]  # one function, two lines
+    sources = {Path(e["recording"]).stem: e["writes"][0]["source"].strip() for e in report["recordings"] if e["writes"]}
+    assert sources["demo-bug"] == line_with("cmdint.c", "*dst++ = *text++;") and sources["name-16"] == "*dst = 0;"
     assert named["hangs"] == ("failed", None) and named["cut-tail"] == ("failed", None)
     assert named["ok"] == named["scale-5"] == ("passed", None)
     assert named["cut-header"][0] == named["notes"][0] == "error"
@@ -197,7 +205,6 @@ def test_cmdint_recordings_group_as_locate_finds_them_one_by_one(cmdint_set: Pat
     assert report["groups"][0]["count"] == 3  # the largest group first
 
 
-@pytest.mark.gdb
 @pytest.mark.slow
 def test_isrbug_builds_group_by_pc_or_together_by_line(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = make_set(tmp_path_factory, ISRBUG_RUNS)
@@ -211,7 +218,6 @@ def test_isrbug_builds_group_by_pc_or_together_by_line(tmp_path_factory: pytest.
     assert merged["culprit"]["pc"] is None and merged["culprit"]["line"] == next(iter(culprits))[2]
 
 
-@pytest.mark.gdb
 @pytest.mark.slow
 def test_stray_pointer_recordings(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = make_set(tmp_path_factory, STRAY_RUNS)
@@ -221,7 +227,6 @@ def test_stray_pointer_recordings(tmp_path_factory: pytest.TempPathFactory) -> N
     assert report["executor"] == "local (1 process)"
 
 
-@pytest.mark.gdb
 @pytest.mark.slow
 def test_arm_cmdbug_passes_with_wrong_output_located_on_request(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = make_set(tmp_path_factory, CMDBUG_RUNS)
@@ -231,8 +236,9 @@ def test_arm_cmdbug_passes_with_wrong_output_located_on_request(tmp_path_factory
                                                        if e["outcome"] == "passed")  # fmt: skip
     located = triage_json(folder, "scale", "--locate-passing")
     keys = check_against_locate(located, "scale", locate_passing=True)
-    bugs = {keys[name] for name in keys if Path(name).stem.endswith("-bug")}
-    assert len(bugs) == 2 and all(key[0] == "passed" and key[1][0] == "cmd_set" for key in bugs)
+    bugs = [e for e in located["recordings"] if Path(e["recording"]).stem.endswith("-bug")]
+    assert len({keys[e["recording"]] for e in bugs}) == 2 and all(keys[e["recording"]][0] == "passed" for e in bugs)
+    assert {e["writes"][0]["source"].split("/*")[0].strip() for e in bugs} == {line_with("cmdbug.c", "values[n] = v")}
     assert keys[next(n for n in keys if Path(n).stem == "cortexm-set-9")] == ("failed", None)
 
 
@@ -258,7 +264,6 @@ def without_timings(report: dict) -> dict:
             "recordings": [{**entry, "seconds": None} for entry in report["recordings"]]}  # fmt: skip
 
 
-@pytest.mark.gdb
 @pytest.mark.slow
 def test_a_dask_cluster_groups_as_local_processes_do(cmdint_set: Path, dask_scheduler: str) -> None:
     local = triage_json(cmdint_set, "probe.scale", "--jobs", "2")
@@ -313,7 +318,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     assert "cannot triage:" in proc.stdout.decode()
 
 
-@pytest.mark.gdb
 def test_a_watch_naming_nothing_is_bad_input(tmp_path: Path) -> None:
     recording = record(CMDINT_RUNS[0], tmp_path)
     proc = triage(str(tmp_path), "--watch", "no_such_variable", "-q")
