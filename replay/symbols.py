@@ -419,14 +419,15 @@ class Symbols:
         self._sections: list[tuple[int, int, int]] | None = None  # (start, end, index) of allocated sections
         self._variables: dict[str, list[_Variable]] | None = None
         self._functions: dict[str, list[_Function]] = {}
-        self._function_ranges: list[tuple[int, int, str, int]] = []  # (low, high, name, entry) sorted
-        self._function_lows: list[int] = []
         self._named_types: dict[str, Any] = {}
         self._main_cu: int | None = None
         self._types: dict[int, CType] = {}
         self._cus: list[Any] = []
         self._line_tables: dict[int, _LineTable] = {}
         self._programs: dict[int, Any] = {}  # CU index -> its line program
+        self._aranges: Any = None  # .debug_aranges (False: none)
+        self._cu_by_offset: dict[int, int] = {}
+        self._cu_function_ranges: dict[int, tuple[list[int], list[tuple[int, int, str, int]]]] = {}
         self._sequences: list[tuple[int, int, int]] | None = None  # (start, end, cu index) of line sequences
         self._sequence_starts: list[int] = []
         self._line_cache: dict[int, SourceLine | None] = {}
@@ -594,7 +595,6 @@ class Symbols:
             return self._variables
         self._dwarf_info()
         variables: dict[str, list[_Variable]] = {}
-        ranges = []
         for cu_index, cu in enumerate(self._cus):
             top = cu.get_top_DIE()
             for die in top.iter_children():
@@ -615,15 +615,10 @@ class Symbols:
                         self._functions.setdefault(func.name, []).append(func)
                         if func.name == "main" and func.entry is not None:
                             self._main_cu = cu_index
-                        for low, high in func.ranges:
-                            ranges.append((low, high, func.name, func.entry if func.entry is not None else low))
                     continue
                 var = self._variable(die, cu_index, function)
                 if var is not None:
                     variables.setdefault(var.name, []).append(var)
-        ranges.sort()
-        self._function_ranges = ranges
-        self._function_lows = [r[0] for r in ranges]
         self._variables = variables
         return variables
 
@@ -691,20 +686,70 @@ class Symbols:
         return _Variable(name, addr, die, cu_index, external, local_to)
 
     def _dwarf_function_at(self, pc: int) -> tuple[str, int] | None:
-        """(name, entry) of the DWARF function whose ranges contain ``pc``."""
+        """(name, entry) of the DWARF function whose ranges contain ``pc``: only the CU holding ``pc`` is read."""
         if not self._has_dwarf:
             return None
-        self._index()
-        i = bisect.bisect_right(self._function_lows, pc) - 1
-        best = None
-        while i >= 0:  # ranges may nest (a function inside a bigger one's ranges is rare): take the innermost
-            low, high, name, entry = self._function_ranges[i]
-            if low <= pc < high and best is None:
-                best = (name, entry)
-            if best is not None or pc - low > 1 << 24:
-                break
+        cu_index = self._cu_index_at(pc)
+        if cu_index is None:
+            return None
+        lows, ranges = self._cu_functions(cu_index)
+        i = bisect.bisect_right(lows, pc) - 1
+        while i >= 0:  # ranges nest only in odd cases (a function inside another's ranges): the innermost wins
+            low, high, name, entry = ranges[i]
+            if low <= pc < high:
+                return name, entry
             i -= 1
-        return best
+            if pc - low > 1 << 24:
+                break
+        return None
+
+    def _cu_functions(self, cu_index: int) -> tuple[list[int], list[tuple[int, int, str, int]]]:
+        """One CU's out-of-line functions as sorted (low, high, name, entry) ranges."""
+        cached = self._cu_function_ranges.get(cu_index)
+        if cached is not None:
+            return cached
+        cu = self._cus[cu_index]
+        ranges = []
+        pending = list(cu.get_top_DIE().iter_children())
+        while pending:
+            die = pending.pop()
+            if die.tag == "DW_TAG_subprogram":
+                func = self._function(die, cu)
+                if func is not None:
+                    ranges += [(low, high, func.name, func.entry or low) for low, high in func.ranges]
+                pending += [c for c in die.iter_children() if c.tag == "DW_TAG_subprogram"]  # nested (GNU C)
+            elif die.tag in ("DW_TAG_namespace", "DW_TAG_module"):
+                pending += list(die.iter_children())
+        ranges.sort()
+        result = ([r[0] for r in ranges], ranges)
+        self._cu_function_ranges[cu_index] = result
+        return result
+
+    def _cu_index_at(self, pc: int) -> int | None:
+        """The CU whose code holds ``pc``: from .debug_aranges when it says, else from the line tables."""
+        self._dwarf_info()
+        if self._aranges is None:
+            try:
+                self._aranges = self._dwarf.get_aranges() or False
+            except Exception as exc:  # a malformed .debug_aranges: the line tables still answer
+                log.debug("%s: .debug_aranges unreadable: %s", self.path.name, exc)
+                self._aranges = False
+            self._cu_by_offset = {cu.cu_offset: i for i, cu in enumerate(self._cus)}
+        if self._aranges:
+            offset = self._aranges.cu_offset_at_addr(pc)
+            if offset is not None and offset in self._cu_by_offset:
+                return self._cu_by_offset[offset]
+        self._load_sequences()
+        assert self._sequences is not None
+        i = bisect.bisect_right(self._sequence_starts, pc) - 1
+        while i >= 0:
+            start, end, index = self._sequences[i]
+            if start <= pc < end:
+                return index
+            i -= 1
+            if pc - start > 1 << 24:
+                break
+        return None
 
     # -- DWARF: types ----------------------------------------------------------------------------------------------
     def ctype(self, die: Any) -> CType:
@@ -1136,18 +1181,8 @@ class Symbols:
     def _find_line(self, pc: int) -> SourceLine | None:
         if not self._has_dwarf:
             return None
-        self._load_sequences()
-        i = bisect.bisect_right(self._sequence_starts, pc) - 1
-        cu_index = None
-        while i >= 0:
-            start, end, index = self._sequences[i]  # type: ignore[index]
-            if start <= pc < end:
-                cu_index = index
-                break
-            i -= 1
-            if pc - start > 1 << 24:
-                break
-        if cu_index is None:
+        cu_index = self._cu_index_at(pc)
+        if cu_index is None or self._program(cu_index) is None:
             return None
         table = self._line_table(cu_index)
         best: tuple[int, int, str] | None = None  # (pc, line, file)
@@ -1175,11 +1210,10 @@ class Symbols:
             return
         self._dwarf_info()
         sequences = []
-        for cu_index, cu in enumerate(self._cus):
-            program = self._dwarf.line_program_for_CU(cu)
+        for cu_index in range(len(self._cus)):
+            program = self._program(cu_index)
             if program is None:
                 continue
-            self._programs[cu_index] = program  # it keeps its decoded rows for _line_table
             start = None
             for entry in program.get_entries():
                 state = entry.state
@@ -1194,6 +1228,12 @@ class Symbols:
         sequences.sort()
         self._sequences = sequences
         self._sequence_starts = [s[0] for s in sequences]
+
+    def _program(self, cu_index: int) -> Any:
+        """A CU's line program (None without one), kept: it keeps its decoded rows."""
+        if cu_index not in self._programs:
+            self._programs[cu_index] = self._dwarf.line_program_for_CU(self._cus[cu_index])
+        return self._programs[cu_index]
 
     def _line_table(self, cu_index: int) -> _LineTable:
         """A CU's line table as gdb's DWARF reader records it (lnp_state_machine::record_line and
