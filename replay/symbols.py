@@ -417,6 +417,7 @@ class Symbols:
         self._msyms: list[_MinSym] | None = None
         self._msym_addrs: list[int] = []
         self._sections: list[tuple[int, int, int]] | None = None  # (start, end, index) of allocated sections
+        self._code_sections: set[int] = set()
         self._variables: dict[str, list[_Variable]] | None = None
         self._functions: dict[str, list[_Function]] = {}
         self._named_types: dict[str, Any] = {}
@@ -462,6 +463,7 @@ class Symbols:
                 if sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
                     text_sections.add(index)
         self._sections = sorted(sections)
+        self._code_sections = text_sections
         syms = []
         symtab = self._elf.get_section_by_name(".symtab")
         if isinstance(symtab, SymbolTableSection):
@@ -527,8 +529,14 @@ class Symbols:
         """(name, offset, is code) of gdb's build_address_symbolic: the DWARF function containing ``addr``,
         unless a symbol-table entry starts exactly there and the function does not; else the entry before it
         (zero-sized data symbols are not used). Code addresses lose the Thumb bit first."""
-        func = self._dwarf_function_at(addr)
         msym = self._msymbol(addr)
+        plain = msym is not None and msym.is_text and "." not in msym.name and not self._thumb
+        if plain and msym.addr <= addr < msym.addr + msym.size:  # type: ignore[union-attr]
+            # A plain function symbol holds addr: DWARF names the same function with the same entry, so big
+            # guests need not have their DWARF read for this. Not so for a clone (DWARF's f is f.constprop) nor
+            # on Thumb (an assembly function's DWARF entry may keep the Thumb bit, and gdb counts from it).
+            return msym.name, addr - msym.addr, True  # type: ignore[union-attr]
+        func = self._dwarf_function_at(addr) if self._section_of(addr) in self._code_sections else None
         if msym is not None and msym.size == 0 and not msym.is_text:
             msym = None
         if func is not None and (msym is None or msym.addr != addr or func[1] == addr):
@@ -557,7 +565,7 @@ class Symbols:
                 return s.addr
         for func in self._dwarf_functions().get(name, []):
             if func.entry is not None:
-                return func.entry
+                return func.entry & ~1 if self._thumb else func.entry
         raise SymbolError(f'no function named "{name}" in {self.path.name}')
 
     def parameters(self, name: str) -> list[str]:
@@ -717,7 +725,6 @@ class Symbols:
                 func = self._function(die, cu)
                 if func is not None:
                     ranges += [(low, high, func.name, func.entry or low) for low, high in func.ranges]
-                pending += [c for c in die.iter_children() if c.tag == "DW_TAG_subprogram"]  # nested (GNU C)
             elif die.tag in ("DW_TAG_namespace", "DW_TAG_module"):
                 pending += list(die.iter_children())
         ranges.sort()
@@ -752,7 +759,7 @@ class Symbols:
         return None
 
     # -- DWARF: types ----------------------------------------------------------------------------------------------
-    def ctype(self, die: Any) -> CType:
+    def _ctype(self, die: Any) -> CType:
         """The CType of a type DIE (None: void), cached by DIE offset."""
         if die is None:
             return VOID
@@ -774,10 +781,10 @@ class Symbols:
                 kind = "char" if kind == "int" else "uchar"  # gdb prints every 1-byte integer as a character
             return CType(kind, name, size)
         if tag == "DW_TAG_typedef" or tag in _QUALIFIERS:
-            return replace(self.ctype(_type_die(die)), name=name)
+            return replace(self._ctype(_type_die(die)), name=name)
         if tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type", "DW_TAG_rvalue_reference_type"):
             target = _type_die(die)
-            return CType("pointer", name, size or die.cu["address_size"], _pointee=lambda: self.ctype(target))
+            return CType("pointer", name, size or die.cu["address_size"], _pointee=lambda: self._ctype(target))
         if tag == "DW_TAG_array_type":
             return self._array(die, name)
         if tag in ("DW_TAG_structure_type", "DW_TAG_union_type", "DW_TAG_class_type"):
@@ -811,7 +818,7 @@ class Symbols:
 
     def _array(self, die: Any, name: str) -> CType:
         dims = [_subrange_count(c) for c in die.iter_children() if c.tag == "DW_TAG_subrange_type"] or [None]
-        element = self.ctype(_type_die(die))
+        element = self._ctype(_type_die(die))
         # Inner dimensions first: int a[2][3] is an array of 2 arrays of 3 ints.
         for depth in range(len(dims) - 1, 0, -1):
             suffix = "".join(f"[{d}]" if d is not None else "[]" for d in dims[depth:])
@@ -827,7 +834,7 @@ class Symbols:
         for child in die.iter_children():
             if child.tag != "DW_TAG_member" or _attr(child, "DW_AT_external"):
                 continue
-            ftype = self.ctype(_type_die(child))
+            ftype = self._ctype(_type_die(child))
             loc = child.attributes.get("DW_AT_data_member_location")
             offset = 0
             if loc is not None:
@@ -914,7 +921,7 @@ class Symbols:
                          self.address_size, _pointee=lambda p=pointee: p)  # fmt: skip
         return base
 
-    def is_type_name(self, name: str) -> bool:
+    def _is_type_name(self, name: str) -> bool:
         """Whether ``name`` is a typedef or base type the DWARF describes (a cast, not a variable)."""
         if not self._has_dwarf:
             return False
@@ -935,7 +942,7 @@ class Symbols:
             key = canonical_base_name(name)
         die = self._named_types.get(key)
         if die is not None:
-            return self.ctype(die)
+            return self._ctype(die)
         if key in _BUILTIN:
             kind, size = _BUILTIN[key]
             return CType(kind, key, size or self.address_size)
@@ -972,7 +979,7 @@ class Symbols:
             if any(v.addr is not None and v.function is None for v in found)
         )
 
-    def variable(self, name: str, function: str | None = None) -> _Place:
+    def _lookup_variable(self, name: str, function: str | None = None) -> _Place:
         """A global or static variable by name (DWARF, else the symbol table: untyped); with ``function``, that
         function's static variable (gdb's ``FUNCTION::NAME``). A name alone finds a function's static variable
         too when no file-scope variable has that name (gdb would need the function's frame)."""
@@ -986,7 +993,7 @@ class Symbols:
             fixed.sort(key=lambda v: (not v.external, v.function is not None, v.cu_index != self._main_cu,
                                       v.cu_index))  # fmt: skip
             var = fixed[0]
-            ctype = self.ctype(_type_die(var.die))
+            ctype = self._ctype(_type_die(var.die))
             return _Place(var.addr, ctype, ctype.size)  # type: ignore[arg-type]
         if candidates:
             local = candidates[0]
@@ -1454,7 +1461,7 @@ class _Parser:
         tok, nxt = self.peek(), self.peek(1)
         if tok != ("op", "(") or nxt is None or nxt[0] != "id":
             return False
-        if nxt[1] in _TYPE_WORDS or self.symbols.is_type_name(nxt[1]):
+        if nxt[1] in _TYPE_WORDS or self.symbols._is_type_name(nxt[1]):
             return True
         i = 2  # "(NAME *...)": a cast to an unknown type, said so when evaluated
         while self.peek(i) == ("op", "*"):
@@ -1497,7 +1504,7 @@ class _Parser:
         if op == "num":
             return _Value(node[1], None)
         if op == "var":
-            return self.symbols.variable(node[1], node[2])
+            return self.symbols._lookup_variable(node[1], node[2])
         if op == "deref":
             return self.deref(self.evaluate(node[1]))
         if op == "cast":
