@@ -26,10 +26,8 @@ log = logging.getLogger(__name__)
 
 def guest_symbols(path: str | Path) -> Symbols | None:
     """The symbols of the guest image at ``path`` (None for a raw binary or an ELF without them)."""
-    try:
-        from replay.symbols import SymbolError, Symbols
-    except ImportError:  # TEMPORARY
-        return None
+    from replay.symbols import SymbolError, Symbols
+
     try:
         return Symbols.from_elf(path)
     except SymbolError as exc:
