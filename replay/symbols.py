@@ -145,8 +145,13 @@ def _tokens(expr: str) -> list[tuple[str, Any]]:
         if m is None:
             raise SymbolError(f"cannot parse {expr!r}: unexpected {text[pos:].strip()[:10]!r}")
         number, ident, op = m.groups()
-        out.append(("num", int(number, 0) if not re.fullmatch(r"0\d+", number) else int(number, 8)) if number
-                   else ("id", ident) if ident else ("op", op))  # fmt: skip
+        if number:
+            try:
+                out.append(("num", int(number, 8) if re.fullmatch(r"0\d+", number) else int(number, 0)))
+            except ValueError:
+                raise SymbolError(f"cannot parse {expr!r}: invalid number {number!r}") from None
+        else:
+            out.append(("id", ident) if ident else ("op", op))
         pos = m.end()
     return out
 
@@ -263,10 +268,10 @@ def format_float(data: bytes) -> str:
     if size in (4, 8):
         value = struct.unpack("<f" if size == 4 else "<d", data)[0]
         return f"%.{digits}g" % value
-    return _format_g(bits, exponent, mantissa, man_bits, exp_bits, digits, sign)
+    return _format_g(exponent, mantissa, man_bits, exp_bits, digits, sign)
 
 
-def _format_g(bits: int, exponent: int, mantissa: int, man_bits: int, exp_bits: int, digits: int, sign: str) -> str:
+def _format_g(exponent: int, mantissa: int, man_bits: int, exp_bits: int, digits: int, sign: str) -> str:
     """C's ``%.Ng`` of a binary float too wide for Python floats (IEEE quad), exactly."""
     bias = (1 << (exp_bits - 1)) - 1
     if exponent == 0:
@@ -416,6 +421,7 @@ class Symbols:
         self._dwarf: Any = None
         self._msyms: list[_MinSym] | None = None
         self._msym_addrs: list[int] = []
+        self._entries: dict[str, int] | None = None  # function name -> entry, from the symbol table
         self._sections: list[tuple[int, int, int]] | None = None  # (start, end, index) of allocated sections
         self._code_sections: set[int] = set()
         self._variables: dict[str, list[_Variable]] | None = None
@@ -560,9 +566,13 @@ class Symbols:
 
     def function_entry(self, name: str) -> int:
         """The address of the first instruction of function ``name`` (Thumb bit cleared)."""
-        for s in self._load_symtab():
-            if s.name == name and s.is_text and (s.size or not self._has_dwarf):
-                return s.addr
+        if self._entries is None:
+            self._entries = {}
+            for s in self._load_symtab():
+                if s.is_text and (s.size or not self._has_dwarf):
+                    self._entries.setdefault(s.name, s.addr)
+        if name in self._entries:
+            return self._entries[name]
         for func in self._dwarf_functions().get(name, []):
             if func.entry is not None:
                 return func.entry & ~1 if self._thumb else func.entry

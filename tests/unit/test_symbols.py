@@ -18,7 +18,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -574,8 +574,13 @@ def test_dereference_needs_memory(types_elves: dict[str, Path], tmp_path: Path) 
     assert symbols.locate("*(int *)0x80000000").type.name == "int"  # type: ignore[union-attr]
     with pytest.raises(SymbolError, match="bit-field"):
         symbols.locate("g.bits.a")
-    with pytest.raises(SymbolError, match="local variable of main()"):
+    with pytest.raises(SymbolError, match=re.escape("local variable of main()")):
         symbols.locate("local")
+    assert symbols.locate("calls") == replace(symbols.locate("main::calls"), expr="calls")  # gdb needs main::
+    with pytest.raises(SymbolError, match=re.escape('No symbol "nosuch" in function "main".')):
+        symbols.locate("main::nosuch")
+    with pytest.raises(SymbolError, match="invalid number"):
+        symbols.locate("big[08]")
 
 
 def test_not_elf_and_missing(tmp_path: Path) -> None:
