@@ -29,6 +29,7 @@ import os
 import signal
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -388,7 +389,7 @@ class LocalExecutor:
         if self.jobs == 1 or len(jobs) <= 1:
             yield from map(examine, jobs)
             return
-        context = multiprocessing.get_context("spawn")  # (no fork of a process that may hold threads)
+        context = multiprocessing.get_context(_start_method())
         pool = concurrent.futures.ProcessPoolExecutor(min(self.jobs, len(jobs)), context, _ignore_sigint)
         try:
             futures = {pool.submit(examine, job): job for job in jobs}
@@ -396,6 +397,14 @@ class LocalExecutor:
                 yield _result_of(future, futures[future])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_method() -> str:
+    """fork when this process runs one thread (workers start at once, with the modules already imported; the
+    ``chronicorn`` command is such a process), else spawn (a fork of a threaded process may deadlock)."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
 
 
 def _result_of(future: Any, job: Job) -> RecordingResult:

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,23 +76,25 @@ def main() -> int:
         print(f"{args.n} recordings of {CMDINT.name} made in {time.perf_counter() - start:.1f} s "
               f"({os.cpu_count()} CPUs)")  # fmt: skip
 
-        from distributed import LocalCluster
-
         rows: list[tuple[str, list[float]]] = []
         reports: list[TriageReport] = []
+
+        def run(label: str, executor: Executor) -> None:
+            times, report = measure(executor, folder, args.runs)
+            rows.append((label, times))
+            reports.append(report)
+            print(f"  {label}: " + ", ".join(f"{t:.2f} s" for t in times), file=sys.stderr)
+
+        # Local first: this process has one thread until the cluster starts, so local workers are forked as
+        # they are by the chronicorn command (with the cluster's threads running they would be spawned).
+        run("local, 1 process (in-process)", LocalExecutor(1))
+        run(f"local, {args.jobs} processes", LocalExecutor(args.jobs))
+        from distributed import LocalCluster
+
         with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
                           dashboard_address=":0") as cluster:  # fmt: skip
-            executors: list[tuple[str, Callable[[], Executor]]] = [
-                ("local, 1 process (in-process)", lambda: LocalExecutor(1)),
-                (f"local, {args.jobs} processes", lambda: LocalExecutor(args.jobs)),
-                ("dask LocalCluster, 2 workers", lambda: DaskExecutor(cluster.scheduler_address)),
-                ("dask LocalCluster, 2 workers, --ship", lambda: DaskExecutor(cluster.scheduler_address, ship=True)),
-            ]
-            for label, make in executors:
-                times, report = measure(make(), folder, args.runs)
-                rows.append((label, times))
-                reports.append(report)
-                print(f"  {label}: " + ", ".join(f"{t:.2f} s" for t in times), file=sys.stderr)
+            run("dask LocalCluster, 2 workers", DaskExecutor(cluster.scheduler_address))
+            run("dask LocalCluster, 2 workers, --ship", DaskExecutor(cluster.scheduler_address, ship=True))
 
     groups = [[(g.key.outcome, g.key.culprit, g.recordings) for g in r.groups] for r in reports]
     same = all(g == groups[0] for g in groups)
