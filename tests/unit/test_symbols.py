@@ -117,8 +117,8 @@ void _start(void) { main(); for (;;) {} }
 
 # -- gdb ---------------------------------------------------------------------------------------------------------
 GDB_SCRIPT = r"""
-import gdb, json, sys
-commands = json.load(open(sys.argv[-2] if False else COMMANDS))
+import gdb, json
+commands = json.load(open(COMMANDS))  # COMMANDS and RESULTS are set by run_gdb
 out = []
 for c in commands:
     try:
