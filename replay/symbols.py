@@ -1032,6 +1032,12 @@ class Symbols:
         Pointers are ``(type *) 0xADDR <symbol+off>`` (the type only at top level, as gdb), plus the string for
         char pointers when ``read_memory`` is given (without it only the address: gdb would read the string).
         ``ctype`` None: raw bytes, a little-endian unsigned integer for 1, 2, 4 and 8 bytes, else hex bytes.
+
+        Where it differs from gdb: a char pointer's string needs ``read_memory``; bytes past 0x7f are always
+        octal escapes (gdb in a UTF-8 locale prints valid UTF-8 as characters); ``set print`` settings are
+        gdb's defaults (200 elements, repeats over 10, no pretty printing); an address in the padding after a
+        sized symbol has no ``<symbol+off>`` (as a fresh gdb; gdb names it once it has read that CU's lines);
+        floats other than IEEE binary32/64/128 (``_Float16``, x87 80-bit, complex) are not decoded.
         """
         if ctype is None:
             if len(data) in (1, 2, 4, 8):
