@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import json
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from gdbstub.triage import (
     RecordingResult,
     TriageError,
     TriageReport,
+    _result_of,
     dask_address,
     examine,
     find_recordings,
@@ -172,3 +175,11 @@ def test_the_dask_executor_is_built_only_with_dask_installed() -> None:
     require_tool(importlib.util.find_spec("distributed") is not None,
                  "dask.distributed is not installed: pip install 'chronicorn[cluster]'")  # fmt: skip
     assert make_executor("dask://h:1", ship=True) == DaskExecutor("tcp://h:1", ship=True)
+
+
+def test_a_worker_that_died_is_that_recordings_error_not_the_runs() -> None:
+    future: concurrent.futures.Future[RecordingResult] = concurrent.futures.Future()
+    future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+    result = _result_of(future, Job("/x/a.chrec", "a.chrec", "probe.scale"))
+    assert result == RecordingResult("a.chrec", Outcome.ERROR, error="the worker failed: BrokenProcessPool: A process "
+                                     "in the process pool was terminated abruptly")  # fmt: skip
