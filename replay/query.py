@@ -592,15 +592,16 @@ class QueryEngine:
 
 
 def _close_calls(open_calls: list[list[Any]], done: list[Call], entry: int, pc: int, sp: int, icount: int) -> None:
-    """Execution is at ``pc`` with stack pointer ``sp``: the innermost open call returning here (its return
-    address, its stack at or below ``sp``) returned; calls opened after it were left without returning."""
-    for n in range(len(open_calls) - 1, -1, -1):
-        c = open_calls[n]
+    """Execution is at ``pc`` with stack pointer ``sp``: every open call returning here (its return address, its
+    stack at or below ``sp``) returned. A call returns at the first such point after its entry, whatever ran
+    in between: a call on another stack (another task of an RTOS) is not ended by this one returning."""
+    still = []
+    for c in open_calls:
         if c[1] == pc and sp >= c[2]:
-            done += [Call(o[0], entry, o[1], o[2], o[3], None) for o in open_calls[n + 1 :]]
             done.append(Call(c[0], entry, c[1], c[2], c[3], icount))
-            del open_calls[n:]
-            return
+        else:
+            still.append(c)
+    open_calls[:] = still
 
 
 def _capped(count: int) -> str:

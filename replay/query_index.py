@@ -198,16 +198,12 @@ def build_index(timeline: Timeline, progress: Callable[[int], None] | None = Non
 
 
 def _close_traps(open_traps: list[list[int]], done: list[Trap], pc: int, icount: int) -> None:
-    """Execution is at ``pc``: the innermost open trap resuming there returned (and any opened after it,
-    whose handlers were left without returning)."""
-    for n in range(len(open_traps) - 1, -1, -1):
-        if open_traps[n][2] == pc:
-            for t in open_traps[n + 1 :]:
-                done.append(Trap(t[0], t[1], t[2], t[3], bool(t[4]), None))
-            t = open_traps[n]
-            done.append(Trap(t[0], t[1], t[2], t[3], bool(t[4]), icount))
-            del open_traps[n:]
-            return
+    """Execution is at ``pc``: every open trap resuming there returned (a trap returns the first time execution
+    is back at its resume address: also one whose handler chained into another's, as Cortex-M's tail-chaining
+    does, or whose return was met by an interrupt taken before the instruction there)."""
+    for t in [t for t in open_traps if t[2] == pc]:
+        done.append(Trap(t[0], t[1], t[2], t[3], bool(t[4]), icount))
+    open_traps[:] = [t for t in open_traps if t[2] != pc]
 
 
 # -- the cache file ------------------------------------------------------------------------------------
