@@ -112,13 +112,16 @@ def triage_json(folder: Path, watch: str, *options: str) -> dict:
 
 
 # -- what the single-recording commands say ---------------------------------------------------------------------
-def expected_key(recording: Path, watch: str, locate_passing: bool = False) -> tuple[tuple, str | None]:
+def expected_key(recording: Path, watch: str, locate_passing: bool = False, ending: dict | None = None,
+                 ) -> tuple[tuple, str | None]:  # fmt: skip
     """(outcome, culprit) from ``chronicorn info`` and ``chronicorn locate`` on this recording alone, and the
-    text of the culprit's source line as locate shows it."""
+    text of the culprit's source line as locate shows it. ``ending``: triage's, checked against info's."""
     info = run_cli("info", str(recording))
     if info.returncode != 0:
         return ("error",), None
     end = next(line for line in info.stdout.decode().splitlines() if line.startswith("end "))
+    said = f"{ending['kind']} (code {ending['code']}) at icount {ending['icount']}" if ending else "none"
+    assert end.split(None, 1)[1] == said, recording
     outcome = "passed" if "exited (code 0)" in end else "failed"
     if outcome == "passed" and not locate_passing:
         return ("passed", None), None
@@ -145,7 +148,7 @@ def check_against_locate(report: dict, watch: str, locate_passing: bool = False)
     with one (outcome, culprit), errors grouped by their reason. Returns recording -> key."""
     keys = {}
     for entry in report["recordings"]:
-        expected, source = expected_key(Path(entry["recording"]), watch, locate_passing)
+        expected, source = expected_key(Path(entry["recording"]), watch, locate_passing, entry["ending"])
         assert triage_key(entry) == expected, entry["recording"]
         assert (entry["writes"][0]["source"] if entry["writes"] else None) == source
         keys[entry["recording"]] = expected + ((entry["error"],) if expected == ("error",) else ())
