@@ -358,8 +358,9 @@ def load_recording(stream: BinaryIO) -> LoadedRecording:
     elif index is not None:
         index = _cut_index(index, loaded.last_icount)
     bookmarks, named, problems = names.resolve(loaded)
-    for problem in problems:
-        log.warning("the recording's names: %s", problem)
+    if problems:  # (one line: 'chronicorn info' lists them all)
+        more = f" (and {len(problems) - 1} more: see chronicorn info)" if len(problems) > 1 else ""
+        log.warning("the recording's names: %s%s", problems[0], more)
     return replace(loaded, code_index=index, code_index_problem=index_problem, bookmarks=bookmarks,
                    named_snapshots=named, names_problems=problems)  # fmt: skip
 
@@ -431,7 +432,8 @@ class _Names:
             else:
                 problems.append(f"{what}: {why}; it is a bookmark (going there replays history)")
                 bookmarks.append((entry.name, Bookmark(entry.icount)))
-        problems += [f"the named snapshot {name!r} is not listed among the names: ignored" for name in self.states]
+        problems += [f"the named snapshot {name!r} is not listed as a snapshot among the names: ignored"
+                     for name in self.states]  # fmt: skip
         bookmarks.sort(key=lambda item: (item[1].icount, item[0]))
         named.sort(key=lambda item: (item.state.icount, item.name))
         return tuple(bookmarks), tuple(named), tuple(problems)

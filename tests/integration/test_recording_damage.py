@@ -38,6 +38,11 @@ The variants:
 * execution index chunks (:func:`index_variants`, format version 4, on echo saved as ``monitor record
   save`` saves): truncated, counts beyond the payload, past the end, huge varints, 4 MiB of tiny entries,
   duplicated, stamped past the end, inside a version 3 file, and 12 payload mutations.
+* bookmarks and named snapshot chunks (:func:`names_variants`, format version 6, on "echo+names": echo saved
+  with two named snapshots and two bookmarks, one of the recordings every suite draws from): counts and
+  name lengths beyond the payload, bad names, duplicates, unknown kinds, past the end, huge varints, 1 MiB
+  of entries, states at other icounts or log positions, cut states, a state claiming a RAM's worth, chunks
+  twice, stamped past the end, inside a version 5 file, and 12 payload mutations of each kind.
 * handcrafted cases (:func:`handcrafted_cases`): zstd bombs (1 GiB of zeros, level 19, streamed: ~32 KB;
   with no content size, with it, and with a lying one) as snapshot and events payloads with right CRCs; RAM
   size 2**44; arch "x86_64"; icount_shift "3"; unknown keys; decompressed payloads shorter than 8 bytes; a
@@ -162,8 +167,9 @@ MACHINE_OPTIONS = {
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]:
     """echo (UART input), rtc (a host-clock read) and timer (interrupts), each ~17k instructions, virtioblk (a disk
-    read and written: completion events, a disk in every state), netping (network frames as events), and one
-    recording of each Arm board (AArch64 echo, Cortex-M pendsv)."""
+    read and written: completion events, a disk in every state), netping (network frames as events), one
+    recording of each Arm board (AArch64 echo, Cortex-M pendsv), and echo+names (saved as ``monitor record
+    save`` saves it, with named snapshots and bookmarks: format version 6)."""
     directory = tmp_path_factory.mktemp("recordings")
     empty = directory / "empty.in"
     empty.write_bytes(b"")
@@ -179,7 +185,39 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]
             pytest.fail(f"`chronicorn record` of {name} failed (exit {proc.returncode}); stderr:\n"
                         f"{proc.stderr.decode(errors='replace')[-2000:]}", pytrace=False)  # fmt: skip
         made[name] = Recording(name, elf, out.read_bytes())
+    made["echo+names"] = names_recording(directory)
     return made
+
+
+NAMES_SCHEDULE = [(16_800, b"ab\n"), (30_000, b"hello\n"), (45_000, b"q")]
+
+
+def names_recording(directory: Path) -> Recording:
+    """echo served and saved by ``monitor record save`` with two named snapshots and two bookmarks (version 6:
+    an index, a bookmarks chunk and two named snapshot chunks before the End)."""
+    from gdbstub.monitor import Monitor
+    from machine.inputs import ScriptedInputs
+    from machine.loader import load_image
+    from machine.machine import Machine
+    from replay.history import HistoryInputs
+    from replay.recording import make_header
+    from replay.saver import save_timeline
+    from replay.store import SnapshotStore
+    from replay.timeline import Timeline
+
+    elf = GUESTS / "build" / "rv32" / "echo.elf"
+    inputs = HistoryInputs([], 0, ScriptedInputs(0, list(NAMES_SCHEDULE)))
+    machine = Machine(load_image(elf), inputs, lambda byte: None)
+    timeline = Timeline(machine, inputs, SnapshotStore(), 1024)
+    monitor = Monitor(timeline, lambda: "", lambda path, overwrite: "")
+    for until, command in ((2_000, "bookmark early"), (9_000, "snapshot save mid"),
+                           (16_900, "bookmark typed"), (17_300, "snapshot save late")):  # fmt: skip
+        timeline.run_forward(until=until)
+        assert timeline.icount == until and not monitor(command).startswith("error"), command
+    timeline.run_forward()
+    header = make_header(machine.image, machine.arch.name, machine.config.ram_size, 3, "off", {})
+    path = save_timeline(timeline, header, directory, "echo+names.chrec")
+    return Recording("echo+names", elf, path.read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -705,7 +743,9 @@ CHUNK_LAYOUTS = {
 }
 CHUNK_LAYOUTS[4] = CHUNK_LAYOUTS[3]  # version 4: version 3 plus an execution index chunk
 CHUNK_LAYOUTS[5] = CHUNK_LAYOUTS[3]  # version 5: drives in the header, completion events, disks after the board
-SNAPSHOT, EVENTS, CODE_INDEX = 1, 2, 3  # chunk kinds
+CHUNK_LAYOUTS[6] = CHUNK_LAYOUTS[3]  # version 6: version 5 plus bookmarks and named snapshot chunks
+SNAPSHOT, EVENTS, CODE_INDEX, BOOKMARKS, NAMED_SNAPSHOT = 1, 2, 3, 4, 5  # chunk kinds
+VARINT_PREFIXED = (3, 4, 5, 6)  # format versions whose chunk payloads start with a varint
 UART_INPUT, HOST_CLOCK, CLOCK_WARP, VERIFY, END, IO_COMPLETION, NET_FRAME = 1, 2, 3, 4, 5, 6, 7  # event kinds
 EVENT_FIELDS = {UART_INPUT: "b", HOST_CLOCK: "v", CLOCK_WARP: "v", VERIFY: "b", END: "vv",
                 IO_COMPLETION: "v", NET_FRAME: "vb"}  # b: bytes, v: varint  # fmt: skip
@@ -807,7 +847,7 @@ def read_prefix(raw: bytes, version: int) -> tuple[int, int]:
     """A chunk payload's leading number (events: the prefix icount; snapshots: the log position), its size."""
     if version == 2:
         return struct.unpack_from("<Q", raw)[0], 8
-    if version in (3, 4, 5):
+    if version in VARINT_PREFIXED:
         return read_varint(raw, 0)
     raise UnknownFormat(f"chunk payloads of format version {version}: teach read_prefix")
 
@@ -815,37 +855,47 @@ def read_prefix(raw: bytes, version: int) -> tuple[int, int]:
 def write_prefix(value: int, version: int) -> bytes:
     if version == 2:
         return struct.pack("<Q", value)
-    if version in (3, 4, 5):
+    if version in VARINT_PREFIXED:
         return varint(value)
     raise UnknownFormat(f"chunk payloads of format version {version}: teach write_prefix")
 
 
-def snapshot_marks(raw: bytes, version: int) -> tuple[int, ...]:
-    """Where the parts of a snapshot chunk's raw payload start (the prefix, then the machine state)."""
+def state_start(raw: bytes, version: int, kind: int = SNAPSHOT) -> int:
+    """Where the machine state starts in a snapshot chunk's raw payload (after the prefix; in a named snapshot's
+    (version 6) after its name and icount too)."""
     _, p = read_prefix(raw, version)
+    if kind == NAMED_SNAPSHOT:
+        length, p = read_varint(raw, p)
+        _, p = read_varint(raw, p + length)
+    return p
+
+
+def snapshot_marks(raw: bytes, version: int, kind: int = SNAPSHOT) -> tuple[int, ...]:
+    """Where the parts of a snapshot chunk's raw payload start (the prefix, then the machine state)."""
+    p = state_start(raw, version, kind)
     if version == 2:  # u32 JSON length | JSON (context length, RAM chunks, devices) | context bytes | RAM
         (length,) = struct.unpack_from("<I", raw, p)
         context = json.loads(raw[p + 4 : p + 4 + length])["context"][0]
         return 0, p, p + 4, p + 4 + length, p + 4 + length + context
-    if version in (3, 4, 5):  # machine.state: 20-byte header | u16 version, u16 count N, N x u64 | u32 pages | ...
+    if version in VARINT_PREFIXED:  # machine.state: 20-byte header | u16 version, u16 count N, N x u64 | u32 pages
         (count,) = struct.unpack_from("<H", raw, p + 22)
         return 0, p, p + 8, p + 20, p + 22, p + 24, p + 24 + 8 * count, p + 28 + 8 * count, p + 36 + 8 * count
     raise UnknownFormat(f"the machine-state encoding of format version {version}: teach snapshot_marks")
 
 
-def with_cpu_length(raw: bytes, version: int, size: Callable[[int, int], int]) -> bytes:
+def with_cpu_length(raw: bytes, version: int, size: Callable[[int, int], int], kind: int = SNAPSHOT) -> bytes:
     """A snapshot chunk's raw payload whose CPU part claims ``size(length, largest)`` (the bytes stay).
 
     v2: the byte count of Unicorn's context in the state's JSON (largest 2**31); v3: the register count.
     """
-    _, p = read_prefix(raw, version)
+    p = state_start(raw, version, kind)
     if version == 2:
         (length,) = struct.unpack_from("<I", raw, p)
         meta = json.loads(raw[p + 4 : p + 4 + length])
         meta["context"][0] = size(meta["context"][0], 1 << 31)
         body = json.dumps(meta).encode()
         return raw[:p] + struct.pack("<I", len(body)) + body + raw[p + 4 + length :]
-    if version in (3, 4, 5):
+    if version in VARINT_PREFIXED:
         (count,) = struct.unpack_from("<H", raw, p + 22)
         return raw[: p + 22] + struct.pack("<H", min(size(count, 0xFFFF), 0xFFFF)) + raw[p + 24 :]
     raise UnknownFormat(f"the machine-state encoding of format version {version}: teach with_cpu_length")
@@ -911,7 +961,7 @@ def craft(ch: Chooser, recordings: dict[str, Recording]) -> Variant:
     where = f"{recording.name}: chunk {index} (kind {chunk.kind})"
     if how == "payload bytes":
         raw = chunk.raw()
-        marks = (snapshot_marks(raw, container.version) if chunk.kind == SNAPSHOT
+        marks = (snapshot_marks(raw, container.version, chunk.kind) if chunk.kind in (SNAPSHOT, NAMED_SNAPSHOT)
                  else (0, read_prefix(raw, container.version)[1]))  # fmt: skip
         donors = [(f"chunk {i}", c.raw()) for i, c in enumerate(chunks) if i != index]
         raw, description, steps = mutate(ch, raw, marks, donors)
@@ -1114,10 +1164,16 @@ def test_the_format_knowledge_matches_the_recorder(recordings: dict[str, Recordi
                 if chunk.kind == EVENTS:
                     prefix, records = split_records(raw, container.version)
                     assert write_prefix(prefix, container.version) + join_records(records) == raw, "event records"
-                else:
-                    marks = snapshot_marks(raw, container.version)
+                elif chunk.kind in (SNAPSHOT, NAMED_SNAPSHOT):
+                    marks = snapshot_marks(raw, container.version, chunk.kind)
                     assert list(marks) == sorted(marks) and marks[-1] <= len(raw), "snapshot layout"
-                    assert with_cpu_length(raw, container.version, lambda n, top: n) == raw, "CPU length field"
+                    assert with_cpu_length(raw, container.version, lambda n, top: n, chunk.kind) == raw, "CPU length"
+                else:  # the index, the bookmarks: a varint prefix, then entries
+                    prefix, body = read_prefix(raw, container.version)
+                    assert write_prefix(prefix, container.version) + raw[body:] == raw, "chunk prefix"
+            kinds = [chunk.kind for chunk in container.chunks]
+            if recording.name == "echo+names":
+                assert container.version == 6 and kinds[-4:] == [BOOKMARKS, NAMED_SNAPSHOT, NAMED_SNAPSHOT, EVENTS]
         except (UnknownFormat, AssertionError, KeyError, IndexError, ValueError, struct.error) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             pytest.fail(f"{recording.name}: the format knowledge in this file no longer matches what "
@@ -1278,3 +1334,107 @@ def index_variants(recording: Recording, count: int) -> list[Variant]:
 def test_index_chunks(indexed: Recording, tmp_path: Path) -> None:
     """Crafted execution index chunks: ignored (or damage, for the chunk's own framing), never worse."""
     assert_clean(run_variants(index_variants(indexed, 12), tmp_path, "index"))
+
+
+# -- bookmarks and named snapshot chunks (format version 6) -----------------------------------------------------
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    return names_recording(tmp_path_factory.mktemp("named"))
+
+
+def names_variants(recording: Recording, count: int) -> list[Variant]:
+    """Handcrafted and mutated bookmarks and named snapshot chunks (right lengths and CRCs), so their decoders
+    (and ``info``'s decoding of the states) meet them."""
+    container = Container.parse(recording.data)
+    names_at = container.index_of(BOOKMARKS)
+    state_at = container.index_of(NAMED_SNAPSHOT)
+    end = container.chunks[names_at].last
+    ram_size = container.header_json()["ram_size"]
+    assert isinstance(ram_size, int)
+    out = [make_variant(f"{recording.name}: intact", recording.data, recording)]
+
+    def add(description: str, kind: int, new_raw: bytes | None, first: int | None = None, twice: bool = False,
+            chunks: list[Chunk] | None = None, version: int | None = None) -> None:  # fmt: skip
+        at = end if first is None else first
+        position = names_at if kind == BOOKMARKS else state_at
+        edited = list(container.chunks) if chunks is None else chunks
+        if new_raw is not None:
+            crafted = Chunk.of_raw(kind, at, at, new_raw)
+            edited[position : position + 1] = [crafted, crafted] if twice else [crafted]
+        built = Container(version or container.version, container.header, edited, container.tail).build()
+        out.append(make_variant(f"{recording.name}: {description}", built, recording))
+
+    def entry(name: bytes, kind: int = 0, icount: int = 5, pc: int = 0) -> bytes:
+        return varint(len(name)) + name + varint(kind) + varint(icount) + (varint(pc) if kind == 0 else b"")
+
+    names_raw = container.chunks[names_at].raw()
+    add("bookmarks truncated", BOOKMARKS, names_raw[: len(names_raw) // 2])
+    add("bookmarks counting 2**40 entries", BOOKMARKS, varint(1 << 40) + entry(b"a"))
+    add("bookmarks with bytes after the entries", BOOKMARKS, varint(0) + b"junk")
+    add("a bookmark name of 2**40 bytes", BOOKMARKS, varint(1) + varint(1 << 40) + b"abc")
+    add("a bookmark name of 0 bytes", BOOKMARKS, varint(1) + entry(b""))
+    add("a bookmark name of 129 bytes", BOOKMARKS, varint(1) + entry(b"n" * 129))
+    add("a bookmark name not UTF-8", BOOKMARKS, varint(1) + entry(b"\xff\xfe"))
+    add("a bookmark name with a space and a bell", BOOKMARKS, varint(1) + entry(b"a b\x07"))
+    add("a bookmark name twice", BOOKMARKS, varint(2) + entry(b"a") + entry(b"a"))
+    add("a name of kind 7", BOOKMARKS, varint(1) + entry(b"a", 7))
+    add("a bookmark past the end", BOOKMARKS, varint(1) + entry(b"a", 0, end + 1))
+    add("a bookmark at a pc past 2**64", BOOKMARKS, varint(1) + entry(b"a", 0, 5, (1 << 64) + 5))
+    add("bookmarks with a varint of 1 MiB", BOOKMARKS, varint(1) + b"\xff" * (1 << 20))
+    add("1 MiB of bookmarks", BOOKMARKS, varint(200_000) + entry(b"a")[:5] * 200_000)
+    add("every name a snapshot without a state", BOOKMARKS,
+        varint(3) + entry(b"x", 1, 10) + entry(b"y", 1, 20) + entry(b"late", 1, end))  # fmt: skip
+    add("bookmarks with no prefix", BOOKMARKS, b"\x80")
+    add("bookmarks twice", BOOKMARKS, names_raw, twice=True)
+    add("bookmarks stamped past the end", BOOKMARKS, names_raw, first=end + 1)
+    add("bookmarks dropped", BOOKMARKS, None, chunks=[c for c in container.chunks if c.kind != BOOKMARKS])
+    moved = [c for c in container.chunks if c.kind != BOOKMARKS]
+    moved.insert(len(moved) - 1, container.chunks[names_at])
+    add("bookmarks after the named snapshots", BOOKMARKS, None, chunks=moved)
+    add("bookmarks in a version 5 file", BOOKMARKS, names_raw, version=5)
+    out[-1] = replace(out[-1], header_changed=True)
+
+    state_raw = container.chunks[state_at].raw()
+    position, p = read_prefix(state_raw, container.version)
+    length, q = read_varint(state_raw, p)
+    name = state_raw[q : q + length]
+    icount, start = read_varint(state_raw, q + length)
+    state = state_raw[start:]
+
+    def named_raw(state: bytes = state, log_position: int = position, name: bytes = name, at: int = icount) -> bytes:
+        return varint(log_position) + varint(len(name)) + name + varint(at) + state
+
+    add("a named state truncated", NAMED_SNAPSHOT, named_raw(state[: len(state) // 2]))
+    add("a named state 3 bytes short", NAMED_SNAPSHOT, named_raw(state[:-3]))
+    add("a named state with 3 bytes more", NAMED_SNAPSHOT, named_raw(state + b"\x00\x01\x02"))
+    add("a named state of 0 bytes", NAMED_SNAPSHOT, named_raw(b""))
+    add("a named state with a name of 2**40 bytes", NAMED_SNAPSHOT, varint(position) + varint(1 << 40) + b"ab")
+    add("a named state at icount 2**62", NAMED_SNAPSHOT, named_raw(at=1 << 62))
+    add("a named state at another icount than listed", NAMED_SNAPSHOT, named_raw(at=icount + 1))
+    add("a named state at log position 2**40", NAMED_SNAPSHOT, named_raw(log_position=1 << 40))
+    add("a named state under a bookmark's name", NAMED_SNAPSHOT, named_raw(name=b"early"))
+    add("a named state under a name not listed", NAMED_SNAPSHOT, named_raw(name=b"unlisted"))
+    add("a named state claiming a RAM's worth", NAMED_SNAPSHOT, named_raw(state + bytes(ram_size)))
+    add("a named state's CPU claiming 0 registers", NAMED_SNAPSHOT,
+        with_cpu_length(state_raw, container.version, lambda n, top: 0, NAMED_SNAPSHOT))  # fmt: skip
+    add("a named state's CPU claiming 65535 registers", NAMED_SNAPSHOT,
+        with_cpu_length(state_raw, container.version, lambda n, top: top, NAMED_SNAPSHOT))  # fmt: skip
+    add("a named state with no prefix", NAMED_SNAPSHOT, b"\x80")
+    add("a named state twice", NAMED_SNAPSHOT, state_raw, twice=True)
+    add("a named state stamped past the end", NAMED_SNAPSHOT, state_raw, first=end + 1)
+    rng = RandomChooser(random.Random(f"{SEED}:names"))
+    donors = [("events", container.chunks[-1].raw()), ("state", state_raw)]
+    for _ in range(count):
+        mutated, description, _ = mutate(rng, names_raw, (0, read_prefix(names_raw, container.version)[1]), donors)
+        add(f"bookmarks payload: {description}", BOOKMARKS, mutated or b"\x00")
+        marks = snapshot_marks(state_raw, container.version, NAMED_SNAPSHOT)
+        mutated, description, _ = mutate(rng, state_raw, (*marks, p, q, start), donors)
+        add(f"named state payload: {description}", NAMED_SNAPSHOT, mutated or b"\x00")
+    return out
+
+
+@pytest.mark.slow
+def test_names_chunks(named: Recording, tmp_path: Path) -> None:
+    """Crafted bookmarks and named snapshot chunks: names left out or made bookmarks (or damage, for a chunk's
+    own framing), never worse."""
+    assert_clean(run_variants(names_variants(named, 12), tmp_path, "names"))

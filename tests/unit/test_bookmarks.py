@@ -335,7 +335,7 @@ def test_a_named_snapshot_that_cannot_be_used_is_a_bookmark(timer: Saved) -> Non
         "its state is listed at icount 5001": lambda raw: [named_raw(0, b"A", 5_001, split_named(raw)[3])],
         "its log position does not fit the events": lambda raw: [named_raw(7, b"A", 5_000, split_named(raw)[3])],
         "is in the recording twice": lambda raw: [raw, raw],
-        "'Z' is not listed": lambda raw: [raw, named_raw(0, b"Z", 5_000, split_named(raw)[3])],
+        "'Z' is not listed as a snapshot": lambda raw: [raw, named_raw(0, b"Z", 5_000, split_named(raw)[3])],
     }
     for reason, make in cases.items():
         loaded = load(rewrite(timer.data, replacing(ChunkKind.NAMED_SNAPSHOT, make)))
