@@ -581,7 +581,7 @@ class QueryEngine:
             return row
         s = self.symbols
         if s is not None:
-            row["function"] = s.function_at(pc)
+            row["function"] = s.frame_function(pc)
             line = s.line_at(pc)
             if line is not None:
                 row.update(file=line.file, line=line.line, where=f"{line.file.rsplit('/', 1)[-1]}:{line.line}",

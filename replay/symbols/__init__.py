@@ -94,8 +94,19 @@ class Symbols:
         found = self._functions.symbolic(pc)
         return found[0] if found is not None and found[2] else None
 
+    def frame_function(self, pc: int) -> str | None:
+        """The function gdb's frame shows at ``pc``: the innermost inlined function holding it (the name of its
+        DW_TAG_inlined_subroutine's abstract origin), else the enclosing DW_TAG_subprogram, else
+        :meth:`function_at`. ``print/a`` (:meth:`function_at`) names the out-of-line function instead."""
+        return self._functions.frame_function(pc)
+
+    def inline_only(self, name: str) -> bool:
+        """Whether function ``name`` has no out-of-line copy, only inlined instances (no call to it to count)."""
+        return self._functions.inline_only(name)
+
     def function_entry(self, name: str) -> int:
-        """The address of the first instruction of function ``name`` (Thumb bit cleared)."""
+        """The address of the first instruction of function ``name`` (Thumb bit cleared); SymbolError when
+        there is none, saying so when the function is inlined at every call site."""
         return self._functions.entry(name)
 
     def parameters(self, name: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .blocks import Blocks
 from .die import die_name
 from .dwarf import DwarfIndex
 from .elf import SymbolTable
@@ -16,6 +17,7 @@ class Functions:
         self._index = index
         self._thumb = thumb
         self._elf_name = elf_name
+        self._blocks = Blocks(index)
 
     def symbolic(self, addr: int) -> tuple[str, int, bool] | None:
         """(name, offset, is code) of gdb's build_address_symbolic: the DWARF function containing ``addr``,
@@ -47,7 +49,30 @@ class Functions:
         for func in self._index.functions().get(name, []):
             if func.entry is not None:
                 return func.entry & ~1 if self._thumb else func.entry
+        if self.inline_only(name):
+            copies = self._blocks.inlined(name)
+            callers = ", ".join(sorted({c.caller or "?" for c in copies}))
+            raise SymbolError(f"{name} is inlined at every call site (no call to count); its {len(copies)} inlined "
+                              f"cop{'y runs' if len(copies) == 1 else 'ies run'} inside {callers}")  # fmt: skip
         raise SymbolError(f'no function named "{name}" in {self._elf_name}')
+
+    def frame_function(self, pc: int) -> str | None:
+        """The function a stop's frame at ``pc`` shows: the innermost inlined function there, else the
+        out-of-line function, else :meth:`symbolic`'s code symbol (gdb's ``block_for_pc`` walked up to the first
+        block with a function)."""
+        name = self._blocks.function_at(pc)
+        if name is not None:
+            return name
+        found = self.symbolic(pc)
+        return found[0] if found is not None and found[2] else None
+
+    def inline_only(self, name: str) -> bool:
+        """Whether function ``name`` exists only as inlined copies: no out-of-line code, no symbol."""
+        if self._symtab.entry(name) is not None:
+            return False
+        if any(f.entry is not None for f in self._index.functions().get(name, [])):
+            return False
+        return bool(self._blocks.inlined(name))
 
     def parameters(self, name: str) -> list[str]:
         """The formal parameter names of function ``name`` from DWARF ([] if none known): the out-of-line

@@ -1,4 +1,4 @@
-"""replay/symbols.py: every answer cross-checked with gdb-multiarch on the same ELF.
+"""replay/symbols/: every answer cross-checked with gdb-multiarch on the same ELF.
 
 One gdb process per ELF (module-scoped and cached) answers every question the tests ask of that ELF: a gdb
 Python script runs the commands and returns their text. What is compared comes from the ELF itself: the
@@ -114,6 +114,27 @@ int main(void) { static int calls; int local = 3; calls += local; handler(calls)
 void _start(void) { main(); for (;;) {} }
 """
 
+# A guest with inlined functions (built -O2 by the test): inlined into inlined ones, in lexical blocks, in loops,
+# one inlined at one call and called out of line at another (through a pointer).
+INLINE_C = r"""
+#include <stdint.h>
+volatile uint32_t sink[8];
+uint32_t table[16];
+#define INLINE static inline __attribute__((always_inline))
+INLINE void leaf(uint32_t i, uint32_t v) { sink[i & 7] = v; table[i & 15] += v; }
+INLINE void middle(uint32_t i) { for (uint32_t k = 0; k < i; k++) { uint32_t t = k * 3; leaf(k, t); } }
+INLINE void outer(uint32_t i) { middle(i); leaf(i, i + 1); }
+static void both(uint32_t i) { sink[1] = i * 7; sink[2] = i; }
+__attribute__((noinline)) void caller(uint32_t n) {
+    outer(n);
+    if (n > 2) { uint32_t b = n * 5; leaf(b, n); }
+    both(n);
+}
+void (*volatile both_ptr)(uint32_t) = both;
+int main(void) { caller(sink[0]); both_ptr(3); middle(sink[3]); return 0; }
+void _start(void) { main(); for (;;) {} }
+"""
+
 
 # -- gdb ---------------------------------------------------------------------------------------------------------
 GDB_SCRIPT = r"""
@@ -126,6 +147,18 @@ for c in commands:
             _, data, expr = c.split(" ", 2)
             gdb.set_convenience_variable("v", gdb.Value(bytes.fromhex(data), gdb.parse_and_eval(expr).type))
             c = "print $v"
+        elif c.startswith("@frames "):  # per halfword of [START, END): what a frame there shows
+            start, end = (int(x, 0) for x in c.split()[1:])
+            rows = []
+            for pc in range(start, end, 2):
+                block = gdb.block_for_pc(pc)
+                while block is not None and block.function is None:  # up to the innermost (inlined) function
+                    block = block.superblock
+                sal = gdb.find_pc_line(pc)
+                rows.append([block.function.name if block else None, sal.symtab.filename if sal.symtab else None,
+                             sal.line])
+            out.append(json.dumps(rows))
+            continue
         elif c.startswith("@params "):  # the formal parameters of a function, from its block
             fn = gdb.lookup_static_symbol(c[8:]) or gdb.lookup_global_symbol(c[8:])
             block = gdb.block_for_pc(int(fn.value().address))
@@ -198,7 +231,7 @@ def gdb_variables(listing: str) -> set[str]:
             decl += " " + line.strip()
         if decl.endswith(";") and decl.count("{") == decl.count("}"):
             text = re.sub(r"\[[^]]*\]", "", decl[:-1])  # int big[250] -> int big
-            text = re.sub(r"\(\*(\w+)\)\(.*\)$", r"\1", text)  # void (*fp)(int) -> fp
+            text = re.sub(r"\(\* ?(?:(?:const|volatile) )*(\w+)\)\(.*\)$", r"\1", text)  # void (*fp)(int) -> fp
             names.add(re.findall(r"(\w+)\)?$", text.strip())[-1])
             decl = ""
     return names
@@ -323,6 +356,7 @@ def build_oracle(path: Path, work: Path, extra: tuple[str, ...] = ()) -> Oracle:
         commands += [f"print &({expr})", f"print sizeof({expr})", f"whatis {expr}", f"print {expr}"]
     commands += [f"@value {data.hex()} {expr}" for expr, data in values]
     commands += [f"info line *{pc:#x}" for pc in pcs]
+    commands += [f"@frames {start:#x} {start + size:#x}" for start, size in code]
     answers = run_gdb(path, commands, work)
     return Oracle(path, symbols, memory, roots, exprs, values, pcs, addrs, functions, answers)
 
@@ -342,22 +376,31 @@ def types_elves(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {}
 
 
+def built_elf(name: str, source: str, flags: tuple[str, ...], tmp: Path, cache: dict[str, Path]) -> Path:
+    """A test guest built for rv32 from ``source`` (once per module)."""
+    if name not in cache:
+        require_tool(shutil.which(CC), f"{CC} not installed (it builds the {name} guest)")
+        src = tmp / f"{name}.c"
+        src.write_text(source)
+        out = tmp / f"{name}.elf"
+        subprocess.run([CC, "-march=rv32imac_zicsr", "-mabi=ilp32", *flags, "-ffreestanding", "-nostdlib",
+                        "-nostartfiles", "-static", "-Wl,-Ttext=0x80000000", "-Wl,--build-id=none",
+                        "-o", str(out), str(src)], check=True, capture_output=True)  # fmt: skip
+        cache[name] = out
+    return cache[name]
+
+
 def types_elf(dwarf: int, tmp: Path, cache: dict[str, Path]) -> Path:
     """The type-coverage guest, built for rv32 with DWARF ``dwarf``."""
-    key = f"dwarf{dwarf}"
-    if key not in cache:
-        require_tool(shutil.which(CC), f"{CC} not installed (it builds the type-coverage guest)")
-        src = tmp / "types.c"
-        src.write_text(TYPES_C)
-        out = tmp / f"types-{key}.elf"
-        subprocess.run([CC, "-march=rv32imac_zicsr", "-mabi=ilp32", f"-gdwarf-{dwarf}", "-O0", "-ffreestanding",
-                        "-nostdlib", "-nostartfiles", "-static", "-Wl,-Ttext=0x80000000", "-Wl,--build-id=none",
-                        "-o", str(out), str(src)], check=True, capture_output=True)  # fmt: skip
-        cache[key] = out
-    return cache[key]
+    return built_elf(f"types-dwarf{dwarf}", TYPES_C, (f"-gdwarf-{dwarf}", "-O0"), tmp, cache)
 
 
-ORACLE_IDS = [*ELFS, "types-dwarf5", "types-dwarf4"]
+def inline_elf(tmp: Path, cache: dict[str, Path]) -> Path:
+    """The inlined-functions guest, built for rv32 at -O2."""
+    return built_elf("inline", INLINE_C, ("-g", "-O2"), tmp, cache)
+
+
+ORACLE_IDS = [*ELFS, "types-dwarf5", "types-dwarf4", "inline-rv32"]
 
 
 @pytest.fixture(params=ORACLE_IDS)
@@ -370,6 +413,8 @@ def oracle(request: pytest.FixtureRequest, oracles: dict[str, Oracle], types_elv
         if name.startswith("types-"):
             path = types_elf(int(name[-1]), tmp_path_factory.mktemp("types"), types_elves)
             oracles[name] = build_oracle(path, work, EXTRA_POINTER_EXPRS)
+        elif name == "inline-rv32":
+            oracles[name] = build_oracle(inline_elf(tmp_path_factory.mktemp("inline"), types_elves), work)
         else:
             oracles[name] = build_oracle(ELFS[name], work)
     return oracles[name]
@@ -492,6 +537,39 @@ def test_function_entries_and_parameters_match_gdb(oracle: Oracle) -> None:
     assert mismatches(pairs()) == []
 
 
+def test_frame_functions_match_gdb_blocks(oracle: Oracle) -> None:
+    """frame_function() and line_at() of every halfword of the code against what a frame there shows:
+    ``gdb.block_for_pc`` walked up to the first block with a function (an inlined one included; none: the
+    ``print/a`` function), and ``gdb.find_pc_line``."""
+    rows = []
+    for start, size, command in allocated_code(oracle.path):
+        rows += zip(range(start, start + size, 2), json.loads(oracle.gdb[command]), strict=True)
+    assert rows
+
+    sizes = symbol_sizes(oracle.path)
+
+    def pairs() -> Iterator[tuple[str, object, object]]:
+        for pc, (function, file, line) in rows:
+            ours = oracle.symbols.frame_function(pc)
+            if (
+                ours is None
+                and function
+                and pc - oracle.symbols.function_entry(function) >= sizes.get(function, 1 << 64)
+            ):
+                continue  # padding past a sized symbol that no CU's aranges cover: gdb names it once it has read
+                # the CU before it (GAS 2.40 writes an assembly function's DWARF range past its symbol's size)
+            yield f"frame_function({pc:#x})", ours, function or oracle.symbols.function_at(pc)
+            yield f"line_at({pc:#x})", oracle.symbols.line_at(pc), SourceLine(file, line) if line else None
+
+    assert mismatches(pairs()) == []
+
+
+def allocated_code(path: Path) -> list[tuple[int, int, str]]:
+    """(start, size, the @frames command) of the ELF's code sections."""
+    return [(start, size, f"@frames {start:#x} {start + size:#x}")
+            for _, start, size, is_code in allocated_sections(path) if is_code]  # fmt: skip
+
+
 # -- the named cases of the brief --------------------------------------------------------------------------------
 def test_demo_watch_expressions() -> None:
     symbols = Symbols.from_elf(ELFS["cmdint-rv32"])
@@ -521,6 +599,27 @@ def test_other_guests_watch_expressions() -> None:
     assert cortexm.source_text(SourceLine(line.file, declared)) == source[declared - 1]
     assert cortexm.source_text(SourceLine(line.file, len(source) + 1)) is None
     assert cortexm.source_text(SourceLine("nosuch.c", 1)) is None
+
+
+def test_inlined_functions(types_elves: dict[str, Path], tmp_path: Path) -> None:
+    """A write inside an inlined copy: the frame shows the inlined function, ``print/a`` the one it is in."""
+    demo = Symbols.from_elf(ELFS["cmdint-rv32"])
+    write = 0x800002DE  # the demo's overflowing copy, `*dst++ = *text++;` in set_name, inlined into main
+    assert (demo.frame_function(write), demo.function_at(write)) == ("set_name", "main")
+    assert demo.source_text(demo.line_at(write)).strip() == "*dst++ = *text++;"  # type: ignore[arg-type]
+    assert demo.inline_only("set_name") and not demo.inline_only("main") and not demo.inline_only("nosuch")
+    with pytest.raises(SymbolError, match=re.escape("set_name is inlined at every call site (no call to count); "
+                                                    "its 1 inlined copy runs inside main")):  # fmt: skip
+        demo.function_entry("set_name")
+    with pytest.raises(SymbolError, match='no function named "nosuch"'):
+        demo.function_entry("nosuch")
+    guest = Symbols.from_elf(inline_elf(tmp_path, types_elves))
+    assert [name for name in ("leaf", "middle", "outer", "both", "caller", "main") if guest.inline_only(name)] == [
+        "leaf", "middle", "outer"]  # fmt: skip
+    both = guest.function_entry("both")  # inlined into caller, and called out of line through a pointer
+    assert guest.frame_function(both) == guest.function_at(both) == "both"
+    with pytest.raises(SymbolError, match=r"leaf is inlined at every call site .* inside caller, middle, outer$"):
+        guest.function_entry("leaf")
 
 
 def test_raw_and_cast_locations() -> None:
@@ -617,7 +716,9 @@ def test_stripped_elf(tmp_path: Path) -> None:
     everything_path = tmp_path / "cmdint-stripped.elf"
     subprocess.run([OBJCOPY, "--strip-all", str(ELFS["cmdint-rv32"]), str(everything_path)], check=True)
     bare = Symbols.from_elf(everything_path)
-    assert bare.function_at(entry) is None
+    assert bare.function_at(entry) is None and bare.frame_function(entry) is None
+    assert stripped.frame_function(0x800002DE) == "main" == stripped.function_at(0x800002DE)  # no DWARF: no inlines
+    assert not stripped.inline_only("set_name")
     with pytest.raises(SymbolError, match="no function named"):
         bare.function_entry("assert_failed")
 
