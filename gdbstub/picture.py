@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import datetime
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from machine.inputs import IdleOutcome
 from replay.events import AudioInput, AudioOutput, ClockWarp, End, HostClock, IoCompletion, NetFrame, UartInput
@@ -88,6 +88,8 @@ class Picture:
     series: tuple[Series, ...] = ()
     notes: tuple[str, ...] = ()  # what the page could not show, and why
     output_lines: tuple[Mark, ...] = field(default=())  # the UART transcript listed under the plot
+    start_icount: int = 0  # the window pictured: start_icount .. end_icount
+    is_whole: bool = True  # the window reaches the end of history
 
 
 # -- collecting a replay's output and clock ----------------------------------------------------------------
@@ -299,6 +301,11 @@ def recording_facts(loaded: LoadedRecording, name: str) -> tuple[tuple[str, str]
     if loaded.damage is not None:
         facts.append(("damaged", f"at byte {loaded.damage.offset}: {loaded.damage.reason}"))
     return tuple(facts)
+
+
+def windowed(lane: Lane, start: int, end: int) -> Lane:
+    """The lane's marks within icount ``start`` .. ``end``."""
+    return replace(lane, marks=tuple(m for m in lane.marks if start <= m.icount <= end))
 
 
 def step_points(points: Sequence[object]) -> tuple[StepPoint, ...]:

@@ -98,19 +98,20 @@ def _label(text: str) -> str:
     return html.escape(line if len(line) <= LABEL_CHARS else line[: LABEL_CHARS - 3] + "...")
 
 
-def _label_side(icount: int, end: int) -> str:
+def _label_side(icount: int, picture: Picture) -> str:
     """Labels read toward the middle of the timeline (the plot clips what crosses its edge)."""
-    return "top left" if icount > 0.6 * end else "top right"
+    start, end = picture.start_icount, picture.end_icount
+    return "top left" if icount - start > 0.6 * (end - start) else "top right"
 
 
-def bucket_marks(marks: Sequence[Mark], end: int, limit: int = MAX_MARKS) -> list[Mark]:
+def bucket_marks(marks: Sequence[Mark], start: int, end: int, limit: int = MAX_MARKS) -> list[Mark]:
     """At most ``limit`` marks: when there are more, one per bucket of equal icount width (at its first mark)."""
     if len(marks) <= limit:
         return list(marks)
-    width = max(1, -(-(end + 1) // limit))
+    width = max(1, -(-(end + 1 - start) // limit))
     buckets: dict[int, list[Mark]] = {}
     for mark in marks:
-        buckets.setdefault(mark.icount // width, []).append(mark)
+        buckets.setdefault((mark.icount - start) // width, []).append(mark)
     out = []
     for group in buckets.values():
         if len(group) == 1:
@@ -122,14 +123,14 @@ def bucket_marks(marks: Sequence[Mark], end: int, limit: int = MAX_MARKS) -> lis
     return out
 
 
-def thin_points(points: Sequence[StepPoint], end: int, limit: int = MAX_POINTS) -> list[StepPoint]:
+def thin_points(points: Sequence[StepPoint], start: int, end: int, limit: int = MAX_POINTS) -> list[StepPoint]:
     """At most about ``limit`` points: when there are more, each bucket's first, last, lowest and highest."""
     if len(points) <= limit:
         return list(points)
-    width = max(1, -(-(end + 1) // (limit // 4)))
+    width = max(1, -(-(end + 1 - start) // (limit // 4)))
     buckets: dict[int, list[StepPoint]] = {}
     for point in points:
-        buckets.setdefault(point.icount // width, []).append(point)
+        buckets.setdefault((point.icount - start) // width, []).append(point)
     out: list[StepPoint] = []
     for group in buckets.values():
         numbered = [p for p in group if p.number is not None]
@@ -163,7 +164,7 @@ def unique_titles(lanes: Sequence[Lane]) -> list[str]:
 def _series_trace(series: Series, picture: Picture):  # -> plotly trace
     import plotly.graph_objects as go
 
-    points = thin_points(series.points, picture.end_icount)
+    points = thin_points(series.points, picture.start_icount, picture.end_icount)
     numeric = any(p.number is not None for p in points)
     if points and points[-1].icount < picture.end_icount:  # the last value holds to the end
         last = points[-1]
@@ -184,14 +185,14 @@ def _series_trace(series: Series, picture: Picture):  # -> plotly trace
 def _lane_trace(lane: Lane, title: str, picture: Picture):  # -> plotly trace
     import plotly.graph_objects as go
 
-    shown = bucket_marks(lane.marks, picture.end_icount)
+    shown = bucket_marks(lane.marks, picture.start_icount, picture.end_icount)
     labelled = lane.style == "output" and len(shown) <= MAX_LABELS  # a few UART lines: written beside their marks
     return go.Scatter(
         x=[m.icount for m in shown],
         y=[title] * len(shown),
         mode="markers+text" if labelled else "markers",
         text=[_label(m.text) for m in shown] if labelled else None,
-        textposition=[_label_side(m.icount, picture.end_icount) for m in shown] if labelled else None,
+        textposition=[_label_side(m.icount, picture) for m in shown] if labelled else None,
         textfont={"size": 10, "color": "#444"},
         name=title,
         marker=STYLES.get(lane.style, STYLES["query"]),
@@ -221,8 +222,9 @@ def build_figure(picture: Picture):  # -> plotly.graph_objects.Figure
         fig.add_trace(_series_trace(series, picture), row=row, col=1)
         fig.update_yaxes(title_text=series.title, row=row, col=1)
     time_axis = f"xaxis{rows + 1}"
-    pad = max(1, picture.end_icount // 50)
-    fig.add_trace(go.Scatter(x=[0, picture.end_icount], y=[titles[0]] * 2 if titles else [0, 0], mode="markers",
+    start, end = picture.start_icount, picture.end_icount
+    pad = max(1, (end - start) // 50)
+    fig.add_trace(go.Scatter(x=[start, end], y=[titles[0]] * 2 if titles else [0, 0], mode="markers",
                              marker={"opacity": 0}, hoverinfo="skip", showlegend=False, xaxis=f"x{rows + 1}",
                              meta={"axis": "virtual time"}))  # fmt: skip
     fig.update_layout({time_axis: {"overlaying": "x", "matches": f"x{rows}" if rows > 1 else "x", "side": "top",
@@ -230,8 +232,9 @@ def build_figure(picture: Picture):  # -> plotly.graph_objects.Figure
                                    "showgrid": False, "tickvals": [], "ticktext": []}})  # fmt: skip
     fig.update_yaxes(categoryorder="array", categoryarray=titles, autorange="reversed", type="category",
                      row=1, col=1)  # fmt: skip
-    fig.update_xaxes(range=[-pad, picture.end_icount + pad], row=rows, col=1, title_text="icount")
-    fig.add_vline(x=picture.end_icount, line={"color": STYLES["end"]["color"], "dash": "dot", "width": 1})
+    fig.update_xaxes(range=[start - pad, end + pad], row=rows, col=1, title_text="icount")
+    if picture.is_whole:  # the end of history
+        fig.add_vline(x=end, line={"color": STYLES["end"]["color"], "dash": "dot", "width": 1})
     fig.update_layout(height=height, margin={"l": 150, "r": 30, "t": 60, "b": 50}, hovermode="closest",
                       dragmode="zoom", template="plotly_white")  # fmt: skip
     return fig

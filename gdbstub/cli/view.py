@@ -12,6 +12,7 @@ import argparse
 import os
 import shlex
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gdbstub.picture import (
@@ -27,15 +28,25 @@ from gdbstub.picture import (
     recording_facts,
     state_lanes,
     step_points,
+    windowed,
 )
 from gdbstub.query import open_engine
 from gdbstub.view import render_page
 from machine.results import RunKind
-from replay.query import QueryEngine, QueryError, QueryRequest, ValuePoint, parse_query
+from replay.query import QueryEngine, QueryError, QueryRequest, parse_query
 from replay.recording import LoadedRecording
 from replay.timeline import Timeline
 
-from .common import ExitCode, Interrupt, UsageError, add_drive_options, check_not_overwriting, describe_end, say
+from .common import (
+    ExitCode,
+    Interrupt,
+    UsageError,
+    add_drive_options,
+    check_not_overwriting,
+    describe_end,
+    icount_value,
+    say,
+)
 from .timelines import read_recording
 
 
@@ -55,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", action="append", default=[], metavar="QUERY",
                         help="mark what a query finds, as 'chronicorn query' takes it (repeatable), "
                              "e.g. \"writes probe.scale\"")  # fmt: skip
+    parser.add_argument("--from", dest="from_icount", type=icount_value, metavar="N",
+                        help="picture history from icount N (default: its start)")  # fmt: skip
+    parser.add_argument("--to", dest="to_icount", type=icount_value, metavar="N",
+                        help="picture history up to icount N (default: its end)")  # fmt: skip
     parser.add_argument(
         "--no-cache",
         action="store_true",
@@ -80,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = read_recording(args.recording)
     check_output(args.output, [("the recording", args.recording), ("the guest image", args.guest),
                                *(("a --drive image", d.path) for d in args.drive)])  # fmt: skip
-    requests = [(text, parse_request(text)) for text in args.query]
+    start, end = window(args, loaded)
+    whole = end == loaded.last_icount
+    questions = Questions.ask(args, start, None if whole else end + 1)  # (checked before the replays)
     if loaded.damage is not None:
         say(f"the recording is damaged at byte {loaded.damage.offset} ({loaded.damage.reason}); "
             f"picturing its intact part, icount 0..{loaded.last_icount}")  # fmt: skip
@@ -88,12 +105,17 @@ def run(args: argparse.Namespace) -> int:
     if replayed is None:
         return ExitCode.INTERRUPTED
     output, idle, clock = replayed
-    found, series = ask_engine(args, requests)
+    found, series = questions.answers()
     lanes = [Lane("uart-output", "UART output", "output", output), *event_lanes(loaded.inputs),
              Lane("idle", "idle (wfi)", "idle", idle), *found, *state_lanes(loaded)]  # fmt: skip
+    lanes = [windowed(lane, start, end) for lane in lanes]
+    output = lanes[0].marks
+    facts = recording_facts(loaded, args.recording)
+    if start > 0 or not whole:
+        facts += (("pictured", f"icount {start} .. {end}"),)
     title = f"chronicorn view: {Path(args.recording).name}"
-    picture = Picture(title, recording_facts(loaded, args.recording), loaded.last_icount, clock, tuple(lanes),
-                      tuple(series), loaded.names_problems, output)  # fmt: skip
+    picture = Picture(title, facts, end, clock, tuple(lanes), tuple(series), loaded.names_problems, output, start,
+                      whole)  # fmt: skip
     page = render_page(picture)
     try:
         Path(args.output).write_text(page, encoding="utf-8")
@@ -104,12 +126,22 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def parse_request(text: str) -> QueryRequest:
-    """A ``--query`` string as the engine's request (UsageError, one line, when it is not one)."""
-    try:
-        return parse_query(shlex.split(text))
-    except (ValueError, QueryError) as exc:  # (ValueError: shlex's unbalanced quotes)
-        raise UsageError(f"--query {text!r}: {exc}") from None
+def window(args: argparse.Namespace, loaded: LoadedRecording) -> tuple[int, int]:
+    """``--from``/``--to`` within history (UsageError when not)."""
+    last = loaded.last_icount
+    start = 0 if args.from_icount is None else args.from_icount
+    end = last if args.to_icount is None else args.to_icount
+    if end > last:
+        raise UsageError(f"--to {end} is past the end of history (icount {last})")
+    if start >= end:
+        raise UsageError(f"--from {start} is not before {'--to ' if args.to_icount is not None else 'the end, '}{end}")
+    return start, end
+
+
+def first_line(exc: Exception) -> str:
+    """An error's first line (a QueryError about the words goes on with the queries' usage)."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def tapped_timeline(args: argparse.Namespace, loaded: LoadedRecording) -> tuple[Timeline, OutputLines, WarpLog]:
@@ -149,9 +181,10 @@ def tapped_timeline(args: argparse.Namespace, loaded: LoadedRecording) -> tuple[
     return timeline, lines, warps
 
 
-def replay_recording(
-    args: argparse.Namespace, loaded: LoadedRecording
-) -> tuple[tuple[Mark, ...], tuple[Mark, ...], ClockMap] | None:
+Replayed = tuple[tuple[Mark, ...], tuple[Mark, ...], ClockMap]  # UART lines, idle periods, the clock
+
+
+def replay_recording(args: argparse.Namespace, loaded: LoadedRecording) -> Replayed | None:
     """Replay the recording to its end: its UART lines, idle periods and virtual clock (None if interrupted)."""
     from .replay import ProgressBar
 
@@ -169,30 +202,68 @@ def replay_recording(
     return lines.marks(), warps.marks(), warps.clock()
 
 
-def ask_engine(args: argparse.Namespace, requests: list[tuple[str, QueryRequest]]) -> tuple[list[Lane], list[Series]]:
-    """Interrupts and exceptions, the ``--query`` marks and the ``--value`` series, from the query engine."""
-    engine = open_engine(args.recording, args.guest, cache=not args.no_cache)
-    try:
-        traps = engine.run(parse_query(["interrupts"])).rows
-        lanes = []
-        for kind, title in (("interrupt", "interrupts"), ("exception", "exceptions")):
-            marks = tuple(Mark(row["icount"], row["summary"]) for row in traps if row["type"] == kind)
-            lanes.append(Lane(title, title, "trap", marks))
-        for number, (text, request) in enumerate(requests, start=1):
-            rows = engine.run(request).rows
-            marks = tuple(sorted((Mark(row["icount"], row["summary"]) for row in rows), key=lambda m: m.icount))
-            lanes.append(Lane(f"query-{number}", text, "query", marks))
-        series = [Series(expr, step_points(_value_series(engine, expr))) for expr in args.value]
-    except QueryError as exc:
-        raise UsageError(str(exc)) from None
-    return lanes, series
+@dataclass
+class Questions:
+    """What ``view`` asks the query engine (:mod:`replay.query`) over icount ``start`` .. ``end`` (excluded;
+    None: the end of history): the interrupts and exceptions, each ``--query`` (unless it names its own range)
+    and each ``--value``. :meth:`ask` checks the questions' words and targets at once (a bad one is a one-line
+    UsageError before anything is replayed or cached); :meth:`answers` replays what they need."""
+
+    engine: QueryEngine
+    queries: list[tuple[str, QueryRequest]]
+    values: list[tuple[str, QueryRequest]]  # "writes" requests naming each --value's bytes
+    start: int
+    end: int | None
+
+    @classmethod
+    def ask(cls, args: argparse.Namespace, start: int, end: int | None) -> Questions:
+        queries = [(text, _request(text, "--query", [])) for text in args.query]
+        values = [(expr, _request(expr, "--value", ["writes"])) for expr in args.value]
+        engine = open_engine(args.recording, args.guest, cache=not args.no_cache)
+        for option, questions in (("--query", queries), ("--value", values)):
+            for text, request in questions:
+                if request.kind in ("writes", "reads", "accesses"):
+                    assert request.target is not None
+                    try:
+                        engine.target(request.target, request.length)
+                    except QueryError as exc:
+                        raise UsageError(f"{option} {text!r}: {first_line(exc)}") from None
+        queries = [(t, r if r.start is not None or r.end is not None else replace(r, start=start, end=end))
+                   for t, r in queries]  # fmt: skip
+        return cls(engine, queries, values, start, end)
+
+    def answers(self) -> tuple[list[Lane], list[Series]]:
+        """The lanes (interrupts, exceptions, one per query) and the value series."""
+        engine = self.engine
+        try:
+            traps = engine.run(replace(parse_query(["interrupts"]), start=self.start, end=self.end)).rows
+            lanes = []
+            for kind, title in (("interrupt", "interrupts"), ("exception", "exceptions")):
+                marks = tuple(Mark(row["icount"], row["summary"]) for row in traps if row["type"] == kind)
+                lanes.append(Lane(title, title, "trap", marks))
+            for number, (text, request) in enumerate(self.queries, start=1):
+                marks = tuple(sorted((Mark(row["icount"], _mark_text(row)) for row in engine.run(request).rows),
+                                     key=lambda m: m.icount))  # fmt: skip
+                lanes.append(Lane(f"query-{number}", text, "query", marks))
+            series = []
+            for expr, request in self.values:
+                assert request.target is not None
+                points = engine.value_series(request.target, self.start, self.end, length=request.length)
+                series.append(Series(expr, step_points(points)))
+        except QueryError as exc:
+            raise UsageError(first_line(exc)) from None
+        return lanes, series
 
 
-def _value_series(engine: QueryEngine, expr: str) -> list[ValuePoint]:
-    """``--value EXPR`` (or ``ADDR LEN``, as a query names bytes) over the whole recording."""
+def _request(text: str, option: str, kind: list[str]) -> QueryRequest:
+    """A ``--query`` (or, after ``kind``, a ``--value``) as the engine's request; UsageError, one line, if bad."""
     try:
-        request = parse_query(["writes", *shlex.split(expr)])
-        assert request.target is not None
-        return engine.value_series(request.target, length=request.length)
-    except (ValueError, QueryError) as exc:
-        raise UsageError(f"--value {expr!r}: {exc}") from None
+        return parse_query([*kind, *shlex.split(text)])
+    except (ValueError, QueryError) as exc:  # (ValueError: shlex's unbalanced quotes)
+        raise UsageError(f"{option} {text!r}: {first_line(exc)}") from None
+
+
+def _mark_text(row: dict) -> str:
+    """A query's answer on the timeline: its summary, and the source line where the guest has one."""
+    source = row.get("source")
+    return f"{row['summary']}\n{source.strip()}" if isinstance(source, str) and source.strip() else row["summary"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gdbstub.cli import main
 from gdbstub.picture import EVENT_KINDS, ClockMap, Lane, Mark, Picture, Series, StepPoint
 from gdbstub.view import MAX_MARKS, MAX_POINTS, bucket_marks, render_page, thin_points
 from replay.recording import LoadedRecording, load_recording
@@ -196,15 +197,30 @@ def test_the_demo_recording_pictured(browser: object, tmp_path: Path) -> None:
         shutil.copyfile(shown.screenshot, ROOT / "docs" / "view.png")
 
 
-def test_virtual_time_follows_the_timer_guest_idle_periods(browser: object, tmp_path: Path) -> None:
+@dataclass
+class Pictured:
+    """A recording of a guest and its page as the browser saw it."""
+
+    recording: Path
+    output: bytes
+    loaded: LoadedRecording
+    shown: LoadedPage
+
+
+@pytest.fixture(scope="module")
+def timer(browser: object, tmp_path_factory: pytest.TempPathFactory) -> Pictured:
+    tmp_path = tmp_path_factory.mktemp("timer")
+    recording, output, loaded = record(tmp_path, guest("rv32", "timer"))
+    return Pictured(recording, output, loaded, load(browser, view(tmp_path, recording), tmp_path / "view.png"))
+
+
+def test_virtual_time_follows_the_timer_guest_idle_periods(timer: Pictured) -> None:
     """The timer guest idles until each 1 ms tick: each ``tick k`` line is printed at virtual time k ms and
-    some (the icount alone would say ~0.1 ms); the clock at the end agrees with the machine's own."""
-    elf = guest("rv32", "timer")
-    recording, output, loaded = record(tmp_path, elf)
-    shown = load(browser, view(tmp_path, recording), tmp_path / "view.png")
-    check_lanes_match_the_recording(shown, loaded, output)
-    out = shown.lane("uart-output")
-    lines = uart_lines(output)
+    some (the icount alone would say ~0.1 ms), after the k-th timer interrupt; the clock at the end agrees with
+    the machine's own."""
+    shown = timer.shown
+    check_lanes_match_the_recording(shown, timer.loaded, timer.output)
+    out, lines = shown.lane("uart-output"), uart_lines(timer.output)
     ticks = [(int(line.split()[1]), ns) for line, ns in zip(lines, out["customdata"], strict=True) if "tick" in line]
     assert len(ticks) == 5
     for k, ns in ticks:
@@ -214,14 +230,32 @@ def test_virtual_time_follows_the_timer_guest_idle_periods(browser: object, tmp_
     assert len(interrupts["x"]) == len(ticks) and all("machine timer" in h for h in interrupts["hovertext"])
     printed = [x for line, x in zip(lines, out["x"], strict=True) if "tick" in line]
     assert all(taken < shown for taken, shown in zip(interrupts["x"], printed, strict=True))
-    alone = run_machine(elf)
+    alone = run_machine(guest("rv32", "timer"))
     assert shown.lane("end")["customdata"] == [alone.machine.clock.ns(alone.result.icount)]
-    # Zoomed in around "tick 3", the virtual-time axis is relabelled: every label reads that line's time.
+
+
+@pytest.mark.slow
+def test_zooming_relabels_virtual_time_and_a_window_shows_only_itself(
+    timer: Pictured, browser: object, tmp_path: Path
+) -> None:
+    """Zoomed in around "tick 3", every label of the virtual-time axis reads that line's time; ``--from``/``--to``
+    around "tick 2" .. "tick 4" show those three lines and the interrupts between them, at the same times."""
+    out, lines = timer.shown.lane("uart-output"), uart_lines(timer.output)
+    page = timer.shown.screenshot.parent / "view.html"  # type: ignore[union-attr]
     at, ns = out["x"][lines.index("tick 3")], out["customdata"][lines.index("tick 3")]
     zoom = f"""gd => Plotly.relayout(gd, {{'xaxis.range': [{at - 2}, {at + 2}]}})"""
-    zoomed = load(browser, tmp_path / "view.html", tmp_path / "zoomed.png", lambda page: relabelled(page, zoom))
+    zoomed = load(browser, page, tmp_path / "zoomed.png", lambda p: relabelled(p, zoom))
     assert zoomed.problems == [] and len(zoomed.time_ticks) == 6
     assert all(abs(read_ns(label) - ns) <= ns / 1000 for label in zoomed.time_ticks), (zoomed.time_ticks, ns)
+    first, last = lines.index("tick 2"), lines.index("tick 4")
+    start, end = out["x"][first], out["x"][last]
+    window = load(browser, view(tmp_path, timer.recording, "--from", str(start), "--to", str(end)), tmp_path / "w.png")
+    assert window.problems == []
+    assert [h.rsplit("<br>", 1)[-1] for h in window.lane("uart-output")["hovertext"]] == lines[first : last + 1]
+    assert window.lane("uart-output")["customdata"] == out["customdata"][first : last + 1]
+    interrupts = timer.shown.lane("interrupts")["x"]
+    assert window.lane("interrupts")["x"] == [x for x in interrupts if start <= x <= end]
+    assert len(window.lane("interrupts")["x"]) == 2 and "end" not in window.lanes()
 
 
 def relabelled(page: object, action: str) -> None:
@@ -240,8 +274,8 @@ def read_ns(label: str) -> float:
     return float(number) * {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9}[unit]
 
 
-@pytest.mark.parametrize("what", ["rtc", "echo-markup", "traps", *(pytest.param(w, marks=pytest.mark.slow) for w in
-                                                                     ("virtioblk", "sleep-on"))])  # fmt: skip
+@pytest.mark.parametrize("what", ["echo-markup", *(pytest.param(w, marks=pytest.mark.slow) for w in
+                                                    ("rtc", "traps", "virtioblk", "sleep-on"))])  # fmt: skip
 def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what: str) -> None:
     """A host clock read, disk completions, logged idle warps (--sleep on), exceptions, and guest text that looks
     like markup (shown as text: no element made of it)."""
@@ -284,6 +318,7 @@ def test_sound_recording_of_95_million_instructions(browser: object, tmp_path: P
     assert {"audio-input", "audio-output", "verify"} <= shown.lanes().keys()
 
 
+@pytest.mark.slow
 def test_bookmarks_and_named_snapshots_saved_with_a_history(browser: object, tmp_path: Path) -> None:
     """A history served and named (``monitor snapshot save A``, ``monitor bookmark B``) then saved: the page shows
     the named snapshot with the snapshots and the bookmark in its own lane, at their icounts."""
@@ -342,19 +377,19 @@ def test_a_long_picture_stays_small(browser: object, tmp_path: Path) -> None:
 
 def test_bucketing_and_thinning_and_the_clock() -> None:
     marks = [Mark(i, f"m{i}") for i in range(0, 10_000, 2)]
-    assert bucket_marks(marks, 10_000, limit=10_000) == marks
-    bucketed = bucket_marks(marks, 10_000, limit=100)
+    assert bucket_marks(marks, 0, 10_000, limit=10_000) == marks
+    bucketed = bucket_marks(marks, 0, 10_000, limit=100)
     assert len(bucketed) <= 100 and bucketed[0].icount == 0 and "9,998" in bucketed[-1].text
     assert sum(int(m.text.split()[0]) for m in bucketed) == len(marks)
     points = [StepPoint(i, "", float((i * 7919) % 1009)) for i in range(10_000)]
-    thinned = thin_points(points, 10_000, limit=400)
+    thinned = thin_points(points, 0, 10_000, limit=400)
     assert len(thinned) <= 400 and thinned == sorted(thinned, key=lambda p: p.icount)
     assert {p.number for p in thinned} >= {0.0, 1008.0}
     clock = ClockMap(3, 5, ((10, 100), (20, 1000)))
     assert [clock.ns(i) for i in (0, 9, 10, 19, 20, 21)] == [5, 77, 180, 252, 1160, 1168]
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     not_a_recording = tmp_path / "notes.txt"
     not_a_recording.write_text("hello\n")
     recording, _, _ = record(tmp_path, guest("rv32", "hello"))
@@ -366,11 +401,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         [str(recording), "-o", str(tmp_path)],  # a directory
         [str(recording), "-o", str(recording)],  # the recording itself
         [str(recording), "-o", str(tmp_path / "d.html"), "--guest", str(not_a_recording)],
+        [str(recording), "-o", str(tmp_path / "e.html"), "--to", "999999999"],  # past the end
+        [str(recording), "-o", str(tmp_path / "f.html"), "--from", "100", "--to", "100"],
+        [str(recording), "-o", str(tmp_path / "g.html"), "--query", "writes"],  # no target
+        [str(recording), "-o", str(tmp_path / "h.html"), "--query", "'unbalanced"],
+        [str(recording), "-o", str(tmp_path / "i.html"), "--query", "frobnicate x"],
+        [str(recording), "-o", str(tmp_path / "j.html"), "--value", "no_such_symbol"],
     ]
-    for args in cases:
-        result = run_cli("view", *args)
-        assert result.returncode == 2, (args, result.stderr)
-        lines = result.stderr.decode().splitlines()
+    for args in cases:  # (in this process: the command line's own main, without an interpreter's start-up each)
+        code = main(["view", *args])
+        lines = capsys.readouterr().err.splitlines()
+        assert code == 2, (args, lines)
         assert len(lines) == 1 and lines[0].startswith("chronicorn: "), (args, lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "r.chrec", "uart.txt"]  # nothing written
     assert recording.stat().st_size > 0
