@@ -3,8 +3,9 @@
 The query engine (``writes EXPR``, ``calls FUNC``, ``value EXPR --at N``...) reads a recording's memory itself;
 this package tells it what gdb would: where a watch expression lives and how big it is (:meth:`Symbols.locate`),
 how gdb's ``print`` shows its bytes (:meth:`Symbols.format`), which function and source line a pc is in
-(:meth:`Symbols.function_at`, :meth:`Symbols.line_at`, as gdb's ``print/a`` and ``info line *PC``), where a
-function starts and what its parameters are called, and capstone's text of one instruction.
+(:meth:`Symbols.function_at`, :meth:`Symbols.line_at`, as gdb's ``print/a`` and ``info line *PC``) and which
+function a stop's frame there shows (:meth:`Symbols.frame_function`: an inlined one), where a function starts
+and what its parameters are called, and capstone's text of one instruction.
 
 Everything is read with pyelftools and built lazily, once per table: the symbol table on first use, the DWARF
 variable and function index on the first name lookup, a type only when an expression reaches it, a
@@ -13,7 +14,8 @@ compilation unit's line table when a pc first falls into it. pc lookups bisect s
 One module a job: :mod:`.elf` (symbol table), :mod:`.dwarf` (DWARF index), :mod:`.types` (C types),
 :mod:`.format` (gdb's ``print``), :mod:`.lines` (line tables, source text), :mod:`.expressions` (watch
 expressions), :mod:`.variables` (names in expressions), :mod:`.functions` (pc <-> function),
-:mod:`.instructions` (capstone); :class:`Symbols` is the one object callers hold.
+:mod:`.blocks` (the inlined functions frames show), :mod:`.instructions` (capstone); :class:`Symbols` is the
+one object callers hold.
 """
 
 from __future__ import annotations
