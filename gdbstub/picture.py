@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
@@ -76,12 +77,21 @@ class ClockMap:
         return (icount << self.shift) + (self.warps[at - 1][1] if at else self.bias_ns)
 
 
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A line of the page's header: ``name``, ``value``, and ``detail`` shown on hover (a full path)."""
+
+    name: str
+    value: str
+    detail: str = ""
+
+
 @dataclass(frozen=True)
 class Picture:
     """Everything the page shows of one recording."""
 
     title: str
-    facts: tuple[tuple[str, str], ...]  # (name, value) lines about the recording
+    facts: tuple[Fact, ...]  # lines about the recording
     end_icount: int
     clock: ClockMap
     lanes: tuple[Lane, ...]
@@ -280,7 +290,7 @@ def state_lanes(loaded: LoadedRecording) -> list[Lane]:
     return lanes
 
 
-def recording_facts(loaded: LoadedRecording, name: str) -> tuple[tuple[str, str], ...]:
+def recording_facts(loaded: LoadedRecording, path: str) -> tuple[Fact, ...]:
     """A few lines about the recording for the page's header."""
     header = loaded.header
     counts: dict[str, int] = {}
@@ -288,18 +298,18 @@ def recording_facts(loaded: LoadedRecording, name: str) -> tuple[tuple[str, str]
         title = EVENT_KINDS[type(event)].title
         counts[title] = counts.get(title, 0) + 1
     facts = [
-        ("recording", name),
-        ("guest", f"{header.image_path} ({header.arch} on {header.board})"),
-        ("history", f"icount 0 .. {loaded.last_icount}"),
-        ("virtual time", f"icount << {header.icount_shift} ns, plus idle warps"),
-        ("end", end_text(loaded.end, loaded)),
-        ("events", ", ".join(f"{n} {title}" for title, n in counts.items()) or "none"),
+        Fact("recording", os.path.basename(path), os.path.abspath(path)),
+        Fact("guest", f"{os.path.basename(header.image_path)} ({header.arch} on {header.board})", header.image_path),
+        Fact("history", f"icount 0 .. {loaded.last_icount}"),
+        Fact("virtual time", f"icount << {header.icount_shift} ns, plus idle warps"),
+        Fact("end", end_text(loaded.end, loaded)),
+        Fact("events", ", ".join(f"{n} {title}" for title, n in counts.items()) or "none"),
     ]
     if loaded.bookmarks or loaded.named_snapshots:
         names = [f"{len(loaded.bookmarks)} bookmarks", f"{len(loaded.named_snapshots)} named snapshots"]
-        facts.append(("names", ", ".join(names)))
+        facts.append(Fact("names", ", ".join(names)))
     if loaded.damage is not None:
-        facts.append(("damaged", f"at byte {loaded.damage.offset}: {loaded.damage.reason}"))
+        facts.append(Fact("damaged", f"at byte {loaded.damage.offset}: {loaded.damage.reason}"))
     return tuple(facts)
 
 

@@ -11,7 +11,9 @@ the icount: idle periods warp it forward), from the clock table written into the
 Long recordings stay usable: a lane with more than :data:`MAX_MARKS` marks is drawn as that many buckets of
 equal icount width (each at its first mark, its hover saying how many it holds), a series with more than
 :data:`MAX_POINTS` points keeps each bucket's first, last, lowest and highest. Every trace's ``meta`` says
-what it stands for: ``{"lane": key, "marks": n, "shown": m}`` or ``{"series": title, "points": n, ...}``.
+what it stands for: ``{"lane": key, "marks": n, "shown": m}`` or ``{"series": title, "points": n, ...}``, and
+its ``customdata`` the virtual time (ns) of each point: scripts and tests read the page back from plotly's data.
+A series of positive numbers spanning three decades or more gets a log axis.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ LABEL_CHARS = 40
 LANE_PX = 30
 SERIES_PX = 200
 SERIES_TEXT_CHARS = 40  # a value with no number is drawn by its text, cut to this
+LOG_AXIS_SPAN = 1000  # a positive series whose largest value is this many times its smallest: a log axis
+
+SERIES_COLORS = ("#3366cc", "#dc3912", "#109618", "#990099", "#0099c6", "#dd4477")
 
 # The look of each lane style: plotly marker settings.
 STYLES: dict[str, dict[str, object]] = {
@@ -142,6 +147,13 @@ def thin_points(points: Sequence[StepPoint], start: int, end: int, limit: int = 
     return out
 
 
+def wants_log_axis(series: Series) -> bool:
+    """A series of positive numbers spanning three decades or more reads best on a log axis (a scale of 3
+    overwritten with 3420978: both steps show)."""
+    numbers = [p.number for p in series.points if _is_finite(p.number)]
+    return bool(numbers) and min(numbers) > 0 and max(numbers) >= LOG_AXIS_SPAN * min(numbers)  # type: ignore[operator]
+
+
 def _clock_table(clock: ClockMap) -> dict[str, object]:
     warps = clock.warps
     if len(warps) > MAX_CLOCK_WARPS:  # labels only: the hover texts are exact
@@ -161,7 +173,7 @@ def unique_titles(lanes: Sequence[Lane]) -> list[str]:
     return titles
 
 
-def _series_trace(series: Series, picture: Picture):  # -> plotly trace
+def _series_trace(series: Series, picture: Picture, color: str):  # -> plotly trace
     import plotly.graph_objects as go
 
     points = thin_points(series.points, picture.start_icount, picture.end_icount)
@@ -177,7 +189,8 @@ def _series_trace(series: Series, picture: Picture):  # -> plotly trace
     hover = [_hover(series.title, p.icount, picture.clock, p.text) for p in points]
     times = [picture.clock.ns(p.icount) for p in points]
     meta = {"series": series.title, "points": len(series.points), "shown": len(points), "numeric": numeric}
-    return go.Scatter(x=x, y=y, mode="lines+markers", line={"shape": "hv", "width": 2}, marker={"size": 5},
+    return go.Scatter(x=x, y=y, mode="lines+markers", line={"shape": "hv", "width": 2, "color": color},
+                      marker={"size": 5, "color": color},
                       name=series.title, hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", customdata=times,
                       meta=meta, showlegend=False, connectgaps=False)  # fmt: skip
 
@@ -219,8 +232,9 @@ def build_figure(picture: Picture):  # -> plotly.graph_objects.Figure
     for lane, title in zip(lanes, titles, strict=True):
         fig.add_trace(_lane_trace(lane, title, picture), row=1, col=1)
     for row, series in enumerate(picture.series, start=2):
-        fig.add_trace(_series_trace(series, picture), row=row, col=1)
-        fig.update_yaxes(title_text=series.title, row=row, col=1)
+        color = SERIES_COLORS[(row - 2) % len(SERIES_COLORS)]
+        fig.add_trace(_series_trace(series, picture, color), row=row, col=1)
+        fig.update_yaxes(title_text=series.title, type="log" if wants_log_axis(series) else None, row=row, col=1)
     time_axis = f"xaxis{rows + 1}"
     start, end = picture.start_icount, picture.end_icount
     pad = max(1, (end - start) // 50)
@@ -241,8 +255,10 @@ def build_figure(picture: Picture):  # -> plotly.graph_objects.Figure
 
 
 def _facts(picture: Picture) -> str:
-    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(value)}</td></tr>"
-                   for name, value in picture.facts)  # fmt: skip
+    rows = "".join(
+        f'<tr><td>{html.escape(f.name)}</td><td title="{html.escape(f.detail)}">{html.escape(f.value)}</td></tr>'
+        for f in picture.facts
+    )
     return f'<table class="facts">{rows}</table>'
 
 

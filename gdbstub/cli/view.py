@@ -18,6 +18,7 @@ from pathlib import Path
 from gdbstub.picture import (
     ClockMap,
     ClockTapInputs,
+    Fact,
     Lane,
     Mark,
     OutputLines,
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     output = lanes[0].marks
     facts = recording_facts(loaded, args.recording)
     if start > 0 or not whole:
-        facts += (("pictured", f"icount {start} .. {end}"),)
+        facts += (Fact("pictured", f"icount {start} .. {end}"),)
     title = f"chronicorn view: {Path(args.recording).name}"
     picture = Picture(title, facts, end, clock, tuple(lanes), tuple(series), loaded.names_problems, output, start,
                       whole)  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gdbstub.cli import main
-from gdbstub.picture import EVENT_KINDS, ClockMap, Lane, Mark, Picture, Series, StepPoint
+from gdbstub.picture import EVENT_KINDS, ClockMap, Fact, Lane, Mark, Picture, Series, StepPoint
 from gdbstub.view import MAX_MARKS, MAX_POINTS, bucket_marks, render_page, thin_points
 from replay.recording import LoadedRecording, load_recording
 from tests.conftest import GUESTS, ROOT, guest, require_tool, run_cli, run_machine
@@ -33,6 +33,7 @@ class LoadedPage:
     traces: list[dict]
     time_ticks: list[str]
     transcript: str
+    series_axes: list[str]  # the y axis type of each value series ("linear", "log", "category")
     problems: list[str] = field(default_factory=list)  # console errors, page errors, network requests
     screenshot: Path | None = None
 
@@ -65,6 +66,8 @@ READ_BACK = """() => {
     ticks: Array.from(gd.layout[Object.keys(gd.layout).filter(k => (gd.layout[k] || {}).overlaying).pop()]
                       .ticktext || []),
     transcript: (document.querySelector('pre.output') || {}).textContent || '',
+    seriesAxes: gd.data.filter(t => t.meta && t.meta.series !== undefined)
+                       .map(t => gd._fullLayout['yaxis' + (t.yaxis || 'y').slice(1)].type),
   };
 }"""
 
@@ -101,11 +104,12 @@ def load(
         page.screenshot(path=str(screenshot), full_page=True)
     finally:
         page.close()
-    return LoadedPage(data["traces"], data["ticks"], data["transcript"], problems, screenshot)
+    return LoadedPage(data["traces"], data["ticks"], data["transcript"], data["seriesAxes"], problems, screenshot)
 
 
-def record(tmp_path: Path, elf: Path, *options: str, uart: bytes = b"") -> tuple[Path, bytes, LoadedRecording]:
-    recording, uart_file = tmp_path / "r.chrec", tmp_path / "uart.txt"
+def record(tmp_path: Path, elf: Path, *options: str, uart: bytes = b"",
+           name: str = "r.chrec") -> tuple[Path, bytes, LoadedRecording]:  # fmt: skip
+    recording, uart_file = tmp_path / name, tmp_path / "uart.txt"
     uart_file.write_bytes(uart)
     recorded = run_cli("record", str(elf), "-o", str(recording), "--uart-input", str(uart_file), *options)
     assert recorded.returncode in (0, 7), recorded.stderr
@@ -175,26 +179,55 @@ def scale_bytes(elf: Path) -> str:
 def test_the_demo_recording_pictured(browser: object, tmp_path: Path) -> None:
     """The bug hunt's recording: its two UART lines, 128 UART input events, the idle waits, the interrupts, the
     exit (code 7); probe.scale's writes as marks and its value as a step plot: 1, then 3 (``scale 3``), then
-    the bytes "234\\0" of the 19-character name that overruns it, before the ASSERT line."""
+    the bytes "234\\0" of the 19-character name that overruns it, before the ASSERT line (a log axis: both show).
+    Hovering the last write shows what it did and where."""
     elf = ROOT / "gdbstub/demo/firmware/rv32/cmdint.elf"
-    recording, output, loaded = record(tmp_path, elf, uart=DEMO_INPUT.read_bytes())
+    recording, output, loaded = record(tmp_path, elf, uart=DEMO_INPUT.read_bytes(), name="cmdint-bug.chrec")
     assert loaded.end is not None and loaded.end.code == 7
-    scale = scale_bytes(elf)
-    shown = load(browser, view(tmp_path, recording, "--query", f"writes {scale}", "--value", scale),
-                 tmp_path / "view.png")  # fmt: skip
+    page = view(tmp_path, recording, "--query", "writes probe.scale", "--value", "probe.scale")
+    hover_text: list[str] = []
+    shown = load(browser, page, tmp_path / "view.png", lambda p: hover_text.append(hover_last(p, "query-1")))
     check_lanes_match_the_recording(shown, loaded, output)
     assert "exited with code 7" in shown.lane("end")["hovertext"][0]
     assert "ASSERT FAILED" in shown.transcript
     interrupts = " ".join(shown.lane("interrupts")["hovertext"])
     assert "machine timer" in interrupts and "machine external" in interrupts  # the 1 ms tick, the UART's RX
-    (series,) = [t for t in shown.traces if (t.get("meta") or {}).get("series") == scale]
-    numbers = series["y"][:-1]  # (the last point repeats the last value at the end of history)
+    (scale,) = [t for t in shown.traces if "series" in (t.get("meta") or {})]
+    assert scale["meta"]["series"] == "probe.scale" and shown.series_axes == ["log"]
+    numbers = scale["y"][:-1]  # (the last point repeats the last value at the end of history)
     assert numbers[0] == 1 and numbers[1] == 3 and numbers[-1] == int.from_bytes(b"234\0", "little")
     writes = shown.lane("query-1")
-    assert [x + 1 for x in writes["x"]] == series["x"][1:-1]  # each write: the value from the next instruction
+    assert [x + 1 for x in writes["x"]] == scale["x"][1:-1]  # each write: the value from the next instruction
     assert writes["x"][-1] < shown.lane("uart-output")["x"][-1]  # the overrun, then the ASSERT
+    assert "13106 -> 3420978" in hover_text[0] and "cmdint.c" in hover_text[0]
     if os.environ.get("CHRONICORN_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shown.screenshot, ROOT / "docs" / "view.png")
+
+
+@pytest.mark.slow
+def test_a_value_and_a_query_named_by_address(browser: object, tmp_path: Path) -> None:
+    """``--value 'ADDR LEN'`` and ``--query 'writes ADDR LEN'`` (as a query names bytes without symbols) give
+    what the names give."""
+    elf = ROOT / "gdbstub/demo/firmware/rv32/cmdint.elf"
+    recording, _, _ = record(tmp_path, elf, uart=DEMO_INPUT.read_bytes())
+    scale = scale_bytes(elf)
+    page = view(tmp_path, recording, "--value", "probe.scale", "--value", scale, "--query", "writes probe.scale",
+                "--query", f"writes {scale}")  # fmt: skip
+    shown = load(browser, page, tmp_path / "view.png")
+    assert shown.problems == []
+    by_name, by_address = [t for t in shown.traces if "series" in (t.get("meta") or {})]
+    assert by_address["meta"]["series"] == scale and len(by_name["x"]) > 2
+    assert (by_name["x"], by_name["y"]) == (by_address["x"], by_address["y"])
+    assert shown.lane("query-1")["x"] == shown.lane("query-2")["x"]
+
+
+def hover_last(page: object, lane: str) -> str:
+    """Hover (as the pointer would) the last mark of a lane; the hover label's text once it shows."""
+    page.evaluate(f"""() => {{ const gd = document.querySelector('.js-plotly-plot');
+        const curve = gd.data.findIndex(t => t.meta && t.meta.lane === {lane!r});
+        Plotly.Fx.hover(gd, [{{curveNumber: curve, pointNumber: gd.data[curve].x.length - 1}}], 'xy'); }}""")  # type: ignore[attr-defined]  # fmt: skip
+    label = page.wait_for_selector(".hoverlayer .hovertext")  # type: ignore[attr-defined]
+    return label.text_content()
 
 
 @dataclass
@@ -359,7 +392,7 @@ def test_a_long_picture_stays_small(browser: object, tmp_path: Path) -> None:
     end = 10**8
     marks = tuple(Mark(i * 997, f"event {i}") for i in range(100_000))
     points = tuple(StepPoint(i * 1601, str(i % 1000), float(i % 1000)) for i in range(60_000))
-    picture = Picture("synthetic", (("what", "a long run"),), end, ClockMap(3, 0, ((5000, 10**6),)),
+    picture = Picture("synthetic", (Fact("what", "a long run"),), end, ClockMap(3, 0, ((5000, 10**6),)),
                       (Lane("many", "many", "input", marks), Lane("end", "end", "end", (Mark(end, "end"),))),
                       (Series("x", points),))  # fmt: skip
     page_path = tmp_path / "long.html"
