@@ -161,6 +161,8 @@ def _goto(m: Monitor, args: list[str], usage: str) -> str:
     t = m.timeline
     note = ""
     snapshot = t.store.named(name)
+    if snapshot is not None and snapshot.icount > t.end:  # (history was cut short since: a replay diverged)
+        raise MonitorError(f"snapshot {name!r} at icount {snapshot.icount} lies past the end of history ({t.end})")
     if snapshot is not None and name in t.bookmarks.unchecked:
         check = check_against_history(t, snapshot)
         t.bookmarks.unchecked.discard(name)

@@ -36,6 +36,7 @@ from replay.bookmarks import (
     encode_names,
     name_problem,
 )
+from replay.events import Verify
 from replay.history import HistoryInputs
 from replay.log import (
     FORMAT_VERSION,
@@ -45,6 +46,9 @@ from replay.log import (
     LogReader,
     LogWriter,
     RecordingError,
+    decode_events,
+    encode_events,
+    get_varint,
     read_all,
 )
 from replay.recording import LoadedRecording, load_recording, make_header
@@ -492,3 +496,23 @@ def test_a_bookmark_set_in_an_interrupt_handler_goes_back_into_it(tmp_path: Path
     replay, monitor = opened(save(timeline, tmp_path))
     assert monitor("bookmark goto isr").startswith(f"icount {result.icount}, pc {handler:#x}\n")
     assert replay.machine.digest() == digest
+
+
+def test_a_goto_through_a_divergence_ends_history_where_it_started(compute: Saved) -> None:
+    """A verification point the replay does not match on the way to a bookmark: the monitor says so, history
+    ends where the command started (as for a resume) and the session goes on."""
+
+    def wrong_digest(kind: int, first: int, last: int, raw: bytes) -> list[tuple[int, int, int, bytes]]:
+        if kind != ChunkKind.EVENTS:
+            return [(kind, first, last, raw)]
+        prefix, start = get_varint(memoryview(raw), 0)
+        events = [Verify(e.icount, bytes(16)) if isinstance(e, Verify) and e.icount == 2 << 20 else e
+                  for e in decode_events(raw[start:], prefix, last)]  # fmt: skip
+        return [(kind, first, last, varint(prefix) + encode_events(events, prefix))]
+
+    timeline, monitor = opened(rewrite(compute.data, wrong_digest))
+    reply = monitor("bookmark goto B")
+    assert reply.startswith("error: ") and "2097152" in reply and "history ends at icount 0" in reply
+    assert timeline.icount == timeline.end == 0
+    assert monitor("snapshot load A").startswith("error: snapshot 'A' at icount 3000123 lies past the end of history")
+    assert monitor("icount") == "0\n"
