@@ -35,7 +35,7 @@ HELP = """chronicorn monitor commands:
   bookmark delete NAME  the same as snapshot delete NAME
                         Names are printable, without spaces, at most 128 bytes; snapshots and bookmarks
                         share them. 'record save' keeps both in the recording ('replay --port' has them)
-  history               icount range, snapshots held, memory used
+  history               icount range, snapshots held, memory used, bookmarks
   record save [-f] FILE write the history as a recording that 'chronicorn replay' accepts
                         (in the save directory; -f replaces an existing file)
 """
@@ -217,6 +217,7 @@ def _history(m: Monitor, args: list[str]) -> str:
         f"memory: {stats.bytes_used / (1 << 20):.1f} MiB of {stats.budget / (1 << 20):.0f} MiB budget "
         f"({stats.evicted} evicted)\n"
         f"events: {t.event_count}\n"
+        f"bookmarks: {len(t.bookmarks.marks)} (no state held)\n"
     )
 
 

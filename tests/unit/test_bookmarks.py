@@ -478,6 +478,8 @@ def test_bookmark_commands() -> None:
     assert monitor(f"bookmark {'x' * 200}").startswith("error: 'xxxx")
     assert monitor("snapshot save \x01").startswith("error: '\\x01' cannot be a name")
     assert "bookmark NAME" in monitor("help") and "bookmark goto NAME" in monitor("help")
+    monitor("bookmark three")
+    assert "bookmarks: 1 (no state held)\n" in monitor("history")
 
 
 def test_a_bookmark_set_in_an_interrupt_handler_goes_back_into_it(tmp_path: Path) -> None:
