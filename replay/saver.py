@@ -242,24 +242,40 @@ def open_recording(loaded: LoadedRecording, machine: Machine, inputs: HistoryInp
 
 def _load_named(loaded: LoadedRecording, timeline: Timeline) -> None:
     """Pin the recording's named snapshots in the store, to be checked against history when first loaded; one
-    that is malformed or does not fit the snapshot budget becomes a bookmark at its icount (with a warning)."""
+    that is malformed or does not fit half the snapshot budget (the other half stays for the snapshots replay
+    takes: loaded states share no RAM pages) becomes a bookmark at its icount (with a warning)."""
+    store = timeline.store
+    degraded: list[tuple[str, int, str]] = []
     for named in loaded.named_snapshots:
         name, stored = named.name, named.state
+        why = None
         try:
             snapshot = check_state(stored, timeline.machine, f"named {name!r}")
             if snapshot.icount != stored.icount:
                 raise RecordingError(f"the named snapshot {name!r} holds a state at icount {snapshot.icount}, "
                                      f"not {stored.icount}")  # fmt: skip
-            timeline.store.name(name, snapshot)
+            store.name(name, snapshot)
         except RecordingError as exc:
             why = str(exc)
-        except SnapshotBudgetError as exc:
-            why = f"it does not fit the snapshot budget ({exc}; start with a larger --snapshot-budget to load it)"
+        except SnapshotBudgetError:
+            why = _HALF_BUDGET
         else:
+            if store.stats().pinned_bytes > store.budget // 2:
+                store.delete(name)
+                why = _HALF_BUDGET
+        if why is None:
             timeline.bookmarks.unchecked.add(name)
             continue
-        log.warning("the recording's snapshot %r (icount %d) is a bookmark: %s", name, stored.icount, why)
+        degraded.append((name, stored.icount, why))
         timeline.bookmarks.marks[name] = Bookmark(stored.icount)
+    if degraded:  # (one line: many may not fit a small budget)
+        name, icount, why = degraded[0]
+        more = f" (and {len(degraded) - 1} more: see monitor snapshot list)" if len(degraded) > 1 else ""
+        log.warning("the recording's snapshot %r (icount %d) is a bookmark: %s%s", name, icount, why, more)
+
+
+_HALF_BUDGET = ("it does not fit half the snapshot budget, what a recording's named snapshots may pin (the rest is "
+                "for the snapshots replay takes): start with a larger --snapshot-budget to load it")  # fmt: skip
 
 
 def history_inputs(loaded: LoadedRecording) -> HistoryInputs:

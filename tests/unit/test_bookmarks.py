@@ -409,7 +409,7 @@ def test_names_past_a_damaged_recordings_intact_part_are_left_out(compute: Saved
 def test_named_snapshots_past_the_snapshot_budget_are_bookmarks(timer: Saved, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         timeline, monitor = opened(timer.data, budget=64 << 10)
-    assert "does not fit the snapshot budget" in caplog.text and "--snapshot-budget" in caplog.text
+    assert "does not fit half the snapshot budget" in caplog.text and "--snapshot-budget" in caplog.text
     assert timeline.store.names() == [] and timeline.bookmarks.marks["A"] == Bookmark(5_000)
     assert monitor("snapshot load A").startswith("icount 5000") and timeline.machine.digest() == timer.digest_a
 
