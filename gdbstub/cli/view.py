@@ -42,7 +42,6 @@ from .common import (
     ExitCode,
     Interrupt,
     UsageError,
-    add_drive_options,
     check_not_overwriting,
     describe_end,
     icount_value,
@@ -76,7 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="neither read nor write the query index beside the recording (as 'chronicorn query')",
     )
-    add_drive_options(parser, recorded=True)
 
 
 def check_output(path: str, inputs: list[tuple[str, str | Path | None]]) -> None:
@@ -95,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     """Writes the page; exit code 0, 2 bad input (recording, options, --query, --value), 5 a replay diverged."""
     loaded = read_recording(args.recording)
     check_output(args.output, [("the recording", args.recording), ("the guest image", args.guest),
-                               *(("a --drive image", d.path) for d in args.drive)])  # fmt: skip
+                               *(("a recorded disk image", d.path) for d in loaded.header.drives)])  # fmt: skip
     start, end = window(args, loaded)
     whole = end == loaded.last_icount
     questions = Questions.ask(args, start, None if whole else end + 1)  # (checked before the replays)
@@ -122,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         Path(args.output).write_text(page, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-    say(f"{len(output)} UART lines, {len(loaded.inputs)} input events, {len(series)} value series: "
+    events = sum(len(lane.marks) for lane in lanes if lane.style == "input")
+    say(f"{len(output)} UART lines, {events} input events, {len(series)} value series: "
         f"{args.output} ({len(page) >> 10} KiB)")  # fmt: skip
     return ExitCode.OK
 
@@ -166,7 +165,7 @@ def tapped_timeline(args: argparse.Namespace, loaded: LoadedRecording) -> tuple[
     image = load_guest(args.guest or header.image_path, load_addr if isinstance(load_addr, int) else None)
     check_replayable(header, image, None, None)
     config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift,
-                           drives=recorded_drives(header, args.drive), virtio_legacy=header.virtio == "legacy",
+                           drives=recorded_drives(header, []), virtio_legacy=header.virtio == "legacy",
                            network=header.network, audio=header.audio, kernel=recorded_kernel(header))  # fmt: skip
     lines, warps = OutputLines(), WarpLog(header.icount_shift)
     inputs = ClockTapInputs(list(loaded.inputs), loaded.last_icount, warps)

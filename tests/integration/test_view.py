@@ -308,12 +308,13 @@ def read_ns(label: str) -> float:
 
 
 @pytest.mark.parametrize("what", ["echo-markup", *(pytest.param(w, marks=pytest.mark.slow) for w in
-                                                    ("rtc", "traps", "virtioblk", "sleep-on"))])  # fmt: skip
+                                                    ("rtc", "traps", "virtioblk", "sleep-on", "aarch64"))])  # fmt: skip
 def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what: str) -> None:
-    """A host clock read, disk completions, logged idle warps (--sleep on), exceptions, and guest text that looks
-    like markup (shown as text: no element made of it)."""
+    """A host clock read, disk completions, logged idle warps (--sleep on), exceptions, an AArch64 guest's timer
+    interrupts, and guest text that looks like markup (shown as text: no element made of it)."""
     options: list[str] = []
     uart = b""
+    elf = guest("rv32", {"sleep-on": "timer", "echo-markup": "echo"}.get(what, what))
     if what == "virtioblk":
         disk = tmp_path / "disk.img"
         shutil.copyfile(GUESTS / "inputs" / "disk.img", disk)
@@ -322,17 +323,13 @@ def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what
         options = ["--sleep", "on"]
     elif what == "echo-markup":
         uart = b"<b>bold</b> & <script>x</script>\nq"
-    name = {"sleep-on": "timer", "echo-markup": "echo"}.get(what, what)
-    recording, output, loaded = record(tmp_path, guest("rv32", name), *options, uart=uart)
+    elif what == "aarch64":
+        elf = ROOT / "tests" / "guests" / "aarch64" / "build" / "timer.elf"
+    recording, output, loaded = record(tmp_path, elf, *options, uart=uart)
     shown = load(browser, view(tmp_path, recording), tmp_path / "view.png")
     check_lanes_match_the_recording(shown, loaded, output)
-    expected = {
-        "rtc": "host-clock",
-        "virtioblk": "io-completion",
-        "sleep-on": "clock-warp",
-        "echo-markup": "uart-input",
-        "traps": "exceptions",
-    }
+    expected = {"rtc": "host-clock", "virtioblk": "io-completion", "sleep-on": "clock-warp",
+                "echo-markup": "uart-input", "traps": "exceptions", "aarch64": "interrupts"}  # fmt: skip
     assert shown.lanes()[expected[what]]["x"]
     if what == "echo-markup":
         hover = shown.lane("uart-output")["hovertext"][1]  # plotly reads entities back as the characters
@@ -340,6 +337,29 @@ def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what
         assert "<B>BOLD</B> & <SCRIPT>X</SCRIPT>" in shown.transcript
     if what == "traps":  # one line per trap the guest handled
         assert len(shown.lane("exceptions")["x"]) == sum(line.startswith("trap ") for line in uart_lines(output))
+    if what == "aarch64":  # one interrupt and one idle period per tick
+        ticks = sum(line.startswith("tick ") for line in uart_lines(output))
+        assert len(shown.lane("interrupts")["x"]) == len(shown.lane("idle")["x"]) == ticks > 0
+
+
+@pytest.mark.slow
+def test_a_damaged_recording_pictures_its_intact_part(browser: object, tmp_path: Path) -> None:
+    """A recording cut inside its last chunk (a killed recorder): the page shows the intact part, says so, and
+    its end is where the intact part ends, with no end record."""
+    recording, _, _ = record(tmp_path, guest("rv32", "timer"), "--sleep", "on")  # (thousands of logged warps)
+    data = recording.read_bytes()
+    recording.write_bytes(data[: len(data) - 40])
+    with recording.open("rb") as stream:
+        loaded = load_recording(stream)
+    assert loaded.damage is not None and loaded.end is None
+    page = tmp_path / "view.html"
+    result = run_cli("view", str(recording), "-o", str(page))
+    assert result.returncode == 0 and b"damaged" in result.stderr, result.stderr
+    shown = load(browser, page, tmp_path / "view.png")
+    assert shown.problems == []
+    end = shown.lane("end")
+    assert end["x"] == [loaded.last_icount] and "history ends: no end record (damaged at byte" in end["hovertext"][0]
+    assert shown.lane("clock-warp")["meta"]["marks"] == sum(1 for e in loaded.inputs if type(e).__name__ == "ClockWarp")
 
 
 @pytest.mark.slow
