@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from replay.bookmarks import Bookmark, check_against_history, name_problem
+from replay.bookmarks import Bookmark, check_against_history, go_to_bookmark, name_problem
 from replay.errors import ReplayDivergence
 from replay.store import SnapshotBudgetError
 from replay.timeline import Timeline
@@ -187,9 +187,7 @@ def _goto(m: Monitor, args: list[str], usage: str) -> str:
         raise MonitorError(f"no snapshot named {name!r}, nor a bookmark (see: monitor snapshot list)")
     if not t.start <= mark.icount <= t.end:
         raise MonitorError(f"bookmark {name!r} at icount {mark.icount} is outside history ({t.start}..{t.end})")
-    t.seek(mark.icount)
-    if mark.pc is not None and t.machine.pc != mark.pc:
-        t.machine.enter_pending_interrupt()  # it was set after an interrupt entered at that icount
+    go_to_bookmark(t, mark)
     return f"icount {t.icount}, pc {t.machine.pc:#x}\n{note}{_REFRESH}"
 
 

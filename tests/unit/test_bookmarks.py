@@ -20,6 +20,7 @@ import pytest
 import zstandard
 
 from gdbstub.monitor import Monitor
+from machine.factory import make_machine
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.machine import Machine, MachineConfig
@@ -55,7 +56,7 @@ from replay.recording import LoadedRecording, load_recording, make_header
 from replay.saver import history_inputs, open_recording, save_timeline
 from replay.store import SnapshotStore
 from replay.timeline import Timeline
-from tests.conftest import guest, run_cli, varint
+from tests.conftest import ROOT, guest, run_cli, varint
 
 _CHUNK_HEAD = struct.Struct("<2sBIIIQQ")
 
@@ -518,3 +519,36 @@ def test_a_goto_through_a_divergence_ends_history_where_it_started(compute: Save
     assert timeline.icount == timeline.end == 0
     assert monitor("snapshot load A").startswith("error: snapshot 'A' at icount 3000123 lies past the end of history")
     assert monitor("icount") == "0\n"
+
+
+def test_a_bookmark_in_a_fault_handler_enters_the_fault_again(tmp_path: Path) -> None:
+    """Cortex-M: a stop at a breakpoint on HardFault_Handler is at the faulting instruction's icount, in the
+    handler; a seek to that icount stands before the fault. Going to the bookmark in a replay runs on into
+    the handler without retiring an instruction: the very state the live session saw."""
+    image = load_image(ROOT / "tests" / "guests" / "cortexm" / "build" / "hardfault.elf")
+    handler = image.symbols["HardFault_Handler"] & ~1
+    inputs = HistoryInputs([], 0, ScriptedInputs())
+    machine = make_machine(image, inputs, lambda b: None)
+    timeline = Timeline(machine, inputs, SnapshotStore())
+    monitor = Monitor(timeline, lambda: "", lambda path, overwrite: "")
+    timeline.add_breakpoint(handler)
+    stop = timeline.run_forward()
+    assert stop.pc == handler
+    timeline.remove_breakpoint(handler)
+    digest = machine.digest()
+    monitor("bookmark fault")
+    timeline.run_forward(until=stop.icount + 1000)
+    m = timeline.machine
+    header = make_header(m.image, m.arch.name, m.config.ram_size, 3, "off", {}, m)
+    loaded = load(save_timeline(timeline, header, tmp_path, "fault.chrec").read_bytes())
+    replay_inputs = history_inputs(loaded)
+    replay = open_recording(loaded, make_machine(image, replay_inputs, lambda b: None, m.config), replay_inputs)
+    monitor = Monitor(replay, lambda: "", lambda path, overwrite: "")
+    assert not monitor(f"seek {stop.icount}").startswith(f"icount {stop.icount}, pc {handler:#x}\n")
+    assert monitor("seek 0").startswith("icount 0")
+    assert monitor("bookmark goto fault").startswith(f"icount {stop.icount}, pc {handler:#x}\n")
+    assert replay.machine.digest() == digest
+    replay.bookmarks.marks["elsewhere"] = Bookmark(stop.icount, 0x1234)  # a pc it cannot get to: the seek's place
+    monitor("seek 0")
+    assert monitor("bookmark goto elsewhere").startswith(f"icount {stop.icount}, pc ")
+    assert replay.machine.pc != handler and replay.icount == stop.icount
