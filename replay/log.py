@@ -9,7 +9,7 @@ Layout (all integers little-endian)::
 
 Chunk kinds: 1 = snapshot (``varint log position | machine state`` in :mod:`machine.state`'s encoding),
 2 = events (``varint prefix icount | records``), 3 = the execution index (``varint first entry's start icount
-| entries``, :mod:`replay.code_index`; in version 4 files only, at most one, stamped first = last = the end of
+| entries``, :mod:`replay.code_index`; in versions 4 to 6, at most one, stamped first = last = the end of
 history and written just before the events chunk holding the End event). Version 4 is version 3 plus that
 chunk: a writer uses 4 only for a file that carries an index, so files without one stay readable by readers
 of version 3 only, and those refuse a version 4 file by its version. Version 6 is version 5 plus two chunk kinds,
