@@ -93,14 +93,20 @@ _AXIS_SCRIPT = """
 """
 
 
+def plotly_text(text: str) -> str:
+    """Text as plotly shows it literally: plotly reads a few HTML tags (``<b>``, ``<a href>``, ``<br>``) and
+    the entities ``&lt; &gt; &amp;`` in its strings, and no other entity (so quotes stay as they are)."""
+    return html.escape(text, quote=False)
+
+
 def _hover(title: str, icount: int, clock: ClockMap, text: str) -> str:
-    lines = "<br>".join(html.escape(line) for line in text.splitlines() or [""])
-    return f"<b>{html.escape(title)}</b>  icount {icount:,} · {format_ns(clock.ns(icount))}<br>{lines}"
+    lines = "<br>".join(plotly_text(line) for line in text.splitlines() or [""])
+    return f"<b>{plotly_text(title)}</b>  icount {icount:,} · {format_ns(clock.ns(icount))}<br>{lines}"
 
 
 def _label(text: str) -> str:
     line = text.splitlines()[0] if text else ""
-    return html.escape(line if len(line) <= LABEL_CHARS else line[: LABEL_CHARS - 3] + "...")
+    return plotly_text(line if len(line) <= LABEL_CHARS else line[: LABEL_CHARS - 3] + "...")
 
 
 def _label_side(icount: int, picture: Picture) -> str:
@@ -202,7 +208,7 @@ def _lane_trace(lane: Lane, title: str, picture: Picture):  # -> plotly trace
     labelled = lane.style == "output" and len(shown) <= MAX_LABELS  # a few UART lines: written beside their marks
     return go.Scatter(
         x=[m.icount for m in shown],
-        y=[title] * len(shown),
+        y=[plotly_text(title)] * len(shown),
         mode="markers+text" if labelled else "markers",
         text=[_label(m.text) for m in shown] if labelled else None,
         textposition=[_label_side(m.icount, picture) for m in shown] if labelled else None,
@@ -224,6 +230,7 @@ def build_figure(picture: Picture):  # -> plotly.graph_objects.Figure
 
     lanes = [lane for lane in picture.lanes if lane.marks]
     titles = unique_titles(lanes)
+    categories = [plotly_text(title) for title in titles]  # (the y axis's labels: plotly's markup)
     rows = 1 + len(picture.series)
     lanes_px = max(3, len(lanes)) * LANE_PX + 40
     height = lanes_px + SERIES_PX * len(picture.series) + 160
@@ -234,17 +241,18 @@ def build_figure(picture: Picture):  # -> plotly.graph_objects.Figure
     for row, series in enumerate(picture.series, start=2):
         color = SERIES_COLORS[(row - 2) % len(SERIES_COLORS)]
         fig.add_trace(_series_trace(series, picture, color), row=row, col=1)
-        fig.update_yaxes(title_text=series.title, type="log" if wants_log_axis(series) else None, row=row, col=1)
+        axis_type = "log" if wants_log_axis(series) else None
+        fig.update_yaxes(title_text=plotly_text(series.title), type=axis_type, row=row, col=1)
     time_axis = f"xaxis{rows + 1}"
     start, end = picture.start_icount, picture.end_icount
     pad = max(1, (end - start) // 50)
-    fig.add_trace(go.Scatter(x=[start, end], y=[titles[0]] * 2 if titles else [0, 0], mode="markers",
+    fig.add_trace(go.Scatter(x=[start, end], y=[categories[0]] * 2 if categories else [0, 0], mode="markers",
                              marker={"opacity": 0}, hoverinfo="skip", showlegend=False, xaxis=f"x{rows + 1}",
                              meta={"axis": "virtual time"}))  # fmt: skip
     fig.update_layout({time_axis: {"overlaying": "x", "matches": f"x{rows}" if rows > 1 else "x", "side": "top",
                                    "anchor": "y", "title": {"text": "virtual time", "standoff": 4},
                                    "showgrid": False, "tickvals": [], "ticktext": []}})  # fmt: skip
-    fig.update_yaxes(categoryorder="array", categoryarray=titles, autorange="reversed", type="category",
+    fig.update_yaxes(categoryorder="array", categoryarray=categories, autorange="reversed", type="category",
                      row=1, col=1)  # fmt: skip
     fig.update_xaxes(range=[start - pad, end + pad], row=rows, col=1, title_text="icount")
     if picture.is_whole:  # the end of history

@@ -18,7 +18,7 @@ import pytest
 
 from gdbstub.cli import main
 from gdbstub.picture import EVENT_KINDS, ClockMap, Fact, Lane, Mark, Picture, Series, StepPoint
-from gdbstub.view import MAX_MARKS, MAX_POINTS, bucket_marks, render_page, thin_points
+from gdbstub.view import MAX_MARKS, MAX_POINTS, bucket_marks, plotly_text, render_page, thin_points
 from replay.recording import LoadedRecording, load_recording
 from tests.conftest import GUESTS, ROOT, guest, require_tool, run_cli, run_machine
 
@@ -137,7 +137,7 @@ def check_lanes_match_the_recording(shown: LoadedPage, loaded: LoadedRecording, 
     if lines:
         out = shown.lane("uart-output")
         assert out["meta"]["marks"] == len(out["x"]) == len(lines)
-        assert [h.rsplit("<br>", 1)[-1] for h in out["hovertext"]] == [escape(line) for line in lines]
+        assert [h.rsplit("<br>", 1)[-1] for h in out["hovertext"]] == [plotly_text(line) for line in lines]
         assert out["x"] == sorted(out["x"]) and out["customdata"] == sorted(out["customdata"])
         assert shown.transcript.split("\n")[0].split(None, 1)[1] == lines[0]
     kinds = Counter(EVENT_KINDS[type(e)].key for e in loaded.inputs)
@@ -161,12 +161,6 @@ def check_lanes_match_the_recording(shown: LoadedPage, loaded: LoadedRecording, 
     assert len(shown.time_ticks) == 6 and all(t.endswith("s") for t in shown.time_ticks)
 
 
-def escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
-
-
 def scale_bytes(elf: Path) -> str:
     """``ADDR 4``: where the demo firmware keeps ``probe.scale`` (its ELF's symbol table, read here)."""
     from elftools.elf.elffile import ELFFile
@@ -186,7 +180,7 @@ def test_the_demo_recording_pictured(browser: object, tmp_path: Path) -> None:
     assert loaded.end is not None and loaded.end.code == 7
     page = view(tmp_path, recording, "--query", "writes probe.scale", "--value", "probe.scale")
     hover_text: list[str] = []
-    shown = load(browser, page, tmp_path / "view.png", lambda p: hover_text.append(hover_last(p, "query-1")))
+    shown = load(browser, page, tmp_path / "view.png", lambda p: hover_text.append(hover(p, "query-1")))
     check_lanes_match_the_recording(shown, loaded, output)
     assert "exited with code 7" in shown.lane("end")["hovertext"][0]
     assert "ASSERT FAILED" in shown.transcript
@@ -221,11 +215,12 @@ def test_a_value_and_a_query_named_by_address(browser: object, tmp_path: Path) -
     assert shown.lane("query-1")["x"] == shown.lane("query-2")["x"]
 
 
-def hover_last(page: object, lane: str) -> str:
-    """Hover (as the pointer would) the last mark of a lane; the hover label's text once it shows."""
+def hover(page: object, lane: str, mark: int = -1) -> str:
+    """Hover (as the pointer would) a mark of a lane (-1: the last); the hover label's text once it shows."""
     page.evaluate(f"""() => {{ const gd = document.querySelector('.js-plotly-plot');
         const curve = gd.data.findIndex(t => t.meta && t.meta.lane === {lane!r});
-        Plotly.Fx.hover(gd, [{{curveNumber: curve, pointNumber: gd.data[curve].x.length - 1}}], 'xy'); }}""")  # type: ignore[attr-defined]  # fmt: skip
+        const point = {mark} < 0 ? gd.data[curve].x.length + {mark} : {mark};
+        Plotly.Fx.hover(gd, [{{curveNumber: curve, pointNumber: point}}], 'xy'); }}""")  # type: ignore[attr-defined]  # fmt: skip
     label = page.wait_for_selector(".hoverlayer .hovertext")  # type: ignore[attr-defined]
     return label.text_content()
 
@@ -322,19 +317,20 @@ def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what
     elif what == "sleep-on":
         options = ["--sleep", "on"]
     elif what == "echo-markup":
-        uart = b"<b>bold</b> & <script>x</script>\nq"
+        uart = b'<b>bold</b> & "w" <script>x</script>\nq'
     elif what == "aarch64":
         elf = ROOT / "tests" / "guests" / "aarch64" / "build" / "timer.elf"
     recording, output, loaded = record(tmp_path, elf, *options, uart=uart)
-    shown = load(browser, view(tmp_path, recording), tmp_path / "view.png")
+    hovered: list[str] = []
+    shown = load(browser, view(tmp_path, recording), tmp_path / "view.png",
+                 (lambda p: hovered.append(hover(p, "uart-output", 1))) if what == "echo-markup" else None)  # fmt: skip
     check_lanes_match_the_recording(shown, loaded, output)
     expected = {"rtc": "host-clock", "virtioblk": "io-completion", "sleep-on": "clock-warp",
                 "echo-markup": "uart-input", "traps": "exceptions", "aarch64": "interrupts"}  # fmt: skip
     assert shown.lanes()[expected[what]]["x"]
     if what == "echo-markup":
-        hover = shown.lane("uart-output")["hovertext"][1]  # plotly reads entities back as the characters
-        assert "&lt;B&gt;BOLD&lt;/B&gt; &amp; &lt;SCRIPT&gt;X&lt;/SCRIPT&gt;" in hover
-        assert "<B>BOLD</B> & <SCRIPT>X</SCRIPT>" in shown.transcript
+        line = '<B>BOLD</B> & "W" <SCRIPT>X</SCRIPT>'
+        assert hovered[0].endswith(line) and line in shown.transcript  # the characters, as they came
     if what == "traps":  # one line per trap the guest handled
         assert len(shown.lane("exceptions")["x"]) == sum(line.startswith("trap ") for line in uart_lines(output))
     if what == "aarch64":  # one interrupt and one idle period per tick
