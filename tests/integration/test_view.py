@@ -302,11 +302,15 @@ def read_ns(label: str) -> float:
     return float(number) * {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9}[unit]
 
 
-@pytest.mark.parametrize("what", ["echo-markup", *(pytest.param(w, marks=pytest.mark.slow) for w in
-                                                    ("rtc", "traps", "virtioblk", "sleep-on", "aarch64"))])  # fmt: skip
+LANE_OF = {"echo-markup": "uart-input", "rtc": "host-clock", "virtioblk": "io-completion", "sleep-on": "clock-warp",
+           "netping": "net-frame", "traps": "exceptions", "aarch64": "interrupts"}  # fmt: skip
+
+
+@pytest.mark.parametrize("what", ["echo-markup", *(pytest.param(w, marks=pytest.mark.slow) for w in LANE_OF
+                                                    if w != "echo-markup")])  # fmt: skip
 def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what: str) -> None:
-    """A host clock read, disk completions, logged idle warps (--sleep on), exceptions, an AArch64 guest's timer
-    interrupts, and guest text that looks like markup (shown as text: no element made of it)."""
+    """A host clock read, disk completions, logged idle warps (--sleep on), network frames, exceptions, an AArch64
+    guest's timer interrupts, and guest text that looks like markup (shown as text: no element made of it)."""
     options: list[str] = []
     uart = b""
     elf = guest("rv32", {"sleep-on": "timer", "echo-markup": "echo"}.get(what, what))
@@ -316,6 +320,8 @@ def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what
         options = ["--drive", str(disk)]
     elif what == "sleep-on":
         options = ["--sleep", "on"]
+    elif what == "netping":
+        options = ["--net", "user"]
     elif what == "echo-markup":
         uart = b'<b>bold</b> & "w" <script>x</script>\nq'
     elif what == "aarch64":
@@ -325,14 +331,14 @@ def test_every_kind_of_event_gets_its_lane(browser: object, tmp_path: Path, what
     shown = load(browser, view(tmp_path, recording), tmp_path / "view.png",
                  (lambda p: hovered.append(hover(p, "uart-output", 1))) if what == "echo-markup" else None)  # fmt: skip
     check_lanes_match_the_recording(shown, loaded, output)
-    expected = {"rtc": "host-clock", "virtioblk": "io-completion", "sleep-on": "clock-warp",
-                "echo-markup": "uart-input", "traps": "exceptions", "aarch64": "interrupts"}  # fmt: skip
-    assert shown.lanes()[expected[what]]["x"]
+    assert shown.lanes()[LANE_OF[what]]["x"]
     if what == "echo-markup":
         line = '<B>BOLD</B> & "W" <SCRIPT>X</SCRIPT>'
         assert hovered[0].endswith(line) and line in shown.transcript  # the characters, as they came
     if what == "traps":  # one line per trap the guest handled
         assert len(shown.lane("exceptions")["x"]) == sum(line.startswith("trap ") for line in uart_lines(output))
+    if what == "netping":  # what the network gave the guest: its frames' headers
+        assert all("network frame, slot" in h and " -&gt; " in h for h in shown.lane("net-frame")["hovertext"])
     if what == "aarch64":  # one interrupt and one idle period per tick
         ticks = sum(line.startswith("tick ") for line in uart_lines(output))
         assert len(shown.lane("interrupts")["x"]) == len(shown.lane("idle")["x"]) == ticks > 0
