@@ -375,8 +375,9 @@ def test_sound_recording_of_95_million_instructions(browser: object, tmp_path: P
 
 @pytest.mark.slow
 def test_bookmarks_and_named_snapshots_saved_with_a_history(browser: object, tmp_path: Path) -> None:
-    """A history served and named (``monitor snapshot save A``, ``monitor bookmark B``) then saved: the page shows
-    the named snapshot with the snapshots and the bookmark in its own lane, at their icounts."""
+    """A history served, named (``monitor snapshot save A``, ``monitor bookmark B``), written to by the debugger,
+    then saved: the page shows the named snapshot and the keyframe with the snapshots, the bookmark in its own
+    lane, at their icounts."""
     from gdbstub.monitor import Monitor
     from machine.inputs import ScriptedInputs
     from machine.loader import load_image
@@ -392,6 +393,8 @@ def test_bookmarks_and_named_snapshots_saved_with_a_history(browser: object, tmp
     monitor = Monitor(timeline, lambda: "", lambda path, overwrite: "")
     timeline.run_forward(until=5_000)
     assert monitor("snapshot save A").startswith("snapshot 'A' saved")
+    timeline.run_forward(until=7_000)
+    timeline.note_write()  # (as after a debugger's write: here, of the values already there)
     timeline.run_forward(until=9_000)
     assert monitor("bookmark B").startswith("bookmark 'B' at icount 9000")
     timeline.run_forward()
@@ -400,10 +403,12 @@ def test_bookmarks_and_named_snapshots_saved_with_a_history(browser: object, tmp
     with recording.open("rb") as stream:
         loaded = load_recording(stream)
     assert [n.name for n in loaded.named_snapshots] == ["A"] and [n for n, _ in loaded.bookmarks] == ["B"]
+    assert [k.icount for k in loaded.keyframes] == [7_000]
     shown = load(browser, view(tmp_path, recording), tmp_path / "view.png")
     assert shown.problems == []
     snapshots, bookmarks = shown.lane("snapshots"), shown.lane("bookmarks")
-    assert snapshots["x"] == [0, 5_000] and "named snapshot A" in snapshots["hovertext"][1]
+    assert snapshots["x"] == [0, 5_000, 7_000] and "named snapshot A" in snapshots["hovertext"][1]
+    assert "keyframe: the state after a debugger write" in snapshots["hovertext"][2]
     assert bookmarks["x"] == [9_000] and "bookmark B, pc 0x" in bookmarks["hovertext"][0]
 
 
