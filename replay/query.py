@@ -336,7 +336,7 @@ class QueryEngine:
                 found += self._scan_window(watches, max(lo, window.start), min(hi, window.end))
                 if len(found) >= MAX_ANSWERS:
                     break
-            return found
+            return found[:MAX_ANSWERS]  # (the last window scanned may hold more)
 
         return self._keeping_place(work)
 
