@@ -29,10 +29,13 @@ from hypothesis import strategies as st
 
 from gdbstub.cli import timelines
 from gdbstub.query import open_engine
+from machine.inputs import ScriptedInputs
 from machine.loader import load_image
+from machine.machine import Machine
 from machine.ram import PAGE
 from machine.watch import WatchKind
 from replay.code_index import encode_entries
+from replay.history import HistoryInputs
 from replay.log import RecordingError
 from replay.query import QueryEngine
 from replay.query_index import (
@@ -48,6 +51,7 @@ from replay.query_index import (
     recording_digest,
 )
 from replay.saver import open_recording
+from replay.store import SnapshotStore
 from replay.timeline import Timeline
 from tests.conftest import GUESTS, ROOT, guest, require_tool
 
@@ -418,3 +422,27 @@ def test_cli_with_a_damaged_cache_warns_in_one_line(rec: Path) -> None:
     lines = damaged.stderr.decode().splitlines()
     assert len(lines) == 1 and "checksum mismatch" in lines[0] and "Traceback" not in damaged.stderr.decode()
     assert cache_path(rec).read_bytes() == good
+
+
+# -- a live history (serve) that grows between queries ----------------------------------------------------
+def test_index_of_a_growing_live_history_is_the_index_built_afresh() -> None:
+    """``serve`` queries while the guest runs on: the index grows from the last one (its whole windows kept,
+    its open traps carried) and must answer as an index built from scratch over the same history."""
+    schedule = [(17_000 + 1_500 * i, line) for i, line in enumerate([b"sample\n", b"scale 3\n", b"wait 1\n"] * 5)]
+    inputs = HistoryInputs([], 0, ScriptedInputs(schedule=schedule))
+    machine = Machine(load_image(CMDINT), inputs, lambda byte: None)
+    timeline = Timeline(machine, inputs, SnapshotStore(), interval=4096)
+    grown = QueryEngine(timeline)
+
+    def ask(engine: QueryEngine) -> tuple[Any, ...]:
+        return (engine.interrupts(), engine.accesses(SYMBOLS["ticks"], 4, WatchKind.WRITE),
+                engine.accesses(SYMBOLS["probe"], 28, WatchKind.ACCESS), engine.calls(SYMBOLS["trap_handler"]),
+                engine.calls(SYMBOLS["uart_putc"]))  # fmt: skip
+
+    for until in (17_500, 18_700, 21_000, 28_672, 30_001, 40_000):  # (28_672: a window's end)
+        timeline.run_forward(until=until)
+        assert (timeline.icount, timeline.end) == (until, until)
+        answers_grown = ask(grown)
+        assert answers_grown == ask(QueryEngine(timeline))
+        assert timeline.icount == until
+    assert all(answers_grown[:4]) and len(grown.ensure_index().windows) == -(-40_000 // 4096)
