@@ -173,6 +173,12 @@ def test_same_query_gives_the_same_json_in_fresh_processes(recording: Path, tmp_
     assert all(run == runs[0] for run in runs) and runs[0][0] == 0 and json.loads(runs[0][1])["rows"]
 
 
+@pytest.mark.parametrize("words", ["calls uart_puts", "interrupts", "reads ticks --from 20000", "value probe --at 9"])
+def test_every_kind_gives_the_same_json_in_fresh_processes(recording: Path, words: str) -> None:
+    runs = [query(recording, *words.split(), "--json", "--no-cache") for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0][0] == 0 and json.loads(runs[0][1])["rows"]
+
+
 def one_line_error(done: tuple[int, str, str]) -> str:
     code, out, err = done
     assert code == 2 and out == "", done
