@@ -248,8 +248,8 @@ def test_an_index_chunk_is_read_from_version_4_files_only() -> None:
 
 def test_unknown_versions_are_refused_by_name() -> None:
     data = bytearray(container(INDEXED_FORMAT_VERSION, [1]))
-    data[len(b"CHRONREC") : len(b"CHRONREC") + 4] = (6).to_bytes(4, "little")
-    with pytest.raises(RecordingError, match="version 6 is not supported .this chronicorn reads 3, 4, 5"):
+    data[len(b"CHRONREC") : len(b"CHRONREC") + 4] = (7).to_bytes(4, "little")
+    with pytest.raises(RecordingError, match="version 7 is not supported .this chronicorn reads 3, 4, 5, 6"):
         LogReader(io.BytesIO(bytes(data)))
 
 
