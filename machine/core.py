@@ -323,7 +323,7 @@ class MachineCore:
             result = self._check_end(cap, interrupted)
             if result is not None:
                 return result
-            hit = self._deliver_input()
+            hit = self._deliver_input() or self._state_exception()
             if hit is not None:
                 return hit
             if self._take_interrupt():
@@ -558,6 +558,11 @@ class MachineCore:
             return None
         deadline_ns = max(0, due - self.clock.ns(self.icount))
         return None if self.clock.bias_ns + deadline_ns > MAX_BIAS_NS else deadline_ns
+
+    def _state_exception(self) -> RunResult | None:
+        """An exception the CPU state itself raises before the next instruction (a board's: none by default);
+        the fault that ends the run when the guest has no handler for it."""
+        return None
 
     def _trapped_instruction(self, stop: EngineStop, limit: int) -> RunResult | None:
         raise NotImplementedError

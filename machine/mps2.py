@@ -261,6 +261,14 @@ class Mps2Machine(MachineCore):
         return True
 
     # -- instructions the board handles, exceptions ----------------------------------
+    def _state_exception(self) -> RunResult | None:
+        """A state with EPSR.T clear (a branch to an even address retired into it: the INVSTATE UsageFault is
+        taken before the next instruction) raises it now. Unicorn reports that fault only at the branch; a
+        state restored there (a seek, a snapshot) must raise it too, or execution would go on in Thumb."""
+        if self._reg(ac.UC_ARM_REG_XPSR) & XPSR_T:
+            return None
+        return self._exception(EngineStop(StopKind.EXCEPTION, self.icount, self.pc, Cause.INVALID_STATE))
+
     def _handle(self, stop: EngineStop, limit: int) -> RunResult | None:
         """An exception return completes the branch that retired (even at the run's limit: a step over ``bx lr``
         must land in the interrupted code, not at EXC_RETURN)."""

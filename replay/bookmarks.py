@@ -35,12 +35,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from unicorn import UcError
-
 from machine.results import RunKind
 
 from .log import MAX_ICOUNT, RecordingError, get_varint, put_varint
-from .snapshot import Snapshot, restore_snapshot, take_snapshot
+from .snapshot import Snapshot, restore_snapshot
 from .verify import verify_digest
 
 if TYPE_CHECKING:
@@ -188,23 +186,12 @@ def decode_named_state(data: bytes | memoryview) -> tuple[str, int, memoryview]:
 
 # -- going there ----------------------------------------------------------------------------------------
 def go_to_bookmark(timeline: Timeline, mark: Bookmark) -> None:
-    """Seek to the bookmark's icount; if it was set where an exception or interrupt had been entered at that
-    icount (the handler's first instruction: its pc is not where the seek stands), enter it again by running on
-    to its pc without retiring an instruction. Where that does not get there, the seek's position stays."""
-    timeline.seek(mark.icount)
-    machine, inputs = timeline.machine, timeline.inputs
-    if mark.pc is None or machine.pc == mark.pc:
-        return
-    here = take_snapshot(machine, inputs.position)
-    try:
-        machine.arm((mark.pc,), ())
-        result = machine.run(mark.icount + 1, resume=False)
-        entered = result.kind == RunKind.BREAKPOINT and machine.icount == mark.icount and machine.pc == mark.pc
-    except (UcError, ValueError):  # (a pc no breakpoint can be set at: a crafted recording's)
-        entered = False
-    machine.arm((), ())
-    if not entered:
-        inputs.position = restore_snapshot(machine, here)
+    """Seek to the bookmark's icount, standing at its pc there (:meth:`Timeline.land`: a bookmark set on a
+    handler's first instruction enters its exception or interrupt again)."""
+    if mark.pc is None:
+        timeline.seek(mark.icount)
+    else:
+        timeline.land(mark.icount, mark.pc)
 
 
 # -- trust ----------------------------------------------------------------------------------------------

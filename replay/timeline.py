@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from unicorn import UcError
+
 from machine.machine import Machine
 from machine.ram import PAGE, PageTable
 from machine.results import RunKind, RunResult
@@ -287,6 +289,25 @@ class Timeline:
             if point != target and not self.store.has(point):
                 self.snapshot()
 
+    def land(self, position: int, pc: int) -> None:
+        """Seek to ``position`` and stand at ``pc`` there: where a trap was entered at that icount (a stop on a
+        handler's first instruction: an interrupt taken, or an exception raised by the instruction at that
+        icount), enter it again by running on to ``pc`` without retiring an instruction. Where that does not
+        get there, the seek's position stays."""
+        self.seek(position)
+        if self.machine.pc == pc:
+            return
+        here = take_snapshot(self.machine, self.inputs.position)
+        try:
+            self.machine.arm((pc,), ())
+            result = self.machine.run(position + 1, resume=False)
+            entered = result.kind == RunKind.BREAKPOINT and (self.machine.icount, self.machine.pc) == (position, pc)
+        except (UcError, ValueError):  # (a pc no breakpoint can be set at: a crafted recording's bookmark)
+            entered = False
+        self.machine.arm((), ())
+        if not entered:
+            self.inputs.position = restore_snapshot(self.machine, here)
+
     def _leave_trail(self) -> None:
         """Make the first step back from here cheap: if the nearest snapshot is far behind, replay from it to
         here once now, leaving snapshots that halve the distance (as a seek does). Costs at most one
@@ -458,11 +479,10 @@ class Timeline:
                     return self._result(RunKind.INTERRUPTED)  # Ctrl-C: stop inside the window
                 if hits:
                     position, hit = hits[-1]
-                    self.seek(position)
-                    if hit.kind == RunKind.BREAKPOINT and self.machine.pc != hit.pc:
-                        # The hit came after an interrupt entered at this same icount (a breakpoint on the
-                        # handler's first instruction): a position is the state before it, so enter it again.
-                        self.machine.enter_pending_interrupt()
+                    if hit.kind == RunKind.BREAKPOINT:
+                        self.land(position, hit.pc)
+                    else:
+                        self.seek(position)
                     return RunResult(hit.kind, position, self.machine.pc, fault_addr=hit.fault_addr,
                                      watch_kind=hit.watch_kind, written_by=hit.written_by)  # fmt: skip
                 window_end = scan_from
