@@ -6,18 +6,23 @@ reply only as "Protocol error with Rcmd", which tells the user nothing).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from replay.bookmarks import Bookmark, check_against_history, go_to_bookmark, name_problem
 from replay.errors import ReplayDivergence
+from replay.query import QueryEngine
 from replay.store import SnapshotBudgetError
 from replay.timeline import Timeline
 
+from . import monitor_query
+
 log = logging.getLogger(__name__)
 
-HELP = """chronicorn monitor commands:
+HELP = (
+    """chronicorn monitor commands:
   help                  this text
   icount                instructions retired since reset (where we are in history)
   info                  the machine: architecture, board, RAM, icount shift, image
@@ -38,7 +43,10 @@ HELP = """chronicorn monitor commands:
   history               icount range, snapshots held, memory used, bookmarks
   record save [-f] FILE write the history as a recording that 'chronicorn replay' accepts
                         (in the save directory; -f replaces an existing file)
+queries over the whole history (gdb stays where it is; answers name icounts to 'goto'):
 """
+    + monitor_query.HELP
+)
 
 
 _REFRESH = "(gdb still shows the old state: 'maint flush register-cache' or any step refreshes it)\n"
@@ -55,6 +63,16 @@ class Monitor:
     timeline: Timeline
     describe: Callable[[], str]
     save: Callable[[str, bool], str]
+    engine: Callable[[], QueryEngine] | None = None  # builds the query engine (on the first query)
+    _engine: QueryEngine | None = field(default=None, init=False, repr=False)
+
+    def query_engine(self) -> QueryEngine:
+        """The query engine over this timeline (built once: its index grows with a live history)."""
+        if self._engine is None:
+            if self.engine is None:
+                raise MonitorError("queries are not available on this server")
+            self._engine = self.engine()
+        return self._engine
 
     def __call__(self, command: str) -> str:
         words = command.split() or ["help"]
@@ -228,6 +246,8 @@ def _info(m: Monitor, args: list[str]) -> str:
     return m.describe()
 
 
+_query = monitor_query.make_query_command(MonitorError)
+
 COMMANDS: dict[str, Callable[[Monitor, list[str]], str]] = {
     "help": lambda m, args: HELP,
     "icount": _icount,
@@ -243,4 +263,7 @@ COMMANDS: dict[str, Callable[[Monitor, list[str]], str]] = {
     "bookmark delete": lambda m, args: _delete(m, args, "bookmark delete NAME"),
     "history": _history,
     "record save": _record_save,
+    "goto": _seek,
+    "when": monitor_query.when,
+    **{kind: functools.partial(_query, kind=kind) for kind in monitor_query.KINDS},
 }

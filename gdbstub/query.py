@@ -35,10 +35,15 @@ def guest_symbols(path: str | Path) -> Symbols | None:
         return None
 
 
-def engine_for(timeline: Timeline, image: Image | str | Path | None) -> QueryEngine:
-    """An engine on a timeline (the one a server serves), with the symbols of its guest image."""
+def engine_for(timeline: Timeline, image: Image | str | Path | None, recording: Path | None = None) -> QueryEngine:
+    """An engine on a timeline (the one a server serves), with the symbols of its guest image; ``recording``:
+    the file a fixed timeline was loaded from, whose cached query index it reads and writes."""
     path = image.path if isinstance(image, Image) else image
-    return QueryEngine(timeline, guest_symbols(path) if path is not None else None)
+    engine = QueryEngine(timeline, guest_symbols(path) if path is not None else None)
+    if recording is not None and not timeline.is_live:
+        engine.index = load_cached(recording, timeline)
+        engine.on_index = lambda index: _save(recording, index, timeline)
+    return engine
 
 
 def open_engine(recording: str | Path, guest: str | None = None, cache: bool = True,

@@ -131,7 +131,8 @@ def _number(text: str, what: str) -> int:
 def parse_query(words: Sequence[str]) -> QueryRequest:
     """The words of a query (``writes probe.scale --from 0``) as a request; QueryError (with the usage) if wrong."""
     if not words or words[0] not in KINDS:
-        raise QueryError(f"unknown query {' '.join(words[:1])!r}\n{USAGE}" if words else USAGE)
+        known = ", ".join(KINDS)
+        raise QueryError(f"unknown query {words[0]!r} (one of: {known})" if words else f"which query? ({known})")
     kind, rest = words[0], list(words[1:])
     options: dict[str, int] = {}
     target: list[str] = []
@@ -147,7 +148,7 @@ def parse_query(words: Sequence[str]) -> QueryRequest:
             i += 2
             continue
         if word.startswith("--"):
-            raise QueryError(f"unknown option {word!r}\n{USAGE}")
+            raise QueryError(f"unknown option {word!r} (--from N, --to N; --at N for value)")
         target.append(word)
         i += 1
     length = None

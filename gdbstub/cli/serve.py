@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from machine.inputs import HostInputs
 from replay.recording import Header, LoadedRecording, make_header
@@ -43,6 +43,9 @@ from .common import (
     virtio_layout,
 )
 from .timelines import live_timeline, recording_timeline
+
+if TYPE_CHECKING:
+    from replay.query import QueryEngine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +126,14 @@ def check_server_options(args: argparse.Namespace, inputs: Sequence[tuple[str, s
 def serve_timeline(args: argparse.Namespace, timeline: Timeline, header: Header) -> int:
     """Serve ``timeline`` to gdb until SIGINT (the options were checked with :func:`check_server_options`)."""
     save_dir = args.save_dir if args.save_dir is not None else Path.cwd()
-    monitor = Monitor(timeline, describe(timeline), saver(timeline, header, save_dir))
+    recording = getattr(args, "recording", None)  # replay --port: the file, beside which queries cache their index
+
+    def engine() -> QueryEngine:
+        from ..query import engine_for
+
+        return engine_for(timeline, timeline.machine.image, Path(recording) if recording else None)
+
+    monitor = Monitor(timeline, describe(timeline), saver(timeline, header, save_dir), engine)
     with contextlib.ExitStack() as stack:
         packet_log = None
         if args.log_packets:

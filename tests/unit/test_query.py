@@ -63,7 +63,7 @@ def test_parse_query(words: str, request_: QueryRequest) -> None:
 @pytest.mark.parametrize(
     ("words", "says"),
     [
-        ("", "queries:"),
+        ("", "which query?"),
         ("bogus", "unknown query 'bogus'"),
         ("Writes x", "unknown query 'Writes'"),
         ("writes", "writes needs an expression or ADDR LEN"),
