@@ -15,19 +15,17 @@ and replays only the windows of history where an answer can be (:mod:`replay.que
 - ``value``: a seek there and back.
 
 Answers are plain values (:class:`Access`, :class:`Call`, :class:`~replay.query_index.Trap`);
-:meth:`QueryEngine.run` turns a :class:`QueryRequest` (from :func:`parse_query`, the words the CLI and the
-monitor share) into a :class:`QueryResult`: rows annotated with the guest's symbols (function, file:line,
-instruction, values formatted as gdb prints them) and rendered as a text table, JSON or CSV.
+:meth:`QueryEngine.run` turns a :class:`~replay.query_request.QueryRequest` (from
+:func:`~replay.query_request.parse_query`, the words the CLI and the monitor share) into a
+:class:`~replay.query_result.QueryResult`: rows annotated with the guest's symbols (function, file:line,
+instruction, values formatted as gdb prints them), rendered as a text table, JSON or CSV.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +36,8 @@ from machine.watch import WatchKind, Watchpoint
 
 from .errors import ReplayDivergence
 from .query_index import QueryIndex, Trap, build_index
+from .query_request import KINDS, USAGE, QueryError, QueryRequest, _is_int, _number, parse_query
+from .query_result import QueryResult, ValuePoint, _cell, trap_name
 from .timeline import Timeline
 
 if TYPE_CHECKING:
@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 
 MAX_ANSWERS = 1_000_000  # a query stops collecting beyond this (a watch on a hot loop counter)
 
-
-class QueryError(Exception):
-    """A question that cannot be asked (bad words, unknown symbol, range outside history): one line."""
+__all__ = ["KINDS", "USAGE", "Access", "Call", "QueryEngine", "QueryError", "QueryRequest", "QueryResult", "Trap",
+           "ValuePoint", "parse_query", "trap_name"]  # fmt: skip
 
 
 # -- answers -----------------------------------------------------------------------------------------
@@ -91,152 +90,6 @@ def _abi(arch: str) -> tuple[int, int, tuple[int, ...]]:
     from unicorn import arm_const as m
 
     return m.UC_ARM_REG_LR, m.UC_ARM_REG_SP, tuple(m.UC_ARM_REG_R0 + i for i in range(4))
-
-
-# -- requests and results ----------------------------------------------------------------------------
-KINDS = ("writes", "reads", "accesses", "calls", "interrupts", "value")
-USAGE = """queries:
-  writes EXPR|ADDR LEN [--from N] [--to N]    every write that changed the bytes (icount, pc, function, line,
-                                               instruction, old -> new)
-  reads EXPR|ADDR LEN [--from N] [--to N]     every read of them
-  accesses EXPR|ADDR LEN [--from N] [--to N]  every read or write
-  calls FUNC [--from N] [--to N]              every entry (icount, caller, arguments) and its return
-  interrupts [--from N] [--to N]              every trap or interrupt taken (cause, handler, until its return)
-  value EXPR|ADDR LEN --at N                  the value at icount N"""
-
-
-@dataclass(frozen=True, slots=True)
-class QueryRequest:
-    """One question: ``kind`` (one of :data:`KINDS`) about ``target`` (an expression, a function, or an
-    address with ``length``) over ``[start, end)`` (None: the whole history), or ``at`` for ``value``."""
-
-    kind: str
-    target: str | None = None
-    length: int | None = None
-    start: int | None = None
-    end: int | None = None
-    at: int | None = None
-
-
-def _number(text: str, what: str) -> int:
-    try:
-        value = int(text.replace("_", ""), 0)
-    except ValueError:
-        raise QueryError(f"{what}: {text!r} is not a number") from None
-    if value < 0:
-        raise QueryError(f"{what}: {text!r} is negative")
-    return value
-
-
-def parse_query(words: Sequence[str]) -> QueryRequest:
-    """The words of a query (``writes probe.scale --from 0``) as a request; QueryError (with the usage) if wrong."""
-    if not words or words[0] not in KINDS:
-        known = ", ".join(KINDS)
-        raise QueryError(f"unknown query {words[0]!r} (one of: {known})" if words else f"which query? ({known})")
-    kind, rest = words[0], list(words[1:])
-    options: dict[str, int] = {}
-    target: list[str] = []
-    i = 0
-    while i < len(rest):
-        word = rest[i]
-        if word in ("--from", "--to", "--at"):
-            if i + 1 >= len(rest):
-                raise QueryError(f"{word} needs an icount")
-            if word in options:
-                raise QueryError(f"{word} given twice")
-            options[word] = _number(rest[i + 1], word)
-            i += 2
-            continue
-        if word.startswith("--"):
-            raise QueryError(f"unknown option {word!r} (--from N, --to N; --at N for value)")
-        target.append(word)
-        i += 1
-    length = None
-    if len(target) == 2 and _is_int(target[0]) and _is_int(target[1]):
-        length = _number(target[1], "length")
-        if not 1 <= length <= 1 << 20:
-            raise QueryError(f"length {length}: 1 to {1 << 20} bytes")
-        target = [target[0]]
-    text = " ".join(target) or None
-    if kind == "interrupts" and text is not None:
-        raise QueryError(f"interrupts takes no target ({text!r})")
-    if kind != "interrupts" and text is None:
-        raise QueryError(f"{kind} needs {'a function' if kind == 'calls' else 'an expression or ADDR LEN'}")
-    if kind == "value":
-        if "--at" not in options or "--from" in options or "--to" in options:
-            raise QueryError("value takes --at N (and no --from/--to)")
-    elif "--at" in options:
-        raise QueryError(f"--at is for value; {kind} takes --from N --to N")
-    start, end = options.get("--from"), options.get("--to")
-    if start is not None and end is not None and end < start:
-        raise QueryError(f"--to {end} is before --from {start}")
-    return QueryRequest(kind, text, length, start, end, options.get("--at"))
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text.replace("_", ""), 0)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class QueryResult:
-    """A query's answers as rows (every row has ``icount`` and a one-line ``summary``), and how to show them."""
-
-    kind: str
-    request: QueryRequest
-    columns: tuple[str, ...]
-    rows: tuple[dict[str, Any], ...]
-    note: str = ""  # e.g. "(stopped at MAX_ANSWERS)"
-
-    def to_json(self) -> str:
-        return json.dumps({"query": self.kind, "target": self.request.target, "rows": list(self.rows),
-                           "note": self.note}, indent=2)  # fmt: skip
-
-    def to_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(self.columns), extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: _cell(row.get(k)) for k in self.columns})
-        return out.getvalue()
-
-    def to_text(self) -> str:
-        """An aligned table (the columns that say something for a person: no raw addresses twice)."""
-        title = f"{self.kind} {self.request.target or ''}".rstrip()
-        if not self.rows:
-            return f"{title}: none in icount {_span(self.request)}\n"
-        cells = [[_cell(row.get(c)) for c in self.columns] for row in self.rows]
-        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(self.columns)]
-        lines = [f"{title}: {len(self.rows)} in icount {_span(self.request)}{' ' + self.note if self.note else ''}"]
-        lines.append("  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)).rstrip())
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-        return "\n".join(lines) + "\n"
-
-
-def _span(request: QueryRequest) -> str:
-    if request.at is not None:
-        return str(request.at)
-    return f"{'start' if request.start is None else request.start}..{'end' if request.end is None else request.end}"
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class ValuePoint:
-    """The value of an expression from ``icount`` on (a step plot's point); ``number`` None when not numeric."""
-
-    icount: int
-    text: str
-    number: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,32 +472,3 @@ def _numeric(target: _Target, data: bytes) -> float | None:
     if kind in (None, "int", "uint", "bool", "char", "uchar", "enum", "pointer") and len(data) in (1, 2, 4, 8):
         return float(int.from_bytes(data, "little", signed=kind in ("int", "char")))
     return None
-
-
-_RISCV_INTERRUPTS = {1: "supervisor software", 3: "machine software", 5: "supervisor timer", 7: "machine timer",
-                     9: "supervisor external", 11: "machine external"}  # fmt: skip
-_RISCV_EXCEPTIONS = {0: "instruction misaligned", 1: "instruction access fault", 2: "illegal instruction",
-                     3: "breakpoint", 4: "load misaligned", 5: "load access fault", 6: "store misaligned",
-                     7: "store access fault", 8: "ecall from U", 9: "ecall from S", 11: "ecall from M",
-                     12: "instruction page fault", 13: "load page fault", 15: "store page fault"}  # fmt: skip
-_A64_CLASSES = {0x00: "unknown", 0x01: "wfi/wfe", 0x07: "fp access", 0x0E: "illegal state", 0x15: "svc",
-                0x16: "hvc", 0x17: "smc", 0x18: "msr/mrs", 0x20: "instruction abort (lower EL)",
-                0x21: "instruction abort", 0x22: "pc alignment", 0x24: "data abort (lower EL)", 0x25: "data abort",
-                0x26: "sp alignment", 0x3C: "brk"}  # fmt: skip
-_M_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault", 11: "SVCall",
-                 12: "DebugMonitor", 14: "PendSV", 15: "SysTick"}  # fmt: skip
-
-
-def trap_name(arch: str, cause: int, interrupt: bool) -> str:
-    """A person's name for a trap's cause on ``arch``."""
-    if arch.startswith("riscv"):
-        names = _RISCV_INTERRUPTS if interrupt else _RISCV_EXCEPTIONS
-        return names.get(cause, f"{'interrupt' if interrupt else 'exception'} {cause}")
-    if arch == "aarch64":
-        if interrupt:
-            timers = {27: "virtual timer", 30: "physical timer", 26: "hypervisor timer"}
-            return f"IRQ {cause}" + (f" ({timers[cause]})" if cause in timers else "")
-        return _A64_CLASSES.get(cause, f"exception class {cause:#x}")
-    if cause >= 16:
-        return f"IRQ {cause - 16}"
-    return _M_EXCEPTIONS.get(cause, f"exception {cause}")
