@@ -7,14 +7,18 @@ the monitor builds its engine on the timeline it serves (:mod:`gdbstub.monitor`)
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import logging
+import multiprocessing
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from machine.loader import Image
+from machine.watch import WatchKind
 from replay.log import RecordingError
-from replay.query import QueryEngine
+from replay.query import Access, QueryEngine
 from replay.query_index import QueryIndex, load_cached, save_cached
 from replay.timeline import Timeline
 
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
     from replay.symbols import Symbols
 
 log = logging.getLogger(__name__)
+
+Scanner = Callable[[int, int, WatchKind, list[tuple[int, int]]], list[Access]]
 
 
 def guest_symbols(path: str | Path) -> Symbols | None:
@@ -62,6 +68,43 @@ def open_engine(recording: str | Path, guest: str | None = None, cache: bool = T
         engine.index = load_cached(path, timeline)
         engine.on_index = lambda index: _save(path, index, timeline)
     return engine
+
+
+def process_scanner(recording: str | Path, guest: str | None, jobs: int) -> Scanner:
+    """Scan stretches of history in ``jobs`` worker processes, each opening the same recording and its cached
+    query index and replaying its share of the windows from their own snapshots (they are independent); the
+    answers come back in icount order. The cache must exist (the workers would each rebuild the index)."""
+
+    def scan(addr: int, size: int, kind: WatchKind, spans: list[tuple[int, int]]) -> list[Access]:
+        shares = _shares(spans, jobs)
+        # Forked workers start at once; a process with threads forks unsafely, so it spawns them.
+        context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
+        with concurrent.futures.ProcessPoolExecutor(len(shares), mp_context=context) as pool:
+            parts = pool.map(_scan_share, [(str(recording), guest, addr, size, int(kind), s) for s in shares])
+            return [access for part in parts for access in part]
+
+    return scan
+
+
+def _shares(spans: list[tuple[int, int]], jobs: int) -> list[list[tuple[int, int]]]:
+    """Contiguous runs of ``spans`` with about the same number of instructions each, in order."""
+    total = sum(end - start for start, end in spans)
+    shares: list[list[tuple[int, int]]] = [[]]
+    done = 0
+    for span in spans:
+        if shares[-1] and done >= total * len(shares) / jobs:
+            shares.append([])
+        shares[-1].append(span)
+        done += span[1] - span[0]
+    return shares
+
+
+def _scan_share(job: tuple[str, str | None, int, int, int, list[tuple[int, int]]]) -> list[Access]:
+    recording, guest, addr, size, kind, spans = job
+    engine = open_engine(recording, guest)
+    if engine.index is None:
+        raise RecordingError(f"the query index of {recording} is not cached: cannot scan in another process")
+    return engine.scan_windows(addr, size, WatchKind(kind), spans)
 
 
 def _save(path: Path, index: QueryIndex, timeline: Timeline) -> None:

@@ -113,6 +113,8 @@ class QueryEngine:
     on_index: Callable[[QueryIndex], None] | None = None  # told of an index built (the CLI caches it)
     progress: Callable[[int], None] | None = None
     replayed: int = 0  # windows the last query replayed (of the index's windows): what skipping saved
+    # Scans stretches of history elsewhere (other processes: gdbstub.query.process_scanner), or None: here.
+    scanner: Callable[[int, int, WatchKind, list[tuple[int, int]]], list[Access]] | None = None
     _abi_regs: tuple[int, int, tuple[int, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -177,17 +179,25 @@ class QueryEngine:
         first_page, last_page = offset // PAGE, (offset + size - 1) // PAGE
         # An access watch is a read and a write watchpoint on the same bytes: a hit then says which it was
         # (a watchpoint of kind ACCESS reports ACCESS, for reads and writes alike).
+        spans = [(max(lo, w.start), min(hi, w.end)) for w in index.windows_between(lo, hi)
+                 if kind != WatchKind.WRITE or w.may_write(first_page, last_page)]  # fmt: skip
+        self.replayed = len(spans)
+        if self.scanner is not None and len(spans) > 1:
+            return self.scanner(addr, size, kind, spans)[:MAX_ANSWERS]
+        return self.scan_windows(addr, size, kind, spans)
+
+    def scan_windows(self, addr: int, size: int, kind: WatchKind, spans: list[tuple[int, int]]) -> list[Access]:
+        """The accesses of :meth:`accesses` in these stretches of history, each replayed from its own snapshot
+        (so any subset can be scanned anywhere the same recording and index are: another process)."""
+        # An access watch is a read and a write watchpoint on the same bytes: a hit then says which it was
+        # (a watchpoint of kind ACCESS reports ACCESS, for reads and writes alike).
         kinds = (WatchKind.READ, WatchKind.WRITE) if kind == WatchKind.ACCESS else (kind,)
         watches = [Watchpoint(k, addr, size) for k in kinds]
 
         def work() -> list[Access]:
             found: list[Access] = []
-            self.replayed = 0
-            for window in index.windows_between(lo, hi):
-                if kind == WatchKind.WRITE and not window.may_write(first_page, last_page):
-                    continue
-                self.replayed += 1
-                found += self._scan_window(watches, max(lo, window.start), min(hi, window.end))
+            for start, end in spans:
+                found += self._scan_window(watches, start, end)
                 if len(found) >= MAX_ANSWERS:
                     break
             return found[:MAX_ANSWERS]  # (the last window scanned may hold more)

@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from .common import ExitCode, UsageError, icount_value, say
+from .common import ExitCode, UsageError, icount_value, ranged, say
+
+job_count = ranged(1, 64, "1 to 64 processes")
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--csv", action="store_true", help="the answers as CSV")
     parser.add_argument("--guest", metavar="ELF", help="the recording's guest image, if it has moved")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the query index beside REC")
+    parser.add_argument(
+        "--jobs",
+        type=job_count,
+        default=1,
+        metavar="N",
+        help="scan windows in N processes (writes, reads, accesses; needs the cached index)",
+    )
 
 
 def words(args: argparse.Namespace) -> list[str]:
@@ -52,8 +62,9 @@ def words(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Prints the answers; exit code 0 (also when there are none), 2 bad input."""
     from replay.query import QueryError, parse_query
+    from replay.query_index import cache_path
 
-    from ..query import open_engine
+    from ..query import open_engine, process_scanner
 
     try:
         request = parse_query(words(args))
@@ -61,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     engine = open_engine(args.recording, args.guest, cache=not args.no_cache)
     try:
+        if args.jobs > 1 and not args.no_cache:
+            engine.ensure_index()  # (built and cached first: every worker reads it)
+            if cache_path(Path(args.recording)).is_file():
+                engine.scanner = process_scanner(args.recording, args.guest, args.jobs)
         result = engine.run(request)
     except QueryError as exc:
         say(str(exc))

@@ -253,3 +253,17 @@ def test_no_cache_flag_writes_nothing(recording: Path, tmp_path: Path, chronicor
     code, out, _ = chronicorn("query", str(copy), "interrupts", "--no-cache")
     assert code == 0 and out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.chrec"]
+
+
+def test_windows_scanned_in_worker_processes_give_the_same_answers(tmp_path: Path) -> None:
+    """``--jobs 2``: the windows are replayed in two worker processes from the cached index's snapshots (each
+    window on its own); the answers are those of one process, in the same order."""
+    recording = tmp_path / "compute.chrec"
+    done = run_cli("record", str(guest("rv32", "compute")), "-o", str(recording), "--max-insns", "9000000")
+    assert recording.is_file(), done.stderr
+    for words in (["reads", "composite[100]"], ["accesses", "buf[7]"], ["writes", "composite[4]"]):
+        one = query(recording, *words, "--json")
+        two = query(recording, *words, "--json", "--jobs", "2")
+        assert one[0] == 0 and one == two
+        assert json.loads(one[1])["rows"], words  # answers there are to compare
+    assert query(recording, "reads", "buf[0]", "--jobs", "0")[0] == 2
