@@ -61,8 +61,14 @@ def read_recording(path: str | Path) -> LoadedRecording:
 
 
 def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store: SnapshotStore | None = None,
-                       periodic_snapshots: bool = True, show_output: bool = True) -> Timeline:  # fmt: skip
-    """The fixed timeline of a recording, on the image it was made with (``--guest`` if it has moved)."""
+                       periodic_snapshots: bool = True, show_output: bool = True,
+                       output: Callable[[int, int], None] | None = None,
+                       inputs: HistoryInputs | None = None) -> Timeline:  # fmt: skip
+    """The fixed timeline of a recording, on the image it was made with (``--guest`` if it has moved).
+
+    ``output(icount, byte)``: where the UART's bytes go instead of stdout (each with the icount of the store that
+    sent it, every time it is sent); ``inputs``: the history's input source, if not the recording's own events
+    as :func:`~replay.saver.history_inputs` gives them (a tap on it: ``chronicorn view``)."""
     from machine.arch.registry import ARCHES
 
     header = loaded.header
@@ -76,8 +82,12 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
     config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift, drives=drives,
                            virtio_legacy=header.virtio == "legacy", network=header.network,
                            audio=header.audio, kernel=kernel)  # fmt: skip
-    tx, bind = uart_output(StdoutWriter() if show_output else lambda byte: None)
-    inputs = history_inputs(loaded)
+    if output is None:
+        tx, bind = uart_output(StdoutWriter() if show_output else lambda byte: None)
+    else:
+        holder: list[MachineCore] = []
+        tx, bind = (lambda byte: output(holder[0].access_icount, byte)), holder.append
+    inputs = inputs if inputs is not None else history_inputs(loaded)
     try:
         machine = make_machine(image, inputs, tx, config)
     except MemoryError:

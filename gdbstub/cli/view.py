@@ -148,36 +148,13 @@ def tapped_timeline(args: argparse.Namespace, loaded: LoadedRecording) -> tuple[
     """The recording's timeline as :func:`~gdbstub.cli.timelines.recording_timeline` builds it, with the view's
     two taps: the UART's bytes go to an :class:`OutputLines` (with the icount of the store that sent each), the
     idle warps to a :class:`WarpLog` (through :class:`ClockTapInputs`, the history's input source)."""
-    from machine.arch.registry import ARCHES
-    from machine.factory import make_machine
-    from machine.machine import MachineConfig
-    from replay.log import RecordingError
-    from replay.recording import check_drives, check_replayable
-    from replay.saver import open_recording
+    from .timelines import recording_timeline
 
-    from .common import load_guest
-    from .timelines import recorded_drives, recorded_kernel
-
-    header = loaded.header
-    load_addr = header.options.get("load_addr")  # a raw binary's (recorded with --load-addr)
-    if load_addr is not None and not (isinstance(load_addr, int) and 0 <= load_addr < 1 << 64):
-        raise RecordingError("recording header option 'load_addr' is not an address")
-    image = load_guest(args.guest or header.image_path, load_addr if isinstance(load_addr, int) else None)
-    check_replayable(header, image, None, None)
-    config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift,
-                           drives=recorded_drives(header, []), virtio_legacy=header.virtio == "legacy",
-                           network=header.network, audio=header.audio, kernel=recorded_kernel(header))  # fmt: skip
-    lines, warps = OutputLines(), WarpLog(header.icount_shift)
+    lines, warps = OutputLines(), WarpLog(loaded.header.icount_shift)
     inputs = ClockTapInputs(list(loaded.inputs), loaded.last_icount, warps)
-    machines: list = []
-    try:
-        machine = make_machine(image, inputs, lambda byte: lines.add(machines[0].access_icount, byte), config)
-    except MemoryError:
-        raise RecordingError(f"the recording's {header.ram_size}-byte RAM does not fit in memory") from None
-    check_drives(header, machine)
-    machines.append(machine)
-    timeline = open_recording(loaded, machine, inputs, periodic_snapshots=False)
-    warps.bias_ns = machine.clock.bias_ns  # the initial snapshot's
+    where = argparse.Namespace(guest=args.guest, ram=None, icount_shift=None, drive=[])
+    timeline = recording_timeline(where, loaded, periodic_snapshots=False, output=lines.add, inputs=inputs)
+    warps.bias_ns = timeline.machine.clock.bias_ns  # the initial snapshot's
     return timeline, lines, warps
 
 
