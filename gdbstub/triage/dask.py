@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .examine import examine, one_line
 from .executor import result_of
 from .results import Job, Outcome, RecordingResult, TriageError
+from .worker import examine, one_line
 
 INSTALL_DASK = "pip install 'chronicorn[cluster]'"
 

@@ -10,9 +10,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .examine import examine
 from .executor import result_of
 from .results import Job, RecordingResult
+from .worker import examine
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,15 @@
-"""gdbstub/triage.py without gdb: grouping, ordering, the report's text and JSON, finding recordings, executors."""
+"""gdbstub/triage/ without gdb: grouping, ordering, the report's text and JSON, finding recordings, executors, the
+worker's guest symbols kept from one recording to the next."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import importlib.util
 import json
+import os
+import shutil
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,8 +32,13 @@ from gdbstub.triage import (
     group_results,
     key_of,
     make_executor,
+    worker,
 )
-from tests.conftest import require_tool
+from gdbstub.triage.symbols_cache import SymbolsCache, image_key, shipped_key
+from replay.symbols import Symbols
+from tests.conftest import ROOT, require_tool, run_cli
+
+CMDINT = ROOT / "gdbstub" / "demo" / "firmware" / "rv32" / "cmdint.elf"
 
 
 def write(pc: int, line: int, function: str = "set_name", file: str = "./cmdint.c") -> Write:
@@ -183,3 +192,48 @@ def test_a_worker_that_died_is_that_recordings_error_not_the_runs() -> None:
     result = _result_of(future, Job("/x/a.chrec", "a.chrec", "probe.scale"))
     assert result == RecordingResult("a.chrec", Outcome.ERROR, error="the worker failed: BrokenProcessPool: A process "
                                      "in the process pool was terminated abruptly")  # fmt: skip
+
+
+def test_a_worker_keeps_an_images_symbols_until_its_file_changes(tmp_path: Path) -> None:
+    image = tmp_path / "cmdint.elf"
+    shutil.copyfile(CMDINT, image)
+    cache = SymbolsCache(size=2)
+    first = Symbols.from_elf(image)
+    assert cache.share(image_key(image), first) is first
+    assert cache.share(image_key(image), Symbols.from_elf(image)) is first  # the same file: the same symbols
+    (tmp_path / "link.elf").symlink_to(image)
+    assert cache.share(image_key(tmp_path / "link.elf"), Symbols.from_elf(tmp_path / "link.elf")) is first
+    info = image.stat()
+    os.utime(image, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    touched = Symbols.from_elf(image)
+    assert cache.share(image_key(image), touched) is touched and len(cache) == 2  # rewritten: read again
+    assert cache.share(None, first) is first and cache.share(image_key(image), None) is None
+    assert image_key(tmp_path / "gone.elf") is None
+    other = Symbols.from_elf(CMDINT)
+    assert cache.share(image_key(CMDINT), other) is other and len(cache) == 2  # the oldest one went
+    assert cache.share(image_key(image), touched) is touched and cache.share(image_key(CMDINT), first) is other
+    assert shipped_key("a.elf", b"x") == shipped_key("a.elf", b"x") != shipped_key("a.elf", b"y")
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_examine_finds_the_same_with_the_symbols_a_worker_kept(tmp_path: Path) -> None:
+    recordings = []
+    for n, name in enumerate(("kitchen-sink-drawer-17", "upstairs-and-downstairs")):
+        (tmp_path / f"{n}.in").write_text(f"scale {n + 2}\nname {name}\nsample\nreport\nquit\n")
+        recordings.append(tmp_path / f"{n}.chrec")
+        proc = run_cli("record", str(CMDINT), "-o", str(recordings[-1]), "--uart-input", str(tmp_path / f"{n}.in"))
+        assert recordings[-1].exists(), proc.stderr.decode()
+    jobs = [Job(str(path), path.name, "probe.scale", depth=2) for path in recordings]
+    cold = []
+    for job in jobs:
+        worker._symbols.clear()
+        cold.append(examine(job))
+    assert len(worker._symbols) == 1 and all(r.located and r.writes for r in cold)
+    assert cold[0].culprit != cold[1].culprit or cold[0].writes != cold[1].writes  # two different answers
+    assert [examine(job) for job in jobs] == cold  # with the symbols kept from the first recording
+    shipped = [Job(job.name, job.name, job.watch, 2, data=Path(job.recording).read_bytes(), guest_name="cmdint.elf")
+               for job in jobs]  # fmt: skip
+    sourceless = [replace(r, writes=tuple(replace(w, source=None) for w in r.writes)) for r in cold]
+    assert [examine(job, CMDINT.read_bytes()) for job in shipped] == sourceless  # (./cmdint.c is not beside it)
+    assert len(worker._symbols) == 2

@@ -14,10 +14,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..locate import LocateError, run_locate
+from machine.loader import ImageError
+from replay.log import RecordingError
+
+from ..locate import LocateError, Report, locate
+from ..query import open_engine
 from .results import Ending, Job, Outcome, RecordingResult
+from .symbols_cache import ImageKey, SymbolsCache, image_key, shipped_key
 
 log = logging.getLogger(__name__)
+
+# The one thing a worker process keeps from one recording to the next: the guest symbols it has indexed. It is
+# module state, private to this module, because examine runs in worker processes (local or Dask) that are sent
+# only pickled jobs: a cache passed in as an argument would arrive as a fresh copy with every recording.
+_symbols = SymbolsCache()
 
 
 def examine(job: Job, guest_data: bytes | None = None) -> RecordingResult:
@@ -30,14 +40,13 @@ def examine(job: Job, guest_data: bytes | None = None) -> RecordingResult:
     try:
         result = _examine(job, guest_data)
     except Exception as exc:  # noqa: BLE001 - one recording's trouble must not end the whole triage
+        _symbols.clear()  # (it may have stopped half-way through indexing them)
         log.debug("triage of %s failed", job.name, exc_info=True)
         result = RecordingResult(job.name, Outcome.ERROR, error=f"internal error: {type(exc).__name__}: {exc}")
     return replace(result, seconds=time.perf_counter() - started)
 
 
 def _examine(job: Job, guest_data: bytes | None) -> RecordingResult:
-    from replay.log import RecordingError
-
     try:
         ending, damage = read_ending(job.recording, job.data)
     except (RecordingError, OSError) as exc:
@@ -47,20 +56,35 @@ def _examine(job: Job, guest_data: bytes | None) -> RecordingResult:
         return RecordingResult(job.name, outcome, ending, damage)
     try:
         if job.data is None:
-            report = run_locate(Path(job.recording), job.watch, None, job.depth, echo=_quiet)
+            report = _locate(Path(job.recording), job)
         else:
             with tempfile.TemporaryDirectory(prefix="chronicorn-triage-") as tmp:
                 recording = Path(tmp) / "recording.chrec"
                 recording.write_bytes(job.data)
-                guest = None
+                guest, key = None, None
                 if guest_data is not None:
                     guest = Path(tmp) / (job.guest_name or "guest.elf")
                     guest.write_bytes(guest_data)
-                report = run_locate(recording, job.watch, None, job.depth, guest, echo=_quiet)
+                    key = shipped_key(guest.name, guest_data)
+                report = _locate(recording, job, guest, key)
     except LocateError as exc:
         return RecordingResult(job.name, Outcome.ERROR, ending, damage, error=one_line(exc, job.recording))
     return RecordingResult(job.name, outcome, ending, damage, True, report.from_icount, tuple(report.writes),
                            report.reached_start)  # fmt: skip
+
+
+def _locate(recording: Path, job: Job, guest: Path | None = None, key: ImageKey | None = None) -> Report:
+    """:func:`gdbstub.locate.run_locate` on a recording, with the guest symbols this worker already has for its
+    image (``key``; by default the image file's, see :func:`image_key`)."""
+    if job.depth < 1:
+        raise LocateError("--depth must be at least 1")
+    try:
+        engine = open_engine(recording, str(guest) if guest is not None else None)
+    except (RecordingError, ImageError) as exc:
+        raise LocateError(str(exc)) from None
+    if engine.symbols is not None:
+        engine.symbols = _symbols.share(key or image_key(engine.symbols.path), engine.symbols)
+    return locate(engine, job.watch, None, job.depth, str(recording))
 
 
 def read_ending(path: str, data: bytes | None = None) -> tuple[Ending | None, str | None]:
@@ -68,7 +92,6 @@ def read_ending(path: str, data: bytes | None = None) -> tuple[Ending | None, st
 
     Reads and checks the whole recording (``RecordingError`` when it cannot be used at all).
     """
-    from replay.log import RecordingError
     from replay.recording import load_recording
 
     try:
@@ -96,7 +119,3 @@ def one_line(exc: BaseException, path: str) -> str:
     while text.startswith("chronicorn: "):  # (the replay server's own message, passed on by locate)
         text = text.removeprefix("chronicorn: ")
     return " ".join(text.replace(path, "RECORDING").split())
-
-
-def _quiet(text: str) -> None:
-    log.debug("%s", text)
