@@ -5,7 +5,8 @@ Makes N recordings of the demo firmware (cmdint) with varied failing inputs (nam
 overflowing into probe.scale), then triages them (watch ``probe.scale``) with each executor, three runs each,
 and prints the median time and recordings per second:
 
-* local, 1 process (in this process: the baseline), local with --jobs processes (default: the CPU count);
+* local, 1 process (in this process: the baseline), local with --jobs processes (default: the CPU count),
+  then the same with a time limit per recording (``--timeout``: the executor's own pool of workers);
 * a ``dask.distributed.LocalCluster`` of 2 single-threaded worker processes (started once, outside the
   timing), the recordings read from their paths, then shipped as bytes (``--ship``).
 
@@ -89,6 +90,7 @@ def main() -> int:
         # they are by the chronicorn command (with the cluster's threads running they would be spawned).
         run("local, 1 process (in-process)", LocalExecutor(1))
         run(f"local, {args.jobs} processes", LocalExecutor(args.jobs))
+        run(f"local, {args.jobs} processes, --timeout 600", LocalExecutor(args.jobs, timeout=600.0))
         from distributed import LocalCluster
 
         with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",

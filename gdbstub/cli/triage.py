@@ -19,6 +19,18 @@ from .common import ExitCode, UsageError, check_not_overwriting, ranged, say
 
 depth_count = ranged(1, None, "at least 1 write")
 job_count = ranged(1, 4096, "1..4096 processes")
+MAX_TIMEOUT = 1e6  # seconds (11 days): setitimer's range, and more than any recording needs
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, more than 0 (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()} is not a number of seconds") from None
+    if not 0 < value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"{text.strip()} is out of range (more than 0, at most {MAX_TIMEOUT:g})")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(pip install 'chronicorn[cluster]')")  # fmt: skip
     parser.add_argument("--jobs", type=job_count, metavar="N",
                         help=f"local worker processes (default: the CPU count, {os.cpu_count()})")  # fmt: skip
+    parser.add_argument("--timeout", type=seconds, metavar="SECONDS",
+                        help="local: a recording that takes longer is stopped and is that recording's error "
+                             "(default: no limit)")  # fmt: skip
     parser.add_argument("--ship", action="store_true",
                         help="dask: send the recordings and their guest images to the workers (default: the "
                              "workers read them at the same paths: a shared file system)")  # fmt: skip
@@ -69,7 +84,7 @@ def _progress(total: int, quiet: bool):  # noqa: ANN202 - a small closure
 def run(args: argparse.Namespace) -> int:
     """Triage; exit code 0 done, 2 bad input (see the module's docstring)."""
     try:
-        executor = make_executor(args.executor, args.jobs, args.ship)
+        executor = make_executor(args.executor, args.jobs, args.ship, args.timeout)
         found = find_recordings(args.recordings)
     except TriageError as exc:
         raise UsageError(str(exc)) from exc

@@ -23,4 +23,9 @@ def result_of(future: Any, job: Job) -> RecordingResult:
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001
-        return RecordingResult(job.name, Outcome.ERROR, error=f"the worker failed: {type(exc).__name__}: {exc}")
+        return worker_failed(job, f"{type(exc).__name__}: {exc}")
+
+
+def worker_failed(job: Job, reason: str) -> RecordingResult:
+    """The error of a recording whose worker failed (rather than the recording)."""
+    return RecordingResult(job.name, Outcome.ERROR, error=f"the worker failed: {reason}")

@@ -1,4 +1,4 @@
-"""The local executor: worker processes on this machine (``concurrent.futures``)."""
+"""The local executor: worker processes on this machine, each recording within an optional time limit."""
 
 from __future__ import annotations
 
@@ -12,24 +12,36 @@ from dataclasses import dataclass, field
 
 from .executor import result_of
 from .results import Job, RecordingResult
+from .timed_pool import run_within
 from .worker import examine
 
 
 @dataclass(frozen=True, slots=True)
 class LocalExecutor:
-    """Worker processes on this machine (``concurrent.futures``); ``jobs`` 1 runs in this process."""
+    """Worker processes on this machine (``concurrent.futures``); ``jobs`` 1 runs in this process.
+
+    ``timeout``: the seconds a recording may take (None: no limit); one that takes longer is that recording's
+    error, and the run goes on (:mod:`.timed_pool`: its worker process is killed, so with a timeout every
+    recording runs in a worker process, also with ``jobs`` 1).
+    """
 
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout: float | None = None
 
     def describe(self) -> str:
-        return f"local ({self.jobs} process{'es' if self.jobs != 1 else ''})"
+        limit = f", at most {self.timeout:g} s a recording" if self.timeout is not None else ""
+        return f"local ({self.jobs} process{'es' if self.jobs != 1 else ''}{limit})"
 
     def run(self, jobs: Sequence[Job]) -> Iterator[RecordingResult]:
-        if self.jobs == 1 or len(jobs) <= 1:
+        processes = min(self.jobs, len(jobs))
+        context = multiprocessing.get_context(_start_method())
+        if self.timeout is not None:
+            yield from run_within(self.timeout, jobs, processes, context)
+            return
+        if processes <= 1:
             yield from map(examine, jobs)
             return
-        context = multiprocessing.get_context(_start_method())
-        pool = concurrent.futures.ProcessPoolExecutor(min(self.jobs, len(jobs)), context, _ignore_sigint)
+        pool = concurrent.futures.ProcessPoolExecutor(processes, context, _ignore_sigint)
         try:
             futures = {pool.submit(examine, job): job for job in jobs}
             for future in concurrent.futures.as_completed(futures):

@@ -15,15 +15,20 @@ from .report import TriageReport
 from .results import Job, RecordingResult, TriageError
 
 
-def make_executor(spec: str, jobs: int | None = None, ship: bool = False) -> Executor:
-    """``local`` or ``dask://HOST:PORT`` (TriageError for anything else, or Dask missing)."""
+def make_executor(spec: str, jobs: int | None = None, ship: bool = False, timeout: float | None = None) -> Executor:
+    """``local`` or ``dask://HOST:PORT`` (TriageError for anything else, or Dask missing); ``timeout``: the
+    seconds a recording may take on the local executor."""
     if spec == "local":
         if ship:
             raise TriageError("--ship is for a Dask executor (local workers read the recordings where they are)")
-        return LocalExecutor(jobs or os.cpu_count() or 1)
-    if spec.startswith("dask://"):
-        return DaskExecutor(dask_address(spec), ship)
-    raise TriageError(f"--executor {spec}: expected local or dask://HOST:PORT")
+        if timeout is not None and not 0 < timeout < float("inf"):
+            raise TriageError(f"--timeout {timeout}: expected a number of seconds, more than 0")
+        return LocalExecutor(jobs or os.cpu_count() or 1, timeout)
+    if not spec.startswith("dask://"):
+        raise TriageError(f"--executor {spec}: expected local or dask://HOST:PORT")
+    if timeout is not None:
+        raise TriageError("--timeout is for the local executor (a Dask cluster's workers are not stopped)")
+    return DaskExecutor(dask_address(spec), ship)
 
 
 def triage(paths: Iterable[str], watch: str, executor: Executor, depth: int = 1, locate_passing: bool = False,

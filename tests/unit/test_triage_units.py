@@ -6,8 +6,10 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import json
+import multiprocessing
 import os
 import shutil
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +37,7 @@ from gdbstub.triage import (
     worker,
 )
 from gdbstub.triage.symbols_cache import SymbolsCache, image_key, shipped_key
+from gdbstub.triage.timed_pool import run_within
 from replay.symbols import Symbols
 from tests.conftest import ROOT, require_tool, run_cli
 
@@ -237,3 +240,54 @@ def test_examine_finds_the_same_with_the_symbols_a_worker_kept(tmp_path: Path) -
     sourceless = [replace(r, writes=tuple(replace(w, source=None) for w in r.writes)) for r in cold]
     assert [examine(job, CMDINT.read_bytes()) for job in shipped] == sourceless  # (./cmdint.c is not beside it)
     assert len(worker._symbols) == 2
+
+
+def stuck_or_dead(job: Job) -> RecordingResult:
+    """examine, except that a recording named hang* waits for what never comes (as one that hangs would; for at
+    most a minute, so that a broken time limit fails the test instead of hanging it), and crash* ends the
+    worker process."""
+    if job.name.startswith("hang") and not threading.Event().wait(60):
+        return RecordingResult(job.name, Outcome.ERROR, error="not stopped by the time limit")
+    if job.name.startswith("crash"):
+        os._exit(3)
+    return examine(job)
+
+
+def test_a_recording_over_the_time_limit_is_its_error_and_the_others_go_on(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.chrec"
+    junk.write_bytes(b"not a recording at all")
+    names = ["hang-1.chrec", "junk-1.chrec", "crash.chrec", "junk-2.chrec", "hang-2.chrec", "junk-3.chrec"]
+    jobs = [Job(str(junk), name, "x") for name in names]
+    context = multiprocessing.get_context()
+    results = {r.recording: r for r in run_within(2.0, jobs, 2, context, work=stuck_or_dead)}
+    assert sorted(results) == sorted(names)
+    for name in ("hang-1.chrec", "hang-2.chrec"):
+        assert results[name] == RecordingResult(name, Outcome.ERROR, error="took longer than 2 s (the time limit)")
+        assert results[name].seconds >= 2.0
+    assert results["crash.chrec"].error == "the worker failed: its process ended with exit code 3"
+    for name in ("junk-1.chrec", "junk-2.chrec", "junk-3.chrec"):
+        assert results[name] == replace(examine(Job(str(junk), name, "x")), recording=name) and results[name].error
+
+
+def test_the_local_executor_with_a_time_limit_runs_every_recording_in_a_worker(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.chrec"
+    junk.write_bytes(b"not a recording at all")
+    executor = make_executor("local", 1, timeout=600)
+    assert executor == LocalExecutor(1, 600.0) and executor.describe() == "local (1 process, at most 600 s a recording)"
+    assert list(executor.run([Job(str(junk), "junk.chrec", "x")])) == [examine(Job(str(junk), "junk.chrec", "x"))]
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(TriageError, match="expected a number of seconds"):
+            make_executor("local", timeout=bad)
+    with pytest.raises(TriageError, match="--timeout is for the local executor"):
+        make_executor("dask://h:1", timeout=5)
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--timeout", "0"], "argument --timeout: 0 is out of range"),
+    (["--timeout", "soon"], "argument --timeout: soon is not a number of seconds"),
+    (["--timeout", "5", "--executor", "dask://h:1"], "--timeout is for the local executor"),
+])  # fmt: skip
+def test_bad_timeouts_are_one_line_and_exit_2(tmp_path: Path, option: list[str], message: str) -> None:
+    (tmp_path / "a.chrec").write_bytes(b"not a recording at all")
+    proc = run_cli("triage", str(tmp_path), "--watch", "x", *option)
+    assert proc.returncode == 2 and message in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
