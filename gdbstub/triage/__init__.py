@@ -18,7 +18,8 @@ expression form one group, errors one group per reason, passed recordings one gr
 The modules, one job each: :mod:`.results` (the values), :mod:`.grouping`, :mod:`.report` (text and JSON),
 :mod:`.find` (the recordings named), :mod:`.worker` (:func:`examine`, what every executor runs; it keeps the
 guest symbols of :mod:`.symbols_cache` from one recording to the next), :mod:`.executor` (the seam),
-:mod:`.local` and :mod:`.dask` (the executors), :mod:`.run` (:func:`triage`, :func:`make_executor`).
+:mod:`.local` (with :mod:`.timed_pool` for a time limit per recording) and :mod:`.dask` (the executors),
+:mod:`.run` (:func:`triage`, :func:`make_executor`).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def examine(job: Job, guest_data: bytes | None = None) -> RecordingResult:
         _symbols.clear()  # (it may have stopped half-way through indexing them)
         log.debug("triage of %s failed", job.name, exc_info=True)
         result = RecordingResult(job.name, Outcome.ERROR, error=f"internal error: {type(exc).__name__}: {exc}")
-    except BaseException:  # interrupted (a timeout, Ctrl-C in this process): the same
+    except BaseException:  # interrupted (Ctrl-C while it runs in this process): the same
         _symbols.clear()
         raise
     return replace(result, seconds=time.perf_counter() - started)
