@@ -188,6 +188,7 @@ class MachineCore:
     def restore_state(self, state: MachineState) -> None:
         """Go back (or forward) to a saved state; breakpoints and watchpoints stay as they are."""
         restore(self, state)  # type: ignore[arg-type]
+        self.engine.watchpoints.forget_board_hit()
         self._trap_icount = state.icount  # unknown: assume a trap was entered here (the safe answer below)
         self._trap_entry = (-1, -1, 0)
 
@@ -320,10 +321,12 @@ class MachineCore:
         self._resumed_at = here if resume and self._last_watch_stop == here else (-1, -1)
         self._last_watch_stop = None
         while True:
-            result = self._check_end(cap, interrupted)
+            # (A trap entered in the last round may have stacked onto watched bytes: reported before anything else
+            # but the end of the run, at the start of the next one then.)
+            result = self._check_end(cap, interrupted) or self._board_watch_hit()
             if result is not None:
                 return result
-            hit = self._deliver_input() or self._state_exception()
+            hit = self._deliver_input() or self._state_exception() or self._board_watch_hit()
             if hit is not None:
                 return hit
             if self._take_interrupt():
@@ -439,6 +442,27 @@ class MachineCore:
                     return RunResult(RunKind.WATCHPOINT, self.icount, self.pc, fault_addr=hit,
                                      watch_kind=watchpoint.kind, written_by=by)  # fmt: skip
         return None
+
+    def _board_accessed(self, is_write: bool, addr: int, length: int, by: str) -> None:
+        """The board itself read or wrote these bytes of RAM, below Unicorn's memory hooks (Armv7-M exception entry
+        stacks a frame, its return unstacks it): a watchpoint over them fires as for a device's write (see
+        :meth:`_device_watch_hit`), reported by the run loop before the next instruction, with ``by`` saying who.
+
+        Only the first such access between two instructions is reported. It is no watchpoint stop to step over
+        when resuming: the next instruction's own access to the bytes is another access, reported too. A run that
+        ends here first (its limit: an exception return completes at it) leaves the hit to the next run from here,
+        so that a hit is never reported at a run's limit (a backward scan places a hit one past its icount).
+        """
+        self.engine.watchpoints.note_board_access(self.icount, is_write, addr, length, by)
+
+    def _board_watch_hit(self) -> RunResult | None:
+        """The watchpoint hit :meth:`_board_accessed` noted at this icount (forgotten once reported)."""
+        hit = self.engine.watchpoints.take_board_hit(self.icount)
+        if hit is None:
+            return None
+        watchpoint, addr, by = hit
+        return RunResult(RunKind.WATCHPOINT, self.icount, self.pc, fault_addr=addr, watch_kind=watchpoint.kind,
+                         written_by=by)  # fmt: skip
 
     def _next_input(self) -> int:
         """Stop where the input source has input (or a completion) due, so it arrives at that exact icount."""

@@ -10,7 +10,8 @@ faults, exactly *at* the faulting instruction, which has not retired):
   has *not* been performed: call :meth:`Engine.step_mmio` to execute it;
 * ``CSR``    - an instruction the board handles (counters, ``mip``, ``wfi``, ``mret``...);
 * ``BREAKPOINT`` - pc reached a breakpoint (the instruction there has not executed);
-* ``WATCHPOINT`` - the instruction at pc accesses watched memory (it has not taken effect);
+* ``WATCHPOINT`` - the instruction at pc accesses watched memory (it has not taken effect: memory and the
+  registers a load wrote are put back);
 * ``EXCEPTION`` - any exception of the guest (illegal instruction, ``ecall``,
   ``ebreak``, access, misaligned and page faults).
 
@@ -347,6 +348,8 @@ class Engine:
                 return stop
 
     def _start(self, begin: int) -> UcError | None:
+        if self.watchpoints:
+            self.watchpoints.begin_run()
         try:
             self.uc.emu_start(begin | self._pc_bit, self._until)
         except UcError as err:
@@ -415,6 +418,7 @@ class Engine:
         if hit is not None:
             if hit.restore is not None:
                 self.uc.mem_write(*hit.restore)  # undo the write: the instruction runs again later
+            self.watchpoints.put_back(hit)  # a load's registers as before it (AArch64, Armv7-M: see machine.watch)
             return EngineStop(StopKind.WATCHPOINT, self.icount, pc, addr=hit.addr, watch=hit)
         if pending is not None:
             if pending.kind == StopKind.MMIO and self._mmio_undo is not None:

@@ -95,7 +95,8 @@ class Mps2Machine(MachineCore):
         self._map_ram(board.RAM_SIZE, board.RAM_WINDOWS)
         self.scs = Armv7mScs(self._cpu_ticks, self._on_reset, ipsr=self._ipsr)
         self.uart = CmsdkUart("uart0", uart_tx, self.scs.irq_line(board.UART0_TX_IRQ),
-                              self.scs.irq_line(board.UART0_RX_IRQ), self.scs.irq_line(board.UART_OVERFLOW_IRQ))
+                              self.scs.irq_line(board.UART0_RX_IRQ),
+                              self.scs.irq_line(board.UART_OVERFLOW_IRQ))  # fmt: skip
         self.timers = (CmsdkTimer("timer0", self._cpu_ticks, self.scs.irq_line(board.TIMER0_IRQ)),
                        CmsdkTimer("timer1", self._cpu_ticks, self.scs.irq_line(board.TIMER1_IRQ)))  # fmt: skip
         self.devices: dict[str, Device] = {"scs": self.scs, "uart0": self.uart, "timer0": self.timers[0],
@@ -229,6 +230,9 @@ class Mps2Machine(MachineCore):
                      EXC_RETURN_THREAD_PSP if on_psp else EXC_RETURN_THREAD_MSP)  # fmt: skip
         self.scs.acknowledge(exc)
         self.engine.pc = vector & ~1
+        # The frame was written here, below Unicorn's memory hooks: a write watchpoint on it must still fire.
+        self._board_accessed(True, frame_at, 32, f"the exception entry to {_exception_name(exc)} stacking its "
+                             f"frame at icount {self.icount}")  # fmt: skip
         return True
 
     def _return_from_exception(self, exc_return: int) -> bool:
@@ -252,6 +256,8 @@ class Mps2Machine(MachineCore):
             return False  # INVPC: a frame of Handler mode returned to Thread mode
         if to_thread and on_psp:
             self._special.set_control(self._reg(ac.UC_ARM_REG_CONTROL) | CONTROL_SPSEL)
+        self._board_accessed(False, sp, 32, f"the exception return from {_exception_name(ipsr)} unstacking its "
+                             f"frame at icount {self.icount}")  # fmt: skip
         uc.reg_write(ac.UC_ARM_REG_XPSR, (psr & ~XPSR_ALIGNED) | XPSR_T)
         for i, value in enumerate((r0, r1, r2, r3)):
             uc.reg_write(ac.UC_ARM_REG_R0 + i, value)
@@ -343,3 +349,14 @@ class Mps2Machine(MachineCore):
         else:
             self.uc.reg_write(ac.UC_ARM_REG_R0, 0xFFFF_FFFF)
         return True
+
+
+_EXCEPTION_NAMES = {Exc.NMI: "NMI", Exc.HARDFAULT: "HardFault", Exc.MEMMANAGE: "MemManage", Exc.BUSFAULT: "BusFault",
+                    Exc.USAGEFAULT: "UsageFault", Exc.SVCALL: "SVCall", Exc.DEBUGMONITOR: "DebugMonitor",
+                    Exc.PENDSV: "PendSV", Exc.SYSTICK: "SysTick"}  # fmt: skip
+
+
+def _exception_name(exc: int) -> str:
+    """``SVCall (exception 11)``, ``IRQ 3 (exception 19)``: for the note of a watchpoint the board fired."""
+    name = f"IRQ {exc - Exc.IRQ0}" if exc >= Exc.IRQ0 else _EXCEPTION_NAMES.get(exc, "exception")
+    return f"{name} (exception {exc})"

@@ -12,6 +12,14 @@ built, else in Python with identical results. Either way the hooks are
 check, and a hit stops the engine as the icount counter's own stops do
 (``stop_reason`` EXTERNAL, ``fast_limit`` 0, ``emu_stop``); the engine then
 collects it with :meth:`WatchpointSet.take_hit`.
+
+Registers (AArch64, Armv7-M): when a watched *load* stops Unicorn, its destination register has already been
+written (and a load of several registers, e.g. LDM, POP, LDRD, an LDP of SIMD&FP registers or LD1-LD4, writes
+the first ones before its later accesses even reach the hook); only the base write-back is not done. So on
+those architectures the read hook saves the registers a load can write -- at the first read in its range of
+each instruction that loads several, and at a hit -- and the engine puts them back at the stop
+(:meth:`WatchpointSet.put_back`), as it does the general registers of a deferred device access. RISC-V loads
+write their register after the access: nothing to save there. Stores write no register before the stop.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc
+from unicorn import UC_ARCH_ARM, UC_ARCH_ARM64, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE, Uc, UcError
+from unicorn import arm64_const as a64c
+from unicorn import arm_const as armc
 from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4
 
 from .icount import CounterState, StopReason, _add_raw_hook, open_native_library
@@ -34,7 +44,53 @@ log = logging.getLogger(__name__)
 # against the range, and an access that starts below the watched bytes may still overlap them.
 ACCESS_MAX = 16
 WATCH_OLD_MAX = 64  # bytes of a write the native hook can save (mirrors watch.c)
+# The widest span of one load of several registers (LDM of 16 words; LD4 of four 16-byte registers): where
+# registers are saved, the read hook's range starts this much minus one below, so that such a load's first
+# access (the lowest: before it has written any register) is seen.
+MULTI_LOAD_MAX = 64
+SAVED_REG_BYTES = 16  # a buffer per saved register (the widest: a 128-bit SIMD register)
 _MASK64 = (1 << 64) - 1
+
+
+class SaveIsa(enum.IntEnum):
+    """Which instruction set's loads may have written registers at a watch stop (mirrors watch.c)."""
+
+    NONE = 0
+    A64 = 1
+    THUMB = 2
+
+
+def _saved_registers(uc: Uc) -> tuple[SaveIsa, int, tuple[int, ...]]:
+    """What the read hook saves on this CPU: (instruction set, pc's Unicorn id, the registers a load can write).
+
+    AArch64: X0-X30, SP (a base write-back, never done before the stop, kept for safety) and the 128-bit
+    SIMD&FP registers; Armv7-M: R0-R12, SP and LR. RISC-V: none.
+    """
+    arch = uc.ctl_get_arch()
+    if arch == UC_ARCH_ARM64:
+        xs = (*(a64c.UC_ARM64_REG_X0 + i for i in range(29)), a64c.UC_ARM64_REG_X29, a64c.UC_ARM64_REG_X30)
+        qs = tuple(a64c.UC_ARM64_REG_Q0 + i for i in range(32))
+        return SaveIsa.A64, a64c.UC_ARM64_REG_PC, (*xs, a64c.UC_ARM64_REG_SP, *qs)
+    if arch == UC_ARCH_ARM:
+        rs = tuple(armc.UC_ARM_REG_R0 + i for i in range(13))
+        return SaveIsa.THUMB, armc.UC_ARM_REG_PC, (*rs, armc.UC_ARM_REG_SP, armc.UC_ARM_REG_LR)
+    return SaveIsa.NONE, 0, ()
+
+
+def is_multi_load(isa: SaveIsa, insn: int) -> bool:
+    """A load that writes registers between its accesses in Unicorn's translation (the Python twin of
+    ``chron_watch_is_multi_load``; over-approximated: a wrong yes costs only a save).
+
+    A64: LDP/LDNP of SIMD&FP registers, LD1-LD4 (single and multiple structures); an LDP of general
+    registers loads the first into a temporary. Thumb (``insn``: the first halfword in the low bits):
+    LDM/LDMDB/POP, LDRD (and LDREX, TBB/TBH, which share its pattern).
+    """
+    if isa == SaveIsa.A64:
+        return insn & 0x3E40_0000 == 0x2C40_0000 or insn & 0xBE40_0000 == 0x0C40_0000
+    if isa == SaveIsa.THUMB:
+        hw = insn & 0xFFFF
+        return hw & 0xF800 == 0xC800 or hw & 0xFE00 == 0xBC00 or hw & 0xFE10 == 0xE810
+    return False
 
 
 class WatchKind(enum.IntEnum):
@@ -65,11 +121,13 @@ class Watchpoint:
 
 @dataclass(frozen=True, slots=True)
 class WatchHit:
-    """Which watchpoint fired, at which address, and the bytes to put back (writes)."""
+    """Which watchpoint fired, at which address, the bytes to put back (writes) and the registers (reads on
+    AArch64 and Armv7-M: :meth:`WatchpointSet.put_back`; 16 bytes per saved register, in the set's order)."""
 
     watchpoint: Watchpoint
     addr: int
     restore: tuple[int, bytes] | None
+    registers: bytes | None = None
 
 
 class WatchError(RuntimeError):
@@ -99,24 +157,40 @@ class WatchState(ctypes.Structure):
         ("is_write", ctypes.c_uint64),
         ("old_status", ctypes.c_uint64),
         ("old", ctypes.c_uint8 * WATCH_OLD_MAX),
+        ("save_isa", ctypes.c_uint64),
+        ("pc_reg", ctypes.c_uint64),
+        ("reg_read", ctypes.c_void_p),
+        ("reg_read_batch", ctypes.c_void_p),
+        ("block_icount", ctypes.POINTER(ctypes.c_uint64)),
+        ("save_regs", ctypes.POINTER(ctypes.c_int)),
+        ("save_values", ctypes.POINTER(ctypes.c_void_p)),
+        ("n_save", ctypes.c_uint64),
+        ("save_valid", ctypes.c_uint64),
+        ("save_pc", ctypes.c_uint64),
+        ("save_block", ctypes.c_uint64),
+        ("hit_saved", ctypes.c_uint64),
+        ("save_status", ctypes.c_uint64),
+        ("decoded_pc", ctypes.c_uint64),
+        ("decoded_multi", ctypes.c_uint64),
     ]
 
 
-def hook_ranges(watchpoints: list[Watchpoint]) -> dict[int, list[tuple[int, int]]]:
+def hook_ranges(watchpoints: list[Watchpoint], read_reach: int = ACCESS_MAX) -> dict[int, list[tuple[int, int]]]:
     """Inclusive address ranges to hook, per hook type, that every access hitting a watchpoint starts in.
 
     Write watchpoints need only the write hook, read ones only the read hook; ranges that overlap or
-    touch are merged (each hook costs a bound check on every access of its type).
+    touch are merged (each hook costs a bound check on every access of its type). ``read_reach``: the read
+    ranges start that much minus one below the watched bytes (:data:`MULTI_LOAD_MAX` where registers are saved).
     """
     spans: dict[int, list[tuple[int, int]]] = {UC_HOOK_MEM_READ: [], UC_HOOK_MEM_WRITE: []}
     for w in watchpoints:
         if w.length <= 0:
             continue  # watches nothing
-        span = (max(0, w.addr - (ACCESS_MAX - 1)), min(_MASK64, w.addr + w.length - 1))
+        last = min(_MASK64, w.addr + w.length - 1)
         if w.kind != WatchKind.READ:
-            spans[UC_HOOK_MEM_WRITE].append(span)
+            spans[UC_HOOK_MEM_WRITE].append((max(0, w.addr - (ACCESS_MAX - 1)), last))
         if w.kind != WatchKind.WRITE:
-            spans[UC_HOOK_MEM_READ].append(span)
+            spans[UC_HOOK_MEM_READ].append((max(0, w.addr - (max(ACCESS_MAX, read_reach) - 1)), last))
     merged: dict[int, list[tuple[int, int]]] = {}
     for htype, found in spans.items():
         out: list[tuple[int, int]] = []
@@ -149,12 +223,32 @@ class WatchpointSet:
         self._lib = _load_native() if native else None
         self._state = WatchState()
         self._entries = (_Entry * 0)()
+        # Registers saved at reads (see the module's docstring): one 16-byte buffer each, read and written back
+        # in one batch. The Python twin keeps its save in _save (key: pc, block icount) and uses the buffers too.
+        self._save_isa, self._pc_reg, regs = _saved_registers(uc)
+        n = len(regs)
+        self._save_ids = (ctypes.c_int * n)(*regs)
+        self._save_buf = (ctypes.c_uint8 * (SAVED_REG_BYTES * n))()
+        base = ctypes.addressof(self._save_buf)
+        self._save_ptrs = (ctypes.c_void_p * n)(*(base + SAVED_REG_BYTES * i for i in range(n)))
+        self._save: tuple[int, int, bytes] | None = None
+        self._decoded: tuple[int, bool] = (-1, False)
+        self._board_hit: tuple[int, Watchpoint, int, str] | None = None  # see note_board_access
         if self._lib is not None:
             st = self._state
             st.stop_reason = ctypes.pointer(ctypes.c_uint64.from_buffer(counter, CounterState.stop_reason.offset))
             st.fast_limit = ctypes.pointer(ctypes.c_uint64.from_buffer(counter, CounterState.fast_limit.offset))
             st.emu_stop = ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p)
             st.mem_read = ctypes.cast(_ucmod.uclib.uc_mem_read, ctypes.c_void_p)
+            st.save_isa = int(self._save_isa)
+            st.pc_reg = self._pc_reg
+            st.reg_read = ctypes.cast(_ucmod.uclib.uc_reg_read, ctypes.c_void_p)
+            st.reg_read_batch = ctypes.cast(_ucmod.uclib.uc_reg_read_batch, ctypes.c_void_p)
+            st.block_icount = ctypes.pointer(ctypes.c_uint64.from_buffer(counter, CounterState.block_icount.offset))
+            st.save_regs = ctypes.cast(self._save_ids, ctypes.POINTER(ctypes.c_int))
+            st.save_values = ctypes.cast(self._save_ptrs, ctypes.POINTER(ctypes.c_void_p))
+            st.n_save = n
+            st.decoded_pc = _MASK64
             self._state_ptr = ctypes.cast(ctypes.pointer(st), ctypes.c_void_p)
             self._hook_fn = ctypes.cast(self._lib.chron_watch_hook, ctypes.c_void_p)
 
@@ -212,7 +306,52 @@ class WatchpointSet:
             if st.old_status != 0:
                 raise WatchError(f"cannot save the {st.access_size} bytes written at {st.access_addr:#x}")
             restore = (int(st.access_addr), bytes(st.old[: st.access_size]))
-        return WatchHit(self._watchpoints[st.hit_index], int(st.hit_addr), restore)
+        registers = None
+        if st.hit_saved:
+            if st.save_status != 0:
+                raise WatchError(f"cannot save the registers at a read of {st.access_addr:#x} (error {st.save_status})")
+            registers = bytes(self._save_buf)
+        return WatchHit(self._watchpoints[st.hit_index], int(st.hit_addr), restore, registers)
+
+    def begin_run(self) -> None:
+        """Unicorn is about to start: registers saved before are stale (the caller may have changed them)."""
+        self._save = None
+        self._decoded = (-1, False)
+        self._state.save_valid = 0
+        self._state.decoded_pc = _MASK64  # (code at an address may differ after a restore)
+
+    def put_back(self, hit: WatchHit) -> None:
+        """Write back the registers the hit's load may already have written (nothing where none were saved)."""
+        if hit.registers is None:
+            return
+        ctypes.memmove(self._save_buf, hit.registers, len(self._save_buf))
+        status = _ucmod.uclib.uc_reg_write_batch(self._uc._uch, self._save_ids, self._save_ptrs, len(self._save_ids))
+        if status != 0:
+            raise RuntimeError(f"uc_reg_write_batch failed with status {status}")
+
+    # -- accesses of the board's own (below Unicorn's hooks) -------------------------------------------
+    def note_board_access(self, icount: int, is_write: bool, addr: int, length: int, by: str) -> None:
+        """The board read or wrote these bytes itself at ``icount`` (Armv7-M exception entry and return): note
+        the first watchpoint it hits there, for :meth:`take_board_hit` (``by``: who, for the report)."""
+        if self._board_hit is not None and self._board_hit[0] == icount:
+            return  # (only the first access between two instructions is reported)
+        for watchpoint in self._watchpoints:
+            hit_addr = watchpoint.hit_by(is_write, addr, length)
+            if hit_addr is not None:
+                self._board_hit = (icount, watchpoint, hit_addr, by)
+                return
+
+    def take_board_hit(self, icount: int) -> tuple[Watchpoint, int, str] | None:
+        """The (watchpoint, address, who) a board access hit at ``icount``, if it is still watched (forgotten once
+        taken; a hit noted at another icount is dropped)."""
+        noted, self._board_hit = self._board_hit, None
+        if noted is None or noted[0] != icount or noted[1] not in self._watchpoints:
+            return None
+        return noted[1], noted[2], noted[3]
+
+    def forget_board_hit(self) -> None:
+        """Drop a board access's hit not taken yet (the machine was restored)."""
+        self._board_hit = None
 
     # -- hooks ---------------------------------------------------------------------------------------
     def _rearm(self) -> None:
@@ -233,7 +372,7 @@ class WatchpointSet:
         self._uc.ctl_flush_tb()
 
     def _hook_ranges(self) -> dict[int, list[tuple[int, int]]]:
-        return hook_ranges(self._watchpoints)
+        return hook_ranges(self._watchpoints, MULTI_LOAD_MAX if self._save_isa != SaveIsa.NONE else ACCESS_MAX)
 
     def _add_hook(self, htype: int, begin: int, end: int) -> int:
         if self._lib is None:
@@ -254,17 +393,54 @@ class WatchpointSet:
         if self._suspended or st.stop_reason != StopReason.NONE:
             return
         is_write = access == UC_MEM_WRITE
+        saving = self._save_isa != SaveIsa.NONE and not is_write
+        pc = int(uc.reg_read(self._pc_reg)) if saving else 0  # (exact in a memory hook)
         for watchpoint in self._watchpoints:
             hit_addr = watchpoint.hit_by(is_write, addr, size)
             if hit_addr is None:
                 continue
             # For a write, memory still holds the old bytes here (docs/unicorn-facts.md, "Watchpoints").
             restore = (addr, bytes(uc.mem_read(addr, size))) if is_write else None
-            self._hit = WatchHit(watchpoint, hit_addr, restore)
+            registers = None
+            if saving:
+                save = self._save
+                if save is None or save[:2] != (pc, st.block_icount):
+                    save = self._save_registers(pc)
+                registers = save[2]
+            self._hit = WatchHit(watchpoint, hit_addr, restore, registers)
             st.stop_reason = StopReason.EXTERNAL
             st.fast_limit = 0
             uc.emu_stop()
             return
+        if saving:
+            self._note_read(pc)
+
+    def _save_registers(self, pc: int) -> tuple[int, int, bytes]:
+        status = _ucmod.uclib.uc_reg_read_batch(self._uc._uch, self._save_ids, self._save_ptrs, len(self._save_ids))
+        if status != 0:
+            raise WatchError(f"cannot save the registers at pc {pc:#x} (error {status})")
+        self._save = (pc, int(self._counter.block_icount), bytes(self._save_buf))
+        return self._save
+
+    def _note_read(self, pc: int) -> None:
+        """The Python twin of watch.c's ``note_read``: save before the first access of a load of several."""
+        save = self._save
+        if save is not None and save[:2] == (pc, self._counter.block_icount):
+            return
+        if self._decoded[0] != pc:
+            code = _read_physical(self._uc, pc, 4)  # (not through the MMU: see watch.c's note_read)
+            if code is None and self._save_isa == SaveIsa.THUMB:
+                code = _read_physical(self._uc, pc, 2)
+            self._decoded = (pc, code is not None and is_multi_load(self._save_isa, int.from_bytes(code, "little")))
+        if self._decoded[1]:
+            self._save_registers(pc)
+
+
+def _read_physical(uc: Uc, addr: int, size: int) -> bytes | None:
+    try:
+        return bytes(uc.mem_read(addr, size))
+    except UcError:
+        return None
 
 
 def _load_native() -> ctypes.CDLL | None:

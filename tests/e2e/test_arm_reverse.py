@@ -132,6 +132,26 @@ def test_reverse_watch_finds_the_culprit_store(arm: Names, debug) -> None:  # no
         assert stopped["frame"]["func"] == function and stopped["value"] == {"old": old, "new": new}
 
 
+def test_reverse_watch_finds_the_exception_entry_stacking(debug) -> None:  # noqa: ANN001
+    """pendsv: each `svc` stacks r0-r3, r12, lr, pc and xPSR on the running task's stack, written by the board's
+    exception entry, not by an instruction. A watch on the word of task a's stacked pc, from the end backward,
+    stops at the last such `svc` (the stacked value: the address after it), and forward again shows the same
+    write, with chronicorn's note naming the exception entry."""
+    _, gdb = debug(CORTEXM.elf("pendsv"))
+    gdb.run("-exec-continue")  # to the guest's exit: the end of history
+    gdb.mi("-break-watch stack_a[510]")  # the last frame's pc word (frame r0..xPSR: stack_a[504..511])
+    stopped = gdb.run("-exec-continue --reverse")
+    assert stopped["reason"] == "watchpoint-trigger"
+    svc_at = int(stopped["frame"]["addr"], 16)
+    assert int(stopped["value"]["old"]) == svc_at + 2 != int(stopped["value"]["new"])  # going back: the undone write
+    assert int(gdb.console("x/1hx $pc").split()[-1], 16) >> 8 == 0xDF  # an `svc` (here task a's exit: `svc 2`)
+    back_at = icount(gdb)
+    stopped = gdb.run("-exec-continue")
+    assert stopped["reason"] == "watchpoint-trigger" and int(stopped["value"]["new"]) == svc_at + 2
+    assert "written by the exception entry to SVCall (exception 11) stacking its frame" in gdb.output
+    assert icount(gdb) == back_at + 1  # (gdb stepped the handler's first instruction to see the new value)
+
+
 def test_reverse_next_step_and_finish(arm: Names, debug) -> None:  # noqa: ANN001
     """reverse-next lands on each line forward ``next`` went through (where in the line is gdb's choice from the
     line table: at -O2 lines share addresses, so the icount must lie within the line's forward stretch)."""

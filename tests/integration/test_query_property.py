@@ -71,7 +71,7 @@ class Guest:
     name: str
     elf: Path
     uart_input: Path | None = None
-    no_watch: tuple[str, ...] = ()  # data symbols not drawn (a known machine bug: see the xfails below)
+    no_watch: tuple[str, ...] = ()  # data symbols not drawn (a known machine bug)
     no_reads: bool = False  # reads not drawn (likewise)
     traps: bool = True  # it takes interrupts or exceptions (else it polls)
     drive: Path | None = None  # a disk for its virtio-blk device (whose reads reach RAM by DMA)
@@ -94,23 +94,18 @@ CASES = {
         ROOT / "gdbstub" / "demo" / "firmware" / "rv32" / "cmdint.elf",
         ROOT / "gdbstub" / "demo" / "firmware" / "cmdint-bug.txt",
     ),
-    # stack_a/stack_b: exception entry stacks registers there unseen (test_exception_stacking_writes_are_found)
-    "cortexm-pendsv": Guest(
-        "cortexm-pendsv", GUESTS / "cortexm" / "build" / "pendsv.elf", no_watch=("stack_a", "stack_b")
-    ),
+    "cortexm-pendsv": Guest("cortexm-pendsv", GUESTS / "cortexm" / "build" / "pendsv.elf"),
     "cortexm-cmdbug": Guest(
         "cortexm-cmdbug",
         GUESTS / "cortexm" / "build" / "cmdbug.elf",
         uart_input=GUESTS / "cortexm" / "inputs" / "cmdbug-bug.txt",
         traps=False,
     ),
-    # reads: a read watchpoint's stop leaves AArch64 registers as after the load (test_aarch64_read_watch_stop)
-    "aarch64-timer": Guest("aarch64-timer", GUESTS / "aarch64" / "build" / "timer.elf", no_reads=True),
+    "aarch64-timer": Guest("aarch64-timer", GUESTS / "aarch64" / "build" / "timer.elf"),
     "aarch64-cmdbug": Guest(
         "aarch64-cmdbug",
         GUESTS / "aarch64" / "build" / "cmdbug.elf",
         GUESTS / "aarch64" / "inputs" / "cmdbug-bug.txt",
-        no_reads=True,
         traps=False,
     ),
 }
@@ -485,9 +480,7 @@ def test_reference_is_not_vacuous(case: Case) -> None:
     assert any(call.returned is not None for entry in case.functions for call in ref.calls(entry, 0, ref.end))
 
 
-# -- machine bugs the reference found (strict xfails: they pass once fixed) ---------------------------------
-@pytest.mark.xfail(strict=True, reason="machine bug: Cortex-M exception entry stacks registers with no write "
-                   "watchpoint seeing it (Python writes below Unicorn's hooks)")  # fmt: skip
+# -- machine bugs the reference found (fixed: their reproductions) -----------------------------------------
 @pytest.mark.parametrize("case", [pytest.param("cortexm-pendsv", marks=pytest.mark.slow)], indirect=True)
 def test_exception_stacking_writes_are_found(case: Case) -> None:
     """pendsv's SVC at icount ~22260 stacks r0-r3, r12, lr, pc, xPSR on task a's stack (stack_a): bytes change
@@ -499,8 +492,6 @@ def test_exception_stacking_writes_are_found(case: Case) -> None:
     assert [(a.icount, a.old, a.new) for a in found] == [(a.icount, a.old, a.new) for a in expected]
 
 
-@pytest.mark.xfail(strict=True, reason="machine bug: at an AArch64 read watchpoint's stop the load has already "
-                   "written its destination register: `ldr w1, [x1]` runs again from the wrong address")  # fmt: skip
 @pytest.mark.parametrize("case", [pytest.param("aarch64-timer", marks=pytest.mark.slow)], indirect=True)
 def test_aarch64_read_watch_stop_keeps_registers(case: Case) -> None:
     """timer.elf's irq_handler reads `ticks` with `ldr w1, [x1]` (0x400800ac): the reads of ticks over the
