@@ -179,10 +179,12 @@ def _history_ends_here(result: RunResult) -> Stop:
 
 
 def _written_by(result: RunResult) -> str:
-    """The console note of a watchpoint a device's write fired (empty for an instruction's access)."""
+    """The console note of a watchpoint a device (or the board itself: Cortex-M exception stacking) fired, empty
+    for an instruction's access."""
     if result.written_by is None:
         return ""
-    return f"chronicorn: the watched bytes were written by {result.written_by} (shown as the next instruction's)\n"
+    verb = "written" if result.watch_kind in (None, WatchKind.WRITE) else "accessed"
+    return f"chronicorn: the watched bytes were {verb} by {result.written_by} (shown as the next instruction's)\n"
 
 
 STOP_REPLIES: dict[RunKind, Callable[[RunResult], Stop]] = {
