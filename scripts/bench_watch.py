@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 
 from gdbstub.cli.timelines import live_timeline
+from machine.factory import make_machine
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
-from machine.machine import Machine, MachineConfig
+from machine.machine import MachineConfig
 from machine.results import RunKind
 from machine.watch import WatchKind, Watchpoint
 from replay.store import DEFAULT_BUDGET, SnapshotStore
@@ -58,7 +59,8 @@ def one_round(guest: Path, insns: int, watch: str, kind: WatchKind) -> tuple[flo
 
 def plain_speed(guest: Path, insns: int) -> float:
     """Instructions per second of a plain forward run from reset (no recording, no watchpoint)."""
-    machine = Machine(load_image(str(guest)), ScriptedInputs(), lambda b: None, MachineConfig())
+    image = load_image(str(guest))
+    machine = make_machine(image, ScriptedInputs(), lambda b: None, MachineConfig())
     start = time.perf_counter()
     machine.run(insns or None)
     return machine.icount / (time.perf_counter() - start)
