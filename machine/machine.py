@@ -213,7 +213,11 @@ class Machine(MachineCore):
         insn = self.hart.read_insn(stop.pc)
         action = None if insn is None else ri.classify(insn)
         if action in (ri.Action.STEP_THEN_CHECK, ri.Action.STEP_THEN_FORGET):
+            writes_satp = insn is not None and ri.writes_csr(insn, ri.CSR_SATP)
+            satp = self.hart.csr(rc.UC_RISCV_REG_SATP) if writes_satp else None
             after = self.engine.step_over_trapped()
+            if satp is not None and not ri.satp_is_supported(self.hart.csr(rc.UC_RISCV_REG_SATP), self.arch.xlen):
+                self.hart.set_csr(rc.UC_RISCV_REG_SATP, satp)  # WARL: an unsupported MODE is not written at all
             if action == ri.Action.STEP_THEN_FORGET:
                 self.engine.forget_code()
             return self._after_step(stop, after, limit)

@@ -70,6 +70,25 @@ def classify(insn: int) -> Action | None:
     return None
 
 
+# satp.MODE values Unicorn's CPU (QEMU 5) translates: rv64 Bare, Sv39, Sv48 (rv32: Bare and Sv32, every value
+# of its one-bit field). QEMU 5 accepts any MODE up to Sv57 and keeps it, then cannot translate Sv57 (nor the
+# reserved values): the first fetch faults. The privileged spec makes satp WARL: a write of an unsupported MODE
+# has no effect at all, which is how Linux probes Sv57, then Sv48 (it writes satp and reads it back).
+SATP64_MODES = frozenset({0, 8, 9})
+
+
+def satp_is_supported(value: int, xlen: int) -> bool:
+    """Whether a satp value names a translation mode this CPU implements (always on rv32)."""
+    return xlen == 32 or value >> 60 in SATP64_MODES
+
+
+def writes_csr(insn: int, csr: int) -> bool:
+    """A Zicsr instruction that may write ``csr`` (csrrw always; csrrs/csrrc with rs1 or uimm other than 0)."""
+    if not is_csr_access(insn) or insn >> 20 != csr:
+        return False
+    return (insn >> 12) & 3 == 1 or (insn >> 15) & 0x1F != 0
+
+
 def instruction_length(low_halfword: int) -> int:
     """Length in bytes of the instruction whose first halfword is given."""
     return 4 if low_halfword & 3 == 3 else 2
