@@ -114,11 +114,19 @@ def _node(name: str, *items: fdt.Property | fdt.Node) -> fdt.Node:
     return node
 
 
+# The single-letter extensions of Unicorn's RISC-V CPU, as its misa says (I, M, A, F, D, C; S and U are
+# privilege modes, not named in the ISA string), in the canonical order. Linux and U-Boot read the device tree's
+# riscv,isa to learn about the FPU: "imac" hid F and D from them (tests/unit/test_virt_isa.py checks the
+# letters against the CPU's misa). Multi-letter extensions (QEMU 7.2 lists _zicsr_zifencei...) are left out:
+# U-Boot looks letters up anywhere in the string, so "zifencei" would claim F.
+ISA_LETTERS = "imafdc"
+
+
 def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
     """A device tree describing this board, as QEMU's virt generates it."""
     cpu_intc, plic_ph, test_ph = 1, 2, 3
     regions = {r.name: r for r in MMIO_REGIONS}
-    isa = f"rv{arch.xlen}imac"
+    isa = f"rv{arch.xlen}{ISA_LETTERS}"
     mmu = "riscv,sv32" if arch.xlen == 32 else "riscv,sv39"
     intc = _node(
         "interrupt-controller",
