@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from .audio import AudioSource
 
+
 class NetBackend(Protocol):
     """Where the guest's Ethernet frames go and where frames for it come from (``machine.net``'s backends)."""
 
@@ -172,6 +173,48 @@ class AudioPort:
         """Nothing to do live (the board's sink has the samples; the history logs the amount)."""
 
 
+class PromptGate:
+    """``--expect``: UART input from a file, held back until the guest asks for it.
+
+    All of a file's bytes would otherwise arrive at once, at icount 0, and firmware that clears its receive
+    FIFO while it initialises its console (U-Boot) loses them. Here each line of input (through its newline)
+    is released only when the guest's output since the previous release contains one of ``prompts``; the
+    last line, without a newline, once the input has ended. What is released is logged as UART input at the
+    icount the guest takes it, as any live input, so a replay needs neither the file nor the prompts.
+    """
+
+    def __init__(self, prompts: list[bytes]) -> None:
+        if not prompts or not all(prompts):
+            raise ValueError("--expect needs a non-empty prompt")
+        self._prompts = prompts
+        self._longest = max(len(p) for p in prompts)
+        self._seen = bytearray()  # output since the last release (its last bytes: enough to hold a prompt)
+        self._open = 0  # lines released but not yet taken
+
+    def saw_output(self, byte: int) -> None:
+        """The guest wrote ``byte`` to its UART (live, in order)."""
+        self._seen.append(byte)
+        if any(self._seen.endswith(p) for p in self._prompts):
+            self._open += 1
+            self._seen.clear()
+        elif len(self._seen) > self._longest:
+            del self._seen[: len(self._seen) - self._longest]
+
+    def allowed(self, pending: bytes, ended: bool) -> int:
+        """How many bytes at the start of ``pending`` may go to the guest now."""
+        end = 0
+        for _ in range(self._open):
+            newline = pending.find(b"\n", end)
+            if newline < 0:
+                return len(pending) if ended else end
+            end = newline + 1
+        return end
+
+    def took(self, data: bytes) -> None:
+        """The guest took ``data`` (released bytes): the lines it completes are no longer open."""
+        self._open = max(0, self._open - data.count(b"\n"))
+
+
 class HostInputs(NetworkPort, AudioPort):
     """Live inputs: the host clock and a file descriptor (stdin) read by a helper thread.
 
@@ -185,10 +228,11 @@ class HostInputs(NetworkPort, AudioPort):
     """
 
     def __init__(self, fd: int | None, sleep: bool = False, networks: dict[int, NetBackend] | None = None,
-                 audio: dict[int, AudioSource] | None = None) -> None:  # fmt: skip
+                 audio: dict[int, AudioSource] | None = None, gate: PromptGate | None = None) -> None:  # fmt: skip
         NetworkPort.__init__(self, networks)
         AudioPort.__init__(self, audio)
         self._sleep = sleep
+        self.gate = gate  # --expect: input waits for the guest's prompt
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._pending = b""
         self._eof = fd is None
@@ -221,10 +265,19 @@ class HostInputs(NetworkPort, AudioPort):
         else:
             self._eof = True
 
+    def _available(self) -> int:
+        """Bytes of ``_pending`` the guest may have now (all of them, unless a gate holds some back)."""
+        if self.gate is None:
+            return len(self._pending)
+        return self.gate.allowed(self._pending, self._eof)
+
     def poll_input(self, icount: int, space: int) -> bytes:
-        if not self._pending:
+        if not self._available():
             self._take(block=False)
-        data, self._pending = self._pending[:space], self._pending[space:]
+        count = min(space, self._available())
+        data, self._pending = self._pending[:count], self._pending[count:]
+        if self.gate is not None and data:
+            self.gate.took(data)
         return data
 
     def next_input_icount(self, icount: int) -> int | None:
@@ -235,12 +288,15 @@ class HostInputs(NetworkPort, AudioPort):
 
     def idle(self, icount: int, deadline_ns: int | None) -> IdleOutcome:
         # The machine offered pending input before idling: if some is still here the UART
-        # is full, so it cannot wake the guest; only the timer can.
+        # is full (or the input waits for a prompt the idle guest cannot print), so it cannot wake the
+        # guest; only the timer can.
         if self._pending:
             return IdleOutcome(warp_ns=deadline_ns) if deadline_ns is not None else IdleOutcome(forever=True)
         self._take(block=False)
-        if self._pending:
+        if self._available():
             return IdleOutcome()
+        if self._pending:  # all held back for a prompt
+            return IdleOutcome(warp_ns=deadline_ns) if deadline_ns is not None else IdleOutcome(forever=True)
 
         def uart_arrived() -> bool:
             self._take(block=False)

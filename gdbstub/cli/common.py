@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from machine.arch.registry import ARCHES
 from machine.dma import DriveConfig
-from machine.inputs import NetBackend
+from machine.inputs import NetBackend, PromptGate
 
 if TYPE_CHECKING:
     from machine.audio import AudioSource
@@ -439,11 +439,17 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bios", metavar="FILE",
                         help="firmware as QEMU's -bios: Arm virt's flash 0 (a raw file, with --arch aarch64), or "
                              "RISC-V virt's M-mode firmware; instead of GUEST")  # fmt: skip
-    parser.add_argument("--kernel", metavar="FILE",
-                        help="with --bios on Arm virt: a kernel the firmware loads through fw_cfg (QEMU's -kernel)")
+    parser.add_argument(
+        "--kernel",
+        metavar="FILE",
+        help="with --bios on Arm virt: a kernel the firmware loads through fw_cfg (QEMU's -kernel)",
+    )
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
-    parser.add_argument("--machine", choices=["virt", "mps2-an385"],
-                        help="board (default: from the image: virt for RISC-V and AArch64, mps2-an385 for Cortex-M)")
+    parser.add_argument(
+        "--machine",
+        choices=["virt", "mps2-an385"],
+        help="board (default: from the image: virt for RISC-V and AArch64, mps2-an385 for Cortex-M)",
+    )
     parser.add_argument("--ram", type=ram_size, default=128 << 20,
                         help="RAM size, a multiple of 4K up to 2G, e.g. 128M (default)")  # fmt: skip
     parser.add_argument("--icount-shift", type=icount_shift, default=3, metavar="N",
@@ -541,6 +547,24 @@ def load_guest(path: str | Path, load_addr: int | None = None) -> Image:
     if info.st_size > MAX_IMAGE_BYTES:
         raise ImageError(f"guest image {str(p)[:200]} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
     return load_image(p, load_addr)
+
+
+def add_expect_option(parser: argparse.ArgumentParser) -> None:
+    """``--expect PROMPT`` (repeatable): UART input line by line, each line when the guest has printed a prompt."""
+    parser.add_argument("--expect", action="append", default=[], metavar="PROMPT",
+                        help="send the UART input a line at a time, each line once the guest's output since the "
+                             "last one contains PROMPT (repeatable: any of them), e.g. --expect '=> ' for "
+                             "U-Boot; without it all input is there at once")  # fmt: skip
+
+
+def prompt_gate(args: argparse.Namespace) -> PromptGate | None:
+    """The gate ``--expect`` asks for (None without it); UsageError for an empty prompt."""
+    if not args.expect:
+        return None
+    prompts = [p.encode("utf-8", "surrogateescape") for p in args.expect]
+    if not all(prompts):
+        raise UsageError("--expect needs a non-empty prompt")
+    return PromptGate(prompts)
 
 
 def open_uart_input(path: str) -> BinaryIO | None:

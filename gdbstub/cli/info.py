@@ -9,7 +9,7 @@ from pathlib import Path
 
 from machine.arch.registry import ARCHES
 from machine.factory import make_machine, ram_base_for
-from machine.loader import Image
+from machine.loader import Image, Segment
 from machine.machine import MachineConfig
 from replay.events import AudioInput, AudioOutput, End, Event, NetFrame, Verify
 from replay.history import HistoryInputs
@@ -36,7 +36,12 @@ def _check_states(loaded: LoadedRecording) -> dict[str, str]:
     malformed); named snapshots that are not are returned, each with why (replay --port makes them bookmarks)."""
     header = loaded.header
     arch = ARCHES[header.arch]
-    blank = Image("<no image>", ram_base_for(arch.name), (), None, "0" * 64)  # a raw image: config.arch decides
+    # A raw image (config.arch decides); placed where the recorded one was: a firmware in Arm virt's flash
+    # (--bios) makes another board (no PL061, QEMU's firmware boot), and so another set of devices.
+    load_addr = header.options.get("load_addr")
+    placed = isinstance(load_addr, int) and 0 <= load_addr < 1 << 64
+    segments = (Segment(load_addr, b"\0", 1),) if placed else ()
+    blank = Image("<no image>", load_addr if placed else ram_base_for(arch.name), segments, None, "0" * 64)
     inputs = HistoryInputs([], 0)
     try:
         config = MachineConfig(arch, header.ram_size, header.icount_shift, audio=header.audio)

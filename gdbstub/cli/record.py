@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import stat
 import sys
@@ -24,6 +25,7 @@ from replay.saver import RecordingWriter
 from .common import (
     Interrupt,
     UsageError,
+    add_expect_option,
     add_machine_options,
     audio_slot,
     audio_sources,
@@ -40,6 +42,7 @@ from .common import (
     networks,
     open_audio_sink,
     open_uart_input,
+    prompt_gate,
     say,
     virtio_layout,
 )
@@ -52,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_pcap_option(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE.chrec", help="the recording to write")
     parser.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
+    add_expect_option(parser)
     parser.add_argument("--sleep", choices=["on", "off"], default="off",
                         help="off: idle wfi jumps to the next timer deadline; on: virtual time follows real time "
                              "while idle (the warps are logged)")  # fmt: skip
@@ -117,8 +121,15 @@ def run(args: argparse.Namespace) -> int:
     image = guest_image(args)  # (first: --kernel alone becomes the guest)
     config = machine_config(args)
     # Opening the output truncates it: never over a file this recording reads (by inode: links count too).
-    check_not_overwriting("-o", args.output, [("the guest image", image.path), ("the UART input", args.uart_input),
-                                              *(("a --drive image", d.path) for d in args.drive)])
+    check_not_overwriting(
+        "-o",
+        args.output,
+        [
+            ("the guest image", image.path),
+            ("the UART input", args.uart_input),
+            *(("a --drive image", d.path) for d in args.drive),
+        ],
+    )
     check_drives(args.drive, [("the guest image", image.path), ("the UART input", args.uart_input),
                               ("the recording (-o)", args.output)])  # fmt: skip
     output = Path(args.output)
@@ -128,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         writers: list[RecordingWriter] = []
         live = HostInputs(None if source is None else source.fileno(), sleep=args.sleep == "on",
                           networks=networks(args.net, len(args.drive), virtio_layout(image, args)),
-                          audio=audio_sources(args.audio, audio_slot(args, virtio_layout(image, args))))  # fmt: skip
+                          audio=audio_sources(args.audio, audio_slot(args, virtio_layout(image, args))),
+                          gate=prompt_gate(args))  # fmt: skip
         # The machine first: a bad image or option is refused before the output file is touched.
         timeline = live_timeline(image, live, config, periodic_snapshots=False,
                                  on_record=lambda: writers[0].maybe_sync() if writers else None)  # fmt: skip
@@ -144,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
         options: dict[str, str | int | None] = {"max_insns": args.max_insns, "uart_input": args.uart_input,
+                                                **({"expect": json.dumps(args.expect)} if args.expect else {}),
                                                 **image_options(args, timeline.machine)}  # fmt: skip
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, args.sleep,
                              options, timeline.machine)  # fmt: skip

@@ -27,6 +27,7 @@ from ..target import TimelineTarget
 from .common import (
     ExitCode,
     UsageError,
+    add_expect_option,
     add_machine_options,
     add_server_options,
     audio_slot,
@@ -39,6 +40,7 @@ from .common import (
     machine_config,
     networks,
     open_uart_input,
+    prompt_gate,
     say,
     virtio_layout,
 )
@@ -52,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_machine_options(parser)
     add_server_options(parser)
     parser.add_argument("--uart-input", default="-", metavar="FILE|-", help="UART input (default: stdin)")
+    add_expect_option(parser)
 
 
 def describe(timeline: Timeline) -> Callable[[], str]:
@@ -169,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         layout = virtio_layout(image, args)
         fd = None if source is None else source.fileno()
         live = HostInputs(fd, networks=networks(args.net, len(args.drive), layout),
-                          audio=audio_sources(args.audio, audio_slot(args, layout)))  # fmt: skip
+                          audio=audio_sources(args.audio, audio_slot(args, layout)),
+                          gate=prompt_gate(args))  # fmt: skip
         timeline = live_timeline(image, live, config, SnapshotStore(args.snapshot_budget))
         options = {"source": "serve", **image_options(args, timeline.machine)}
         header = make_header(image, timeline.machine.arch.name, config.ram_size, config.icount_shift, "off",

@@ -11,7 +11,7 @@ from pathlib import Path
 from machine.core import MachineCore
 from machine.dma import DriveConfig
 from machine.factory import make_machine
-from machine.inputs import InputSource
+from machine.inputs import InputSource, PromptGate
 from machine.loader import Image
 from machine.machine import MachineConfig
 from replay.history import HistoryInputs
@@ -39,12 +39,25 @@ def uart_output(sink: Callable[[int], None]) -> tuple[Callable[[int], None], Cal
 def live_timeline(image: Image, live: InputSource, config: MachineConfig, store: SnapshotStore | None = None,
                   periodic_snapshots: bool = True,
                   on_record: Callable[[], None] | None = None) -> Timeline:  # fmt: skip
-    """A machine at reset whose history records ``live`` as it runs."""
-    tx, bind = uart_output(StdoutWriter())
+    """A machine at reset whose history records ``live`` as it runs (a :class:`PromptGate` on it sees the
+    guest's output as it is shown: once, in order)."""
+    shown = StdoutWriter()
+    gate: PromptGate | None = getattr(live, "gate", None)
+    if gate is not None:
+        shown = _tee(shown, gate.saw_output)
+    tx, bind = uart_output(shown)
     inputs = HistoryInputs([], 0, live, on_record)
     machine = make_machine(image, inputs, tx, config)
     bind(machine)
     return Timeline(machine, inputs, store, periodic_snapshots=periodic_snapshots)
+
+
+def _tee(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def both(byte: int) -> None:
+        first(byte)
+        second(byte)
+
+    return both
 
 
 def read_recording(path: str | Path) -> LoadedRecording:

@@ -122,3 +122,36 @@ def test_bios_and_kernel_boot_as_on_qemu(tmp_path: Path) -> None:
     refused = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(recording)], cwd=ROOT,
                              capture_output=True, timeout=120)  # fmt: skip
     assert refused.returncode != 0 and b"not the one the recording was made with" in refused.stderr
+
+
+def test_a_scripted_session_from_a_file_records_and_replays(tmp_path: Path) -> None:
+    """``--uart-input FILE --expect PROMPT`` (issue 17 item 4): each line goes once U-Boot has printed a prompt
+    since the last one: the first (an empty line) stops autoboot, the others are commands at ``=> ``. (On RISC-V
+    U-Boot clears its NS16550 FIFO while it sets up its console, so input there at icount 0 is lost.) The session
+    is recorded as UART input events; its replay prints the same, and ``info`` reads it."""
+    require_tool(UBOOT_BIN.exists(), f"{UBOOT_BIN} missing (apt-get install u-boot-qemu)")
+    commands = ["version", "setenv chronicorn scripted", "printenv chronicorn", "poweroff"]
+    script = tmp_path / "session.txt"
+    script.write_text("\n" + "".join(f"{c}\n" for c in commands))
+    recording = tmp_path / "scripted.chrec"
+    record = subprocess.run([sys.executable, "-m", "gdbstub.cli", "record", "--bios", str(UBOOT_BIN), "--arch",
+                             "aarch64", "-o", str(recording), "--uart-input", str(script),
+                             "--expect", uboot.AUTOBOOT, "--expect", uboot.PROMPT],
+                            capture_output=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert record.returncode == 0, record.stderr  # poweroff: PSCI SYSTEM_OFF
+    out = record.stdout.decode()
+    # Every command was read at a prompt, in order, and answered.
+    assert [line for line in out.splitlines() if line.startswith(uboot.PROMPT)] == [uboot.PROMPT + c for c in commands]
+    assert "chronicorn=scripted\r\n" in out and "U-Boot 2023.01" in out.split("=> version", 1)[1]
+    replay = subprocess.run([sys.executable, "-m", "gdbstub.cli", "replay", str(recording)], capture_output=True,
+                            timeout=300, cwd=ROOT)  # fmt: skip
+    assert replay.returncode == 0 and replay.stdout == record.stdout
+    info = subprocess.run([sys.executable, "-m", "gdbstub.cli", "info", str(recording)], capture_output=True,
+                          timeout=60, cwd=ROOT)  # fmt: skip
+    assert info.returncode == 0 and b"expect" in info.stdout, info.stderr
+    # Each line was given when asked for (as the FIFO had room: a line may take several events), the first
+    # after boot began.
+    events = subprocess.run([sys.executable, "-m", "gdbstub.cli", "events", str(recording)], capture_output=True,
+                            timeout=60, cwd=ROOT).stdout.decode().splitlines()  # fmt: skip
+    given = [int(line.split()[0]) for line in events if line.split()[1] == "UartInput"]
+    assert len(given) >= len(commands) + 1 and given[0] > 0 and given == sorted(set(given))
