@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from unicorn import UC_PROT_EXEC, UC_PROT_READ
 from unicorn import riscv_const as rc
@@ -32,7 +33,7 @@ from .dma import DriveConfig
 from .engine import Cause, Engine, EngineStop, StopKind
 from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
-from .loader import Image, ImageError
+from .loader import Image, ImageError, load_image
 from .mmio import map_device
 from .results import RunKind, RunResult
 from .state import BoardState
@@ -71,8 +72,7 @@ class Machine(MachineCore):
         config: MachineConfig = MachineConfig(),
     ) -> None:
         arch = self._begin(image, inputs, config, RiscvArch, "RISC-V virt", "riscv32/riscv64", virt.RAM_BASE)
-        if config.kernel is not None:
-            raise ImageError("--kernel is not on the RISC-V virt board yet: its firmware would load it (issue 17)")
+        self.kernel: tuple[str, str] | None = None  # --kernel: (path, SHA-256), the firmware's next stage
         self.hart = Hart(self.uc, arch)
         self.counter = make_counter(self.uc, arch.isa, ri.TRAPPED, config.prefer_native)
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr, self._is_trapped_at)
@@ -107,7 +107,15 @@ class Machine(MachineCore):
 
     # -- construction ------------------------------------------------------
     def _load(self, image: Image) -> None:
-        placed = virt.place_image(self.ram, image, self.arch, self.config.ram_size)
+        kernel = None
+        if self.config.kernel is not None:
+            # QEMU's -kernel: an ELF at its addresses, a raw file after the firmware (riscv_load_kernel).
+            path = self.config.kernel
+            start = virt.kernel_start_addr(self.arch.xlen, virt.firmware_end(image))
+            raw = Path(path).is_file() and Path(path).read_bytes()[:4] != b"\x7fELF"
+            kernel = load_image(path, start if raw else None)
+            self.kernel = (str(path), kernel.sha256)
+        placed = virt.place_image(self.ram, image, self.arch, self.config.ram_size, kernel)
         self.fdt_addr = placed.fdt_addr
         self.uc.mem_map(virt.MROM.base, virt.MROM.size, UC_PROT_READ | UC_PROT_EXEC)
         self.uc.mem_write(virt.MROM.base, placed.boot_rom)

@@ -442,7 +442,8 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kernel",
         metavar="FILE",
-        help="with --bios on Arm virt: a kernel the firmware loads through fw_cfg (QEMU's -kernel)",
+        help="with --bios: the firmware's next stage, as QEMU's -kernel (Arm virt: loaded through fw_cfg; RISC-V "
+        "virt: placed after the firmware, named in fw_dynamic's boot info)",
     )
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
     parser.add_argument(

@@ -256,32 +256,56 @@ class Placed:
     boot_rom: bytes
 
 
-def place_image(ram: mmap.mmap, image: Image, arch: RiscvArch, ram_size: int) -> Placed:
+def kernel_start_addr(xlen: int, firmware_end: int) -> int:
+    """Where QEMU 7.2 loads a raw ``-kernel`` (``riscv_calc_kernel_start_addr``): the firmware's end, aligned
+    up to 4 MiB on rv32 and 2 MiB on rv64."""
+    align = (4 if xlen == 32 else 2) << 20
+    return (firmware_end + align - 1) & ~(align - 1)
+
+
+def firmware_end(image: Image) -> int:
+    """The end of the firmware in memory (QEMU's ``firmware_end_addr``)."""
+    return max(seg.addr + max(seg.mem_size, len(seg.data)) for seg in image.segments)
+
+
+def place_image(ram: mmap.mmap, image: Image, arch: RiscvArch, ram_size: int, kernel: Image | None = None) -> Placed:
     """Copy the image's segments and the device tree into RAM (``ram[offset]`` from RAM_BASE), as QEMU does.
 
-    The image is the firmware (QEMU's ``-bios IMAGE``): the reset vector ROM sets a0/a1/a2 and jumps to
-    its entry, with no next stage (next_addr 0).
+    The image is the firmware (QEMU's ``-bios IMAGE``): the reset vector ROM sets a0/a1/a2 and jumps to its
+    entry; its fw_dynamic_info names ``kernel``'s entry as the next stage (QEMU's ``-kernel``), or none
+    (next_addr 0). Images must not overlap each other or the device tree.
     """
     region = memory_map(ram_size)[-1]
-    for seg in image.segments:
-        if not region.contains(seg.addr, max(seg.mem_size, 1)):
-            raise ImageError(
-                f"{image.path}: segment at {seg.addr:#x}..{seg.addr + seg.mem_size:#x} lies outside RAM "
-                f"({region.base:#x}..{region.end:#x})"
-            )
-        off = seg.addr - region.base
-        ram[off : off + len(seg.data)] = seg.data
-    if not region.contains(image.entry, 2):
-        raise ImageError(f"{image.path}: entry point {image.entry:#x} lies outside RAM")
+    images = [image] if kernel is None else [image, kernel]
+    for each in images:
+        for seg in each.segments:
+            if not region.contains(seg.addr, max(seg.mem_size, 1)):
+                raise ImageError(
+                    f"{each.path}: segment at {seg.addr:#x}..{seg.addr + seg.mem_size:#x} lies outside RAM "
+                    f"({region.base:#x}..{region.end:#x})"
+                )
+        if not region.contains(each.entry, 2):
+            raise ImageError(f"{each.path}: entry point {each.entry:#x} lies outside RAM")
+    if kernel is not None:
+        for seg in kernel.segments:
+            for other in image.segments:
+                if seg.addr < other.addr + max(other.mem_size, 1) and other.addr < seg.addr + max(seg.mem_size, 1):
+                    raise ImageError(f"{kernel.path}: the kernel at {seg.addr:#x} would overlap the firmware")
+    for each in images:
+        for seg in each.segments:
+            off = seg.addr - region.base
+            ram[off : off + len(seg.data)] = seg.data
     blob = build_fdt(arch, ram_size)
     fdt_addr = fdt_address(ram_size, len(blob))
     fdt_end = fdt_addr + len(blob)
-    for seg in image.segments:
-        if seg.addr < fdt_end and fdt_addr < seg.addr + seg.mem_size:
-            raise ImageError(
-                f"{image.path}: the device tree at {fdt_addr:#x} would overlap the image "
-                f"(segment at {seg.addr:#x}); give more RAM with --ram"
-            )
+    for each in images:
+        for seg in each.segments:
+            if seg.addr < fdt_end and fdt_addr < seg.addr + seg.mem_size:
+                raise ImageError(
+                    f"{each.path}: the device tree at {fdt_addr:#x} would overlap the image "
+                    f"(segment at {seg.addr:#x}); give more RAM with --ram"
+                )
     off = fdt_addr - region.base
     ram[off : off + len(blob)] = blob
-    return Placed(fdt_addr, boot_rom(arch.xlen, image.entry, fdt_addr, next_addr=0))
+    next_addr = 0 if kernel is None else kernel.entry
+    return Placed(fdt_addr, boot_rom(arch.xlen, image.entry, fdt_addr, next_addr=next_addr))

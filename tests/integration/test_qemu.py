@@ -124,3 +124,66 @@ def test_opensbi_boots_to_its_banner_as_on_qemu(firmware: str) -> None:
     theirs_lines = _without_cpu_model(theirs)[: len(ours_lines) - 1]
     assert len(theirs_lines) > 30
     assert ours_lines[: len(theirs_lines)] == theirs_lines
+
+
+KERNEL_S = """
+  .globl _start
+_start:                       # an S-mode kernel: prints through the SBI console, then shuts the machine down
+  lla s1, msg
+1:
+  lbu a0, 0(s1)
+  beqz a0, 2f
+  li a7, 1                    # legacy console putchar
+  ecall
+  addi s1, s1, 1
+  j 1b
+2:
+  li a7, 0x53525354           # SRST: system reset, shutdown
+  li a6, 0
+  li a0, 0
+  li a1, 0
+  ecall
+3:
+  j 3b
+msg:
+  .asciz "hello from the S-mode kernel\\n"
+"""
+
+
+def _kernel(tmp_path: Path, text: str = KERNEL_S) -> Path:
+    """The kernel above as a raw binary (QEMU's -kernel places it after the firmware), assembled here."""
+    require_tool(shutil.which("riscv64-unknown-elf-as"), "riscv64-unknown-elf-as is needed (gcc-riscv64-unknown-elf)")
+    source, obj, elf, raw = (tmp_path / f"kernel.{ext}" for ext in ("S", "o", "elf", "bin"))
+    source.write_text(text)
+    subprocess.run(["riscv64-unknown-elf-as", "-march=rv64imac_zicsr", "-o", str(obj), str(source)], check=True)
+    subprocess.run(["riscv64-unknown-elf-ld", "-N", "-Ttext=0", "-e", "_start", "-o", str(elf), str(obj)],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["riscv64-unknown-elf-objcopy", "-O", "binary", str(elf), str(raw)], check=True)
+    return raw
+
+
+@pytest.mark.parametrize("firmware", ["fw_dynamic.bin", pytest.param("fw_jump.elf", marks=pytest.mark.slow)])
+def test_bios_and_kernel_boot_as_on_qemu(firmware: str, tmp_path: Path) -> None:
+    """QEMU's two-image boot on RISC-V virt (issue 17 item 3), ``-bios OpenSBI -kernel IMAGE``: the kernel right
+    after the firmware (2 MiB aligned), fw_dynamic's boot info naming it as the next stage in S-mode; OpenSBI's
+    banner, the kernel's output and the shutdown it asks the SBI for are QEMU's (but for the CPU model's lines).
+    The recording replays the same and refuses another kernel file."""
+    opensbi = OPENSBI_DIR / firmware
+    require_tool(opensbi, "Debian's opensbi package is not installed")
+    kernel = _kernel(tmp_path)
+    recording = tmp_path / "two.chrec"
+    extra = ["--arch", "riscv64"] if firmware.endswith(".bin") else []
+    ours = run_cli("record", "--bios", str(opensbi), *extra, "--kernel", str(kernel), "-o", str(recording),
+                   "--uart-input", "/dev/null", timeout=300)  # fmt: skip
+    assert ours.returncode == 0, ours.stderr  # the kernel's SRST shutdown: OpenSBI stops the test finisher
+    text = ours.stdout.decode().replace("\r\n", "\n")  # (OpenSBI's console writes CR LF)
+    assert "Domain0 Next Address      : 0x0000000080200000" in text and "Domain0 Next Mode         : S-mode" in text
+    assert text.endswith("hello from the S-mode kernel\n")
+    cmd = [qemu("rv64"), "-M", "virt", "-m", "128M", "-bios", str(opensbi), "-kernel", str(kernel), "-nographic"]
+    theirs = read_qemu(cmd, b"", None).decode(errors="replace")
+    assert _without_cpu_model(text) == _without_cpu_model(theirs.replace("\r\n", "\n"))
+    replayed = run_cli("replay", str(recording), timeout=300)
+    assert replayed.returncode == 0 and replayed.stdout == ours.stdout
+    kernel.write_bytes(kernel.read_bytes() + b"\0")
+    other = run_cli("replay", str(recording), timeout=300)
+    assert other.returncode == 2 and b"is not the one the recording was made with" in other.stderr
