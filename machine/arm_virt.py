@@ -123,6 +123,8 @@ class ArmVirtMachine(MachineCore):
         self.pcie = GpexEcam()
         self.kernel: tuple[str, str] | None = None  # --kernel: (path, SHA-256), loaded by the firmware via fw_cfg
         extra: dict[int, bytes] = {}
+        if config.initrd is not None or config.append is not None:
+            raise ImageError("--initrd and --append are not on the Arm virt board yet (RISC-V virt has them)")
         if config.kernel is not None:
             if not firmware:
                 raise ImageError("--kernel goes with --bios on the Arm virt board (a kernel alone is the GUEST, as "
@@ -133,8 +135,14 @@ class ArmVirtMachine(MachineCore):
         self.devices.update({"pcie-ecam": self.pcie, "fw-cfg": self.fw_cfg})
         if not firmware:  # (booted from flash, QEMU's board has an ACPI GED instead)
             self.devices["gpio"] = self.gpio
-        windows = {name: cls() for name, cls in zip(("pcie-pio", "pcie-mmio", "pcie-mmio-high"),
-                                                     (PciPioWindow, PciMmioWindow, PciMmioHighWindow), strict=True)}
+        windows = {
+            name: cls()
+            for name, cls in zip(
+                ("pcie-pio", "pcie-mmio", "pcie-mmio-high"),
+                (PciPioWindow, PciMmioWindow, PciMmioHighWindow),
+                strict=True,
+            )
+        }
         bus = {**self.devices, **windows, "virtio": DeviceBank("virtio", board.VIRTIO_STRIDE, self.slots.transports)}
         for region in self.regions:
             if region.kind == "mmio":

@@ -55,6 +55,20 @@ def load_image(path: str | Path, load_addr: int | None = None) -> Image:
         return _load_elf(path, data)
     if load_addr is None:
         raise ImageError(f"{path} is not an ELF file (give --load-addr and --arch to load a raw binary)")
+    return _raw(path, data, load_addr)
+
+
+def load_raw(path: str | Path, load_addr: int, what: str = "image") -> Image:
+    """A file's bytes as they are, at ``load_addr`` (an initrd: whatever its contents)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    return _raw(path, data, load_addr)
+
+
+def _raw(path: Path, data: bytes, load_addr: int) -> Image:
     if not data:
         raise ImageError(f"{path} is empty")
     return Image(str(path), load_addr, (Segment(load_addr, data, len(data)),), None, _digest(data))

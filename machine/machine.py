@@ -33,7 +33,7 @@ from .dma import DriveConfig
 from .engine import Cause, Engine, EngineStop, StopKind
 from .icount import NO_LIMIT, make_counter
 from .inputs import InputSource
-from .loader import Image, ImageError, load_image
+from .loader import Image, ImageError, load_image, load_raw
 from .mmio import map_device
 from .results import RunKind, RunResult
 from .state import BoardState
@@ -56,6 +56,8 @@ class MachineConfig:
     audio: bool = False  # a virtio-snd device, after the network's slot (its microphone: the input source)
     board: str | None = None  # --machine: None for the architecture's own board
     kernel: str | None = None  # --kernel: a kernel the firmware loads (Arm virt: through fw_cfg, as QEMU's -kernel)
+    initrd: str | None = None  # --initrd: RISC-V virt, with --kernel: its initial RAM disk (QEMU's -initrd)
+    append: str | None = None  # --append: RISC-V virt, with --kernel: its command line (QEMU's -append)
 
 
 DEFAULT_CONFIG = MachineConfig()
@@ -73,6 +75,9 @@ class Machine(MachineCore):
     ) -> None:
         arch = self._begin(image, inputs, config, RiscvArch, "RISC-V virt", "riscv32/riscv64", virt.RAM_BASE)
         self.kernel: tuple[str, str] | None = None  # --kernel: (path, SHA-256), the firmware's next stage
+        self.initrd: tuple[str, str] | None = None  # --initrd: (path, SHA-256)
+        if (config.initrd is not None or config.append is not None) and config.kernel is None:
+            raise ImageError("--initrd and --append go with --kernel (they are the kernel's)")
         self.hart = Hart(self.uc, arch)
         self.counter = make_counter(self.uc, arch.isa, ri.TRAPPED, config.prefer_native)
         self.engine = Engine(self.uc, self.counter, arch.pc_reg, INTR_CAUSES, arch.until_addr, self._is_trapped_at)
@@ -115,7 +120,12 @@ class Machine(MachineCore):
             raw = Path(path).is_file() and Path(path).read_bytes()[:4] != b"\x7fELF"
             kernel = load_image(path, start if raw else None)
             self.kernel = (str(path), kernel.sha256)
-        placed = virt.place_image(self.ram, image, self.arch, self.config.ram_size, kernel)
+        initrd = None
+        if kernel is not None and self.config.initrd is not None:
+            # QEMU 7.2's riscv_load_initrd: half of RAM (at most 128 MiB) after the kernel's entry.
+            initrd = load_raw(self.config.initrd, kernel.entry + min(self.config.ram_size // 2, 128 << 20), "initrd")
+            self.initrd = (str(self.config.initrd), initrd.sha256)
+        placed = virt.place_image(self.ram, image, self.arch, self.config.ram_size, kernel, initrd, self.config.append)
         self.fdt_addr = placed.fdt_addr
         self.uc.mem_map(virt.MROM.base, virt.MROM.size, UC_PROT_READ | UC_PROT_EXEC)
         self.uc.mem_write(virt.MROM.base, placed.boot_rom)

@@ -445,6 +445,13 @@ def add_machine_options(parser: argparse.ArgumentParser) -> None:
         help="with --bios: the firmware's next stage, as QEMU's -kernel (Arm virt: loaded through fw_cfg; RISC-V "
         "virt: placed after the firmware, named in fw_dynamic's boot info)",
     )
+    parser.add_argument("--initrd", metavar="FILE",
+                        help="with --kernel on RISC-V virt: its initial RAM disk, as QEMU's -initrd")  # fmt: skip
+    parser.add_argument(
+        "--append",
+        metavar="CMDLINE",
+        help="with --kernel on RISC-V virt: its command line (/chosen/bootargs), as QEMU's -append",
+    )
     parser.add_argument("--arch", choices=sorted(ARCHES), help="core (default: from the ELF header)")
     parser.add_argument(
         "--machine",
@@ -499,6 +506,8 @@ def machine_config(args: argparse.Namespace) -> MachineConfig:
         audio=getattr(args, "audio", None) is not None,
         board=getattr(args, "machine", None),
         kernel=getattr(args, "kernel", None),
+        initrd=getattr(args, "initrd", None),
+        append=getattr(args, "append", None),
     )
 
 
@@ -528,11 +537,17 @@ def guest_image(args: argparse.Namespace) -> Image:
 
 
 def image_options(args: argparse.Namespace, machine: Machine) -> dict[str, str | int | None]:
-    """What a recording's header keeps to rebuild the image: a raw binary's load address, the --kernel file."""
+    """What a recording's header keeps to rebuild the image: a raw binary's load address, the --kernel file (and
+    its --initrd file and --append command line)."""
     options: dict[str, str | int | None] = {"load_addr": args.load_addr}
     kernel = getattr(machine, "kernel", None)
     if kernel is not None:
         options["kernel"], options["kernel_sha256"] = kernel
+    initrd = getattr(machine, "initrd", None)
+    if initrd is not None:
+        options["initrd"], options["initrd_sha256"] = initrd
+    if getattr(args, "append", None) is not None:
+        options["append"] = args.append
     return options
 
 

@@ -90,11 +90,14 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
         raise RecordingError("recording header option 'load_addr' is not an address")
     image = load_guest(args.guest or header.image_path, load_addr if isinstance(load_addr, int) else None)
     check_replayable(header, image, args.ram, args.icount_shift)
-    kernel = recorded_kernel(header)
+    kernel, initrd = recorded_file(header, "kernel"), recorded_file(header, "initrd")
+    append = header.options.get("append")
+    if append is not None and not isinstance(append, str):
+        raise RecordingError("recording header option 'append' is not a string")
     drives = recorded_drives(header, args.drive)
     config = MachineConfig(ARCHES[header.arch], header.ram_size, header.icount_shift, drives=drives,
                            virtio_legacy=header.virtio == "legacy", network=header.network,
-                           audio=header.audio, kernel=kernel)  # fmt: skip
+                           audio=header.audio, kernel=kernel, initrd=initrd, append=append)  # fmt: skip
     if output is None:
         tx, bind = uart_output(StdoutWriter() if show_output else lambda byte: None)
     else:
@@ -110,22 +113,23 @@ def recording_timeline(args: argparse.Namespace, loaded: LoadedRecording, store:
     return open_recording(loaded, machine, inputs, store, periodic_snapshots)
 
 
-def recorded_kernel(header: Header) -> str | None:
-    """The ``--kernel`` file the recording was made with, if any (RecordingError if it is not the same file)."""
+def recorded_file(header: Header, what: str) -> str | None:
+    """The ``--kernel`` (``what`` "kernel") or ``--initrd`` file the recording was made with, if any
+    (RecordingError if it is not the same file: its SHA-256 is in the header)."""
     import hashlib
 
-    path, sha256 = header.options.get("kernel"), header.options.get("kernel_sha256")
+    path, sha256 = header.options.get(what), header.options.get(f"{what}_sha256")
     if path is None:
         return None
     if not isinstance(path, str) or not isinstance(sha256, str):
-        raise RecordingError("recording header options 'kernel'/'kernel_sha256' are not strings")
+        raise RecordingError(f"recording header options '{what}'/'{what}_sha256' are not strings")
     try:
         with open(path, "rb") as stream:
             found = hashlib.sha256(stream.read(1 << 30)).hexdigest()
     except OSError as exc:
-        raise RecordingError(f"cannot read the recording's kernel {path[:200]}: {exc.strerror or exc}") from None
+        raise RecordingError(f"cannot read the recording's {what} {path[:200]}: {exc.strerror or exc}") from None
     if found != sha256:
-        raise RecordingError(f"the kernel {path[:200]} is not the one the recording was made with")
+        raise RecordingError(f"the {what} {path[:200]} is not the one the recording was made with")
     return path
 
 

@@ -122,8 +122,10 @@ def _node(name: str, *items: fdt.Property | fdt.Node) -> fdt.Node:
 ISA_LETTERS = "imafdc"
 
 
-def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
-    """A device tree describing this board, as QEMU's virt generates it."""
+def build_fdt(arch: RiscvArch, ram_size: int, bootargs: str | None = None,
+              initrd: tuple[int, int] | None = None) -> bytes:  # fmt: skip
+    """A device tree describing this board, as QEMU's virt generates it; ``bootargs`` (``-append``) and the
+    ``initrd``'s [start, end) in /chosen as QEMU puts them there."""
     cpu_intc, plic_ph, test_ph = 1, 2, 3
     regions = {r.name: r for r in MMIO_REGIONS}
     isa = f"rv{arch.xlen}{ISA_LETTERS}"
@@ -228,6 +230,11 @@ def build_fdt(arch: RiscvArch, ram_size: int) -> bytes:
     )
     uart = regions["uart0"]
     chosen = _node("chosen", fdt.PropStrings("stdout-path", f"/soc/serial@{uart.base:x}"))
+    if bootargs:
+        chosen.append(fdt.PropStrings("bootargs", bootargs))
+    if initrd is not None:  # (one cell each, as QEMU 7.2's qemu_fdt_setprop_cell writes them)
+        for name, value in zip(("linux,initrd-start", "linux,initrd-end"), initrd, strict=True):
+            chosen.append(fdt.PropWords(name, value & 0xFFFFFFFF))
     tree = fdt.FDT()
     for item in (
         fdt.PropWords("#address-cells", 2),
@@ -268,15 +275,17 @@ def firmware_end(image: Image) -> int:
     return max(seg.addr + max(seg.mem_size, len(seg.data)) for seg in image.segments)
 
 
-def place_image(ram: mmap.mmap, image: Image, arch: RiscvArch, ram_size: int, kernel: Image | None = None) -> Placed:
+def place_image(ram: mmap.mmap, image: Image, arch: RiscvArch, ram_size: int, kernel: Image | None = None,
+                initrd: Image | None = None, append: str | None = None) -> Placed:  # fmt: skip
     """Copy the image's segments and the device tree into RAM (``ram[offset]`` from RAM_BASE), as QEMU does.
 
     The image is the firmware (QEMU's ``-bios IMAGE``): the reset vector ROM sets a0/a1/a2 and jumps to its
     entry; its fw_dynamic_info names ``kernel``'s entry as the next stage (QEMU's ``-kernel``), or none
-    (next_addr 0). Images must not overlap each other or the device tree.
+    (next_addr 0). ``initrd`` and ``append`` are named in the device tree's /chosen (QEMU's ``-initrd``,
+    ``-append``). Images must not overlap each other or the device tree.
     """
     region = memory_map(ram_size)[-1]
-    images = [image] if kernel is None else [image, kernel]
+    images = [each for each in (image, kernel, initrd) if each is not None]
     for each in images:
         for seg in each.segments:
             if not region.contains(seg.addr, max(seg.mem_size, 1)):
@@ -286,16 +295,20 @@ def place_image(ram: mmap.mmap, image: Image, arch: RiscvArch, ram_size: int, ke
                 )
         if not region.contains(each.entry, 2):
             raise ImageError(f"{each.path}: entry point {each.entry:#x} lies outside RAM")
-    if kernel is not None:
-        for seg in kernel.segments:
-            for other in image.segments:
-                if seg.addr < other.addr + max(other.mem_size, 1) and other.addr < seg.addr + max(seg.mem_size, 1):
-                    raise ImageError(f"{kernel.path}: the kernel at {seg.addr:#x} would overlap the firmware")
+    roles = [role for role, each in (("firmware", image), ("kernel", kernel), ("initrd", initrd)) if each is not None]
+    for n, later in enumerate(images):
+        for m, earlier in enumerate(images[:n]):
+            for seg in later.segments:
+                for other in earlier.segments:
+                    if seg.addr < other.addr + max(other.mem_size, 1) and other.addr < seg.addr + max(seg.mem_size, 1):
+                        raise ImageError(f"the {roles[n]} {later.path} at {seg.addr:#x} would overlap the {roles[m]} "
+                                         f"{earlier.path}")  # fmt: skip
     for each in images:
         for seg in each.segments:
             off = seg.addr - region.base
             ram[off : off + len(seg.data)] = seg.data
-    blob = build_fdt(arch, ram_size)
+    initrd_span = None if initrd is None else (initrd.entry, initrd.entry + len(initrd.segments[0].data))
+    blob = build_fdt(arch, ram_size, append, initrd_span)
     fdt_addr = fdt_address(ram_size, len(blob))
     fdt_end = fdt_addr + len(blob)
     for each in images:

@@ -62,7 +62,7 @@ def machine_rows(cmd: str, tail: str = "", slow: bool = False) -> list[object]:
         bad(f"{g} --bios {{G}} {tail}", "not both"),
         bad(f"{cmd} --bios {{TXT}} {tail}", "--bios with a raw firmware needs --arch"),
         bad(f"{g} --machine mps2-an385 {tail}", "runs on the virt board, not mps2-an385"),
-        bad(f"{g} --kernel {{G}} {tail}", "--kernel is not on the RISC-V virt board yet"),
+        bad(f"{g} --kernel {{G}} {tail}", "would overlap the firmware"),
         bad(f"{cmd} {{MISSING}} {tail}", "No such file"),
         bad(f"{cmd} {{DIR}} {tail}", "not a regular file"),
         bad(f"{cmd} {{FIFO}} {tail}", "not a regular file"),

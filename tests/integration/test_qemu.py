@@ -6,8 +6,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import fdt
 import pytest
 
+from machine.arch.registry import ARCHES
+from machine.factory import make_machine
+from machine.inputs import ScriptedInputs
+from machine.loader import load_image
+from machine.machine import MachineConfig
 from tests.conftest import GUEST_NAMES, GUESTS, XLENS_RV64_SLOW, guest, guest_input, require_tool, run_cli
 
 pytestmark = pytest.mark.qemu
@@ -187,3 +193,33 @@ def test_bios_and_kernel_boot_as_on_qemu(firmware: str, tmp_path: Path) -> None:
     kernel.write_bytes(kernel.read_bytes() + b"\0")
     other = run_cli("replay", str(recording), timeout=300)
     assert other.returncode == 2 and b"is not the one the recording was made with" in other.stderr
+
+
+def test_initrd_and_append_are_where_qemu_puts_them(tmp_path: Path) -> None:
+    """``--initrd FILE --append TEXT`` with ``--kernel`` (issue 17 item 3): the RAM disk half of RAM (at most
+    128 MiB) after the kernel's entry, its bytes there, and /chosen naming it and the command line as in the
+    device tree QEMU 7.2 builds for the same command line (``-machine dumpdtb=``)."""
+    opensbi = OPENSBI_DIR / "fw_dynamic.bin"
+    require_tool(opensbi, "Debian's opensbi package is not installed")
+    kernel = _kernel(tmp_path)
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(bytes(range(256)) * 20 + b"end")
+    append = "console=ttyS0 root=/dev/ram rdinit=/init"
+    dumped = tmp_path / "qemu.dtb"
+    subprocess.run([qemu("rv64"), "-M", f"virt,dumpdtb={dumped}", "-m", "128M", "-bios", str(opensbi), "-kernel",
+                    str(kernel), "-initrd", str(initrd), "-append", append, "-nographic"],
+                   capture_output=True, timeout=60, check=True)  # fmt: skip
+    theirs = fdt.parse_dtb(dumped.read_bytes())
+    config = MachineConfig(ARCHES["riscv64"], 128 << 20, kernel=str(kernel), initrd=str(initrd), append=append)
+    machine = make_machine(load_image(opensbi, 0x8000_0000), ScriptedInputs(), lambda byte: None, config)
+    ours = fdt.parse_dtb(machine.memory.read(machine.fdt_addr, 0x10000))
+    for name in ("bootargs", "linux,initrd-start", "linux,initrd-end"):
+        assert ours.get_property(name, "/chosen").value == theirs.get_property(name, "/chosen").value, name
+    start = ours.get_property("linux,initrd-start", "/chosen").value
+    assert machine.memory.read(start, initrd.stat().st_size) == initrd.read_bytes()
+    assert (
+        run_cli(
+            "run", "--bios", str(opensbi), "--arch", "riscv64", "--initrd", str(initrd), "--max-insns", "10"
+        ).returncode
+        == 2
+    )  # (--initrd without --kernel)
