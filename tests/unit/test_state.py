@@ -58,6 +58,7 @@ MACHINE_NOT_STATE = {
     "slots",  # the virtio slots: transports (devices too), drives (their state: MachineState.disks), network
     "frame_tap", "audio_sink",  # a capture of network frames (--pcap), a WAV of what it plays: not the guest's
     "trap_tap",  # who is told of each trap entered (the query engine): an observer, not the guest's
+    "kernel", "initrd",  # --kernel and --initrd files (configuration: placed in RAM at reset, in the initial state)
     "_trace_hook",  # a debugging hook, not the guest's
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
