@@ -63,10 +63,8 @@ def open_engine(recording: str | Path, guest: str | None = None, cache: bool = T
     loaded = read_recording(path)
     args = argparse.Namespace(guest=guest, ram=None, icount_shift=None, drive=[])
     timeline = recording_timeline(args, loaded, show_output=False)
-    engine = QueryEngine(timeline, guest_symbols(guest or loaded.header.image_path), progress=progress)
-    if cache:
-        engine.index = load_cached(path, timeline)
-        engine.on_index = lambda index: _save(path, index, timeline)
+    engine = engine_for(timeline, guest or loaded.header.image_path, path if cache else None)
+    engine.progress = progress
     return engine
 
 

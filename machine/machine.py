@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from unicorn import UC_PROT_EXEC, UC_PROT_READ
 from unicorn import riscv_const as rc
@@ -117,8 +116,7 @@ class Machine(MachineCore):
             # QEMU's -kernel: an ELF at its addresses, a raw file after the firmware (riscv_load_kernel).
             path = self.config.kernel
             start = virt.kernel_start_addr(self.arch.xlen, virt.firmware_end(image))
-            raw = Path(path).is_file() and Path(path).read_bytes()[:4] != b"\x7fELF"
-            kernel = load_image(path, start if raw else None)
+            kernel = load_image(path, None if _is_elf(path) else start)
             self.kernel = (str(path), kernel.sha256)
         initrd = None
         if kernel is not None and self.config.initrd is not None:
@@ -262,6 +260,15 @@ class Machine(MachineCore):
         self.hart.enter_trap(stop.pc, code, self.hart.trap_value(stop.cause, stop.pc, stop.addr))
         self._entered_trap(refaults, cause=code, interrupt=False, resume=stop.pc)
         return None
+
+
+def _is_elf(path: str) -> bool:
+    """Whether a file starts as an ELF file does (unreadable: no; loading it then says why)."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 def check_config(config: MachineConfig) -> None:
