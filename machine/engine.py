@@ -146,6 +146,13 @@ class Engine:
         self._mmio_apply = False
         self._mmio_icount = 0
         self._skip_special: int | None = None
+        self._mmio_pc = 0
+        # A board may hook trapped specials natively (special_hook(addr) -> hook handle): such a hook calls
+        # special_callback for whatever it does not handle itself, and hears of breakpoints through
+        # breakpoint_listener(addr, present) (a breakpoint comes first, whichever hook Unicorn calls first).
+        self.special_hook: Callable[[int], int] | None = None
+        self.breakpoint_listener: Callable[[int, bool], None] | None = None
+        self._special_cb: object | None = None
         # Unicorn's AArch64 model writes a load's destination (and a base write-back) although an emu_stop
         # inside the access leaves pc at the instruction: the architecture saves the general registers when an
         # access is deferred (mmio_guard() returns what puts them back) and the stop restores them.
@@ -234,6 +241,13 @@ class Engine:
         self._unmapped_addr = addr
         return False
 
+    @property
+    def special_callback(self) -> object:
+        """The special hook as a C function pointer (``HOOK_CODE`` type), for a native hook to fall back on."""
+        if self._special_cb is None:
+            self._special_cb = _ucmod.uccallback(self.uc, _ucmod.HOOK_CODE_CFUNC)(self._on_special)
+        return self._special_cb
+
     def _on_special(self, uc: Uc, addr: int, size: int, _data: object) -> None:
         if self._skip_special == addr:
             self._skip_special = None
@@ -260,6 +274,8 @@ class Engine:
         """
         if addr in self._breakpoints:
             return
+        if self.breakpoint_listener is not None:
+            self.breakpoint_listener(addr, True)
         handle = self._parked.pop(addr, None)
         if handle is not None:
             # The hook was never deleted: every translation since it was added (and flushed) calls it.
@@ -293,6 +309,8 @@ class Engine:
         """
         handle = self._breakpoints.pop(addr, None)
         if handle is not None:
+            if self.breakpoint_listener is not None:
+                self.breakpoint_listener(addr, False)
             self._parked[addr] = handle
             if len(self._parked) > self.max_parked_breakpoints:
                 self._drop_parked(1)
@@ -482,7 +500,10 @@ class Engine:
         st = self.counter.state
         for addr in self.counter.take_new_specials():
             if addr not in self._special_hooks:
-                self._special_hooks[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_special, begin=addr, end=addr)
+                if self.special_hook is not None:
+                    self._special_hooks[addr] = self.special_hook(addr)
+                else:
+                    self._special_hooks[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_special, begin=addr, end=addr)
                 self._flush(addr, addr + 4)
         self.counter.remember_block(st.miss_addr, st.miss_size, st.miss_insns)
 
@@ -495,9 +516,15 @@ class Engine:
         """
         return self._mmio_icount if self._mmio_apply else self.icount
 
+    @property
+    def mmio_pc(self) -> int:
+        """The pc of the instruction whose device access is being applied (see :meth:`step_mmio`)."""
+        return self._mmio_pc
+
     def step_mmio(self) -> EngineStop:
         """Execute the instruction at pc with device accesses applied; stop right after it."""
         self._mmio_icount = self.icount
+        self._mmio_pc = self.pc
         self._mmio_apply = True
         try:
             return self.run(self.icount + 1, self.icount + 1)

@@ -23,18 +23,19 @@ from .boards import virt
 from .clock import MAX_BIAS_NS
 from .core import MachineCore
 from .devices.base import Device
-from .devices.clint import NS_PER_TICK, Clint
+from .devices.clint import MTIME, NS_PER_TICK, Clint
 from .devices.plic import Plic
 from .devices.rtc import GoldfishRtc
 from .devices.test_finisher import TestFinisher
 from .devices.uart import Uart16550
 from .dma import DriveConfig
 from .engine import Cause, Engine, EngineStop, StopKind
-from .icount import NO_LIMIT, make_counter
+from .icount import NO_LIMIT, NativeCounter, make_counter
 from .inputs import InputSource
 from .loader import Image, ImageError, load_image, load_raw
 from .mmio import map_device
 from .results import RunKind, RunResult
+from .riscv_timer_sites import TimerSites
 from .state import BoardState
 from .virtio_slots import VirtioSlots
 
@@ -60,6 +61,7 @@ class MachineConfig:
 
 
 DEFAULT_CONFIG = MachineConfig()
+CLINT_BASE = next(region.base for region in virt.memory_map(4096) if region.name == "clint")
 
 
 class Machine(MachineCore):
@@ -85,9 +87,17 @@ class Machine(MachineCore):
         self._plic_out = [False, False]
         self._msip = False
         self._map_ram(config.ram_size)
+        self.timer_sites: TimerSites | None = None  # timer reads answered inside emu_start (native helper only)
+        if isinstance(self.counter, NativeCounter):
+            self.timer_sites = TimerSites(self.uc, self.counter, arch.xlen, config.icount_shift,
+                                          CLINT_BASE + MTIME, (self._ram_ptr, virt.RAM_BASE, config.ram_size),
+                                          self.engine.special_callback)  # fmt: skip
+            self.engine.special_hook = self.timer_sites.add_special
+            self.engine.breakpoint_listener = self.timer_sites.set_breakpoint
         self.plic = Plic(self._on_plic)
         self.uart = Uart16550(uart_tx, self.plic.line(virt.UART0_IRQ))
-        self.clint = Clint(lambda: self.clock.ticks(self.engine.icount), self._on_msip)
+        # The clock at the reading instruction itself (mid-block the counter is ahead: it counts whole blocks).
+        self.clint = Clint(lambda: self.clock.ticks(self.engine.access_icount), self._on_msip, self._on_mtime_read)
         self.rtc = GoldfishRtc(lambda: self.inputs.host_clock_ns(self.engine.access_icount))
         self.finisher = TestFinisher(self._on_exit, self._on_reset)
         self.devices: dict[str, Device] = {
@@ -143,6 +153,19 @@ class Machine(MachineCore):
     # -- device callbacks -----------------------------------------------------
     def _on_plic(self, ctx: int, level: bool) -> None:
         self._plic_out[ctx] = level
+
+    def _on_mtime_read(self) -> None:
+        if self.timer_sites is not None and self.engine.is_applying_mmio:
+            self.timer_sites.note_mtime_load(self.engine.mmio_pc)
+
+    def _prepare_run(self) -> None:
+        """The native timer sites' copy of the clock and counters (see machine.riscv_timer_sites)."""
+        if self.timer_sites is not None:
+            hart = self.hart
+            aside = bool(self.engine.watchpoints) or self._trace_hook is not None
+            enables = (hart.csr(rc.UC_RISCV_REG_MCOUNTEREN), hart.csr(rc.UC_RISCV_REG_SCOUNTEREN))
+            self.timer_sites.prepare(self.clock.bias_ns, self.clint.mtime_offset, hart.mcycle_offset,
+                                     hart.minstret_offset, enables, aside)  # fmt: skip
 
     def _on_msip(self, level: bool) -> None:
         self._msip = level

@@ -408,3 +408,57 @@ def run_uboot_session(
         outputs = session.run(commands, command_timeout)
         code = session.close()
         return UbootRun(commands, outputs, session.unread(), session.transcript, code, session.stderr)
+
+
+@dataclass(frozen=True)
+class ScriptedRun:
+    """A whole scripted serial session: everything printed, the exit status and the process's CPU time."""
+
+    transcript: str
+    returncode: int
+    cpu_seconds: float  # user + system, all threads (os.wait4)
+
+
+def run_scripted(argv: list[str], lines: Iterable[str], prompts: Iterable[str], timeout: float = 600) -> ScriptedRun:
+    """Run ``argv`` (its stdin and stdout are a UART) feeding ``lines`` as ``chronicorn record --uart-input FILE
+    --expect PROMPT...`` does: each line once the output since the previous line holds one of ``prompts``.
+
+    Waits on output actually arriving; ``timeout`` only turns a session that stops making progress into a failure.
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    out, cond, eof = bytearray(), threading.Condition(), [False]
+
+    def read() -> None:
+        assert proc.stdout is not None
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            with cond:
+                out.extend(chunk)
+                cond.notify_all()
+        with cond:
+            eof[0] = True
+            cond.notify_all()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    wanted = [prompt.encode() for prompt in prompts]
+    seen = 0
+    try:
+        for line in lines:
+            with cond:
+                while not any(prompt in out[seen:] for prompt in wanted):
+                    if eof[0] or time.monotonic() > deadline:
+                        raise UbootError(f"no prompt for {line!r} in {argv}; output ends {bytes(out[-500:])!r}")
+                    cond.wait(deadline - time.monotonic())
+                seen = len(out)
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    reader.join()
+    return ScriptedRun(out.decode("utf-8", errors="replace"), proc.returncode, usage.ru_utime + usage.ru_stime)

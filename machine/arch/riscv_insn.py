@@ -21,6 +21,10 @@ EMULATED_CSRS = COUNTER_CSRS | {CSR_MCYCLE, CSR_MINSTRET, CSR_MCYCLEH, CSR_MINST
 UNMASKING_CSRS = frozenset({CSR_MSTATUS, CSR_MIE, CSR_MIDELEG, CSR_SSTATUS, CSR_SIE})
 # Writes to these change what code a virtual address holds.
 REMAPPING_CSRS = frozenset({CSR_SATP})
+# The counter enables: the board's native timer reads (machine.riscv_timer_sites) keep a copy, taken before each
+# run, so a write ends the run (Unicorn executes it).
+CSR_SCOUNTEREN, CSR_MCOUNTEREN = 0x106, 0x306
+COUNTER_ENABLE_CSRS = frozenset({CSR_SCOUNTEREN, CSR_MCOUNTEREN})
 
 WFI = 0x10500073
 MRET = 0x30200073
@@ -40,7 +44,7 @@ class Action(enum.Enum):
 
 
 TRAPPED = TrappedInstructions(
-    EMULATED_CSRS | UNMASKING_CSRS | REMAPPING_CSRS,
+    EMULATED_CSRS | UNMASKING_CSRS | REMAPPING_CSRS | COUNTER_ENABLE_CSRS,
     frozenset({(EXACT, WFI), (EXACT, MRET), (EXACT, SRET), FENCE_I, SFENCE_VMA}),
 )
 
@@ -63,7 +67,7 @@ def classify(insn: int) -> Action | None:
     csr = insn >> 20
     if csr in EMULATED_CSRS:
         return Action.EMULATE_CSR
-    if csr in UNMASKING_CSRS:
+    if csr in UNMASKING_CSRS or csr in COUNTER_ENABLE_CSRS:
         return Action.STEP_THEN_CHECK
     if csr in REMAPPING_CSRS:
         return Action.STEP_THEN_FORGET

@@ -37,8 +37,12 @@ class Clint:
     size = 0x10000
     state_type = ClintState
 
-    def __init__(self, now_ticks: Callable[[], int], msip_irq: IrqLine) -> None:
+    def __init__(self, now_ticks: Callable[[], int], msip_irq: IrqLine,
+                 mtime_read: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """``now_ticks``: the virtual clock at the accessing instruction; ``mtime_read``: told of each mtime read
+        (the board answers the reading instruction natively from then on)."""
         self._now = now_ticks
+        self._mtime_read = mtime_read
         self._msip_irq = msip_irq
         self.msip = 0
         self.mtimecmp = U64
@@ -68,6 +72,8 @@ class Clint:
         if MTIMECMP <= offset < MTIMECMP + 8:
             return sub_word(self.mtimecmp, offset - MTIMECMP, size)
         if MTIME <= offset < MTIME + 8:
+            if self._mtime_read is not None:
+                self._mtime_read()
             return sub_word(self.mtime(self._now()), offset - MTIME, size)
         return 0
 

@@ -417,3 +417,214 @@ uint32_t chron_a64_mrs_hook(void *uc, int reg, const struct cp_reg *cp, struct a
     t->reads++;
     return 1;
 }
+
+/* ---------------------------------------------------------------------------------------------------------
+ * RISC-V timer reads without leaving emu_start: a code hook on each site (an instruction address) that reads
+ * a counter CSR (time, cycle, instret and their rv32 high halves: trapped specials) or loads the CLINT's mtime
+ * (a load seen reading it once). The hook computes the value from the instruction's own icount exactly as the
+ * board's Python path does, writes rd, retires the instruction and moves pc past it: Unicorn leaves the
+ * translation block and goes on at the next instruction inside the same emu_start, where the block hook counts
+ * on. Whatever the hook cannot answer (a write, a privilege or counter-enable failure, paging, an address other
+ * than mtime, a landing, a pending stop, a breakpoint on the site) goes the usual way: to `fallback` (the
+ * engine's Python special hook) for a CSR site, to the device (deferred MMIO) for a load site.
+ *
+ * The clock is the board's: ticks = ((icount << shift) + bias_ns) / 100 (10 MHz), mtime = ticks + offset,
+ * cycle = icount + mcycle_offset, instret = icount + minstret_offset (all modulo 2^64). The board mirrors those
+ * before every run.
+ */
+typedef void (*code_hook_fn)(void *uc, uint64_t addr, uint32_t size, void *data);
+
+struct rv_timer {
+    struct chron_counter *counter;
+    void *reg_read;
+    void *reg_write;
+    uint64_t xlen;
+    uint64_t x0_reg, pc_reg, priv_reg, mstatus_reg, satp_reg;
+    uint64_t ram_host, ram_base, ram_size;   /* RAM as the host maps it: code read without the MMU's help */
+    uint64_t mcounteren, scounteren;   /* (Unicorn's CSR reads fail below M-mode; writes to them are trapped) */
+    uint64_t shift;
+    uint64_t bias_ns;
+    uint64_t mtime_offset;
+    uint64_t mcycle_offset;
+    uint64_t minstret_offset;
+    uint64_t mtime_addr;    /* physical address of mtime (8 bytes) */
+    uint64_t disabled;      /* 1: answer nothing here (watchpoints, tracing) */
+    uint64_t csr_reads;     /* statistics: reads answered here */
+    uint64_t mtime_reads;
+};
+
+enum { SITE_CSR = 0, SITE_MTIME_LOAD = 1 };
+
+struct rv_site {
+    struct rv_timer *timer;
+    void *fallback;         /* CSR sites: the engine's special hook, called when not answered here */
+    uint64_t armed;         /* 0 while a breakpoint sits on the site */
+    uint64_t kind;
+};
+
+static int rv_reg(void *uc, struct rv_timer *t, uint64_t reg, uint64_t *value)
+{
+    *value = 0;
+    return ((reg_rw_fn)t->reg_read)(uc, (int)reg, value);
+}
+
+static uint64_t rv_mask(const struct rv_timer *t, uint64_t value)
+{
+    return t->xlen == 32 ? value & 0xffffffffull : value;
+}
+
+static uint64_t rv_mtime(const struct rv_timer *t, uint64_t icount)
+{
+    unsigned __int128 ns = ((unsigned __int128)icount << t->shift) + t->bias_ns;
+    return (uint64_t)(ns / 100u) + t->mtime_offset;
+}
+
+/* Code bytes at addr: straight from RAM when fetches are physical (M-mode, or satp Bare), else through the MMU. */
+static int rv_code(void *uc, const struct rv_timer *t, int physical, uint64_t addr, uint8_t *buf, uint64_t len)
+{
+    if (physical && addr >= t->ram_base && addr - t->ram_base + len <= t->ram_size) {
+        memcpy(buf, (const uint8_t *)(uintptr_t)t->ram_host + (addr - t->ram_base), len);
+        return 0;
+    }
+    return ((vmem_read_fn)t->counter->vmem_read)(uc, addr, UC_PROT_EXEC, buf, len);
+}
+
+/* The icount of the instruction at addr (len bytes, inside the block the counter last entered); ~0 if the
+ * block's code cannot be read. */
+static uint64_t rv_icount_at(void *uc, const struct rv_timer *t, int physical, uint64_t addr, uint64_t len)
+{
+    const struct chron_counter *c = t->counter;
+    if (addr + len == c->block_addr + c->block_size)
+        return c->icount - 1;   /* the block's last instruction (a CSR access always ends a block) */
+    uint8_t buf[4096];
+    uint64_t span = addr - c->block_addr, n = 0;
+    if (span > sizeof(buf) || rv_code(uc, t, physical, c->block_addr, buf, span) != 0)
+        return ~0ull;
+    for (uint64_t off = 0; off < span; n++)
+        off += (buf[off] & 3u) == 3u ? 4 : 2;
+    return c->block_icount + n;
+}
+
+/* Write rd, retire the instruction and go on after it. Does not return when Unicorn leaves the block at once. */
+static void rv_retire(void *uc, struct rv_timer *t, uint64_t icount, uint64_t rd, uint64_t value, uint64_t next)
+{
+    value = rv_mask(t, value);
+    if (rd != 0)
+        ((reg_rw_fn)t->reg_write)(uc, (int)(t->x0_reg + rd), &value);
+    t->counter->icount = icount + 1;
+    ((reg_rw_fn)t->reg_write)(uc, (int)t->pc_reg, &next);
+}
+
+/* csrr rd, time/cycle/instret (rv32: and their high halves): 1 if answered. */
+static int rv_counter_read(void *uc, struct rv_timer *t, uint64_t priv, int physical, uint64_t addr, uint32_t insn)
+{
+    uint32_t funct3 = (insn >> 12) & 7u, rs1 = (insn >> 15) & 31u, csr = insn >> 20;
+    if ((insn & 0x7fu) != 0x73u || (funct3 & 3u) < 2u || rs1 != 0)
+        return 0;   /* not csrrs/csrrc/csrrsi/csrrci with nothing to set or clear: a write */
+    uint32_t low = csr & ~0x80u;
+    if (low != 0xC00u && low != 0xC01u && low != 0xC02u)
+        return 0;
+    if ((csr & 0x80u) && t->xlen != 32)
+        return 0;
+    uint64_t bit = 1ull << (csr & 0x1fu);   /* counter enables: mcounteren, and scounteren for U-mode */
+    if ((priv < 3 && !(t->mcounteren & bit)) || (priv == 0 && !(t->scounteren & bit)))
+        return 0;
+    uint64_t icount = rv_icount_at(uc, t, physical, addr, 4);
+    if (icount == ~0ull)
+        return 0;
+    uint64_t value;
+    if (low == 0xC01u)
+        value = rv_mtime(t, icount);
+    else if (low == 0xC00u)
+        value = icount + t->mcycle_offset;
+    else
+        value = icount + t->minstret_offset;
+    if (csr & 0x80u)
+        value >>= 32;
+    t->csr_reads++;
+    rv_retire(uc, t, icount, (insn >> 7) & 31u, value, addr + 4);
+    return 1;
+}
+
+/* A load (lb/lh/lw/ld/lbu/lhu/lwu, c.lw, c.ld) of mtime in M-mode without MPRV (physical addresses): 1 if
+ * answered. */
+static int rv_mtime_load(void *uc, struct rv_timer *t, uint64_t priv, uint64_t addr, uint32_t insn, uint64_t len)
+{
+    uint64_t rd, rs1, size;
+    int64_t imm;
+    int sign;
+    if (len == 4) {
+        uint32_t funct3 = (insn >> 12) & 7u;
+        if ((insn & 0x7fu) != 0x03u || funct3 == 7u || ((funct3 == 3u || funct3 == 6u) && t->xlen == 32))
+            return 0;   /* not a load (ld and lwu are rv64's) */
+        rd = (insn >> 7) & 31u;
+        rs1 = (insn >> 15) & 31u;
+        imm = (int64_t)(int32_t)insn >> 20;
+        size = 1ull << (funct3 & 3u);
+        sign = funct3 < 4u;
+    } else {
+        uint32_t op = insn & 3u, funct3 = (insn >> 13) & 7u;
+        if (op != 0u || (funct3 != 2u && !(funct3 == 3u && t->xlen == 64)))
+            return 0;
+        rd = 8u + ((insn >> 2) & 7u);
+        rs1 = 8u + ((insn >> 7) & 7u);
+        if (funct3 == 2u) {
+            imm = (int64_t)((((insn >> 6) & 1u) << 2) | (((insn >> 10) & 7u) << 3) | (((insn >> 5) & 1u) << 6));
+            size = 4;
+        } else {
+            imm = (int64_t)((((insn >> 10) & 7u) << 3) | (((insn >> 5) & 3u) << 6));
+            size = 8;
+        }
+        sign = 1;
+    }
+    uint64_t mstatus = 0, base = 0;
+    if (priv != 3)
+        return 0;
+    if (rv_reg(uc, t, t->mstatus_reg, &mstatus) != 0 || (mstatus & (1ull << 17)))
+        return 0;   /* MPRV: loads translated as another mode's */
+    if (rs1 != 0 && rv_reg(uc, t, t->x0_reg + rs1, &base) != 0)
+        return 0;
+    uint64_t ea = rv_mask(t, base + (uint64_t)imm);
+    if (ea < t->mtime_addr || ea + size > t->mtime_addr + 8 || (ea & (size - 1)))
+        return 0;   /* another address (or misaligned: the device's way) */
+    uint64_t icount = rv_icount_at(uc, t, 1, addr, len);
+    if (icount == ~0ull)
+        return 0;
+    uint64_t value = rv_mtime(t, icount) >> (8 * (ea - t->mtime_addr));
+    if (size < 8) {
+        uint64_t bits = 8 * size;
+        value &= (1ull << bits) - 1;
+        if (sign && (value >> (bits - 1)))
+            value |= ~0ull << bits;
+    }
+    t->mtime_reads++;
+    rv_retire(uc, t, icount, rd, value, addr + len);
+    return 1;
+}
+
+void chron_rv_site_hook(void *uc, uint64_t addr, uint32_t size, struct rv_site *s)
+{
+    struct rv_timer *t = s->timer;
+    struct chron_counter *c = t->counter;
+    if (s->armed && !t->disabled && c->stop_reason == STOP_NONE && !c->landing &&
+        addr >= c->block_addr && addr < c->block_addr + c->block_size) {
+        uint64_t priv = 0, satp = 1;
+        uint8_t b[4] = {0, 0, 0, 0};
+        if (rv_reg(uc, t, t->priv_reg, &priv) == 0) {
+            /* satp reads fail in U-mode (and with mstatus.TVM): through the MMU then */
+            int physical = priv == 3 || (rv_reg(uc, t, t->satp_reg, &satp) == 0 && satp == 0);
+            if (rv_code(uc, t, physical, addr, b, 2) == 0) {
+                uint32_t insn = (uint32_t)b[0] | ((uint32_t)b[1] << 8);
+                uint64_t len = (insn & 3u) == 3u ? 4 : 2;
+                if (len == 2 || rv_code(uc, t, physical, addr + 2, b + 2, 2) == 0) {
+                    insn |= ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+                    if (s->kind == SITE_CSR ? len == 4 && rv_counter_read(uc, t, priv, physical, addr, insn)
+                                            : rv_mtime_load(uc, t, priv, addr, insn, len))
+                        return;
+                }
+            }
+        }
+    }
+    if (s->fallback)
+        ((code_hook_fn)s->fallback)(uc, addr, size, 0);
+}

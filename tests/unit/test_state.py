@@ -60,6 +60,7 @@ MACHINE_NOT_STATE = {
     "trap_tap",  # who is told of each trap entered (the query engine): an observer, not the guest's
     "kernel", "initrd",  # --kernel and --initrd files (configuration: placed in RAM at reset, in the initial state)
     "_trace_hook",  # a debugging hook, not the guest's
+    "timer_sites",  # native timer reads: a mirror of the clock taken before each run, and hooks (no state of its own)
     "_resumed_at",  # set at the start of every run
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
     "_trap_entry",  # spots a handler that faults on itself for ever; a restore forgets it (it re-detects)
