@@ -137,7 +137,8 @@ class MachineCore:
     def _finish(self, bus: dict[str, Any] | None = None) -> None:
         """After the devices exist and the image is loaded: the debugger's view of memory (``bus``: the device of
         each MMIO region by name, when some region is not one device, e.g. a bank of virtio transports)."""
-        self.memory = DebugMemory(self.uc, self.regions, bus or self.devices, self.engine.forget_code)
+        self.memory = DebugMemory(self.uc, self.regions, bus or self.devices, self.engine.forget_code,
+                                  self._fetch_is_translated)  # fmt: skip
 
     # -- construction ------------------------------------------------------
     def close(self) -> None:

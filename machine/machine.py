@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from unicorn import UC_PROT_EXEC, UC_PROT_READ
 from unicorn import riscv_const as rc
+from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 
 from .arch import riscv_insn as ri
 from .arch.registry import Arch
@@ -257,6 +258,11 @@ class Machine(MachineCore):
             after = self.engine.step_over_trapped()
             if satp is not None and not ri.satp_is_supported(self.hart.csr(rc.UC_RISCV_REG_SATP), self.arch.xlen):
                 self.hart.set_csr(rc.UC_RISCV_REG_SATP, satp)  # WARL: an unsupported MODE is not written at all
+            if satp is not None:
+                # QEMU 7.2 flushes its TLB on every satp write; Unicorn's QEMU 5 only when the ASID changes, so a
+                # stale Bare-mode entry let Linux's first fetch after enabling paging go on at its physical address
+                # (Linux expects that fetch to fault, to its trap vector at the virtual address).
+                self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
             if action == ri.Action.STEP_THEN_FORGET:
                 self.engine.forget_code()
             return self._after_step(stop, after, limit)

@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 #   gcc-riscv64-unknown-elf and make (rebuilding the committed guests), gcc and libc6-dev (the native helper),
 #   qemu-system-arm, gcc-aarch64-linux-gnu and gcc-arm-none-eabi (the Arm boards: QEMU comparisons, guest rebuilds),
 #   device-tree-compiler (dtc: the Arm device tree compared with QEMU's as text), chromium (the headless browser
-#   that loads `chronicorn view`'s page, driven by Playwright from PyPI).
+#   that loads `chronicorn view`'s page, driven by Playwright from PyPI), linux-source-6.1, gcc-riscv64-linux-gnu,
+#   bc, flex, bison, xz-utils (the Linux guest, rebuilt from Debian's kernel source: tests/guests/linux).
 CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc qemu-system-arm opensbi u-boot-qemu e2fsprogs tcpdump \
 device-tree-compiler chromium \
-gcc-riscv64-unknown-elf gcc-aarch64-linux-gnu gcc-arm-none-eabi make gcc libc6-dev" \
+gcc-riscv64-unknown-elf gcc-aarch64-linux-gnu gcc-arm-none-eabi make gcc libc6-dev \
+linux-source-6.1 gcc-riscv64-linux-gnu bc flex bison xz-utils" \
     . scripts/setup.sh
 exec "$PY" -m pytest "$@"

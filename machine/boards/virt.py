@@ -202,7 +202,7 @@ def build_fdt(arch: RiscvArch, ram_size: int, bootargs: str | None = None,
             "plic",
             fdt.PropWords("phandle", plic_ph),
             fdt.PropWords("interrupts-extended", cpu_intc, 11, cpu_intc, 9),
-            fdt.PropWords("riscv,ndev", 95),
+            fdt.PropWords("riscv,ndev", 96),  # as QEMU 7.2 says (its PLIC has sources 1-95; Linux maps 96)
             fdt.PropWords("#address-cells", 0),
             fdt.PropWords("#interrupt-cells", 1),
             fdt.PropStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0"),

@@ -32,16 +32,22 @@ _start:
   csrs mstatus, t0          # MPP = S
   mret
 smode:
+  la t5, table
+  srli t5, t5, 12           # the root table's PPN (an identity map: execution goes on after each write)
+  mv a4, t5
   li t0, {first}
   slli t0, t0, 60
+  or t0, t0, t5
   csrw satp, t0
   csrr a0, satp
   li t1, 9
   slli t1, t1, 60
+  or t1, t1, t5
   csrw satp, t1             # Sv48: implemented
   csrr a1, satp
   li t2, {second}
   slli t2, t2, 60
+  or t2, t2, t5
   csrrw a2, satp, t2        # the old value comes back whatever happens to the write
   csrr a3, satp
   csrw satp, zero
@@ -49,10 +55,18 @@ smode:
   li t4, 0x5555
   sw t4, 0(t3)              # the test finisher: exit 0
 1: j 1b
+  .data
+  .align 12
+table:                      # entry 0: Sv48's first 512 GiB, Sv39's first GiB; entry 2: Sv39's third GiB
+  .dword 0xcf               # (leaves: valid, read, write, execute, accessed, dirty; identity)
+  .dword 0
+  .dword (0x80000 << 10) | 0xcf
+  .fill 509, 8, 0
 """
 
 
 def _run(tmp_path: Path, first: int, second: int) -> list[int]:
+    """a0-a3 as the program leaves them, and a4: the root table's PPN (in every satp it writes)."""
     require_tool(shutil.which("riscv64-unknown-elf-as"), "riscv64-unknown-elf-as is needed (gcc-riscv64-unknown-elf)")
     source, obj, elf = tmp_path / "satp.S", tmp_path / "satp.o", tmp_path / "satp.elf"
     source.write_text(PROGRAM.format(first=first, second=second))
@@ -62,21 +76,21 @@ def _run(tmp_path: Path, first: int, second: int) -> list[int]:
     machine = make_machine(load_image(elf), ScriptedInputs(), lambda byte: None)
     result = machine.run(10_000)
     assert result.kind == RunKind.EXITED and result.exit_code == 0
-    return [int(machine.uc.reg_read(rc.UC_RISCV_REG_A0 + i)) for i in range(4)]
+    return [int(machine.uc.reg_read(rc.UC_RISCV_REG_A0 + i)) for i in range(5)]
 
 
 @pytest.mark.parametrize("mode", [10, 11, 1, 7, 12, 15])
 def test_an_unsupported_mode_is_not_written(tmp_path: Path, mode: int) -> None:
-    sv48 = 9 << 60
-    a0, a1, a2, a3 = _run(tmp_path, mode, mode)
+    a0, a1, a2, a3, ppn = _run(tmp_path, mode, mode)
+    sv48 = 9 << 60 | ppn
     assert a0 == 0  # the write of `mode` had no effect: satp is still Bare
     assert a1 == sv48  # Sv48 is written
     assert (a2, a3) == (sv48, sv48)  # csrrw returns the old value; the unsupported one is not written
 
 
 def test_supported_modes_are_written(tmp_path: Path) -> None:
-    a0, a1, a2, a3 = _run(tmp_path, 8, 0)
-    assert (a0, a1, a2, a3) == (8 << 60, 9 << 60, 9 << 60, 0)
+    a0, a1, a2, a3, ppn = _run(tmp_path, 8, 0)
+    assert (a0, a1, a2, a3) == (8 << 60 | ppn, 9 << 60 | ppn, 9 << 60 | ppn, ppn)  # mode 0 (Bare) keeps the PPN
 
 
 def test_which_instructions_write_satp() -> None:
