@@ -11,14 +11,12 @@ is measured by ``scripts/bench_timer.py``, not here.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import uboot
-from tests.conftest import ROOT, require_tool
+from tests.conftest import require_tool, run_cli
 from tests.e2e.gdb import Gdb, ServerProcess, require_gdb
 
 UBOOT_S = Path("/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin")
@@ -48,18 +46,10 @@ def _from_autoboot(transcript: str) -> str:
     return transcript[at:]
 
 
-def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run chronicorn; stdout and stderr decoded as they are (U-Boot prints CR LF: no newline translation)."""
-    done = subprocess.run([sys.executable, "-m", "gdbstub.cli", *args], cwd=ROOT, capture_output=True,
-                          timeout=timeout)  # fmt: skip
-    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode("utf-8", errors="replace"),
-                                       done.stderr.decode("utf-8", errors="replace"))  # fmt: skip
-
-
 def _end_icount(recording: Path) -> int:
-    info = _cli("info", str(recording), timeout=120)
+    info = run_cli("info", str(recording), timeout=120)
     assert info.returncode == 0, info.stderr
-    line = next(line for line in info.stdout.splitlines() if line.startswith("history"))
+    line = next(line for line in info.stdout.decode().splitlines() if line.startswith("history"))
     return int(line.split("..")[1])
 
 
@@ -78,12 +68,14 @@ def test_a_timed_uboot_session_prints_what_qemu_prints_and_replays(tmp_path: Pat
     script, recording = tmp_path / "input.txt", tmp_path / "session.chrec"
     script.write_text("\n".join(lines) + "\n")
     expects = [arg for prompt in prompts for arg in ("--expect", prompt)]
-    recorded = _cli("record", *ours_image, "-o", str(recording), "--uart-input", str(script), *expects)
+    recorded = run_cli("record", *ours_image, "-o", str(recording), "--uart-input", str(script), *expects,
+                       timeout=600)  # fmt: skip
     assert recorded.returncode == 0, recorded.stderr
-    assert _from_autoboot(recorded.stdout) == _from_autoboot(theirs.transcript)
+    ours = recorded.stdout.decode("utf-8", errors="replace")  # U-Boot prints CR LF: decoded as it is
+    assert _from_autoboot(ours) == _from_autoboot(theirs.transcript)
     # The waits took as long as the virtual clock says: at least `seconds` of guest time went by.
     assert _end_icount(recording) * NS_PER_INSN >= seconds * 1e9
-    replayed = _cli("replay", str(recording))
+    replayed = run_cli("replay", str(recording), timeout=600)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == recorded.stdout  # the whole session, byte for byte (every clock read the same)
     if mode == "mmode":
