@@ -164,9 +164,8 @@ class Machine(MachineCore):
         if self.timer_sites is not None:
             hart = self.hart
             aside = bool(self.engine.watchpoints) or self._trace_hook is not None
-            enables = (hart.csr(rc.UC_RISCV_REG_MCOUNTEREN), hart.csr(rc.UC_RISCV_REG_SCOUNTEREN))
             self.timer_sites.prepare(self.clock.bias_ns, self.clint.mtime_offset, hart.mcycle_offset,
-                                     hart.minstret_offset, enables, aside)  # fmt: skip
+                                     hart.minstret_offset, hart.counter_enables(), aside)  # fmt: skip
 
     def _on_msip(self, level: bool) -> None:
         self._msip = level
@@ -204,6 +203,7 @@ class Machine(MachineCore):
         hart = self.hart
         hart.mip_soft, hart.mcycle_offset, hart.minstret_offset = (board.mip_soft, board.mcycle_offset,
                                                                    board.minstret_offset)  # fmt: skip
+        hart.forget_counter_enables()  # (the CPU's registers were restored too)
         self.clock.bias_ns = board.bias_ns
         self.tx_digest = board.tx_digest
 
@@ -253,6 +253,7 @@ class Machine(MachineCore):
         insn = self.hart.read_insn(stop.pc)
         action = None if insn is None else ri.classify(insn)
         if action in (ri.Action.STEP_THEN_CHECK, ri.Action.STEP_THEN_FORGET):
+            self.hart.forget_counter_enables()  # (a write to them is one of these)
             writes_satp = insn is not None and ri.writes_csr(insn, ri.CSR_SATP)
             satp = self.hart.csr(rc.UC_RISCV_REG_SATP) if writes_satp else None
             after = self.engine.step_over_trapped()

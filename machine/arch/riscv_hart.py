@@ -60,6 +60,7 @@ class Hart:
         self.mip_soft = 0  # software-writable mip bits (SSIP, STIP, SEIP)
         self.mcycle_offset = 0
         self.minstret_offset = 0
+        self._enables: tuple[int, int] | None = None  # (mcounteren, scounteren) as last read (see counter_enables)
 
     # -- register access -------------------------------------------------------
     def reg(self, uc_reg: int) -> int:
@@ -87,8 +88,20 @@ class Hart:
         finally:
             self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
 
+    def counter_enables(self) -> tuple[int, int]:
+        """(mcounteren, scounteren), read once until :meth:`forget_counter_enables` (reading them below M-mode
+        costs four register accesses; they change only through :meth:`set_csr`, a guest's trapped write, or a
+        restore, whose callers forget them)."""
+        if self._enables is None:
+            self._enables = (self.csr(rc.UC_RISCV_REG_MCOUNTEREN), self.csr(rc.UC_RISCV_REG_SCOUNTEREN))
+        return self._enables
+
+    def forget_counter_enables(self) -> None:
+        self._enables = None
+
     def set_csr(self, uc_reg: int, value: int) -> None:
         """Write a CSR with M-mode rights (see :meth:`csr`)."""
+        self._enables = None
         priv = self.priv
         if priv != PRIV_M:
             self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
