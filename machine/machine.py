@@ -117,7 +117,8 @@ class Machine(MachineCore):
             if region.kind == "mmio":
                 map_device(self.uc, self.engine, region.base, region.size, self.devices[region.name])
         self._load(image)
-        self.registers = RegisterFile(arch, self.hart, self._board_csr, self._write_board_csr)
+        self.registers = RegisterFile(arch, self.hart, self._board_csr, self._write_board_csr,
+                                      self._debugger_writes_satp)  # fmt: skip
         self._finish()
 
     # -- construction ------------------------------------------------------
@@ -249,6 +250,21 @@ class Machine(MachineCore):
         return deadline_ns
 
     # -- instructions the board handles, exceptions ----------------------------------
+    def _satp_written(self, old: int) -> None:
+        """After a write of satp (the guest's, or a debugger's; ``old``: the value before it)."""
+        if not ri.satp_is_supported(self.hart.csr(rc.UC_RISCV_REG_SATP), self.arch.xlen):
+            self.hart.set_csr(rc.UC_RISCV_REG_SATP, old)  # WARL: an unsupported MODE is not written at all
+        # QEMU 7.2 flushes its TLB on every satp write; Unicorn's QEMU 5 only when the ASID changes, so a stale
+        # Bare-mode entry let Linux's first fetch after enabling paging go on at its physical address (Linux
+        # expects that fetch to fault, to its trap vector at the virtual address).
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        self.engine.forget_code()  # what code a virtual address holds may have changed
+
+    def _debugger_writes_satp(self, value: int) -> None:
+        old = self.hart.csr(rc.UC_RISCV_REG_SATP)
+        self.hart.set_csr(rc.UC_RISCV_REG_SATP, value)
+        self._satp_written(old)
+
     def _trapped_instruction(self, stop: EngineStop, limit: int) -> RunResult | None:
         insn = self.hart.read_insn(stop.pc)
         action = None if insn is None else ri.classify(insn)
@@ -257,13 +273,8 @@ class Machine(MachineCore):
             writes_satp = insn is not None and ri.writes_csr(insn, ri.CSR_SATP)
             satp = self.hart.csr(rc.UC_RISCV_REG_SATP) if writes_satp else None
             after = self.engine.step_over_trapped()
-            if satp is not None and not ri.satp_is_supported(self.hart.csr(rc.UC_RISCV_REG_SATP), self.arch.xlen):
-                self.hart.set_csr(rc.UC_RISCV_REG_SATP, satp)  # WARL: an unsupported MODE is not written at all
             if satp is not None:
-                # QEMU 7.2 flushes its TLB on every satp write; Unicorn's QEMU 5 only when the ASID changes, so a
-                # stale Bare-mode entry let Linux's first fetch after enabling paging go on at its physical address
-                # (Linux expects that fetch to fault, to its trap vector at the virtual address).
-                self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+                self._satp_written(satp)
             if action == ri.Action.STEP_THEN_FORGET:
                 self.engine.forget_code()
             return self._after_step(stop, after, limit)

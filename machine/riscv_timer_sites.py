@@ -44,7 +44,6 @@ class RvTimerMirror(ctypes.Structure):
         ("pc_reg", ctypes.c_uint64),
         ("priv_reg", ctypes.c_uint64),
         ("mstatus_reg", ctypes.c_uint64),
-        ("satp_reg", ctypes.c_uint64),
         ("ram_host", ctypes.c_uint64),
         ("ram_base", ctypes.c_uint64),
         ("ram_size", ctypes.c_uint64),
@@ -76,7 +75,8 @@ class RvSite(ctypes.Structure):
 class TimerSites:
     """The native timer-read sites of one RISC-V machine (see the module docstring).
 
-    ``ram``: (host address, guest physical address, size) of RAM, where code is read when fetches are physical;
+    ``ram``: (host address, guest physical address, size) of RAM, where code is read in M-mode (fetches are
+    physical);
     ``special_fallback`` is the engine's Python special hook as a C function pointer (``HOOK_CODE`` type).
     """
 
@@ -91,7 +91,7 @@ class TimerSites:
         m.reg_write = ctypes.cast(_ucmod.uclib.uc_reg_write, ctypes.c_void_p)
         m.xlen, m.shift, m.mtime_addr = xlen, shift, mtime_addr
         m.x0_reg, m.pc_reg, m.priv_reg = rc.UC_RISCV_REG_X0, rc.UC_RISCV_REG_PC, rc.UC_RISCV_REG_PRIV
-        m.mstatus_reg, m.satp_reg = rc.UC_RISCV_REG_MSTATUS, rc.UC_RISCV_REG_SATP
+        m.mstatus_reg = rc.UC_RISCV_REG_MSTATUS
         m.ram_host, m.ram_base, m.ram_size = ram
         self._mirror_ptr = ctypes.cast(ctypes.pointer(m), ctypes.c_void_p)
         self._sites: dict[int, list[RvSite]] = {}  # kept alive as long as their hooks

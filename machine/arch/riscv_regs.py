@@ -153,7 +153,8 @@ class RegisterFile:
     """Read and write registers by GDB number, as little-endian bytes of the right size.
 
     ``board_csr(csr)`` reads an emulated CSR at the current icount;
-    ``write_board_csr(csr, value)`` writes one (False when it is read-only).
+    ``write_board_csr(csr, value)`` writes one (False when it is read-only); ``write_satp(value)`` writes satp
+    as the board does after a guest's write.
     """
 
     def __init__(
@@ -162,8 +163,10 @@ class RegisterFile:
         hart: Hart,
         board_csr: Callable[[int], int],
         write_board_csr: Callable[[int, int], bool],
+        write_satp: Callable[[int], None] | None = None,
     ) -> None:
         self.arch = arch
+        self._write_satp = write_satp
         self._hart = hart
         self._specs = by_regnum(arch)
         self._board_csr = board_csr
@@ -209,6 +212,8 @@ class RegisterFile:
             self._hart.uc.reg_write(spec.uc_reg, value)
         elif spec.feature == FPU and spec.regnum >= FIRST_CSR:
             self._write_fp_csr(spec, value)
+        elif spec.uc_reg == rc.UC_RISCV_REG_SATP and self._write_satp is not None:
+            self._write_satp(value)  # as a guest's write: WARL, the TLB flushed, decoded code forgotten
         elif spec.regnum >= FIRST_CSR:
             self._hart.set_csr(spec.uc_reg, value)
         else:

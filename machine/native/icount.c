@@ -439,7 +439,7 @@ struct rv_timer {
     void *reg_read;
     void *reg_write;
     uint64_t xlen;
-    uint64_t x0_reg, pc_reg, priv_reg, mstatus_reg, satp_reg;
+    uint64_t x0_reg, pc_reg, priv_reg, mstatus_reg;
     uint64_t ram_host, ram_base, ram_size;   /* RAM as the host maps it: code read without the MMU's help */
     uint64_t mcounteren, scounteren;   /* (Unicorn's CSR reads fail below M-mode; writes to them are trapped) */
     uint64_t shift;
@@ -479,7 +479,7 @@ static uint64_t rv_mtime(const struct rv_timer *t, uint64_t icount)
     return (uint64_t)(ns / 100u) + t->mtime_offset;
 }
 
-/* Code bytes at addr: straight from RAM when fetches are physical (M-mode, or satp Bare), else through the MMU. */
+/* Code bytes at addr: straight from RAM when fetches are physical (M-mode), else through the MMU. */
 static int rv_code(void *uc, const struct rv_timer *t, int physical, uint64_t addr, uint8_t *buf, uint64_t len)
 {
     if (physical && addr >= t->ram_base && addr - t->ram_base + len <= t->ram_size) {
@@ -505,7 +505,11 @@ static uint64_t rv_icount_at(void *uc, const struct rv_timer *t, int physical, u
     return c->block_icount + n;
 }
 
-/* Write rd, retire the instruction and go on after it. Does not return when Unicorn leaves the block at once. */
+/* Write rd, retire the instruction and go on after it. Writing pc from a code hook returns: the instruction is
+ * not executed, Unicorn leaves the block and the next block hook fires at the new pc, but code hooks added after
+ * this one on the same address still run. None may act on it: a breakpoint there disarms the site (`armed`), a
+ * parked breakpoint hook returns at once, landing and tracing make the site stand aside, and a second site on the
+ * address decodes the instruction again and declines. */
 static void rv_retire(void *uc, struct rv_timer *t, uint64_t icount, uint64_t rd, uint64_t value, uint64_t next)
 {
     value = rv_mask(t, value);
@@ -608,11 +612,12 @@ void chron_rv_site_hook(void *uc, uint64_t addr, uint32_t size, struct rv_site *
     struct chron_counter *c = t->counter;
     if (s->armed && !t->disabled && c->stop_reason == STOP_NONE && !c->landing &&
         addr >= c->block_addr && addr < c->block_addr + c->block_size) {
-        uint64_t priv = 0, satp = 1;
+        uint64_t priv = 0;
         uint8_t b[4] = {0, 0, 0, 0};
         if (rv_reg(uc, t, t->priv_reg, &priv) == 0) {
-            /* satp reads fail in U-mode (and with mstatus.TVM): through the MMU then */
-            int physical = priv == 3 || (rv_reg(uc, t, t->satp_reg, &satp) == 0 && satp == 0);
+            /* Fetches are physical in M-mode. Below it, code is read through the MMU: Unicorn's reads of satp
+             * (or any CSR above the current mode) do not fail there, they return garbage. */
+            int physical = priv == 3;
             if (rv_code(uc, t, physical, addr, b, 2) == 0) {
                 uint32_t insn = (uint32_t)b[0] | ((uint32_t)b[1] << 8);
                 uint64_t len = (insn & 3u) == 3u ? 4 : 2;

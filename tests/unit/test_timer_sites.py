@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from unicorn import riscv_const as rc
 
+from machine.arch.riscv_regs import registers
 from machine.factory import make_machine
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
@@ -223,3 +224,86 @@ def test_a_breakpoint_on_a_timer_read_stops_there(tmp_path: Path) -> None:
             stops.append(_snapshot(machine))
             hits.append(stops)
         assert hits[0] == hits[1]
+
+
+# U-mode under Sv39: the code at virtual 0x80400000 is physically at 0x80600000, and physical 0x80400000 holds a
+# decoy with another counter read at the same offset. Below M-mode a site must read its instruction through the
+# MMU (Unicorn's reads of satp there do not fail, they return garbage: reading code "physically" answered the
+# decoy's rdcycle).
+UMODE_PROGRAM = """
+  .globl _start
+  .option norvc
+_start:
+  la t0, trap
+  csrw mtvec, t0
+  li t0, 0x80200000           # root table: entry 2 -> the level-1 table at 0x80201000
+  li t1, (0x80201000 >> 12) << 10 | 1
+  sd t1, 16(t0)
+  li t0, 0x80201000           # level 1: VA 0x80000000 -> PA 0x80000000, VA 0x80400000 -> PA 0x80600000
+  li t1, (0x80000000 >> 12) << 10 | 0xdf
+  sd t1, 0(t0)
+  li t1, (0x80600000 >> 12) << 10 | 0xdf
+  sd t1, 16(t0)
+  li t0, 7
+  csrw mcounteren, t0
+  csrw scounteren, t0
+  li t0, (8 << 60) | (0x80200000 >> 12)
+  csrw satp, t0
+  li t0, 0x80400000
+  csrw mepc, t0
+  li t0, 0x1800
+  csrc mstatus, t0            # MPP = U
+  li s0, 0
+  li s1, 50
+  mret
+  .align 2
+trap:
+  li t3, 0x100000
+  li t4, 0x5555
+  sw t4, 0(t3)
+1: j 1b
+  .org 0x400000
+decoy:
+  nop
+  nop
+  rdcycle t1
+  add s0, s0, t1
+  addi s1, s1, -1
+  bnez s1, decoy
+  ecall
+  .org 0x600000
+real:
+  nop
+  nop
+  rdtime t1
+  add s0, s0, t1
+  addi s1, s1, -1
+  bnez s1, real
+  ecall
+"""
+
+
+def test_user_mode_reads_under_paging_equal_the_python_path(tmp_path: Path) -> None:
+    require_tool(shutil.which("riscv64-unknown-elf-as"), "riscv64-unknown-elf-as is needed (gcc-riscv64-unknown-elf)")
+    source, obj, elf = tmp_path / "umode.S", tmp_path / "umode.o", tmp_path / "umode.elf"
+    source.write_text(UMODE_PROGRAM)
+    subprocess.run(["riscv64-unknown-elf-as", "-march=rv64imac_zicsr", "-o", str(obj), str(source)], check=True,
+                   capture_output=True)  # fmt: skip
+    subprocess.run(["riscv64-unknown-elf-ld", "-N", "-Ttext=0x80000000", "-e", "_start", "-o", str(elf), str(obj)],
+                   check=True, capture_output=True)  # fmt: skip
+    native, slow = _machine(elf, True), _machine(elf, False)
+    for machine in (native, slow):
+        assert machine.run(max_icount=1_000_000).kind == RunKind.EXITED
+    assert native.timer_sites is not None and native.timer_sites.reads[0] >= 40  # answered natively, in U-mode
+    assert _snapshot(native) == _snapshot(slow)
+
+
+def test_a_debugger_write_of_satp_is_a_guest_write(tmp_path: Path) -> None:
+    """WARL (an unsupported mode is not written) and the TLB flushed, as after the guest's own csrw."""
+    machine = _machine(_build(tmp_path, 64), True)
+    machine.run(max_icount=100)
+    satp = next(spec.regnum for spec in registers(machine.arch) if spec.name == "satp")
+    machine.registers.write(satp, (10 << 60).to_bytes(8, "little"))  # Sv57: not supported
+    assert machine.hart.csr(rc.UC_RISCV_REG_SATP) == 0
+    machine.registers.write(satp, (8 << 60 | 0x80001).to_bytes(8, "little"))  # Sv39: written
+    assert machine.hart.csr(rc.UC_RISCV_REG_SATP) == 8 << 60 | 0x80001
