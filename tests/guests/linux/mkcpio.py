@@ -25,19 +25,19 @@ def entry(ino, name, mode, data=b"", nlink=1, rdev=(0, 0)):
     """One newc record: 110-byte header, NUL-terminated name, data, each padded to 4."""
     namez = name.encode() + b"\0"
     fields = (
-        ino,            # c_ino
-        mode,           # c_mode
-        0,              # c_uid
-        0,              # c_gid
-        nlink,          # c_nlink
-        0,              # c_mtime
-        len(data),      # c_filesize
-        0,              # c_devmajor
-        0,              # c_devminor
-        rdev[0],        # c_rdevmajor
-        rdev[1],        # c_rdevminor
-        len(namez),     # c_namesize
-        0,              # c_check
+        ino,  # c_ino
+        mode,  # c_mode
+        0,  # c_uid
+        0,  # c_gid
+        nlink,  # c_nlink
+        0,  # c_mtime
+        len(data),  # c_filesize
+        0,  # c_devmajor
+        0,  # c_devminor
+        rdev[0],  # c_rdevmajor
+        rdev[1],  # c_rdevminor
+        len(namez),  # c_namesize
+        0,  # c_check
     )
     hdr = MAGIC + b"".join(b"%08X" % f for f in fields)
     assert len(hdr) == 110
@@ -47,12 +47,14 @@ def entry(ino, name, mode, data=b"", nlink=1, rdev=(0, 0)):
 
 
 def build(init_data):
-    archive = b"".join((
-        entry(1, "dev", stat.S_IFDIR | 0o755, nlink=2),
-        entry(2, "dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)),
-        entry(3, "init", stat.S_IFREG | 0o755, init_data),
-        entry(0, "TRAILER!!!", 0, nlink=1),
-    ))
+    archive = b"".join(
+        (
+            entry(1, "dev", stat.S_IFDIR | 0o755, nlink=2),
+            entry(2, "dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)),
+            entry(3, "init", stat.S_IFREG | 0o755, init_data),
+            entry(0, "TRAILER!!!", 0, nlink=1),
+        )
+    )
     # Pad to a multiple of 512 bytes like cpio(1) does; the kernel skips the zeros.
     return archive + b"\0" * ((512 - len(archive) % 512) % 512)
 
