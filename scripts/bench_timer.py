@@ -25,20 +25,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.uboot import run_scripted  # noqa: E402 (the scripted-session driver the tests use)
+from tests.uboot import history_end, run_scripted  # noqa: E402 (the scripted-session driver the tests use)
 
 UBOOT_M = Path("/usr/lib/u-boot/qemu-riscv64/uboot.elf")
 UBOOT_S = Path("/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin")
@@ -71,40 +69,22 @@ def _python(root: Path) -> list[str]:
     return [str(venv) if venv.exists() else sys.executable, "-m", "gdbstub.cli"]
 
 
-def _cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
-    """Wait for ``proc`` and return its CPU time (user + system, all its threads)."""
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_chronicorn(root: Path, scenario: Scenario, work: Path) -> tuple[float, int]:
     """CPU seconds of ``chronicorn record`` for the session, and the instructions it recorded."""
-    script = work / "input.txt"
+    script, recording = work / "input.txt", work / "run.chrec"
     script.write_text("\n".join(scenario.lines) + "\n")
     image = ["--arch", "riscv64", "--bios", str(OPENSBI), "--kernel", str(UBOOT_S)] if scenario.smode else [
         str(UBOOT_M)]  # fmt: skip
-    argv = [*_python(root), "record", *image, "-o", str(work / "run.chrec"), "--uart-input", str(script)]
+    argv = [*_python(root), "record", *image, "-o", str(recording), "--uart-input", str(script)]
     for prompt in scenario.prompts:
         argv += ["--expect", prompt]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sink: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(proc, sink), daemon=True)
-    reader.start()
-    cpu = _cpu_seconds(proc)
-    reader.join()
-    stderr = b"".join(sink)
-    if proc.returncode != 0:
-        raise RuntimeError(f"chronicorn record failed ({proc.returncode}): {stderr.decode(errors='replace')}")
-    found = re.search(rb"recorded (\d+) instructions", stderr)
-    return cpu, int(found.group(1)) if found else 0
-
-
-def _drain(proc: subprocess.Popen[bytes], sink: list[bytes]) -> None:
-    assert proc.stderr is not None
-    while chunk := proc.stderr.read1(65536):  # type: ignore[attr-defined]
-        sink.append(chunk)
+    run = run_scripted(argv, [], [], SESSION_TIMEOUT, cwd=root, env=env)  # its input comes from the file
+    if run.returncode != 0:
+        raise RuntimeError(f"chronicorn record failed ({run.returncode}): {run.transcript[-500:]}")
+    info = subprocess.run([*_python(root), "info", str(recording)], cwd=root, env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return run.cpu_seconds, history_end(info.stdout)
 
 
 def run_qemu(scenario: Scenario) -> float:

@@ -419,13 +419,15 @@ class ScriptedRun:
     cpu_seconds: float  # user + system, all threads (os.wait4)
 
 
-def run_scripted(argv: list[str], lines: Iterable[str], prompts: Iterable[str], timeout: float = 600) -> ScriptedRun:
+def run_scripted(argv: list[str], lines: Iterable[str], prompts: Iterable[str], timeout: float = 600,
+                 cwd: Path | None = None, env: Mapping[str, str] | None = None) -> ScriptedRun:  # fmt: skip
     """Run ``argv`` (its stdin and stdout are a UART) feeding ``lines`` as ``chronicorn record --uart-input FILE
     --expect PROMPT...`` does: each line once the output since the previous line holds one of ``prompts``.
 
     Waits on output actually arriving; ``timeout`` only turns a session that stops making progress into a failure.
     """
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd,
+                            env=dict(env) if env is not None else None)  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None
     out, cond, eof = bytearray(), threading.Condition(), [False]
 
@@ -462,3 +464,9 @@ def run_scripted(argv: list[str], lines: Iterable[str], prompts: Iterable[str], 
             proc.wait()
     reader.join()
     return ScriptedRun(out.decode("utf-8", errors="replace"), proc.returncode, usage.ru_utime + usage.ru_stime)
+
+
+def history_end(info: str) -> int:
+    """The last icount of a recording, from ``chronicorn info``'s output (its "history  icount 0 .. N" line)."""
+    line = next(line for line in info.splitlines() if line.startswith("history"))
+    return int(line.split("..")[1])

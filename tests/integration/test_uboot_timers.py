@@ -51,8 +51,7 @@ def _compared(transcript: str, mode: str) -> str:
 def _end_icount(recording: Path) -> int:
     info = run_cli("info", str(recording), timeout=120)
     assert info.returncode == 0, info.stderr
-    line = next(line for line in info.stdout.decode().splitlines() if line.startswith("history"))
-    return int(line.split("..")[1])
+    return uboot.history_end(info.stdout.decode())
 
 
 @pytest.mark.slow

@@ -292,27 +292,27 @@ def _words(tmp: Path, source: str, arch: str) -> list[int]:
     return out
 
 
-def test_multi_loads_are_recognised(tmp_path: Path) -> None:
-    multi = (
+MULTI_LOADS = {  # (the assembler's variant, the ISA): loads that write several registers, and instructions that do not
+    ("a64", SaveIsa.A64): (
         "ldp q0, q1, [x0]\nldp d0, d1, [x0, #16]!\nldnp s2, s3, [x1]\nld1 {v0.16b, v1.16b}, [x0], #32\n"
-        "ld4 {v0.4s, v1.4s, v2.4s, v3.4s}, [x2]\nld2 {v0.s, v1.s}[1], [x3]\nld1r {v0.4s}, [x4]\n"
-    )
-    single = (
+        "ld4 {v0.4s, v1.4s, v2.4s, v3.4s}, [x2]\nld2 {v0.s, v1.s}[1], [x3]\nld1r {v0.4s}, [x4]\n",
         "ldr x0, [x1]\nldp x0, x1, [x2]\nldr q0, [x1]\nstp q0, q1, [x0]\nst1 {v0.16b}, [x0]\nldpsw x0, x1, [x2]\n"
-        "add x0, x1, x2\nldxr x0, [x1]\n"
-    )
-    assert all(is_multi_load(SaveIsa.A64, w) for w in _words(tmp_path, multi, "a64"))
-    assert not any(is_multi_load(SaveIsa.A64, w) for w in _words(tmp_path, single, "a64"))
-    m_multi = (
+        "add x0, x1, x2\nldxr x0, [x1]\n",
+    ),
+    ("m", SaveIsa.THUMB): (
         "ldm r0, {r1, r2}\nldmia r0!, {r1, r2}\npop {r4, pc}\nldmia.w r0, {r1-r12}\nldmdb r0!, {r1, r2}\n"
-        "pop.w {r4-r11, pc}\nldrd r0, r1, [r2]\nldrd r0, r1, [r2, #8]!\n"
-    )
-    m_single = (
+        "pop.w {r4-r11, pc}\nldrd r0, r1, [r2]\nldrd r0, r1, [r2, #8]!\n",
         "ldr r0, [r1]\nldr.w r0, [r1, #4]\nstm r0!, {r1, r2}\npush {r4, lr}\nstrd r0, r1, [r2]\n"
-        "stmdb sp!, {r4-r11}\nmovs r0, #1\nldrb r0, [r1]\nldr r0, [sp, #4]\n"
-    )
-    assert all(is_multi_load(SaveIsa.THUMB, w) for w in _words(tmp_path, m_multi, "m"))
-    assert not any(is_multi_load(SaveIsa.THUMB, w) for w in _words(tmp_path, m_single, "m"))
+        "stmdb sp!, {r4-r11}\nmovs r0, #1\nldrb r0, [r1]\nldr r0, [sp, #4]\n",
+    ),
+}
+
+
+@pytest.mark.parametrize(("arch", "isa"), sorted(MULTI_LOADS, key=str))
+def test_multi_loads_are_recognised(tmp_path: Path, arch: str, isa: SaveIsa) -> None:
+    multi, single = MULTI_LOADS[arch, isa]
+    assert all(is_multi_load(isa, w) for w in _words(tmp_path, multi, arch))
+    assert not any(is_multi_load(isa, w) for w in _words(tmp_path, single, arch))
     assert not is_multi_load(SaveIsa.NONE, 0x2C40_0000)
 
 
