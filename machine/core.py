@@ -119,6 +119,7 @@ class MachineCore:
         self.ram_windows = windows if windows is not None else ((self.ram_base, 0, size),)
         for addr, offset, length in self.ram_windows:
             self.uc.mem_map_ptr(addr, length, UC_PROT_ALL, self._ram_ptr + offset)
+        self.engine.exclude_ram_from_fault_hook((addr, length) for addr, _offset, length in self.ram_windows)
         self.ram_pages = RamPages(self.ram, self._ram_ptr, self.config.prefer_native)
 
     def ram_offset(self, addr: int, length: int) -> int | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_PROT, UC_HOOK_MEM_UNMAPPED, Uc, UcError
@@ -107,6 +107,7 @@ _ERROR_CAUSES = {
 _REMOVE_CACHE = (UC_CTL_IO_WRITE << 30) | (2 << 26) | UC_CTL_TB_REMOVE_CACHE
 # Removed breakpoints whose hooks are kept (inactive) until the next run, for gdb to insert them again.
 MAX_PARKED_BREAKPOINTS = 64
+ADDRESS_MAX = (1 << 64) - 1  # the last address a hook's range can name
 
 
 class EngineError(RuntimeError):
@@ -151,6 +152,10 @@ class Engine:
         # special_callback for whatever it does not handle itself, and hears of breakpoints through
         # breakpoint_listener(addr, present) (a breakpoint comes first, whichever hook Unicorn calls first).
         self.special_hook: Callable[[int], int] | None = None
+        # Instructions Unicorn executes with the board's answer from a native function, which may decline (the
+        # instruction then raises an illegal instruction exception): native_declines(pc) says whether the
+        # instruction at pc is one, and the board's path for trapped instructions takes it instead.
+        self.native_declines: Callable[[int], bool] | None = None
         self.breakpoint_listener: Callable[[int, bool], None] | None = None
         self._special_cb: object | None = None
         # Unicorn's AArch64 model writes a load's destination (and a base write-back) although an emu_stop
@@ -174,7 +179,8 @@ class Engine:
         # most of a Z0); this one carries the binding's own exception guard (uccallback).
         self._breakpoint_cb = _ucmod.uccallback(uc, _ucmod.HOOK_CODE_CFUNC)(self._on_breakpoint_raw)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, self._on_unmapped)  # (the address of a fault)
+        # The address of a fault (every address until the board names its RAM: see exclude_ram_from_fault_hook).
+        self._fault_hooks = [uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, self._on_unmapped)]
 
     # -- state -------------------------------------------------------------
     @property
@@ -236,6 +242,24 @@ class Engine:
     def _on_intr(self, uc: Uc, intno: int, _data: object) -> None:
         cause, back = self._intr_causes.get(intno, (Cause.ILLEGAL_INSTRUCTION, 0))
         self._request_stop(StopKind.EXCEPTION, cause, back)
+
+    def exclude_ram_from_fault_hook(self, spans: Iterable[tuple[int, int]]) -> None:
+        """Hear of faults only outside ``spans`` of (physical address, size) mapped readable, writable and
+        executable: no access there can fault (Unicorn reports a fault's physical address), and a memory hook over
+        a page keeps every store to it on Unicorn's slow path."""
+        for handle in self._fault_hooks:
+            self.uc.hook_del(handle)
+        self._fault_hooks = []
+        begin = 0
+        for addr, size in sorted(spans):
+            if addr > begin:
+                self._fault_hooks.append(self._fault_hook(begin, addr - 1))
+            begin = max(begin, addr + size)
+        if begin <= ADDRESS_MAX:
+            self._fault_hooks.append(self._fault_hook(begin, ADDRESS_MAX))
+
+    def _fault_hook(self, begin: int, end: int) -> int:
+        return self.uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, self._on_unmapped, begin=begin, end=end)
 
     def _on_unmapped(self, uc: Uc, access: int, addr: int, size: int, value: int, _data: object) -> bool:
         self._unmapped_addr = addr
@@ -430,6 +454,9 @@ class Engine:
             pc -= pending.addr  # the engine already advanced pc past the instruction
             self.pc = pc
             self._correct_to(pc)
+            if pending.cause == Cause.ILLEGAL_INSTRUCTION and self.native_declines is not None and \
+                    self.native_declines(pc):  # fmt: skip
+                return EngineStop(StopKind.CSR, self.icount, pc)  # declined natively: the board's path
             return EngineStop(StopKind.EXCEPTION, self.icount, pc, pending.cause)
         self._correct_to(pc)
         hit = self.watchpoints.take_hit()  # (a hit and a requested stop exclude each other)

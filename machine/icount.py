@@ -209,14 +209,22 @@ class _CounterBase:
     is_native = False
 
     def __init__(self, uc: Uc, isa: Isa, trapped: TrappedInstructions) -> None:
-        if len(trapped.csrs) > MAX_TRAPPED_CSRS or len(trapped.patterns) > MAX_TRAPPED_WORDS:
-            raise ValueError("too many trapped instructions")
         self.uc = uc
         self.state = CounterState()
         st = self.state
         st.isa = int(isa)
         st.limit = NO_LIMIT
         st.soft_limit = NO_LIMIT
+        st.emu_stop = ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p)
+        st.vmem_read = ctypes.cast(_ucmod.uclib.uc_vmem_read, ctypes.c_void_p)
+        self._isa = isa
+        self.set_trapped(trapped)
+
+    def set_trapped(self, trapped: TrappedInstructions) -> None:
+        """The instructions new blocks are scanned for (before the first run: blocks already seen keep theirs)."""
+        if len(trapped.csrs) > MAX_TRAPPED_CSRS or len(trapped.patterns) > MAX_TRAPPED_WORDS:
+            raise ValueError("too many trapped instructions")
+        st = self.state
         for i, csr in enumerate(sorted(trapped.csrs)):
             st.trapped_csrs[i] = csr
         st.n_trapped_csrs = len(trapped.csrs)
@@ -224,9 +232,6 @@ class _CounterBase:
             st.trapped_masks[i] = mask
             st.trapped_words[i] = value
         st.n_trapped_words = len(trapped.patterns)
-        st.emu_stop = ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p)
-        st.vmem_read = ctypes.cast(_ucmod.uclib.uc_vmem_read, ctypes.c_void_p)
-        self._isa = isa
         self._trapped = trapped
 
     def clear_cache(self) -> None:

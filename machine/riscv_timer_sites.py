@@ -26,6 +26,7 @@ from unicorn import riscv_const as rc
 from unicorn.unicorn_py3 import unicorn as _ucmod  # private: pinned unicorn==2.1.4
 
 from .icount import NativeCounter, _add_raw_hook
+from .unicorn_patches import set_riscv_counter_read
 
 U64 = (1 << 64) - 1
 MAX_LOAD_SITES = 256  # load sites kept (each is one code hook on one instruction)
@@ -58,6 +59,7 @@ class RvTimerMirror(ctypes.Structure):
         ("disabled", ctypes.c_uint64),
         ("csr_reads", ctypes.c_uint64),
         ("mtime_reads", ctypes.c_uint64),
+        ("satp_bare", ctypes.c_uint64),
     ]
 
 
@@ -107,6 +109,12 @@ class TimerSites:
         self._sites.setdefault(addr, []).append(site)
         return handle
 
+    def serve_counter_reads(self) -> bool:
+        """Have Unicorn ask the native helper for every counter CSR read as it executes it, instead of sites
+        trapping them (needs Unicorn's riscv-counter-read patch: False without it)."""
+        fn = ctypes.cast(self._lib.chron_rv_counter_csr, ctypes.c_void_p)
+        return set_riscv_counter_read(self._uc, fn, self._mirror_ptr)
+
     def add_special(self, addr: int) -> int:
         """Hook the trapped special at ``addr`` (the engine's special hook when it is not a counter read)."""
         return self._add(addr, SITE_CSR)
@@ -127,11 +135,13 @@ class TimerSites:
             site.armed = int(not present)
 
     def prepare(self, bias_ns: int, mtime_offset: int, mcycle_offset: int, minstret_offset: int,
-                counter_enables: tuple[int, int], disabled: bool) -> None:  # fmt: skip
-        """Before a run: the clock, counters and counter enables (mcounteren, scounteren) as the board has them
-        (a guest write to an enable is trapped: a run ends after it); hook the loads noted since the last run."""
+                run_csrs: tuple[int, int, int], disabled: bool) -> None:  # fmt: skip
+        """Before a run: the clock, counters, counter enables and satp (``run_csrs``: mcounteren, scounteren,
+        satp) as the board has them (a guest write to any of the three is trapped: a run ends after it); hook the
+        loads noted since the last run."""
         m = self.mirror
-        m.mcounteren, m.scounteren = counter_enables
+        m.mcounteren, m.scounteren, satp = run_csrs
+        m.satp_bare = int(satp >> (31 if m.xlen == 32 else 60) == 0)  # MODE Bare: fetches below M are physical
         m.bias_ns, m.mtime_offset = bias_ns & U64, mtime_offset & U64
         m.mcycle_offset, m.minstret_offset = mcycle_offset & U64, minstret_offset & U64
         m.disabled = int(disabled)

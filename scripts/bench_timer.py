@@ -87,6 +87,14 @@ def run_chronicorn(root: Path, scenario: Scenario, work: Path) -> tuple[float, i
     return run.cpu_seconds, history_end(info.stdout)
 
 
+def _engine_patches(root: Path) -> list[str]:
+    """chronicorn's Unicorn patches in the library the measured processes load (third_party/unicorn)."""
+    code = "from machine.unicorn_patches import engine_patches; print(','.join(sorted(engine_patches())))"
+    out = subprocess.run([_python(root)[0], "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return [name for name in out.stdout.strip().split(",") if name]
+
+
 def run_qemu(scenario: Scenario) -> float:
     """CPU seconds of QEMU -icount shift=3 for the same session (lines sent after a prompt, as --expect does)."""
     firmware = ["-bios", str(OPENSBI), "-kernel", str(UBOOT_S)] if scenario.smode else ["-bios", str(UBOOT_M)]
@@ -108,6 +116,7 @@ def main() -> int:
             print(f"missing {tool}: apt-get install qemu-system-misc u-boot-qemu opensbi", file=sys.stderr)
             return 2
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {args.rounds} rounds; medians")
+    print(f"Unicorn library: {', '.join(sorted(_engine_patches(args.chronicorn_root))) or 'the wheel (stock)'}")
     ours: dict[str, list[float]] = {s.name: [] for s in SCENARIOS}
     qemu: dict[str, list[float]] = {s.name: [] for s in SCENARIOS}
     insns: dict[str, int] = {}

@@ -30,6 +30,15 @@ GUEST_NAMES = ("hello", "timer", "echo", "compute", "fault", "traps")
 ECHO_INPUT = (EXPECTED / "echo.in").read_bytes()
 
 
+def stock_library_dir() -> Path:
+    """Where scripts/build_unicorn.py keeps the wheel's Unicorn library (``LIBUNICORN_PATH`` loads it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("unicorn")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent / "lib" / "stock"
+
+
 def require_tool(available: object, message: str) -> None:
     """Skip the test when a tool it needs is missing, or fail when $CHRONICORN_REQUIRE_TOOLS is 1 (CI).
 

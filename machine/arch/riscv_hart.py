@@ -39,6 +39,7 @@ from .riscv import (
     SSI,
     RiscvArch,
 )
+from .riscv_cpu import MSTATUS_FS
 
 _M_TRAP_REGS = (rc.UC_RISCV_REG_MEPC, rc.UC_RISCV_REG_MCAUSE, rc.UC_RISCV_REG_MTVAL, rc.UC_RISCV_REG_MTVEC)
 _S_TRAP_REGS = (rc.UC_RISCV_REG_SEPC, rc.UC_RISCV_REG_SCAUSE, rc.UC_RISCV_REG_STVAL, rc.UC_RISCV_REG_STVEC)
@@ -49,6 +50,8 @@ _DIGEST_CSRS = (
     rc.UC_RISCV_REG_SCAUSE, rc.UC_RISCV_REG_STVAL, rc.UC_RISCV_REG_SSCRATCH, rc.UC_RISCV_REG_SATP,
     rc.UC_RISCV_REG_SCOUNTEREN, rc.UC_RISCV_REG_MIP, rc.UC_RISCV_REG_FCSR,
 )  # fmt: skip
+_FCSR_AT = _DIGEST_CSRS.index(rc.UC_RISCV_REG_FCSR)
+_FP_CSRS = frozenset({rc.UC_RISCV_REG_FFLAGS, rc.UC_RISCV_REG_FRM, rc.UC_RISCV_REG_FCSR})
 
 
 class Hart:
@@ -60,7 +63,7 @@ class Hart:
         self.mip_soft = 0  # software-writable mip bits (SSIP, STIP, SEIP)
         self.mcycle_offset = 0
         self.minstret_offset = 0
-        self._enables: tuple[int, int] | None = None  # (mcounteren, scounteren) as last read (see counter_enables)
+        self._run_csrs: tuple[int, int, int] | None = None  # (mcounteren, scounteren, satp) as last read (run_csrs)
 
     # -- register access -------------------------------------------------------
     def reg(self, uc_reg: int) -> int:
@@ -80,28 +83,43 @@ class Hart:
     def csr(self, uc_reg: int) -> int:
         """A CSR, read with M-mode rights: Unicorn's CSR reads fail silently below M-mode."""
         priv = self.priv
-        if priv == PRIV_M:
+        if priv != PRIV_M:
+            self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
+        try:
+            if uc_reg in _FP_CSRS:
+                return self._fp_csr_m(uc_reg)
             return int(self.uc.reg_read(uc_reg))
-        self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
+        finally:
+            if priv != PRIV_M:
+                self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
+
+    def _fp_csr_m(self, uc_reg: int) -> int:
+        """fflags, frm or fcsr, in M-mode. Unicorn refuses them while mstatus.FS is Off and then reports whatever
+        its stack held (a digest would differ between two processes): FS is switched on around the read."""
+        mstatus = int(self.uc.reg_read(rc.UC_RISCV_REG_MSTATUS))
+        if mstatus & MSTATUS_FS:
+            return int(self.uc.reg_read(uc_reg))
+        self.uc.reg_write(rc.UC_RISCV_REG_MSTATUS, mstatus | MSTATUS_FS)
         try:
             return int(self.uc.reg_read(uc_reg))
         finally:
-            self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
+            self.uc.reg_write(rc.UC_RISCV_REG_MSTATUS, mstatus)
 
-    def counter_enables(self) -> tuple[int, int]:
-        """(mcounteren, scounteren), read once until :meth:`forget_counter_enables` (reading them below M-mode
-        costs four register accesses; they change only through :meth:`set_csr`, a guest's trapped write, or a
-        restore, whose callers forget them)."""
-        if self._enables is None:
-            self._enables = (self.csr(rc.UC_RISCV_REG_MCOUNTEREN), self.csr(rc.UC_RISCV_REG_SCOUNTEREN))
-        return self._enables
+    def run_csrs(self) -> tuple[int, int, int]:
+        """(mcounteren, scounteren, satp), read once until :meth:`forget_run_csrs` (reading them below M-mode
+        costs four register accesses each; they change only through :meth:`set_csr`, a guest's trapped write, or
+        a restore, whose callers forget them)."""
+        if self._run_csrs is None:
+            self._run_csrs = (self.csr(rc.UC_RISCV_REG_MCOUNTEREN), self.csr(rc.UC_RISCV_REG_SCOUNTEREN),
+                              self.csr(rc.UC_RISCV_REG_SATP))  # fmt: skip
+        return self._run_csrs
 
-    def forget_counter_enables(self) -> None:
-        self._enables = None
+    def forget_run_csrs(self) -> None:
+        self._run_csrs = None
 
     def set_csr(self, uc_reg: int, value: int) -> None:
         """Write a CSR with M-mode rights (see :meth:`csr`)."""
-        self._enables = None
+        self._run_csrs = None
         priv = self.priv
         if priv != PRIV_M:
             self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
@@ -315,6 +333,7 @@ class Hart:
             self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
         try:
             csrs = self._batch.read(_DIGEST_CSRS)
+            csrs[_FCSR_AT] = self._fp_csr_m(rc.UC_RISCV_REG_FCSR)  # (read as csr() reads it: see _fp_csr_m)
         finally:
             if priv != PRIV_M:
                 self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)

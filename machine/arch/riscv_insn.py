@@ -47,6 +47,20 @@ TRAPPED = TrappedInstructions(
     EMULATED_CSRS | UNMASKING_CSRS | REMAPPING_CSRS | COUNTER_ENABLE_CSRS,
     frozenset({(EXACT, WFI), (EXACT, MRET), (EXACT, SRET), FENCE_I, SFENCE_VMA}),
 )
+# With Unicorn's riscv-counter-read patch (machine.unicorn_patches), reads of the counter CSRs are answered as
+# Unicorn executes them (native/icount.c: chron_rv_counter_csr): they are not trapped. One it declines raises an
+# illegal instruction exception, which the engine takes to the board's path (Engine.native_declines).
+TRAPPED_NATIVE_COUNTERS = TrappedInstructions(TRAPPED.csrs - COUNTER_CSRS, TRAPPED.patterns)
+
+
+def is_fence_i(insn: int) -> bool:
+    mask, value = FENCE_I
+    return insn & mask == value
+
+
+def is_counter_access(insn: int) -> bool:
+    """A Zicsr access to time, cycle or instret (or a high half)."""
+    return is_csr_access(insn) and insn >> 20 in COUNTER_CSRS
 
 
 def is_csr_access(insn: int) -> bool:

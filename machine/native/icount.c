@@ -451,6 +451,7 @@ struct rv_timer {
     uint64_t disabled;      /* 1: answer nothing here (watchpoints, tracing) */
     uint64_t csr_reads;     /* statistics: reads answered here */
     uint64_t mtime_reads;
+    uint64_t satp_bare;     /* satp's MODE is Bare (a write to satp is trapped: a run ends after it) */
 };
 
 enum { SITE_CSR = 0, SITE_MTIME_LOAD = 1 };
@@ -519,6 +520,27 @@ static void rv_retire(void *uc, struct rv_timer *t, uint64_t icount, uint64_t rd
     ((reg_rw_fn)t->reg_write)(uc, (int)t->pc_reg, &next);
 }
 
+/* The counter enables allow reading counter CSR csr at privilege priv (mcounteren, and scounteren in U-mode). */
+static int rv_counter_enabled(const struct rv_timer *t, uint32_t csr, uint64_t priv)
+{
+    uint64_t bit = 1ull << (csr & 0x1fu);
+    return !((priv < 3 && !(t->mcounteren & bit)) || (priv == 0 && !(t->scounteren & bit)));
+}
+
+/* Counter CSR csr (time, cycle, instret or, rv32, a high half) as it reads at icount. */
+static uint64_t rv_counter_value(const struct rv_timer *t, uint32_t csr, uint64_t icount)
+{
+    uint32_t low = csr & ~0x80u;
+    uint64_t value;
+    if (low == 0xC01u)
+        value = rv_mtime(t, icount);
+    else if (low == 0xC00u)
+        value = icount + t->mcycle_offset;
+    else
+        value = icount + t->minstret_offset;
+    return (csr & 0x80u) ? value >> 32 : value;
+}
+
 /* csrr rd, time/cycle/instret (rv32: and their high halves): 1 if answered. */
 static int rv_counter_read(void *uc, struct rv_timer *t, uint64_t priv, int physical, uint64_t addr, uint32_t insn)
 {
@@ -530,24 +552,37 @@ static int rv_counter_read(void *uc, struct rv_timer *t, uint64_t priv, int phys
         return 0;
     if ((csr & 0x80u) && t->xlen != 32)
         return 0;
-    uint64_t bit = 1ull << (csr & 0x1fu);   /* counter enables: mcounteren, and scounteren for U-mode */
-    if ((priv < 3 && !(t->mcounteren & bit)) || (priv == 0 && !(t->scounteren & bit)))
+    if (!rv_counter_enabled(t, csr, priv))
         return 0;
     uint64_t icount = rv_icount_at(uc, t, physical, addr, 4);
     if (icount == ~0ull)
         return 0;
-    uint64_t value;
-    if (low == 0xC01u)
-        value = rv_mtime(t, icount);
-    else if (low == 0xC00u)
-        value = icount + t->mcycle_offset;
-    else
-        value = icount + t->minstret_offset;
-    if (csr & 0x80u)
-        value >>= 32;
+    uint64_t value = rv_counter_value(t, csr, icount);
     t->csr_reads++;
     rv_retire(uc, t, icount, (insn >> 7) & 31u, value, addr + 4);
     return 1;
+}
+
+/* Unicorn with chronicorn's riscv-counter-read patch (third_party/unicorn) calls this as a read of time, cycle
+ * or instret (rv32: or a high half) executes at pc, with privilege priv: 0 and *value, or -1 for an illegal
+ * instruction exception, which the engine takes to the board's own path (Engine.native_declines). The reading
+ * instruction is the last of the block the counter entered (a CSR access ends a block): it retires at icount - 1.
+ * Nothing is skipped or written here: Unicorn writes rd and goes on in the same translation loop. */
+int chron_rv_counter_csr(struct rv_timer *t, int csrno, uint64_t pc, int priv, uint64_t *value)
+{
+    const struct chron_counter *c = t->counter;
+    uint32_t csr = (uint32_t)csrno, low = csr & ~0x80u;
+    if (t->disabled || c->stop_reason != STOP_NONE || c->landing)
+        return -1;
+    if ((low != 0xC00u && low != 0xC01u && low != 0xC02u) || ((csr & 0x80u) && t->xlen != 32))
+        return -1;
+    if (pc < c->block_addr || pc + 4 != c->block_addr + c->block_size || c->icount == 0)
+        return -1;
+    if (!rv_counter_enabled(t, csr, (uint64_t)priv))
+        return -1;
+    t->csr_reads++;
+    *value = rv_mask(t, rv_counter_value(t, csr, c->icount - 1));
+    return 0;
 }
 
 /* A load (lb/lh/lw/ld/lbu/lhu/lwu, c.lw, c.ld) of mtime in M-mode without MPRV (physical addresses): 1 if
@@ -615,9 +650,10 @@ void chron_rv_site_hook(void *uc, uint64_t addr, uint32_t size, struct rv_site *
         uint64_t priv = 0;
         uint8_t b[4] = {0, 0, 0, 0};
         if (rv_reg(uc, t, t->priv_reg, &priv) == 0) {
-            /* Fetches are physical in M-mode. Below it, code is read through the MMU: Unicorn's reads of satp
-             * (or any CSR above the current mode) do not fail there, they return garbage. */
-            int physical = priv == 3;
+            /* Fetches are physical in M-mode and with satp Bare (the board's copy: Unicorn's reads of satp, or
+             * of any CSR above the current mode, do not fail below M-mode, they return garbage). Otherwise code
+             * is read through the MMU. */
+            int physical = priv == 3 || t->satp_bare;
             if (rv_code(uc, t, physical, addr, b, 2) == 0) {
                 uint32_t insn = (uint32_t)b[0] | ((uint32_t)b[1] << 8);
                 uint64_t len = (insn & 3u) == 3u ? 4 : 2;

@@ -65,7 +65,7 @@ MACHINE_NOT_STATE = {
     "_trap_icount",  # where verification points may be taken; a restore sets it to "unknown" (the safe answer)
     "_trap_entry",  # spots a handler that faults on itself for ever; a restore forgets it (it re-detects)
 }  # fmt: skip
-HART_NOT_STATE = {"uc", "arch", "_enables"}  # (a cache of two CSRs, forgotten at every restore)
+HART_NOT_STATE = {"uc", "arch", "_run_csrs"}  # (a cache of three CSRs, forgotten at every restore)
 CLOCK_NOT_STATE = {"shift"}  # configuration
 
 
