@@ -12,7 +12,6 @@ the store itself invalidates the block.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,17 +24,11 @@ from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.results import RunKind
 from tests.conftest import ROOT, require_tool, stock_library_dir
+from tests.rv_programs import ENTER_SMODE, build_rv64
 
-PROGRAM = """
-  .globl _start
-_start:
-  la t0, smode
-  csrw mepc, t0
-  li t0, 0x1800
-  csrc mstatus, t0
-  li t0, 0x800
-  csrs mstatus, t0          # MPP = S
-  mret
+PROGRAM = (
+    ENTER_SMODE
+    + """
 smode:
   la t5, table
   srli t5, t5, 12
@@ -75,6 +68,7 @@ table:
   .dword (0x80000 << 10) | 0xcf   # GiB 2 -> RAM: valid, read, write, execute, accessed, dirty
   .fill 509, 8, 0
 """
+)
 
 
 def _run(elf: Path) -> list[int]:
@@ -86,13 +80,7 @@ def _run(elf: Path) -> list[int]:
 
 @pytest.mark.parametrize("library", ["installed", "stock"])
 def test_code_rewritten_through_an_alias_runs_rewritten(tmp_path: Path, library: str) -> None:
-    require_tool(shutil.which("riscv64-unknown-elf-as"), "riscv64-unknown-elf-as is needed (gcc-riscv64-unknown-elf)")
-    source, obj, elf = tmp_path / "alias.S", tmp_path / "alias.o", tmp_path / "alias.elf"
-    source.write_text(PROGRAM)
-    subprocess.run(["riscv64-unknown-elf-as", "-march=rv64imac_zicsr_zifencei", "-o", str(obj), str(source)],
-                   check=True)  # fmt: skip
-    subprocess.run(["riscv64-unknown-elf-ld", "-N", "-Ttext=0x80000000", "-e", "_start", "-o", str(elf), str(obj)],
-                   check=True, capture_output=True)  # fmt: skip
+    elf = build_rv64(tmp_path, "alias", PROGRAM, "rv64imac_zicsr_zifencei")
     if library == "installed":
         assert _run(elf) == [1, 2]
         return

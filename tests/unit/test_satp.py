@@ -7,8 +7,6 @@ writes an Sv57 satp, reads it back, keeps Sv57, and its first fetch faults. The 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,18 +17,11 @@ from machine.factory import make_machine
 from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.results import RunKind
-from tests.conftest import require_tool
+from tests.rv_programs import ENTER_SMODE, build_rv64
 
-PROGRAM = """
-  .globl _start
-_start:
-  la t0, smode
-  csrw mepc, t0
-  li t0, 0x1800
-  csrc mstatus, t0
-  li t0, 0x800
-  csrs mstatus, t0          # MPP = S
-  mret
+PROGRAM = (
+    ENTER_SMODE
+    + """
 smode:
   la t5, table
   srli t5, t5, 12           # the root table's PPN (an identity map: execution goes on after each write)
@@ -63,16 +54,12 @@ table:                      # entry 0: Sv48's first 512 GiB, Sv39's first GiB; e
   .dword (0x80000 << 10) | 0xcf
   .fill 509, 8, 0
 """
+)
 
 
 def _run(tmp_path: Path, first: int, second: int) -> list[int]:
     """a0-a3 as the program leaves them, and a4: the root table's PPN (in every satp it writes)."""
-    require_tool(shutil.which("riscv64-unknown-elf-as"), "riscv64-unknown-elf-as is needed (gcc-riscv64-unknown-elf)")
-    source, obj, elf = tmp_path / "satp.S", tmp_path / "satp.o", tmp_path / "satp.elf"
-    source.write_text(PROGRAM.format(first=first, second=second))
-    subprocess.run(["riscv64-unknown-elf-as", "-march=rv64imac_zicsr", "-o", str(obj), str(source)], check=True)
-    subprocess.run(["riscv64-unknown-elf-ld", "-N", "-Ttext=0x80000000", "-e", "_start", "-o", str(elf), str(obj)],
-                   check=True, capture_output=True)  # fmt: skip
+    elf = build_rv64(tmp_path, "satp", PROGRAM.format(first=first, second=second))
     machine = make_machine(load_image(elf), ScriptedInputs(), lambda byte: None)
     result = machine.run(10_000)
     assert result.kind == RunKind.EXITED and result.exit_code == 0
