@@ -422,9 +422,14 @@ class MachineCore:
     def _after_device_writes(self, done: int) -> RunResult | None:
         """Devices of these slots wrote RAM: drop stale translations; a watchpoint hit if they wrote watched bytes."""
         written = self.slots.dma.take_written()
-        for addr, length in written:
-            start = addr & ~(PAGE - 1)
-            self.uc.ctl_remove_cache(start, addr + length)
+        if written and self._fetch_is_translated():
+            # Unicorn finds a translation to remove through the MMU in use: a physical address may map nothing
+            # there, or another page. Translations are dropped by physical address only without paging.
+            self.uc.ctl_flush_tb()
+        else:
+            for addr, length in written:
+                start = addr & ~(PAGE - 1)
+                self.uc.ctl_remove_cache(start, addr + length)
         if written:
             self.engine.forget_code()
         return self._device_watch_hit(written, done)

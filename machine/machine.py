@@ -98,7 +98,7 @@ class Machine(MachineCore):
             self.engine.breakpoint_listener = self.timer_sites.set_breakpoint
             if self.timer_sites.serve_counter_reads():
                 self.counter.set_trapped(ri.TRAPPED_NATIVE_COUNTERS)
-                self.engine.native_declines = self._is_counter_access_at
+                self.engine.native_declines = self._is_emulated_csr_at
         self.plic = Plic(self._on_plic)
         self.uart = Uart16550(uart_tx, self.plic.line(virt.UART0_IRQ))
         # The clock at the reading instruction itself (mid-block the counter is ahead: it counts whole blocks).
@@ -156,9 +156,11 @@ class Machine(MachineCore):
         insn = self.hart.read_insn(addr)
         return insn is not None and ri.classify(insn) is not None
 
-    def _is_counter_access_at(self, addr: int) -> bool:
+    def _is_emulated_csr_at(self, addr: int) -> bool:
+        """An access to a CSR the board emulates (an illegal instruction exception there is the native counter
+        read declining, or Unicorn's own refusal: the board's path decides either way)."""
         insn = self.hart.read_insn(addr)
-        return insn is not None and ri.is_counter_access(insn)
+        return insn is not None and ri.classify(insn) == ri.Action.EMULATE_CSR
 
     # -- device callbacks -----------------------------------------------------
     def _on_plic(self, ctx: int, level: bool) -> None:

@@ -58,11 +58,6 @@ def is_fence_i(insn: int) -> bool:
     return insn & mask == value
 
 
-def is_counter_access(insn: int) -> bool:
-    """A Zicsr access to time, cycle or instret (or a high half)."""
-    return is_csr_access(insn) and insn >> 20 in COUNTER_CSRS
-
-
 def is_csr_access(insn: int) -> bool:
     """A Zicsr instruction (csrrw/s/c and their immediate forms)."""
     return insn & 0x7F == 0x73 and (insn >> 12) & 7 not in (0, 4)
