@@ -241,23 +241,11 @@ static void enter_block(struct chron_counter *c, uint64_t addr, uint32_t size, u
     c->icount += n;
 }
 
-void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
+/* The block hook's slow path: a block not seen before, a limit, a stop (out of line: the fast path then saves no
+ * registers). */
+__attribute__((noinline)) static void block_slow(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
 {
-    struct cache_slot *s = lookup(c, addr, size);
     uint64_t n;
-
-    /* Fast path: a known block that ends at or before both limits. */
-    if (__builtin_expect(s != 0, 1)) {
-        n = s->insns;
-        if (__builtin_expect(c->icount + n <= c->fast_limit, 1)) {
-            if (__builtin_expect(s->epoch != (uint32_t)c->exec_epoch, 0)) {
-                s->epoch = (uint32_t)c->exec_epoch;
-                note_exec(c, addr, size);
-            }
-            enter_block(c, addr, size, n);
-            return;
-        }
-    }
     if (c->stop_reason != STOP_NONE)
         return;
     n = block_insns(c, uc, addr, size);
@@ -287,6 +275,30 @@ void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_count
         note_exec(c, addr, size);
     }
     enter_block(c, addr, size, n);
+}
+
+__attribute__((noinline)) static void block_noted(struct chron_counter *c, struct cache_slot *s, uint64_t addr,
+                                                  uint32_t size)
+{
+    s->epoch = (uint32_t)c->exec_epoch;
+    note_exec(c, addr, size);
+}
+
+void chron_block_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
+{
+    struct cache_slot *s = lookup(c, addr, size);
+
+    /* Fast path: a known block that ends at or before both limits. */
+    if (__builtin_expect(s != 0, 1)) {
+        uint64_t n = s->insns;
+        if (__builtin_expect(c->icount + n <= c->fast_limit, 1)) {
+            if (__builtin_expect(s->epoch != (uint32_t)c->exec_epoch, 0))
+                block_noted(c, s, addr, size);
+            enter_block(c, addr, size, n);
+            return;
+        }
+    }
+    block_slow(uc, addr, size, c);
 }
 
 void chron_code_hook(void *uc, uint64_t addr, uint32_t size, struct chron_counter *c)
@@ -476,6 +488,8 @@ static uint64_t rv_mask(const struct rv_timer *t, uint64_t value)
 
 static uint64_t rv_mtime(const struct rv_timer *t, uint64_t icount)
 {
+    if (t->shift < 62 && icount >> (62 - t->shift) == 0 && t->bias_ns >> 62 == 0)   /* no 64-bit overflow */
+        return ((icount << t->shift) + t->bias_ns) / 100u + t->mtime_offset;        /* (a multiply, not a call) */
     unsigned __int128 ns = ((unsigned __int128)icount << t->shift) + t->bias_ns;
     return (uint64_t)(ns / 100u) + t->mtime_offset;
 }
