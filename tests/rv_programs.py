@@ -9,18 +9,23 @@ from pathlib import Path
 
 from tests.conftest import require_tool
 
-# From M-mode to S-mode at `smode`, as firmware hands over to a kernel (the program defines `smode`).
-ENTER_SMODE = """
-  .globl _start
-_start:
-  la t0, smode
-  csrw mepc, t0
+# From M-mode to S-mode at mepc.
+MRET_TO_SMODE = """
   li t0, 0x1800
   csrc mstatus, t0
   li t0, 0x800
   csrs mstatus, t0          # MPP = S
   mret
 """
+# From M-mode to S-mode at `smode`, as firmware hands over to a kernel (the program defines `smode`).
+ENTER_SMODE = (
+    """
+  .globl _start
+_start:
+  la t0, smode
+  csrw mepc, t0"""
+    + MRET_TO_SMODE
+)
 
 
 def build_rv64(tmp_path: Path, name: str, source: str, march: str = "rv64imac_zicsr") -> Path:

@@ -27,7 +27,17 @@ from machine.inputs import ScriptedInputs
 from machine.loader import load_image
 from machine.results import RunKind
 from tests.conftest import ROOT, require_tool, stock_library_dir
-from tests.rv_programs import ENTER_SMODE, build_rv64
+from tests.rv_programs import ENTER_SMODE, MRET_TO_SMODE, build_rv64
+
+# The function each program rewrites, alone on its page (no block is translated from the page before it runs).
+TARGET = """
+  .align 12
+  .option norvc
+target:
+  li a0, 1
+  ret
+  .option rvc
+"""
 
 ALIAS = (
     ENTER_SMODE
@@ -56,12 +66,9 @@ smode:
   li t4, 0x5555
   sw t4, 0(t3)              # the test finisher: exit 0
 1: j 1b
-  .align 12
-  .option norvc
-target:                     # alone on its page: no block was translated from it before the jalr
-  li a0, 1
-  ret
-  .option rvc
+"""
+    + TARGET
+    + """
   .align 12
   .data
   .align 12
@@ -76,7 +83,8 @@ table:
 
 # U-mode runs `target` through a second megapage, M-mode stores to the physical address equal to that virtual one
 # (no code there), U-mode rewrites `target` through it and runs it again.
-CROSS_MODE = """
+CROSS_MODE = (
+    """
   .globl _start
 _start:
   la t0, l1
@@ -124,12 +132,9 @@ umode:
   mv s3, a0                 # 2, unless the translation of the old code ran
   ecall
 1: j 1b
-  .align 12
-  .option norvc
-target:
-  li a0, 1
-  ret
-  .option rvc
+"""
+    + TARGET
+    + """
   .data
   .align 12
 table:
@@ -139,10 +144,12 @@ l1:
   .dword (0x80000 << 10) | 0xdf
   .fill 510, 8, 0
 """
+)
 
 # S-mode runs `target` through GiB 1 (RAM's own addresses are unmapped below M), then waits for a device to
 # rewrite it and raise `flag`.
-DMA = """
+DMA = (
+    """
   .globl _start
 _start:
   la t5, table
@@ -154,12 +161,9 @@ _start:
   la t0, smode
   li t1, 0x40000000
   sub t0, t0, t1
-  csrw mepc, t0
-  li t0, 0x1800
-  csrc mstatus, t0
-  li t0, 0x800
-  csrs mstatus, t0          # MPP = S
-  mret
+  csrw mepc, t0"""
+    + MRET_TO_SMODE
+    + """
 smode:
   la s0, target             # (pc-relative: its address in GiB 1)
   la s4, flag
@@ -171,12 +175,9 @@ smode:
   jalr s0
   mv s3, a0                 # 2, unless the translation of the old code ran
   j .
-  .align 12
-  .option norvc
-target:
-  li a0, 1
-  ret
-  .option rvc
+"""
+    + TARGET
+    + """
   .data
   .align 12
 flag:
@@ -187,6 +188,7 @@ table:
   .dword (0x80000 << 10) | 0xcf
   .fill 510, 8, 0
 """
+)
 
 
 def _results(machine) -> list[int]:
