@@ -286,7 +286,8 @@ class Machine(MachineCore):
             if satp is not None:
                 self._satp_written(satp)
             if action == ri.Action.STEP_THEN_FORGET:
-                self.engine.forget_code()
+                if satp is None:  # (_satp_written forgot it)
+                    self.engine.forget_code()
                 if insn is not None and ri.is_fence_i(insn) and FAST_STORES not in engine_patches():
                     # The wheel's Unicorn misses a store to code made through another virtual mapping of its page
                     # (it keeps that mapping's TLB entry writable without a check); fence.i makes every store

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 #   device-tree-compiler (dtc: the Arm device tree compared with QEMU's as text), chromium (the headless browser
 #   that loads `chronicorn view`'s page, driven by Playwright from PyPI), linux-source-6.1, gcc-riscv64-linux-gnu,
 #   bc, flex, bison, xz-utils (the Linux guest, rebuilt from Debian's kernel source: tests/guests/linux).
+#   scripts/setup.sh adds cmake, make and patch (Unicorn rebuilt with chronicorn's patches: third_party/unicorn).
 CHRONICORN_APT_PACKAGES="gdb-multiarch qemu-system-misc qemu-system-arm opensbi u-boot-qemu e2fsprogs tcpdump \
 device-tree-compiler chromium \
 gcc-riscv64-unknown-elf gcc-aarch64-linux-gnu gcc-arm-none-eabi make gcc libc6-dev \

@@ -50,7 +50,7 @@ _DIGEST_CSRS = (
     rc.UC_RISCV_REG_SCAUSE, rc.UC_RISCV_REG_STVAL, rc.UC_RISCV_REG_SSCRATCH, rc.UC_RISCV_REG_SATP,
     rc.UC_RISCV_REG_SCOUNTEREN, rc.UC_RISCV_REG_MIP, rc.UC_RISCV_REG_FCSR,
 )  # fmt: skip
-_FCSR_AT = _DIGEST_CSRS.index(rc.UC_RISCV_REG_FCSR)
+_RUN_CSRS = (rc.UC_RISCV_REG_MCOUNTEREN, rc.UC_RISCV_REG_SCOUNTEREN, rc.UC_RISCV_REG_SATP)
 _FP_CSRS = frozenset({rc.UC_RISCV_REG_FFLAGS, rc.UC_RISCV_REG_FRM, rc.UC_RISCV_REG_FCSR})
 
 
@@ -110,8 +110,8 @@ class Hart:
         costs four register accesses each; they change only through :meth:`set_csr`, a guest's trapped write, or
         a restore, whose callers forget them)."""
         if self._run_csrs is None:
-            self._run_csrs = (self.csr(rc.UC_RISCV_REG_MCOUNTEREN), self.csr(rc.UC_RISCV_REG_SCOUNTEREN),
-                              self.csr(rc.UC_RISCV_REG_SATP))  # fmt: skip
+            mcounteren, scounteren, satp = self._csrs_m(_RUN_CSRS)
+            self._run_csrs = (mcounteren, scounteren, satp)
         return self._run_csrs
 
     def forget_run_csrs(self) -> None:
@@ -327,17 +327,22 @@ class Hart:
 
     def digest_csrs(self) -> list[int]:
         """FPRs, CSRs and the board-kept hart state, for state digests."""
-        fprs = self._batch.read(FPR_IDS)
+        return self._batch.read(FPR_IDS) + self._csrs_m(_DIGEST_CSRS) + [self.mip_soft, self.mcycle_offset,
+                                                                           self.minstret_offset]  # fmt: skip
+
+    def _csrs_m(self, ids: tuple[int, ...]) -> list[int]:
+        """CSRs read in one native call with M-mode rights (see :meth:`csr`; fcsr as :meth:`_fp_csr_m` reads it)."""
         priv = self.priv
-        if priv != PRIV_M:  # CSR reads need M-mode rights (see csr)
+        if priv != PRIV_M:
             self.uc.reg_write(rc.UC_RISCV_REG_PRIV, PRIV_M)
         try:
-            csrs = self._batch.read(_DIGEST_CSRS)
-            csrs[_FCSR_AT] = self._fp_csr_m(rc.UC_RISCV_REG_FCSR)  # (read as csr() reads it: see _fp_csr_m)
+            csrs = self._batch.read(ids)
+            if rc.UC_RISCV_REG_FCSR in ids:
+                csrs[ids.index(rc.UC_RISCV_REG_FCSR)] = self._fp_csr_m(rc.UC_RISCV_REG_FCSR)
+            return csrs
         finally:
             if priv != PRIV_M:
                 self.uc.reg_write(rc.UC_RISCV_REG_PRIV, priv)
-        return fprs + csrs + [self.mip_soft, self.mcycle_offset, self.minstret_offset]
 
     @functools.cached_property
     def _batch(self) -> BatchReader:

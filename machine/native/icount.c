@@ -534,9 +534,13 @@ static void rv_retire(void *uc, struct rv_timer *t, uint64_t icount, uint64_t rd
     ((reg_rw_fn)t->reg_write)(uc, (int)t->pc_reg, &next);
 }
 
-/* The counter enables allow reading counter CSR csr at privilege priv (mcounteren, and scounteren in U-mode). */
-static int rv_counter_enabled(const struct rv_timer *t, uint32_t csr, uint64_t priv)
+/* csr is time, cycle or instret (rv32: or a high half) and the counter enables let privilege priv read it
+ * (mcounteren, and scounteren in U-mode). */
+static int rv_counter_readable(const struct rv_timer *t, uint32_t csr, uint64_t priv)
 {
+    uint32_t low = csr & ~0x80u;
+    if ((low != 0xC00u && low != 0xC01u && low != 0xC02u) || ((csr & 0x80u) && t->xlen != 32))
+        return 0;
     uint64_t bit = 1ull << (csr & 0x1fu);
     return !((priv < 3 && !(t->mcounteren & bit)) || (priv == 0 && !(t->scounteren & bit)));
 }
@@ -561,12 +565,7 @@ static int rv_counter_read(void *uc, struct rv_timer *t, uint64_t priv, int phys
     uint32_t funct3 = (insn >> 12) & 7u, rs1 = (insn >> 15) & 31u, csr = insn >> 20;
     if ((insn & 0x7fu) != 0x73u || (funct3 & 3u) < 2u || rs1 != 0)
         return 0;   /* not csrrs/csrrc/csrrsi/csrrci with nothing to set or clear: a write */
-    uint32_t low = csr & ~0x80u;
-    if (low != 0xC00u && low != 0xC01u && low != 0xC02u)
-        return 0;
-    if ((csr & 0x80u) && t->xlen != 32)
-        return 0;
-    if (!rv_counter_enabled(t, csr, priv))
+    if (!rv_counter_readable(t, csr, priv))
         return 0;
     uint64_t icount = rv_icount_at(uc, t, physical, addr, 4);
     if (icount == ~0ull)
@@ -585,14 +584,12 @@ static int rv_counter_read(void *uc, struct rv_timer *t, uint64_t priv, int phys
 int chron_rv_counter_csr(struct rv_timer *t, int csrno, uint64_t pc, int priv, uint64_t *value)
 {
     const struct chron_counter *c = t->counter;
-    uint32_t csr = (uint32_t)csrno, low = csr & ~0x80u;
+    uint32_t csr = (uint32_t)csrno;
     if (t->disabled || c->stop_reason != STOP_NONE || c->landing)
-        return -1;
-    if ((low != 0xC00u && low != 0xC01u && low != 0xC02u) || ((csr & 0x80u) && t->xlen != 32))
         return -1;
     if (pc < c->block_addr || pc + 4 != c->block_addr + c->block_size || c->icount == 0)
         return -1;
-    if (!rv_counter_enabled(t, csr, (uint64_t)priv))
+    if (!rv_counter_readable(t, csr, (uint64_t)priv))
         return -1;
     t->csr_reads++;
     *value = rv_mask(t, rv_counter_value(t, csr, c->icount - 1));
