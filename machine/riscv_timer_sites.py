@@ -77,8 +77,8 @@ class RvSite(ctypes.Structure):
 class TimerSites:
     """The native timer-read sites of one RISC-V machine (see the module docstring).
 
-    ``ram``: (host address, guest physical address, size) of RAM, where code is read in M-mode (fetches are
-    physical);
+    ``ram``: (host address, guest physical address, size) of RAM, where code is read in M-mode and while satp is
+    Bare (fetches are physical);
     ``special_fallback`` is the engine's Python special hook as a C function pointer (``HOOK_CODE`` type).
     """
 
